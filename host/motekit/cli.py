@@ -1,0 +1,19 @@
+"""`mote`: the host command line. Each command group lives in its own module; this file only wires them."""
+
+import click
+
+from . import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mote")
+def main():
+    """motekit: run int8 classifiers on MicroPython boards and collect their telemetry."""
+
+
+# --- command groups (one import + add_command per group; keep this block sorted) ---
+# (groups are added below by their modules' owners)
+
+
+if __name__ == "__main__":
+    main()
