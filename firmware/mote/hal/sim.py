@@ -1,0 +1,87 @@
+# The virtual board: MicroPython's unix port on a pseudo-terminal, supervised by `mote sim`.
+#
+# A faithful model of the hardware API the firmware uses on a real board: a USB-CDC-like serial on
+# stdin/stdout (non-blocking reads, blocking writes, Ctrl-C off while the link runs), a unique id,
+# a 50 Hz accelerometer (synthetic, deterministic by seed) and a reset that reboots the "board"
+# (the process exits; the supervisor starts it again, as a board's ROM would).
+import sys
+import select
+
+import micropython
+
+from mote import motion
+from mote.hal import read_json
+
+
+class StdioSerial:
+    """The board's console as a byte link. readinto() never blocks; wait() sleeps until input or timeout."""
+
+    def __init__(self):
+        self.rx = sys.stdin.buffer
+        self.tx = sys.stdout.buffer
+        self.poller = select.poll()
+        self.poller.register(sys.stdin, select.POLLIN)
+        self._saved = None
+
+    def begin(self):
+        # The unix port leaves a script's tty cooked: ONLCR/ICANON would corrupt binary frames and the
+        # line discipline would eat 0x03/0x04. Raw mode with VMIN=0 also makes readinto() return what
+        # is there instead of waiting for a full buffer (what a UART FIFO read does on a real board).
+        try:
+            import termios
+            self._saved = termios.tcgetattr(0)
+            termios.setraw(0)
+            attrs = termios.tcgetattr(0)
+            attrs[6][6] = 0    # VMIN
+            attrs[6][5] = 0    # VTIME
+            termios.tcsetattr(0, termios.TCSANOW, attrs)
+        except Exception:
+            self._saved = None   # not a tty (tests pipe stdin): reads already return what is there
+        micropython.kbd_intr(-1)
+
+    def end(self):
+        micropython.kbd_intr(3)
+        if self._saved is not None:
+            import termios
+            termios.tcsetattr(0, termios.TCSANOW, self._saved)
+            self._saved = None
+
+    def readinto(self, buf):
+        n = self.rx.readinto(buf)
+        return n or 0
+
+    def write(self, data):
+        self.tx.write(data)
+
+    def wait(self, ms):
+        for _ in self.poller.ipoll(ms):
+            return True
+        return False
+
+
+class Accel:
+    """3-axis accelerometer, int16 counts at +-2 g (16384/g), sampled by the caller at `hz`."""
+
+    def __init__(self, seed, hz):
+        self.hz = hz
+        self.gen = motion.Motion(seed, hz)
+        self.activity = 0      # ground truth of the last sample (the sim knows; a real IMU does not)
+
+    def read_into(self, buf, i):
+        self.activity = self.gen.fill(buf, i)
+
+
+class Board:
+    def __init__(self):
+        self.info = read_json("/board.json", {}) or {}
+        sim = read_json("/sim.json", {}) or {}
+        self.name = self.info.get("name", "sim")
+        self.seed = int(sim.get("seed", 1))
+        import binascii
+        self.uid = binascii.unhexlify(sim.get("uid", "6d6f746573696d31"))
+        self.serial = StdioSerial()
+        self.accel = Accel(self.seed, 50)
+
+    def reset(self):
+        # A board reboots; the unix interpreter can only exit, and `mote sim` restarts it.
+        sys.exit(0)

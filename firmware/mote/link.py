@@ -1,0 +1,94 @@
+# The device end of a link: frames in, requests dispatched, responses/telemetry out.
+# Transport-agnostic: `port` is anything with readinto(buf) -> n (non-blocking) and write(buf).
+from mote import cbor, proto
+from mote.frame import Decoder, Encoder
+
+
+class Link:
+    def __init__(self, port, mtu):
+        self.port = port
+        self.mtu = mtu
+        self.rxbuf = bytearray(256)
+        self.enc = Encoder()
+        self.dec = Decoder(mtu, self._on_frame, self._on_break)
+        self.methods = {}
+        self.hello = None          # callable returning the hello map
+        self.broken = False        # the break sequence arrived: leave for the REPL
+        self.tx_frames = 0
+        self.tx_bytes = 0
+        self.after = None          # callable run once the current response is on the wire
+
+    def on(self, method, fn):
+        self.methods[method] = fn
+
+    def poll(self):
+        """Drain what the port has (bounded), decoding and dispatching frames. Returns bytes read."""
+        total = 0
+        buf = self.rxbuf
+        for _ in range(64):
+            n = self.port.readinto(buf)
+            if not n:
+                break
+            total += n
+            self.dec.feed(buf, n)
+        return total
+
+    def send(self, mtype, obj=None, raw=None, flags=0):
+        payload = raw if raw is not None else (b"" if obj is None else cbor.dumps(obj))
+        if len(payload) + proto.HEADER + proto.TRAILER > self.mtu:
+            # never emit a frame the other side may not accept: report instead
+            payload = cbor.dumps([proto.E_TOO_LARGE, "frame too large", mtype, len(payload)])
+            mtype = proto.T_ERROR
+        wire = self.enc.encode(mtype, payload, flags)
+        self.port.write(wire)
+        self.tx_frames += 1
+        self.tx_bytes += len(wire)
+
+    def error(self, code, msg, mtype, seq):
+        self.send(proto.T_ERROR, [code, msg, mtype, seq])
+
+    def stats(self):
+        d = self.dec
+        return {"rx_frames": d.frames, "rx_dropped": d.dropped(), "rx_crc": d.crc, "rx_cobs": d.cobs,
+                "rx_short": d.short, "rx_overflow": d.overflow, "rx_version": d.version,
+                "rx_garbage_bytes": d.garbage_bytes, "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes}
+
+    def _on_break(self):
+        self.broken = True
+
+    def _on_frame(self, mtype, flags, seq, payload):
+        if mtype == proto.T_PING:
+            self.send(proto.T_PONG, raw=bytes(payload))
+            return
+        if mtype == proto.T_HELLO:
+            self.send(proto.T_HELLO, self.hello() if self.hello else {})
+            return
+        if mtype != proto.T_REQUEST:
+            self.error(proto.E_UNSUPPORTED, "unknown message type", mtype, seq)
+            return
+        try:
+            req = cbor.loads(bytes(payload))
+            rid = req[0]
+            method = req[1]
+            params = req[2] if len(req) > 2 else None
+            if not isinstance(rid, int) or not isinstance(method, str):
+                raise ValueError
+        except Exception:
+            self.error(proto.E_BAD_REQUEST, "request is not [id, method, params]", mtype, seq)
+            return
+        fn = self.methods.get(method)
+        if fn is None:
+            self.send(proto.T_RESPONSE, [rid, proto.E_UNKNOWN_METHOD, "unknown method " + method])
+            return
+        try:
+            result = fn(params)
+        except ValueError as e:
+            self.send(proto.T_RESPONSE, [rid, proto.E_BAD_ARGS, str(e)])
+            return
+        except Exception as e:
+            self.send(proto.T_RESPONSE, [rid, proto.E_INTERNAL, "%s: %s" % (type(e).__name__, e)])
+            return
+        self.send(proto.T_RESPONSE, [rid, proto.OK, result])
+        if self.after is not None:
+            fn, self.after = self.after, None
+            fn()

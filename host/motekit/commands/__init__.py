@@ -1,0 +1,1 @@
+"""Click commands, one module per concern; motekit.cli wires them into `mote`."""

@@ -1,0 +1,205 @@
+"""Commands that talk to one board: ports, info, monitor, ping, stats, config, repl, reset."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import click
+from serial.tools import list_ports
+
+from ..link import Link, MoteError
+from ..transport import TransportError
+from .common import need_port, open_link, port_option, user_errors
+
+
+@click.command()
+@click.option("--probe/--no-probe", default=True, show_default=True,
+              help="Ask each port for a motekit hello (takes up to a second per port).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per port.")
+@click.argument("extra", nargs=-1, metavar="[PORT]...")
+def ports(probe, as_json, extra):
+    """List serial ports, marking those that answer a motekit hello.
+
+    Pseudo-terminals (virtual boards) are not enumerated by the OS: pass their paths as PORT.
+    """
+    found = [(p.device, p.description or "", p.hwid or "") for p in list_ports.comports()]
+    found += [(x, "given on the command line", "") for x in extra if x not in {f[0] for f in found}]
+    if not found:
+        click.echo("no serial ports found (virtual boards: pass their path, e.g. `mote ports /dev/pts/3`)")
+        return
+    for dev, desc, hwid in found:
+        hello = None
+        note = ""
+        if probe:
+            try:
+                link = Link.open(dev, hello_timeout=1.0)
+                hello = link.info
+                link.close()
+            except (MoteError, TransportError) as e:
+                note = str(e)
+        if as_json:
+            click.echo(json.dumps({"port": dev, "description": desc, "hwid": hwid, "motekit": hello,
+                                   **({"note": note} if note and probe else {})}))
+        elif hello:
+            click.echo(f"{dev}  motekit  {hello.get('board')}  id={hello.get('id')}  fw={hello.get('fw')}")
+        else:
+            click.echo(f"{dev}  {desc}".rstrip())
+
+
+@click.command()
+@port_option
+@click.option("--json", "as_json", is_flag=True, help="Print the hello as JSON.")
+def info(port, as_json):
+    """Show the board's hello: id, board, firmware and protocol version, frame size, model."""
+    with open_link(port) as link:
+        h = link.info
+    if as_json:
+        click.echo(json.dumps(h))
+        return
+    for k in ("id", "board", "fw", "proto", "mtu", "boot", "uptime_ms", "impl", "model"):
+        if k in h:
+            click.echo(f"{k:10} {h[k]}")
+
+
+@click.command()
+@port_option
+def ping(port):
+    """Round-trip a ping frame and print the latency."""
+    with open_link(port) as link:
+        rtts = [link.ping(b"motekit-%d" % i) for i in range(5)]
+    click.echo(f"pong from {link.device}: min {min(rtts)*1e3:.2f} ms, max {max(rtts)*1e3:.2f} ms")
+
+
+@click.command()
+@port_option
+@click.option("--json", "as_json", is_flag=True)
+def stats(port, as_json):
+    """Link and loop counters from the board (frames, drops, samples, free RAM)."""
+    with open_link(port) as link, user_errors():
+        s = link.request("stats")
+    if as_json:
+        click.echo(json.dumps(s))
+    else:
+        for k, v in s.items():
+            click.echo(f"{k:18} {v}")
+
+
+@click.command()
+@port_option
+@click.argument("settings", nargs=-1, metavar="[KEY=VALUE]...")
+def config(port, settings):
+    """Show the board's configuration, or change it (KEY=VALUE, integers)."""
+    params = {}
+    for s in settings:
+        key, sep, value = s.partition("=")
+        if not sep:
+            raise click.UsageError(f"{s!r}: settings look like KEY=VALUE (e.g. hop=25)")
+        try:
+            params[key] = int(value)
+        except ValueError:
+            raise click.UsageError(f"{s!r}: the value must be an integer") from None
+    with open_link(port) as link, user_errors():
+        cfg = link.request("config.set", params) if params else link.request("config.get")
+    for k, v in cfg.items():
+        click.echo(f"{k:12} {v}")
+
+
+@click.command()
+@port_option
+def repl(port):
+    """Stop the firmware's link and leave the board at the MicroPython REPL (mpremote can then attach)."""
+    with open_link(port) as link, user_errors():
+        link.request("repl")
+    click.echo(f"{link.t.name} is at the REPL; Ctrl-D there (soft reset) restarts the firmware")
+
+
+@click.command()
+@port_option
+def reset(port):
+    """Reboot the board."""
+    with open_link(port) as link, user_errors():
+        link.request("reset")
+    click.echo("board is rebooting")
+
+
+def _line(r) -> str:
+    vals = "  ".join(f"{x.get('n')}={x.get('v', x.get('vs', x.get('vb')))}" for x in r.to_json()["records"])
+    return f"{r.seq:6d}  {r.type:5} {r.size:4d}B  {vals}"
+
+
+@click.command()
+@port_option
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON object per record: device, boot, seq, type, size (bytes on the wire), records.")
+@click.option("--count", "-n", type=click.IntRange(min=1), default=None, help="Exit after N records.")
+@click.option("--timeout", type=float, default=None, help="Give up after this many seconds without a record.")
+@click.option("--reconnect", is_flag=True, help="When the port goes away, wait for it to come back.")
+def monitor(port, as_json, count, timeout, reconnect):
+    """Decode telemetry live; shows dropped and corrupt frame counts."""
+    port = need_port(port)
+    seen = 0
+    last = {}
+    quiet_since = time.monotonic()
+    link = None
+    err = click.get_text_stream("stderr")
+    try:
+        while count is None or seen < count:
+            if link is None:
+                link = _connect(port, reconnect, timeout)
+                if not as_json:
+                    h = link.info
+                    click.echo(f"# {h.get('board')} id={h.get('id')} fw={h.get('fw')} boot={h.get('boot')}", err=True)
+            try:
+                for r in link.records(timeout=0.5):
+                    if r is None:
+                        if timeout and time.monotonic() - quiet_since > timeout:
+                            raise MoteError(f"no telemetry from {port} for {timeout:g} s")
+                        continue
+                    quiet_since = time.monotonic()
+                    prev = last.get(r.device)
+                    if prev and prev[0] == r.boot and r.seq != prev[1] + 1 and not as_json:
+                        click.echo(f"# gap: {r.seq - prev[1] - 1} record(s) missing before seq {r.seq}", err=True)
+                    if prev and prev[0] != r.boot and not as_json:
+                        click.echo(f"# board rebooted (boot {r.boot})", err=True)
+                    last[r.device] = (r.boot, r.seq)
+                    click.echo(json.dumps(r.to_json()) if as_json else _line(r))
+                    seen += 1
+                    if count is not None and seen >= count:
+                        break
+            except TransportError as e:
+                if not reconnect:
+                    raise
+                click.echo(f"# {e}; waiting for the board to come back", err=True)
+                link.close()
+                link = None
+    except (MoteError, TransportError) as e:
+        _summary(link, err)
+        raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if link is not None:
+            link.close()
+    _summary(link, err)
+
+
+def _connect(port, reconnect, timeout):
+    deadline = time.monotonic() + (timeout or 3600 * 24 * 365)
+    while True:
+        try:
+            return Link.open(port)
+        except (MoteError, TransportError):
+            if not reconnect or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def _summary(link, err):
+    if link is None:
+        return
+    c = link.dec.counters()
+    print(f"# frames {c['frames']} ok, {c['dropped']} dropped (crc {c['crc']}, cobs {c['cobs']}, "
+          f"short {c['short']}, overflow {c['overflow']}, version {c['version']}), "
+          f"{c['garbage_bytes']} garbage bytes, {link.malformed} malformed", file=err, flush=True)

