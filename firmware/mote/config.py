@@ -34,8 +34,5 @@ def check(key, value):
 
 def save(cfg):
     import json
-    tmp = PATH + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(cfg, f)
-    import os
-    os.rename(tmp, PATH)
+    from mote import fs
+    fs.write_atomic(PATH, json.dumps(cfg).encode())

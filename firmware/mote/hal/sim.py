@@ -83,5 +83,11 @@ class Board:
         self.accel = Accel(self.seed, 50)
 
     def reset(self):
-        # A board reboots; the unix interpreter can only exit, and `mote sim` restarts it.
-        sys.exit(0)
+        # A board reboots; the unix interpreter can only end, and `mote sim` starts it again. Under
+        # `micropython -i` both sys.exit() and machine.soft_reset() land at the REPL instead, so the
+        # sim ends its own process (the shell's $PPID is this interpreter).
+        import os
+        sys.stdout.buffer.write(b"\r\nmotekit: resetting\r\n")
+        os.system("kill -TERM $PPID")
+        while True:
+            pass

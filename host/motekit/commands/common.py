@@ -26,7 +26,7 @@ def user_errors():
 
 def need_port(port: str | None) -> str:
     if not port:
-        raise click.UsageError("which board? give --port PORT (see `mote ports`) or set MOTE_PORT")
+        raise click.ClickException("which board? give --port PORT (see `mote ports`) or set MOTE_PORT")
     return port
 
 

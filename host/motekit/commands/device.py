@@ -95,11 +95,11 @@ def config(port, settings):
     for s in settings:
         key, sep, value = s.partition("=")
         if not sep:
-            raise click.UsageError(f"{s!r}: settings look like KEY=VALUE (e.g. hop=25)")
+            raise click.ClickException(f"{s!r}: settings look like KEY=VALUE (e.g. hop=25)")
         try:
             params[key] = int(value)
         except ValueError:
-            raise click.UsageError(f"{s!r}: the value must be an integer") from None
+            raise click.ClickException(f"{s!r}: the value must be an integer") from None
     with open_link(port) as link, user_errors():
         cfg = link.request("config.set", params) if params else link.request("config.get")
     for k, v in cfg.items():
