@@ -17,6 +17,7 @@ class Link:
         self.tx_frames = 0
         self.tx_bytes = 0
         self.after = None          # callable run once the current response is on the wire
+        self.on_ack = None         # callable(boot, seq): the host has stored telemetry up to seq
 
     def on(self, method, fn):
         self.methods[method] = fn
@@ -62,6 +63,14 @@ class Link:
             return
         if mtype == proto.T_HELLO:
             self.send(proto.T_HELLO, self.hello() if self.hello else {})
+            return
+        if mtype == proto.T_ACK:
+            if self.on_ack is not None:
+                try:
+                    a = cbor.loads(bytes(payload))
+                    self.on_ack(a[0], a[1])
+                except Exception:
+                    self.error(proto.E_BAD_REQUEST, "ack is not [boot, seq]", mtype, seq)
             return
         if mtype != proto.T_REQUEST:
             self.error(proto.E_UNSUPPORTED, "unknown message type", mtype, seq)

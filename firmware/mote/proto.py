@@ -19,6 +19,7 @@ T_PING = const(0x05)
 T_PONG = const(0x06)
 T_ERROR = const(0x07)
 T_LOG = const(0x08)
+T_ACK = const(0x09)          # host -> device: [boot, seq] telemetry up to seq is stored safely
 
 # flags
 F_ACK = const(0x01)         # sender asks for an application-level acknowledgement (reserved in v1)

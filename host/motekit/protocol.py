@@ -17,6 +17,7 @@ class T(IntEnum):
     PONG = 0x06
     ERROR = 0x07
     LOG = 0x08
+    ACK = 0x09
 
 
 F_ACK = 0x01
