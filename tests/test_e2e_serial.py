@@ -278,3 +278,23 @@ def test_sim_exits_cleanly_without_orphans(tmp_path):
     time.sleep(0.5)
     for k in kids:
         assert not _alive(k)
+
+
+def test_baud_pacing_limits_the_link_and_requests_still_get_through(tmp_path):
+    s = Sim(tmp_path, "--baud", "9600")
+    try:
+        assert mote("config", "--port", s.port, "sample_hz=400", "hop=1", "window=4").returncode == 0
+        link = Link.open(s.port, hello_timeout=5)
+        try:
+            t0 = time.monotonic()
+            n0 = link.rx_bytes
+            while time.monotonic() - t0 < 3:
+                link._pump(0.1)
+            rate = (link.rx_bytes - n0) / (time.monotonic() - t0)
+            assert 0.5 * 960 < rate < 1.1 * 960          # 9600 baud, 8N1: 960 bytes/s at most
+            st = link.request("stats", timeout=5)         # answered despite a saturated link
+            assert st["overruns"] > 0                     # and the device saw it could not keep up
+        finally:
+            link.close()
+    finally:
+        s.stop()

@@ -6,6 +6,7 @@
 # (the process exits; the supervisor starts it again, as a board's ROM would).
 import sys
 import select
+import time
 
 import micropython
 
@@ -16,12 +17,17 @@ from mote.hal import read_json
 class StdioSerial:
     """The board's console as a byte link. readinto() never blocks; wait() sleeps until input or timeout."""
 
-    def __init__(self):
+    def __init__(self, baud=0):
         self.rx = sys.stdin.buffer
         self.tx = sys.stdout.buffer
         self.poller = select.poll()
         self.poller.register(sys.stdin, select.POLLIN)
         self._saved = None
+        # `mote sim --baud`: a UART shifts bytes out at the baud rate and write() blocks once its
+        # FIFO is full, so the firmware feels a slow link as on hardware (not a kernel pty buffer).
+        self.byte_us = 10000000 // baud if baud else 0
+        self.fifo_us = 32 * self.byte_us
+        self.line_free = time.ticks_us()
 
     def begin(self):
         # The unix port leaves a script's tty cooked: ONLCR/ICANON would corrupt binary frames and the
@@ -52,6 +58,13 @@ class StdioSerial:
 
     def write(self, data):
         self.tx.write(data)
+        if self.byte_us:
+            now = time.ticks_us()
+            start = self.line_free if time.ticks_diff(self.line_free, now) > 0 else now
+            self.line_free = time.ticks_add(start, len(data) * self.byte_us)
+            wait = time.ticks_diff(self.line_free, now) - self.fifo_us
+            if wait > 0:
+                time.sleep_us(wait)
 
     def wait(self, ms):
         for _ in self.poller.ipoll(ms):
@@ -79,7 +92,7 @@ class Board:
         self.seed = int(sim.get("seed", 1))
         import binascii
         self.uid = binascii.unhexlify(sim.get("uid", "6d6f746573696d31"))
-        self.serial = StdioSerial()
+        self.serial = StdioSerial(int(sim.get("baud") or 0))
         self.accel = Accel(self.seed, 50)
 
     def reset(self):

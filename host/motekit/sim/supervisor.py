@@ -106,7 +106,8 @@ class VirtualBoard:
             else:
                 shutil.copy2(item, dst)
         (self.flash / "board.json").write_text(json.dumps(self.board_info, indent=1))
-        (self.flash / "sim.json").write_text(json.dumps({"seed": self.seed, "uid": sim_uid(self.seed)}))
+        (self.flash / "sim.json").write_text(
+            json.dumps({"seed": self.seed, "uid": sim_uid(self.seed), "baud": self.baud or 0}))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> str:
@@ -183,6 +184,9 @@ class VirtualBoard:
         sel.register(self.port_master, selectors.EVENT_READ, "port")
         con = self.con_master
         sel.register(con, selectors.EVENT_READ, "con")
+        # A paced link holds what a UART/USB-serial chip holds (a few hundred bytes), so a device that
+        # outpaces it blocks in write() as on hardware; unpaced, a pty-sized buffer.
+        cap = max(256, int(rate * 0.02)) if rate else PENDING_CAP
         while not self._stop.is_set():
             now = time.monotonic()
             if rate:
@@ -190,11 +194,10 @@ class VirtualBoard:
                 tokens_up = min(tokens_up + (now - last) * rate, burst)
                 tokens_down = min(tokens_down + (now - last) * rate, burst)
             last = now
-            # what we want to hear about this round
-            want_port = selectors.EVENT_READ if len(to_dev) < PENDING_CAP else 0
+            want_port = selectors.EVENT_READ if len(to_dev) < cap else 0
             if to_host:
                 want_port |= selectors.EVENT_WRITE
-            want_con = selectors.EVENT_READ if len(to_host) < PENDING_CAP else 0
+            want_con = selectors.EVENT_READ if len(to_host) < cap else 0
             if to_dev:
                 want_con |= selectors.EVENT_WRITE
             self._modify(sel, self.port_master, want_port, "port")
@@ -206,21 +209,22 @@ class VirtualBoard:
                 try:
                     if key.data == "port":
                         if mask & selectors.EVENT_READ:
-                            to_dev += os.read(self.port_master, 4096)
+                            to_dev += os.read(self.port_master, max(1, cap - len(to_dev)))
                         if mask & selectors.EVENT_WRITE and to_host:
                             n = len(to_host) if rate is None else min(len(to_host), int(tokens_down))
                             if n > 0:
-                                w = os.write(self.port_master, bytes(to_host[:n]))
+                                try:
+                                    w = os.write(self.port_master, bytes(to_host[:n]))
+                                except BlockingIOError:
+                                    # nobody reads the port (no host attached): like USB CDC, drop
+                                    self.dropped_to_host += len(to_host)
+                                    to_host.clear()
+                                    continue
                                 del to_host[:w]
                                 tokens_down -= w if rate else 0
                     elif key.data == "con" and con is not None:
                         if mask & selectors.EVENT_READ:
-                            to_host += os.read(con, 4096)
-                            if len(to_host) > PENDING_CAP:
-                                # nobody is reading the port: a USB CDC device drops what the host doesn't take
-                                over = len(to_host) - PENDING_CAP
-                                self.dropped_to_host += over
-                                del to_host[:over]
+                            to_host += os.read(con, max(1, cap - len(to_host)))
                         if mask & selectors.EVENT_WRITE and to_dev:
                             n = len(to_dev) if rate is None else min(len(to_dev), int(tokens_up))
                             if n > 0:
