@@ -14,6 +14,9 @@ def main():
 # --- command groups (one import + add_command per group; keep this block sorted) ---
 # (groups are added below by their modules' owners)
 from .commands import device as _device, sim as _sim  # noqa: E402
+from .model.cli import model  # noqa: E402
+
+main.add_command(model)
 
 for _cmd in (_device.ports, _device.info, _device.monitor, _device.ping, _device.stats, _device.config,
              _device.repl, _device.reset, _sim.sim, _sim.demo):

@@ -1,0 +1,204 @@
+# mote.infer: run converted int8 TFLite models (.mtm, see docs/model-format.md) on the device,
+# bit-exact with TFLite Micro.
+#
+#   m = Model(path)            load (weights read blob by blob into preallocated arrays)
+#   out = m.run(*inputs)       each input bytes-like int8, row-major; returns bytes (tuple if several)
+#   label, conf = m.classify(window)
+#
+# Two kernel sets with identical results: mote.kernels (pure Python, everywhere) and
+# mote.kernels_viper (@micropython.viper, where the port has the emitter). Model(path, kernels=...)
+# picks "viper" or "pure" explicitly; the default is viper when it imports, else pure.
+import struct
+from array import array
+
+from mote import kernels as _pure
+
+try:
+    from mote import kernels_viper as _viper
+    viper_error = None
+except Exception as e:  # no emitter (CircuitPython, webassembly, ...), or a 32-bit port
+    _viper = None
+    viper_error = repr(e)
+
+try:
+    from time import ticks_us, ticks_diff
+except ImportError:  # CPython
+    from time import perf_counter as _pc
+
+    def ticks_us():
+        return int(_pc() * 1000000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+MAGIC = b"MTM1"
+BLOB_ALIGN = 16
+
+
+def available_kernels():
+    return ("viper", "pure") if _viper is not None else ("pure",)
+
+
+def _copy_in(dst, data):
+    try:
+        dst[:] = data
+    except (ValueError, TypeError):  # CPython refuses 'b' <- 'B' memoryview copies
+        dst.cast("B")[:] = memoryview(data).cast("B")
+
+
+def _zeros(code, nbytes):
+    return array(code, bytes(nbytes))
+
+
+class ModelError(ValueError):
+    pass
+
+
+class Model:
+    def __init__(self, path, kernels=None):
+        if kernels is None:
+            kernels = "viper" if _viper is not None else "pure"
+        if kernels == "viper" and _viper is None:
+            raise ModelError("viper kernels are not available on this port: " + str(viper_error))
+        self.kernels = kernels
+        K = _viper if kernels == "viper" else _pure
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8 or head[0:4] != MAGIC:
+                raise ModelError("not a motekit model (.mtm)")
+            n = struct.unpack("<I", head[4:8])[0]
+            from mote import cbor
+            h = cbor.loads(f.read(n))
+            start = (8 + n + BLOB_ALIGN - 1) // BLOB_ALIGN * BLOB_ALIGN
+            blobs = []
+            wbytes = 0
+            for off, nb, code in h["blobs"]:
+                f.seek(start + off)
+                a = _zeros(code, nb)
+                if f.readinto(a) != nb:
+                    raise ModelError("truncated model file")
+                blobs.append(a)
+                wbytes += nb
+        self.header = h
+        self.name = h.get("name")
+        self.labels = h.get("labels")
+        self.macs = h.get("macs", 0)
+        self.arena = _zeros("b", max(h["arena"], 1))
+        am = memoryview(self.arena)
+        self._views = [am[o:o + s] for o, s in h["tensors"]]
+        scratch = h.get("scratch", 0)
+        self._patch = _zeros("b", scratch) if scratch else None
+        taps = h.get("taps", 0)
+        self._tib = _zeros("i", 4 * taps) if taps else None
+        self._twb = _zeros("i", 4 * taps) if taps else None
+        self.ram_bytes = wbytes + len(self.arena) + scratch + 8 * taps
+        self.weights_bytes = wbytes
+        self._plan = []
+        for kind, p in h["ops"]:
+            self._plan.append(self._bind(K, kind, p, blobs))
+        self.inputs = h["inputs"]
+        self.outputs = h["outputs"]
+        self.pre = h.get("pre")
+        self.header = None      # the op list is bound now: free the decoded header (RAM on small boards)
+        h = None
+        blobs = None
+        self._in = [self._views[d["t"]] for d in self.inputs]
+        self._out = [self._views[d["t"]] for d in self.outputs]
+        self.last_us = 0
+
+    def _bind(self, K, kind, p, blobs):
+        v = self._views
+        if kind == "FC":
+            return _b(K, "fc", (v[p["x"]], blobs[p["w"]], blobs[p["b"]], blobs[p["m"]], blobs[p["s"]], v[p["y"]],
+                                p["n_in"], p["n_out"], p["batches"], p["out_zp"], p["lo"], p["hi"]))
+        if kind in ("CONV", "DW"):
+            H, W, C = p["inp"]
+            OH, OW, OC = p["out"]
+            KH, KW = p["k"]
+            common = (H, W, C, OH, OW, OC)
+            geo = (KH, KW, p["stride"][0], p["stride"][1], p["dil"][0], p["dil"][1], p["pad"][0], p["pad"][1])
+            w, b, m, s = blobs[p["w"]], blobs[p["b"]], blobs[p["m"]], blobs[p["s"]]
+            if kind == "CONV":
+                k = KH * KW * C
+                fill = _fill(k, p["in_zp"])
+                return _b(K, "conv", (v[p["x"]], w, b, m, s, v[p["y"]], self._patch, fill) + common + geo
+                          + (p["out_zp"], p["lo"], p["hi"]))
+            return _b(K, "dwconv", (v[p["x"]], w, b, m, s, v[p["y"]], self._tib, self._twb) + common
+                      + (p["mult"],) + geo + (p["in_zp"], p["out_zp"], p["lo"], p["hi"]))
+        if kind == "POOL":
+            H, W, C = p["inp"]
+            OH, OW, _ = p["out"]
+            return (K.pool, (v[p["x"]], v[p["y"]], H, W, C, OH, OW, p["k"][0], p["k"][1], p["stride"][0],
+                             p["stride"][1], p["pad"][0], p["pad"][1], p["lo"], p["hi"], p["max"]))
+        if kind == "MEAN":
+            return (K.mean, (v[p["x"]], v[p["y"]], p["hw"], p["c"], blobs[p["thr"]]))
+        if kind == "ADD":
+            return (K.add, (v[p["x1"]], v[p["x2"]], v[p["y"]], p["n"], p["off1"], p["off2"], p["ls"], p["m1"],
+                            p["s1"], p["m2"], p["s2"], p["mo"], p["so"], p["out_zp"], p["lo"], p["hi"]))
+        if kind == "SOFTMAX":
+            return _pure.softmax_bind(v[p["x"]], v[p["y"]], p["rows"], p["depth"], p["mult"], p["ls"],
+                                      p["diff_min"])
+        if kind == "LUT":
+            return (_pure.lut, (v[p["x"]], v[p["y"]], p["n"], blobs[p["lut"]]))
+        if kind == "PAD":
+            return (_pure.pad, (v[p["x"]], v[p["y"]], p["inp"], p["out"], p["before"], p["value"]))
+        if kind == "CONCAT":
+            return (_pure.concat, ([v[t] for t in p["xs"]], v[p["y"]], p["outer"], p["chunks"]))
+        raise ModelError("unsupported op in model file: " + str(kind))
+
+    def invoke(self):
+        t0 = ticks_us()
+        for fn, args in self._plan:
+            fn(*args)
+        self.last_us = ticks_diff(ticks_us(), t0)
+
+    def input_view(self, i=0):
+        """The int8 input tensor itself (a memoryview of signed bytes): fill it in place, then invoke()."""
+        return self._in[i]
+
+    def run(self, *inputs):
+        if len(inputs) != len(self._in):
+            raise ModelError("model takes %d inputs" % len(self._in))
+        for dst, data in zip(self._in, inputs):
+            if len(data) != len(dst):
+                raise ModelError("input has %d bytes, tensor needs %d" % (len(data), len(dst)))
+            _copy_in(dst, data)
+        self.invoke()
+        if len(self._out) == 1:
+            return bytes(self._out[0])
+        return tuple(bytes(o) for o in self._out)
+
+    def classify(self, window):
+        """(label, confidence) for one window. With a "pre" spec in the model (the demo gesture model) the
+        window is raw int16 samples (array('h'), interleaved x, y, z); otherwise it is the int8 input."""
+        pre = self.pre
+        if pre:
+            from mote.infer_pre import quantize_window
+            quantize_window(window, self._in[0], pre)
+            self.invoke()
+        else:
+            self.run(window)
+        out = self._out[0]
+        best = 0
+        for i in range(1, len(out)):
+            if out[i] > out[best]:
+                best = i
+        o = self.outputs[0]
+        conf = (out[best] - o["zp"]) * o["scale"]
+        label = self.labels[best] if self.labels and best < len(self.labels) else best
+        return label, conf
+
+
+def _b(K, name, args):
+    # a kernel set may pre-pack arguments once at load (NAME_bind -> (function, args))
+    bind = getattr(K, name + "_bind", None)
+    if bind is not None:
+        return bind(*args)
+    return (getattr(K, name), args)
+
+
+def _fill(n, value):
+    a = array("b", bytes(n))
+    for i in range(n):
+        a[i] = value
+    return a

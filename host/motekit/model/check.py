@@ -1,0 +1,83 @@
+"""`mote model check`: will this .tflite run on that board? (offline: ops, RAM, flash, latency)"""
+
+import json
+from pathlib import Path
+
+from ..paths import boards_dir, firmware_dir
+from .convert import UnsupportedModel, check_support, convert
+from .tflite_reader import read_tflite
+
+# Fallback speed figures (MAC/s of the device engine) when a board file has no "infer" entry.
+# sim: measured on x86-64 with tools/bench_infer.py; MCU figures are rough guesses, marked as such.
+DEFAULT_SPEED = {
+    "sim": {"viper": 4.0e8, "pure": 1.2e7, "source": "measured (tools/bench_infer.py, x86-64)"},
+}
+GENERIC_MCU = {"viper": 4.0e6, "pure": 1.5e5, "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
+ENGINE_FILES = ("infer.py", "kernels.py", "kernels_viper.py", "cbor.py")
+
+
+def load_board(name):
+    p = boards_dir() / f"{name}.json"
+    if not p.exists():
+        known = sorted(x.stem for x in boards_dir().glob("*.json"))
+        raise FileNotFoundError(f"unknown board {name!r} (known: {', '.join(known) or 'none'})")
+    return json.loads(p.read_text())
+
+
+def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
+    """RAM the engine needs besides weights, activations and scratch: the bound op plan (an argument tuple and
+    small arrays per op, a memoryview per tensor) and 1 KB exp table per SOFTMAX. Measured with gc.mem_alloc()
+    on the unix port (64-bit objects: ~2 KB + ~550 B/op) and scaled by the word size."""
+    return (2000 + 550 * n_ops + 40 * n_tensors) * word // 8 + 1024 * n_softmax
+
+
+# RAM taken by the engine's own bytecode (mote.infer, kernels, cbor) when compiled from .py on the device,
+# measured on the unix port (64-bit); frozen into the firmware it costs no heap.
+ENGINE_CODE_RAM_64 = 32544
+
+
+def check(tflite_path, board):
+    b = load_board(board)
+    g = read_tflite(tflite_path)
+    report = {"board": board, "model": str(tflite_path), "problems": check_support(g), "fits": False}
+    if report["problems"]:
+        return report
+    try:
+        c = convert(tflite_path)
+    except UnsupportedModel as e:
+        report["problems"] = e.problems
+        return report
+    st = c.stats
+    mtm = len(c.to_bytes())
+    word = 8 if b.get("name") == "sim" else 4
+    speed = b.get("infer") or DEFAULT_SPEED.get(b.get("name"), GENERIC_MCU)
+    n_softmax = sum(1 for k, _ in c.header["ops"] if k == "SOFTMAX")
+    overhead = interpreter_overhead(st["n_ops"], len(c.header["tensors"]), n_softmax, word)
+    frozen = bool(b.get("infer", {}).get("frozen", False))
+    code_ram = 0 if frozen else ENGINE_CODE_RAM_64 * word // 8
+    # the viper kernels need a 64-bit word (they refuse to import elsewhere, and the pure kernels run)
+    kern = (b.get("infer") or {}).get("kernels") or ("viper" if word == 8 and b.get("firmware", "micropython")
+                                                     == "micropython" else "pure")
+    engine_flash = sum((firmware_dir() / "mote" / f).stat().st_size for f in ENGINE_FILES
+                       if (firmware_dir() / "mote" / f).exists())
+    ram_total = st["weights_bytes"] + st["arena"] + st["scratch"] + 8 * st["taps"] + overhead + code_ram
+    heap = b.get("ram", {}).get("heap_bytes")
+    fs = b.get("flash", {}).get("fs_bytes")
+    report.update(
+        ops=[f"{op.name} v{op.version}" for op in g.ops],
+        macs=st["macs"], weights_bytes=st["weights_bytes"], peak_activation_bytes=st["arena"],
+        activation_lower_bound=st["lower_bound"], scratch_bytes=st["scratch"] + 8 * st["taps"],
+        interpreter_overhead_bytes=overhead, engine_code_ram_bytes=code_ram, ram_bytes=ram_total, heap_bytes=heap,
+        model_file_bytes=mtm, engine_flash_bytes=engine_flash, flash_bytes=mtm + engine_flash, fs_bytes=fs,
+        kernels=kern, macs_per_s=speed.get(kern), speed_source=speed.get("source", "board file"),
+        est_latency_ms=(st["macs"] / speed[kern] * 1000.0) if speed.get(kern) else None,
+    )
+    fails = []
+    if heap is not None and ram_total > heap:
+        fails.append(f"RAM: needs {ram_total} bytes (weights {st['weights_bytes']} + activations {st['arena']} + "
+                     f"overhead {overhead} + engine code {code_ram}), board heap is {heap}")
+    if fs is not None and mtm + engine_flash > fs:
+        fails.append(f"flash: needs {mtm + engine_flash} bytes, board filesystem is {fs}")
+    report["fails"] = fails
+    report["fits"] = not fails
+    return report

@@ -1,0 +1,99 @@
+"""`mote model ...`: convert, check and evaluate int8 TFLite models for the device engine."""
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from .convert import UnsupportedModel, convert
+
+
+@click.group()
+def model():
+    """Int8 TFLite models -> the device model format (.mtm), board fit checks, bit-exactness."""
+
+
+@model.command("convert")
+@click.argument("tflite", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="output .mtm (default: beside the input)")
+@click.option("--labels", help="comma-separated class labels, or @file with one label per line")
+def convert_cmd(tflite, output, labels):
+    """Convert MODEL.tflite into the device format."""
+    lab = None
+    if labels:
+        lab = (Path(labels[1:]).read_text().split("\n") if labels.startswith("@") else labels.split(","))
+        lab = [x.strip() for x in lab if x.strip()]
+    try:
+        c = convert(tflite, labels=lab)
+    except UnsupportedModel as e:
+        for p in e.problems:
+            click.echo(p, err=True)
+        sys.exit(2)
+    out = output or str(Path(tflite).with_suffix(".mtm"))
+    n = c.write(out)
+    s = c.stats
+    click.echo(f"{out}: {n} bytes, {s['n_ops']} ops, {s['macs']} MACs, weights {s['weights_bytes']} B, "
+               f"activations {s['arena']} B (lower bound {s['lower_bound']} B)")
+
+
+@model.command("check")
+@click.argument("tflite", type=click.Path(exists=True, dir_okay=False))
+@click.option("--board", "-b", required=True, help="board name (boards/NAME.json)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable report")
+def check_cmd(tflite, board, as_json):
+    """Does MODEL.tflite fit BOARD? Ops, RAM, flash and estimated latency."""
+    from .check import check
+    try:
+        r = check(tflite, board)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e))
+    if as_json:
+        click.echo(json.dumps(r, indent=1))
+    else:
+        for p in r["problems"]:
+            click.echo(f"unsupported: {p}")
+        if not r["problems"]:
+            click.echo(f"board {board}: kernels {r['kernels']}")
+            click.echo(f"  ops               {len(r['ops'])} ({', '.join(sorted(set(r['ops'])))})")
+            click.echo(f"  MACs              {r['macs']}")
+            click.echo(f"  weights           {r['weights_bytes']} B")
+            click.echo(f"  peak activations  {r['peak_activation_bytes']} B (lower bound {r['activation_lower_bound']} B)")
+            click.echo(f"  scratch           {r['scratch_bytes']} B")
+            click.echo(f"  engine overhead   {r['interpreter_overhead_bytes']} B (estimate) + engine code "
+                       f"{r['engine_code_ram_bytes']} B (0 when frozen)")
+            click.echo(f"  RAM total         {r['ram_bytes']} B of {r['heap_bytes']} B heap")
+            click.echo(f"  flash             {r['flash_bytes']} B (model {r['model_file_bytes']} + engine "
+                       f"{r['engine_flash_bytes']}) of {r['fs_bytes']} B")
+            if r["est_latency_ms"] is not None:
+                click.echo(f"  est. latency      {r['est_latency_ms']:.2f} ms at {r['macs_per_s']:.3g} MAC/s "
+                           f"({r['speed_source']})")
+        for f in r.get("fails", []):
+            click.echo(f"DOES NOT FIT: {f}")
+    if not r["fits"]:
+        sys.exit(1)
+
+
+@model.command("eval")
+@click.argument("tflite", type=click.Path(exists=True, dir_okay=False))
+@click.option("--inputs", "-i", "inputs", multiple=True, required=True, type=click.Path(exists=True),
+              help="X.npy of int8 inputs, [N, *input_shape] (repeat once per model input)")
+@click.option("--kernels", default="viper,pure", help="kernel sets to run (viper,pure)")
+@click.option("--json", "as_json", is_flag=True)
+def eval_cmd(tflite, inputs, kernels, as_json):
+    """Run the converted model under micropython and the TFLite reference; report mismatches and timing."""
+    import numpy as np
+    from .evaluate import evaluate
+    arrs = [np.load(p) for p in inputs]
+    r = evaluate(tflite, arrs, kernels=tuple(k for k in kernels.split(",") if k))
+    if as_json:
+        click.echo(json.dumps(r, indent=1))
+    else:
+        ref = r["reference"]
+        click.echo(f"{r['n']} inputs; reference {ref['name']} BUILTIN_REF ({ref['rounding']} rounding): "
+                   f"{r['ref_us']:.1f} us")
+        for k, v in r["kernels"].items():
+            click.echo(f"  {k:6s} mismatches {v['mismatches']} (max |diff| {v['max_abs_diff']}), "
+                       f"{v['best_us']} us best, {v['mean_us']:.0f} us mean, RAM {v['ram_bytes']} B")
+    if any(v["mismatches"] for v in r["kernels"].values()):
+        sys.exit(1)

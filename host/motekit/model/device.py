@@ -1,0 +1,84 @@
+"""Run the device engine (firmware/mote/infer.py) under the `micropython` unix port from the host."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ..paths import firmware_dir
+
+RUNNER = r'''
+import sys, time, gc
+from mote.infer import Model, available_kernels
+def main(spec):
+    with open(spec) as f:
+        import json
+        S = json.load(f)
+    res = {"available": list(available_kernels()), "runs": {}}
+    for k in S["kernels"]:
+        gc.collect()
+        before = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+        m = Model(S["model"], kernels=k)
+        gc.collect()
+        after = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
+        nin = len(m.inputs)
+        sizes = [len(v) for v in m._in]
+        outs = []
+        times = []
+        with open(S["inputs"], "rb") as f:
+            for i in range(S["count"]):
+                ins = [f.read(n) for n in sizes]
+                r = m.run(*ins)
+                if not isinstance(r, tuple):
+                    r = (r,)
+                outs.append([o.hex() for o in r])
+                times.append(m.last_us)
+        rep = S.get("repeat", 0)
+        best = None
+        for _ in range(rep):
+            t = time.ticks_us()
+            m.invoke()
+            dt = time.ticks_diff(time.ticks_us(), t)
+            best = dt if best is None or dt < best else best
+        res["runs"][k] = {"outputs": outs, "us": times, "best_us": best, "load_bytes": after - before,
+                          "ram_bytes": m.ram_bytes, "weights_bytes": m.weights_bytes, "arena": len(m.arena)}
+        del m
+    print("@@RESULT@@" + json.dumps(res))
+main(sys.argv[1])
+'''
+
+
+def micropython_exe():
+    exe = shutil.which("micropython") or str(Path(sys.executable).with_name("micropython"))
+    if not Path(exe).exists():
+        raise RuntimeError("micropython not found (install motekit[sim])")
+    return exe
+
+
+def run_device(mtm_path, input_rows, kernels=("viper", "pure"), heap="16M", repeat=0, timeout=600):
+    """Run the converted model under micropython on each input row.
+
+    input_rows: list of lists of bytes (one bytes per model input). Returns the runner's JSON result:
+    {"available": [...], "runs": {kernel: {"outputs": [[hex, ...], ...], "us": [...], "best_us": ...}}}.
+    """
+    with tempfile.TemporaryDirectory() as td:
+        inp = Path(td) / "inputs.bin"
+        with open(inp, "wb") as f:
+            for row in input_rows:
+                for b in row:
+                    f.write(bytes(b))
+        spec = Path(td) / "spec.json"
+        spec.write_text(json.dumps(dict(model=str(Path(mtm_path).resolve()), inputs=str(inp), count=len(input_rows),
+                                        kernels=list(kernels), repeat=repeat)))
+        script = Path(td) / "runner.py"
+        script.write_text(RUNNER)
+        env = dict(os.environ, MICROPYPATH=str(firmware_dir()))
+        p = subprocess.run([micropython_exe(), "-X", f"heapsize={heap}", str(script), str(spec)],
+                           capture_output=True, timeout=timeout, env=env)
+        out = p.stdout.decode(errors="replace")
+        if p.returncode != 0 or "@@RESULT@@" not in out:
+            raise RuntimeError(f"micropython failed ({p.returncode}):\n{out[-3000:]}\n{p.stderr.decode(errors='replace')[-3000:]}")
+        return json.loads(out.split("@@RESULT@@", 1)[1].strip().splitlines()[0])

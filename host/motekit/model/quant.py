@@ -1,0 +1,151 @@
+"""Host-side quantization arithmetic: everything that needs floats is done here, once, so the device
+does integer math only. Each function follows what TFLite 2.14 (tflite-runtime, BUILTIN_REF) and TFLM do.
+"""
+
+import math
+
+import numpy as np
+
+INT32_MIN = -(1 << 31)
+INT32_MAX = (1 << 31) - 1
+
+
+def round_half_away(x):
+    """C's round()/roundf(): halves away from zero (Python's round() is banker's rounding)."""
+    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
+
+
+def quantize_multiplier(real):
+    """TFLite QuantizeMultiplier(double) -> (int32 multiplier in [2^30, 2^31), shift): real ~= m * 2^(shift-31)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = round_half_away(q * (1 << 31))
+    assert q_fixed <= (1 << 31)
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    return int(q_fixed), int(shift)
+
+
+def act_range(act, scale, zp):
+    """CalculateActivationRangeQuantized for int8 (float32 division as in TFLite)."""
+    qmin, qmax = -128, 127
+
+    def q(f):
+        return zp + round_half_away(float(np.float32(f) / np.float32(scale)))
+
+    if act == "NONE":
+        return qmin, qmax
+    if act == "RELU":
+        return max(qmin, q(0.0)), qmax
+    if act == "RELU6":
+        return max(qmin, q(0.0)), min(qmax, q(6.0))
+    if act == "RELU_N1_TO_1":
+        return max(qmin, q(-1.0)), min(qmax, q(1.0))
+    raise ValueError(f"fused activation {act} is not supported")
+
+
+def conv_multipliers(in_scale, w_scales, out_scale, n):
+    """Per-output-channel (multiplier, shift) lists; a per-tensor filter scale is broadcast to `n` channels."""
+    if len(w_scales) not in (1, n):
+        raise ValueError(f"{len(w_scales)} filter scales for {n} channels")
+    ms, ss = [], []
+    for c in range(n):
+        ws = w_scales[c] if len(w_scales) > 1 else w_scales[0]
+        m, s = quantize_multiplier(float(in_scale) * float(ws) / float(out_scale))
+        ms.append(m)
+        ss.append(s)
+    return ms, ss
+
+
+def mbqm(x, m, shift):
+    """TFLM MultiplyByQuantizedMultiplier (double rounding): the device semantics, for host-side tables."""
+    left = shift if shift > 0 else 0
+    right = -shift if shift < 0 else 0
+    x = x * (1 << left)
+    ab = x * m
+    if ab >= 0:
+        r = (ab + (1 << 30)) >> 31
+    else:
+        r = -((-ab + (1 << 30) - 1) >> 31)
+    if right:
+        mask = (1 << right) - 1
+        rem = r & mask
+        thr = (mask >> 1) + (1 if r < 0 else 0)
+        r = (r >> right) + (1 if rem > thr else 0)
+    return r
+
+
+def same_padding(in_size, k, stride, dilation, padding):
+    """(output size, leading padding) as TFLite computes them."""
+    eff = (k - 1) * dilation + 1
+    if padding == "SAME":
+        out = (in_size + stride - 1) // stride
+    else:
+        out = (in_size - eff + stride) // stride
+    total = max(0, (out - 1) * stride + eff - in_size)
+    return out, total // 2
+
+
+def softmax_params(beta, in_scale):
+    """PreprocessSoftmaxScaling + CalculateInputRadius with 5 integer bits (reference int8 softmax)."""
+    int_bits = 5
+    real = min(float(beta) * float(in_scale) * (1 << (31 - int_bits)), float((1 << 31) - 1))
+    m, shift = quantize_multiplier(real)
+    assert shift >= 0, "softmax input multiplier below one"
+    radius = ((1 << int_bits) - 1) * (1 << (31 - int_bits)) / (1 << shift)
+    diff_min = -int(math.floor(radius))
+    return m, shift, diff_min
+
+
+def add_params(s1, s2, so):
+    """Int8 ADD (TFLite reference): left shift 20, per-input and output multipliers (all shifts <= 0)."""
+    left = 20
+    twice_max = 2.0 * float(max(np.float32(s1), np.float32(s2)))
+    r1 = float(s1) / twice_max
+    r2 = float(s2) / twice_max
+    ro = twice_max / ((1 << left) * float(so))
+    m1, sh1 = quantize_multiplier(r1)
+    m2, sh2 = quantize_multiplier(r2)
+    mo, sho = quantize_multiplier(ro)
+    assert sh1 <= 0 and sh2 <= 0 and sho <= 0
+    return left, m1, sh1, m2, sh2, mo, sho
+
+
+def mean_values(n, in_scale, in_zp, out_scale, out_zp, keep_dims_4d_spatial=False):
+    """Output of int8 MEAN over `n` elements for every possible int32 sum, as TFLite 2.14 BUILTIN_REF computes it.
+
+    Returns (sums, outputs) as numpy arrays.
+    """
+    sums = np.arange(-128 * n, 127 * n + 1, dtype=np.int64)
+    if keep_dims_4d_spatial:
+        raise NotImplementedError("MEAN with keep_dims over axes (1, 2): not supported")
+    # reference_ops::QuantizedMeanOrSum, integer version (what tflite-runtime 2.14 BUILTIN_REF computes,
+    # checked on both equal and different in/out quantization): the in/out multiplier is
+    # re-scaled by 1/n with a shift of floor(log2 n), then MultiplyByQuantizedMultiplier
+    m, shift = quantize_multiplier(float(in_scale) / float(out_scale))
+    k = min(n.bit_length() - 1, 32, 31 + shift)
+    m2 = (m << k) // n
+    s2 = shift - k
+    outs = np.array([min(127, max(-128, mbqm(int(s) - in_zp * n, m2, s2) + out_zp)) for s in sums])
+    return sums, outs
+
+
+def monotone_thresholds(sums, outs):
+    """256 int32 thresholds t[k]: the smallest sum whose output is >= k-128 (device: out = -128 + #{k>=1: t[k] <= s})."""
+    if np.any(np.diff(outs) < 0):
+        raise ValueError("requantization table is not monotone")
+    thr = []
+    for k in range(256):
+        v = k - 128
+        idx = np.nonzero(outs >= v)[0]
+        if len(idx) == 0:
+            thr.append(INT32_MAX)
+        elif idx[0] == 0:
+            thr.append(INT32_MIN)
+        else:
+            thr.append(int(sums[idx[0]]))
+    return thr

@@ -1,0 +1,70 @@
+"""Bit-exactness of mote.infer against tflite-runtime BUILTIN_REF on the public models, run under the real
+`micropython` unix port with both kernel sets (viper and pure), on the stored inputs and fresh random ones.
+One micropython process per model runs both kernel sets."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from mpy import ROOT, VECTORS
+
+sys.path.insert(0, str(ROOT / "host"))
+from motekit.model.convert import convert  # noqa: E402
+from motekit.model.device import run_device  # noqa: E402
+from motekit.model.reference import Reference  # noqa: E402
+
+TFLITE = VECTORS / "tflite"
+MODELS = ["hello_world_int8", "micro_speech_quantized", "magic_wand_arduino_int8", "tiny_kws_ref_model_int8",
+          "tiny_str_ww_ref_model", "tiny_ic_resnet_quant_int8", "tiny_ad01_int8", "simple_add_model",
+          "mnist_cnn_int8", "person_detect_qdim0"]
+N_RANDOM = 2
+
+
+def _stored(z):
+    runs = []
+    r = 0
+    while f"run{r}_input0" in z:
+        ins = []
+        j = 0
+        while f"run{r}_input{j}" in z:
+            ins.append(z[f"run{r}_input{j}"])
+            j += 1
+        runs.append((ins, z[f"run{r}_output0_BUILTIN_REF"]))
+        r += 1
+    return runs
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_model_bit_exact(name, tmp_path):
+    path = TFLITE / f"{name}.tflite"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    z = np.load(TFLITE / f"{name}.npz")
+    cases = _stored(z)
+    assert cases, "no stored runs in the npz"
+    ref = Reference(path)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    for _ in range(N_RANDOM):
+        ins = [rng.integers(-128, 128, d["shape"]).astype(np.int8) for d in ref.inputs]
+        cases.append((ins, ref.run(*ins)[0]))
+    # the stored BUILTIN_REF outputs must agree with our own reference run (same tflite-runtime semantics)
+    for ins, want in cases[:1]:
+        assert np.array_equal(ref.run(*ins)[0], want)
+    c = convert(path)
+    mtm = tmp_path / f"{name}.mtm"
+    c.write(mtm)
+    # peak activation memory from the planner: within 1.2x of the lower bound (largest live set)
+    assert c.stats["arena"] <= 1.2 * c.stats["lower_bound"], c.stats
+    res = run_device(mtm, [[a.tobytes() for a in ins] for ins, _ in cases], kernels=("viper", "pure"),
+                     heap="16M", timeout=600)
+    assert set(res["runs"]) == {"viper", "pure"}
+    for k, run in res["runs"].items():
+        for i, ((ins, want), outs) in enumerate(zip(cases, run["outputs"])):
+            got = np.frombuffer(bytes.fromhex(outs[0]), np.int8)
+            assert np.array_equal(got, want.reshape(-1)), (
+                f"{name} [{k}] case {i}: {np.count_nonzero(got != want.reshape(-1))} mismatches")
+    print(json.dumps({"model": name, "arena": c.stats["arena"], "lower_bound": c.stats["lower_bound"],
+                      "ram": res["runs"]["pure"]["ram_bytes"],
+                      "us": {k: r["us"] for k, r in res["runs"].items()}}))

@@ -1,0 +1,251 @@
+"""Op-level bit-exactness: single-op int8 models written with the tflite schema builders, run by the device
+engine (both kernel sets under micropython, and the pure kernels under CPython) against tflite-runtime
+BUILTIN_REF on random inputs. Covers padding, strides, dilation, depth multiplier, per-channel/per-tensor."""
+
+import sys
+
+import numpy as np
+import pytest
+
+from mpy import FIRMWARE, ROOT
+
+sys.path.insert(0, str(ROOT / "host"))
+from motekit.model.convert import UnsupportedModel, convert  # noqa: E402
+from motekit.model.device import run_device  # noqa: E402
+from motekit.model.reference import Reference  # noqa: E402
+from motekit.model.tflite_writer import TFLiteWriter  # noqa: E402
+
+
+def _q(rng, lo=0.005, hi=0.05):
+    return float(np.float32(rng.uniform(lo, hi)))
+
+
+def _zp(rng):
+    return int(rng.integers(-20, 20))
+
+
+def conv_model(rng, H, W, C, OC, k, stride=(1, 1), dil=(1, 1), padding="SAME", act="NONE", per_channel=True,
+               bias=True, depthwise=False, mult=1):
+    w = TFLiteWriter()
+    s_in, z_in = _q(rng), _zp(rng)
+    x = w.tensor("x", [1, H, W, C], scale=s_in, zp=z_in)
+    if depthwise:
+        OC = C * mult
+        wshape = [1, k[0], k[1], OC]
+        K = k[0] * k[1]
+    else:
+        wshape = [OC, k[0], k[1], C]
+        K = k[0] * k[1] * C
+    s_w = [_q(rng, 0.002, 0.02) for _ in range(OC)] if per_channel else [_q(rng, 0.002, 0.02)]
+    wt = w.tensor("w", wshape, data=rng.integers(-127, 128, wshape).astype(np.int8), scale=s_w, zp=0,
+                  qdim=3 if depthwise else 0)
+    ins = [x, wt]
+    if bias:
+        bs = [s_in * s for s in (s_w if per_channel else s_w * OC)]
+        ins.append(w.tensor("b", [OC], data=rng.integers(-20000, 20000, OC).astype(np.int32), scale=bs, zp=0))
+    else:
+        ins.append(-1)
+    eff = lambda n, kk, s, d: ((n + s - 1) // s) if padding == "SAME" else (n - ((kk - 1) * d + 1) + s) // s
+    OH, OW = eff(H, k[0], stride[0], dil[0]), eff(W, k[1], stride[1], dil[1])
+    s_out = float(np.float32(s_in * np.mean(s_w) * 5400 * np.sqrt(K) / 40))
+    y = w.tensor("y", [1, OH, OW, OC], scale=s_out, zp=_zp(rng))
+    if depthwise:
+        w.op("DEPTHWISE_CONV_2D", ins, [y], padding=padding, stride=stride, dilation=dil, act=act,
+             depth_multiplier=mult)
+    else:
+        w.op("CONV_2D", ins, [y], padding=padding, stride=stride, dilation=dil, act=act)
+    return w.finish([x], [y])
+
+
+def fc_model(rng, B, K, O, act="NONE", reshape_from=None):
+    w = TFLiteWriter()
+    s_in, z_in = _q(rng), _zp(rng)
+    first = x = w.tensor("x", reshape_from or [B, K], scale=s_in, zp=z_in)
+    if reshape_from:
+        x2 = w.tensor("x2", [B, K], scale=s_in, zp=z_in)
+        shp = w.tensor("shape", [2], data=np.array([B, K], np.int32))
+        w.op("RESHAPE", [x, shp], [x2], new_shape=[B, K])
+        x = x2
+    s_w = _q(rng, 0.002, 0.02)
+    wt = w.tensor("w", [O, K], data=rng.integers(-127, 128, (O, K)).astype(np.int8), scale=s_w, zp=0)
+    b = w.tensor("b", [O], data=rng.integers(-20000, 20000, O).astype(np.int32), scale=s_in * s_w, zp=0)
+    y = w.tensor("y", [B, O], scale=float(np.float32(s_in * s_w * 5400 * np.sqrt(K) / 40)), zp=_zp(rng))
+    w.op("FULLY_CONNECTED", [x, wt, b], [y], act=act)
+    return w.finish([first], [y])
+
+
+def pool_model(rng, name, H, W, C, f, stride, padding, act="NONE"):
+    w = TFLiteWriter()
+    s, z = _q(rng), _zp(rng)
+    x = w.tensor("x", [1, H, W, C], scale=s, zp=z)
+    eff = lambda n, kk, st: ((n + st - 1) // st) if padding == "SAME" else (n - kk + st) // st
+    y = w.tensor("y", [1, eff(H, f[0], stride[0]), eff(W, f[1], stride[1]), C], scale=s, zp=z)
+    w.op(name, [x], [y], filter=f, stride=stride, padding=padding, act=act)
+    return w.finish([x], [y])
+
+
+def mean_model(rng, H, W, C, same=False):
+    w = TFLiteWriter()
+    s, z = _q(rng), _zp(rng)
+    x = w.tensor("x", [1, H, W, C], scale=s, zp=z)
+    ax = w.tensor("axes", [2], data=np.array([1, 2], np.int32))
+    y = w.tensor("y", [1, C], scale=s if same else _q(rng), zp=z if same else _zp(rng))
+    w.op("MEAN", [x, ax], [y], keep_dims=False)
+    return w.finish([x], [y])
+
+
+def add_model(rng, shape, act="NONE"):
+    w = TFLiteWriter()
+    a = w.tensor("a", shape, scale=_q(rng), zp=_zp(rng))
+    b = w.tensor("b", shape, scale=_q(rng), zp=_zp(rng))
+    y = w.tensor("y", shape, scale=_q(rng, 0.02, 0.08), zp=_zp(rng))
+    w.op("ADD", [a, b], [y], act=act)
+    return w.finish([a, b], [y])
+
+
+def softmax_model(rng, rows, depth, beta=1.0, in_scale=None):
+    w = TFLiteWriter()
+    x = w.tensor("x", [rows, depth], scale=in_scale or _q(rng, 0.02, 0.2), zp=_zp(rng))
+    y = w.tensor("y", [rows, depth], scale=1 / 256, zp=-128)
+    w.op("SOFTMAX", [x], [y], beta=beta)
+    return w.finish([x], [y])
+
+
+def quantize_model(rng, n):
+    w = TFLiteWriter()
+    x = w.tensor("x", [1, n], scale=_q(rng), zp=_zp(rng))
+    y = w.tensor("y", [1, n], scale=_q(rng), zp=_zp(rng))
+    w.op("QUANTIZE", [x], [y])
+    return w.finish([x], [y])
+
+
+def pad_model(rng):
+    w = TFLiteWriter()
+    s, z = _q(rng), _zp(rng)
+    x = w.tensor("x", [1, 4, 5, 3], scale=s, zp=z)
+    p = w.tensor("p", [4, 2], data=np.array([[0, 0], [1, 2], [2, 0], [0, 1]], np.int32))
+    y = w.tensor("y", [1, 7, 7, 4], scale=s, zp=z)
+    w.op("PAD", [x, p], [y])
+    return w.finish([x], [y])
+
+
+def concat_model(rng, axis):
+    w = TFLiteWriter()
+    s, z = _q(rng), _zp(rng)
+    a = w.tensor("a", [1, 3, 4, 2], scale=s, zp=z)
+    b = w.tensor("b", [1, 3, 4, 5] if axis == 3 else [1, 2, 4, 2], scale=s, zp=z)
+    y = w.tensor("y", [1, 3, 4, 7] if axis == 3 else [1, 5, 4, 2], scale=s, zp=z)
+    w.op("CONCATENATION", [a, b], [y], axis=axis)
+    return w.finish([a, b], [y])
+
+
+CASES = {
+    "fc_relu": lambda r: fc_model(r, 1, 37, 13, act="RELU"),
+    "fc_batches_reshape": lambda r: fc_model(r, 3, 16, 9, reshape_from=[3, 4, 4]),
+    "fc_relu6": lambda r: fc_model(r, 1, 64, 17, act="RELU6"),
+    "conv_same_s1_pc_relu": lambda r: conv_model(r, 7, 7, 3, 5, (3, 3), act="RELU"),
+    "conv_valid_s2": lambda r: conv_model(r, 9, 8, 2, 4, (3, 3), stride=(2, 2), padding="VALID"),
+    "conv_same_s2_odd": lambda r: conv_model(r, 8, 9, 3, 6, (3, 2), stride=(2, 2), act="RELU6"),
+    "conv_dilation": lambda r: conv_model(r, 9, 9, 2, 3, (3, 3), dil=(2, 2)),
+    "conv_pointwise": lambda r: conv_model(r, 5, 4, 16, 9, (1, 1)),
+    "conv_pointwise_s2_per_tensor": lambda r: conv_model(r, 6, 6, 5, 4, (1, 1), stride=(2, 2), padding="VALID",
+                                                         per_channel=False),
+    "conv_5x5_s12": lambda r: conv_model(r, 10, 7, 1, 4, (5, 5), stride=(1, 2)),
+    "dw_same_s1": lambda r: conv_model(r, 6, 7, 6, 0, (3, 3), depthwise=True, act="RELU"),
+    "dw_mult2_s2": lambda r: conv_model(r, 7, 7, 3, 0, (3, 3), stride=(2, 2), depthwise=True, mult=2),
+    "dw_valid_dil2": lambda r: conv_model(r, 9, 8, 4, 0, (3, 3), dil=(2, 2), padding="VALID", depthwise=True),
+    "dw_5x5_s2_per_tensor": lambda r: conv_model(r, 11, 10, 5, 0, (5, 5), stride=(2, 2), depthwise=True,
+                                                 per_channel=False, act="RELU6"),
+    "avgpool_same_s2": lambda r: pool_model(r, "AVERAGE_POOL_2D", 7, 6, 3, (3, 3), (2, 2), "SAME"),
+    "avgpool_valid": lambda r: pool_model(r, "AVERAGE_POOL_2D", 8, 8, 4, (2, 2), (2, 2), "VALID", act="RELU"),
+    "maxpool_same_s2": lambda r: pool_model(r, "MAX_POOL_2D", 7, 7, 3, (3, 3), (2, 2), "SAME"),
+    "maxpool_valid_relu6": lambda r: pool_model(r, "MAX_POOL_2D", 6, 9, 2, (2, 3), (2, 3), "VALID", act="RELU6"),
+    "mean_requant": lambda r: mean_model(r, 5, 4, 7),
+    "mean_same_quant": lambda r: mean_model(r, 3, 3, 5, same=True),
+    "mean_same_quant_even": lambda r: mean_model(r, 2, 2, 64, same=True),
+    "add_relu": lambda r: add_model(r, [1, 5, 5, 3], act="RELU"),
+    "add_flat": lambda r: add_model(r, [1, 300]),
+    "softmax_rows": lambda r: softmax_model(r, 3, 10),
+    "softmax_beta": lambda r: softmax_model(r, 1, 12, beta=0.5, in_scale=0.3),
+    "softmax_wide": lambda r: softmax_model(r, 1, 40, in_scale=0.05),
+    "quantize_requant": lambda r: quantize_model(r, 256),
+    "pad": pad_model,
+    "concat_channels": lambda r: concat_model(r, 3),
+    "concat_rows": lambda r: concat_model(r, 1),
+}
+
+
+def _inputs(ref, rng, n):
+    rows = []
+    for _ in range(n):
+        rows.append([rng.integers(-128, 128, d["shape"]).astype(np.int8) for d in ref.inputs])
+    # one input covering every int8 value (for table-driven ops) when the size allows
+    full = []
+    for d in ref.inputs:
+        size = int(np.prod(d["shape"]))
+        full.append(np.resize(np.arange(-128, 128, dtype=np.int8), size).reshape(d["shape"]))
+    rows.append(full)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    td = tmp_path_factory.mktemp("ops")
+    out = {}
+    for i, (name, make) in enumerate(sorted(CASES.items())):
+        rng = np.random.default_rng(1000 + i)
+        p = td / f"{name}.tflite"
+        p.write_bytes(make(rng))
+        ref = Reference(p)
+        rows = _inputs(ref, rng, 2)
+        want = [ref.run(*row)[0].reshape(-1).tobytes() for row in rows]
+        c = convert(p)
+        m = td / f"{name}.mtm"
+        c.write(m)
+        out[name] = (p, m, rows, want, c)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_op_bit_exact_micropython(built, name):
+    p, m, rows, want, c = built[name]
+    res = run_device(m, [[a.tobytes() for a in row] for row in rows], kernels=("viper", "pure"), heap="4M")
+    assert "viper" in res["available"], "the unix port should have the viper emitter"
+    for k in ("viper", "pure"):
+        got = [bytes.fromhex(o[0]) for o in res["runs"][k]["outputs"]]
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert g == w, (f"{name} [{k}] input {i}: {np.frombuffer(g, np.int8)} != "
+                            f"{np.frombuffer(w, np.int8)}")
+
+
+def test_ops_pure_cpython(built):
+    """The pure kernels are plain Python: the same engine also runs (bit-exact) under CPython."""
+    sys.path.insert(0, str(FIRMWARE))
+    try:
+        from mote.infer import Model
+        for name, (p, m, rows, want, c) in built.items():
+            model = Model(str(m), kernels="pure")
+            for row, w in zip(rows, want):
+                assert model.run(*[a.tobytes() for a in row]) == w, name
+    finally:
+        sys.path.remove(str(FIRMWARE))
+
+
+def test_unsupported_op_is_named():
+    w = TFLiteWriter()
+    x = w.tensor("x", [1, 8], scale=0.1, zp=0)
+    y = w.tensor("sigmoid_out", [1, 8], scale=1 / 256, zp=-128)
+    w.op("LOGISTIC", [x], [y])
+    with pytest.raises(UnsupportedModel) as e:
+        convert(w.finish([x], [y]))
+    assert e.value.problems == ["LOGISTIC v2 at node 0 (sigmoid_out): op not supported by the device engine"]
+
+
+def test_version_too_new_is_named():
+    w = TFLiteWriter()
+    x = w.tensor("x", [1, 8], scale=0.1, zp=0)
+    y = w.tensor("y", [1, 8], scale=1 / 256, zp=-128)
+    w.op("SOFTMAX", [x], [y], version=3)
+    with pytest.raises(UnsupportedModel) as e:
+        convert(w.finish([x], [y]))
+    assert "SOFTMAX v3 at node 0 (y)" in e.value.problems[0]
