@@ -15,8 +15,10 @@ def main():
 # (groups are added below by their modules' owners)
 from .commands import device as _device, sim as _sim  # noqa: E402
 from .model.cli import model  # noqa: E402
+from .power.cli import power  # noqa: E402
 
 main.add_command(model)
+main.add_command(power)
 
 for _cmd in (_device.ports, _device.info, _device.monitor, _device.ping, _device.stats, _device.config,
              _device.repl, _device.reset, _sim.sim, _sim.demo):

@@ -1,0 +1,198 @@
+# Battery-aware sampling policy: a declarative table (DEFAULT, overridable from the host with the
+# `policy.set` request, stored in /policy.json) interpreted by a small state machine.
+#
+#   band      from the state of charge, with hysteresis: each band sets the quiet sampling rate, the burst
+#             rate, inference on/off, the telemetry batching interval and the radio use; "heartbeat" bands
+#             only send heartbeats, "sleep" bands deep-sleep with a periodic wake. USB power -> the "usb" row.
+#   activity  a cheap detector on every sample (integer EMA per axis, L1 deviation, leaky counter) starts a
+#             full-rate burst; the burst ends after `quiet_s` without motion.
+#
+# Pure and clock-agnostic: the caller passes now_ms (real ticks on a board, a virtual clock in the energy
+# simulator). `sample()` is the per-sample hot path and allocates nothing.
+try:
+    from micropython import const
+except ImportError:
+    def const(x):
+        return x
+
+MODE_SAMPLE = const(0)
+MODE_HEARTBEAT = const(1)
+MODE_SLEEP = const(2)
+MODES = ("sample", "heartbeat", "sleep")
+START = const(1)
+STOP = const(-1)
+
+DEFAULT = {
+    "bands": [
+        {"name": "normal", "soc": 40, "idle_hz": 2, "burst_hz": 50, "infer": 1, "batch_s": 1800, "radio": "batch"},
+        {"name": "saver", "soc": 15, "idle_hz": 2, "burst_hz": 25, "infer": 1, "batch_s": 3600, "radio": "batch"},
+        {"name": "low", "soc": 5, "mode": "heartbeat"},
+        {"name": "critical", "soc": 0, "mode": "sleep", "wake_s": 3600},
+    ],
+    "usb": {"name": "usb", "idle_hz": 50, "burst_hz": 50, "infer": 1, "batch_s": 0, "radio": "on"},
+    "hysteresis": 3,          # % SoC above a band's floor before moving back up into it
+    "hb_s": 600,              # heartbeat interval
+    "thresh_mg": 100,         # detector: L1 deviation from the slow mean, in milli-g
+    "quiet_s": 5,             # burst ends after this long without motion
+}
+RADIO = ("on", "batch", "off")
+
+
+def _row(r, usb=False):
+    if not isinstance(r, dict) or not isinstance(r.get("name"), str):
+        raise ValueError("policy rows are maps with a name")
+    mode = r.get("mode", "sample")
+    if mode not in MODES:
+        raise ValueError("mode must be one of sample, heartbeat, sleep")
+    if not usb and not (isinstance(r.get("soc"), int) and 0 <= r["soc"] <= 100):
+        raise ValueError("band %s: soc must be 0..100" % r["name"])
+    if mode == "sample":
+        for k in ("idle_hz", "burst_hz"):
+            if not (isinstance(r.get(k), int) and 1 <= r[k] <= 400):
+                raise ValueError("band %s: %s must be 1..400" % (r["name"], k))
+        if r.get("radio", "batch") not in RADIO:
+            raise ValueError("band %s: radio must be on, batch or off" % r["name"])
+
+
+def check(spec):
+    """Validate a full policy map; raise ValueError naming the problem."""
+    bands = spec.get("bands")
+    if not isinstance(bands, list) or not bands:
+        raise ValueError("policy needs a non-empty list of bands")
+    last = 101
+    for b in bands:
+        _row(b)
+        if b["soc"] >= last:
+            raise ValueError("bands must be ordered by decreasing soc")
+        last = b["soc"]
+    if bands[-1]["soc"] != 0:
+        raise ValueError("the last band must start at soc 0")
+    _row(spec.get("usb"), True)
+    return spec
+
+
+def merge(base, override):
+    """A new policy: `override`'s top-level keys replace `base`'s (bands replace as a whole list)."""
+    if not isinstance(override, dict):
+        raise ValueError("policy.set takes a map")
+    new = dict(base)
+    for k in override:
+        if k not in DEFAULT:
+            raise ValueError("unknown policy key " + str(k))
+        new[k] = override[k]
+    return check(new)
+
+
+class Policy:
+    def __init__(self, spec=None, counts_per_g=16384):
+        self.spec = check(spec or DEFAULT)
+        self.cpg = counts_per_g
+        self.band = -2            # index into bands; -1 = usb row; -2 = not decided yet
+        self.row = None
+        self.burst = False
+        self.hz = 0
+        self.mode = MODE_SAMPLE
+        self.transitions = 0
+        # detector state (ints only)
+        self.mx = 0
+        self.my = 0
+        self.mz = 0
+        self.k = 1
+        self.c = 0
+        self.primed = False
+        self.last_motion = 0
+        self._configure()
+
+    def _configure(self):
+        s = self.spec
+        self.thresh = s["thresh_mg"] * self.cpg // 1000
+        self.quiet_ms = s["quiet_s"] * 1000
+        self.hb_ms = s["hb_s"] * 1000
+        self.hyst = s["hysteresis"]
+
+    # -- battery / power source ---------------------------------------------------------------
+    def _pick(self, soc):
+        bands = self.spec["bands"]
+        i = 0
+        while i < len(bands) - 1 and soc < bands[i]["soc"]:
+            i += 1
+        if 0 <= self.band < len(bands) and i < self.band:
+            # moving up: only into a band whose floor we clear by the hysteresis
+            j = self.band
+            while j > 0 and soc >= bands[j - 1]["soc"] + self.hyst:
+                j -= 1
+            i = j
+        return i
+
+    def update(self, soc, usb=False):
+        """Re-evaluate the band (call every few seconds). Returns (old_name, new_name) on a change, else None."""
+        b = -1 if usb else self._pick(soc)
+        if b == self.band:
+            return None
+        old = self.row["name"] if self.row else None
+        self.band = b
+        self.row = self.spec["usb"] if b < 0 else self.spec["bands"][b]
+        self.mode = MODES.index(self.row.get("mode", "sample"))
+        if self.mode != MODE_SAMPLE:
+            self.burst = False
+        self._rate()
+        self.transitions += 1
+        return (old, self.row["name"])
+
+    def _rate(self):
+        r = self.row
+        if self.mode != MODE_SAMPLE:
+            self.hz = 0
+            return
+        self.hz = r["burst_hz"] if self.burst else r["idle_hz"]
+        k = 1
+        while (2 << k) <= self.hz:      # EMA time constant ~ 1 s at any rate
+            k += 1
+        self.k = k
+
+    def name(self):
+        return self.row["name"] if self.row else "-"
+
+    def infer(self):
+        return self.mode == MODE_SAMPLE and self.burst and bool(self.row.get("infer", 1))
+
+    def batch_ms(self):
+        return self.row.get("batch_s", 0) * 1000 if self.row else 0
+
+    def radio(self):
+        return self.row.get("radio", "off") if self.mode == MODE_SAMPLE else "off"
+
+    def wake_ms(self):
+        return self.row.get("wake_s", 3600) * 1000
+
+    # -- per sample (hot path: no allocation) -------------------------------------------------
+    def sample(self, now_ms, x, y, z):
+        """Feed one accelerometer sample (counts). Returns START when a burst begins, STOP when it ends, else 0."""
+        k = self.k
+        if not self.primed:
+            self.mx = x << 4
+            self.my = y << 4
+            self.mz = z << 4
+            self.primed = True
+        self.mx += ((x << 4) - self.mx) >> k
+        self.my += ((y << 4) - self.my) >> k
+        self.mz += ((z << 4) - self.mz) >> k
+        d = abs(x - (self.mx >> 4)) + abs(y - (self.my >> 4)) + abs(z - (self.mz >> 4))
+        if d > self.thresh:
+            self.c = self.c + 2 if self.c < 5 else 6
+        elif self.c > 0:
+            self.c -= 1
+        if self.c >= 3:
+            self.last_motion = now_ms
+            if not self.burst and self.mode == MODE_SAMPLE:
+                self.burst = True
+                self._rate()
+                return START
+        elif self.burst and now_ms - self.last_motion > self.quiet_ms:
+            self.burst = False
+            self._rate()
+            return STOP
+        return 0
+
+    def moving(self):
+        return self.c >= 3

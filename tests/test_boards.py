@@ -1,0 +1,50 @@
+"""Every boards/*.json validates against boards/schema.json, and the figures are self-consistent."""
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mpy import run_mpy
+
+BOARDS = Path(__file__).resolve().parents[1] / "boards"
+FILES = sorted(p for p in BOARDS.glob("*.json") if p.name != "schema.json")
+SCHEMA = json.loads((BOARDS / "schema.json").read_text())
+
+
+def test_schema_is_valid_and_required_boards_exist():
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    names = {p.stem for p in FILES}
+    assert {"sim", "pico_w", "pico2_w", "esp32s3_devkitc", "feather_nrf52840_sense", "xiao_nrf52840_sense"} <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_board_validates(path):
+    b = json.loads(path.read_text())
+    jsonschema.Draft202012Validator(SCHEMA).validate(b)
+    assert b["name"] == path.stem
+    s = {k: v["ma"] for k, v in b["power"]["states"].items()}
+    # physical ordering every datasheet agrees on
+    assert s["deep_sleep"] <= s["light_sleep"] < s["idle"] <= s["active"] <= s["inference"]
+    assert s["radio_adv"] < s["radio_tx"]
+    assert b["ram"]["heap_bytes"] <= b["ram"]["total_bytes"] or b["name"].startswith("esp32")  # PSRAM heap
+    if b["name"] != "sim":
+        assert b["mpy_arch"] and b["sensors"]["imu"]["bus"] == "i2c" and b["sensors"]["imu"]["address"] in (0x6A, 0x6B)
+
+
+def test_schema_rejects_a_broken_board():
+    b = json.loads((BOARDS / "pico_w.json").read_text())
+    del b["power"]["states"]["deep_sleep"]["source"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(b, SCHEMA)
+
+
+def test_device_reads_its_board_file():
+    """The device side parses every board file with MicroPython's json and finds what the power code needs."""
+    code = "import json\n"
+    for p in FILES:
+        code += (f"b = json.load(open({str(p)!r}))\n"
+                 "assert b['power']['states']['light_sleep']['ma'] > 0 and b['battery']['capacity_mah'] > 0\n")
+    code += "print('ok')\n"
+    assert run_mpy(code).stdout.strip() == b"ok"
