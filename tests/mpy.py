@@ -19,13 +19,29 @@ def micropython_exe() -> str:
     return exe
 
 
+# A board's view of the filesystem: `root` mounted at / (its flash) and the firmware tree at /fw, so
+# code that writes /config.json or /models stays inside the test's directory, as on the sim.
+ROOT_PRELUDE = """
+import vfs, os, sys
+vfs.umount('/')
+vfs.mount(vfs.VfsPosix({root!r}), '/')
+vfs.mount(vfs.VfsPosix({fw!r}), '/fw')
+os.chdir('/')
+sys.path[:] = ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
+del vfs
+"""
+
+
 def run_mpy(code: str, *, heap: str = "2M", timeout: float = 120, path=(), check: bool = True,
-            stdin: bytes | None = None) -> subprocess.CompletedProcess:
+            stdin: bytes | None = None, root=None) -> subprocess.CompletedProcess:
     """Run `code` under micropython with the firmware tree on sys.path; return the completed process.
 
-    `path` adds extra directories in front of the firmware tree. On failure (`check`), raise with
-    MicroPython's own traceback so the test report shows what broke on the device side.
+    `path` adds extra directories in front of the firmware tree. With `root`, that directory becomes
+    the board's flash at / (firmware at /fw). On failure (`check`), raise with MicroPython's own
+    traceback so the test report shows what broke on the device side.
     """
+    if root is not None:
+        code = ROOT_PRELUDE.format(root=str(root), fw=str(FIRMWARE)) + code
     env = dict(os.environ)
     env["MICROPYPATH"] = os.pathsep.join([*map(str, path), str(FIRMWARE), ".frozen"])
     proc = subprocess.run([micropython_exe(), "-X", f"heapsize={heap}", "-c", code], input=stdin,

@@ -41,14 +41,15 @@ class Board:
         self.accel = Accel()
     def reset(self): raise SystemExit
 
-app.config.PATH = "/tmp/mote-test-config-%d.json" % time.ticks_us()
 board = Board(binascii.unhexlify(sys.stdin.buffer.read()))
 a = app.App(board, {"sample_hz": 200, "window": 8, "hop": 4})
 """
 
 
-def run_device(frames: bytes, body: str):
-    out = run_mpy(HARNESS + body, stdin=frames.hex().encode())
+def run_device(frames: bytes, body: str, root=None):
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="mote-flash-") as tmp:
+        out = run_mpy(HARNESS + body, stdin=frames.hex().encode(), root=root or tmp)
     return out.stdout.decode()
 
 
@@ -159,11 +160,28 @@ print(json.dumps({"hops": hops, "samples": a.samples, "delta": before - after}))
 def test_config_persists_and_bad_stored_config_is_ignored(tmp_path):
     cfg = tmp_path / "config.json"
     cfg.write_text(json.dumps({"hop": 10, "window": 20, "sample_hz": "fast"}))
-    body = f"""
+    body = """
 from mote import config
-config.PATH = {str(cfg)!r}
 c = config.load()
 print(json.dumps(c))
 """
-    c = json.loads(run_device(b"", body).splitlines()[-1])
+    c = json.loads(run_device(b"", body, root=tmp_path).splitlines()[-1])
     assert c == {"hop": 10, "window": 20, "sample_hz": 50}
+
+
+def test_fs_replace_overwrites_on_a_board_flash(tmp_path):
+    """mote.fs.replace/write_atomic on a VfsPosix flash mounted at / (the sim's layout): the unix port's
+    rename of two absolute paths is a silent no-op when the target exists; fs works around it."""
+    body = """
+from mote import fs
+fs.write_atomic("/state.json", b"one")
+fs.write_atomic("/state.json", b"two")
+os.mkdir("/d")
+fs.write_atomic("/d/x", b"three")
+fs.write_atomic("/d/x", b"four")
+print(open("/state.json").read(), open("/d/x").read(), sorted(os.listdir("/")))
+"""
+    out = run_mpy(body, root=tmp_path).stdout.decode().split()
+    assert out[:2] == ["two", "four"]
+    assert (tmp_path / "state.json").read_text() == "two" and (tmp_path / "d" / "x").read_text() == "four"
+    assert not list(tmp_path.glob("*.tmp"))

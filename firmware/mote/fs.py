@@ -6,23 +6,20 @@ def replace(src, dst):
     """Atomically move src over dst (littlefs and POSIX replace in one step).
 
     Two port quirks are handled here so callers need not know them:
-    - FAT refuses to rename onto an existing file (EEXIST): remove dst first (not atomic there);
-    - the unix port's VfsPosix mounted at '/' with a root directory fails os.rename when both paths
-      are absolute (ENOENT, MicroPython v1.29-preview): retry with dst relative to '/'.
+    - the unix port's VfsPosix mounted at '/' with a root directory mishandles os.rename when both
+      paths are absolute (ENOENT, or a silent no-op when dst exists; MicroPython v1.29-preview):
+      with the working directory at '/', dst is passed relative, which means the same on every port;
+    - FAT refuses to rename onto an existing file (EEXIST): remove dst first (not atomic there).
     """
+    if dst[:1] == "/" and os.getcwd() == "/":
+        dst = dst[1:]
     try:
         os.rename(src, dst)
-        return
     except OSError as e:
-        err = e.args[0] if e.args else 0
-    if err == 17:        # EEXIST
+        if not e.args or e.args[0] != 17:      # EEXIST
+            raise
         os.remove(dst)
         os.rename(src, dst)
-        return
-    if dst.startswith("/") and os.getcwd() == "/":
-        os.rename(src, dst[1:])
-        return
-    raise OSError(err)
 
 
 def write_atomic(path, data):
