@@ -3,6 +3,7 @@
 One micropython process per model runs both kernel sets."""
 
 import json
+import os
 import sys
 
 import numpy as np
@@ -20,6 +21,12 @@ MODELS = ["hello_world_int8", "micro_speech_quantized", "magic_wand_arduino_int8
           "tiny_str_ww_ref_model", "tiny_ic_resnet_quant_int8", "tiny_ad01_int8", "simple_add_model",
           "mnist_cnn_int8", "person_detect_qdim0"]
 N_RANDOM = 2
+# on x86-64 "viper" resolves to viper64 (64-bit requantization); viper32 is the word-size independent set the
+# 32-bit boards (RP2040, ESP32, nRF52) run
+KERNELS = ("viper", "viper32", "pure")
+# optional: a 32-bit MicroPython unix build (make -C ports/unix MICROPY_FORCE_32BIT=1, needs gcc-multilib) runs
+# viper32 with a genuine 32-bit machine word: MOTEKIT_MICROPYTHON32=/path/to/micropython
+MPY32 = os.environ.get("MOTEKIT_MICROPYTHON32")
 
 
 def _stored(z):
@@ -57,9 +64,9 @@ def test_model_bit_exact(name, tmp_path):
     c.write(mtm)
     # peak activation memory from the planner: within 1.2x of the lower bound (largest live set)
     assert c.stats["arena"] <= 1.2 * c.stats["lower_bound"], c.stats
-    res = run_device(mtm, [[a.tobytes() for a in ins] for ins, _ in cases], kernels=("viper", "pure"),
+    res = run_device(mtm, [[a.tobytes() for a in ins] for ins, _ in cases], kernels=KERNELS,
                      heap="16M", timeout=600)
-    assert set(res["runs"]) == {"viper", "pure"}
+    assert set(res["runs"]) == set(KERNELS)
     for k, run in res["runs"].items():
         for i, ((ins, want), outs) in enumerate(zip(cases, run["outputs"])):
             got = np.frombuffer(bytes.fromhex(outs[0]), np.int8)
@@ -68,3 +75,25 @@ def test_model_bit_exact(name, tmp_path):
     print(json.dumps({"model": name, "arena": c.stats["arena"], "lower_bound": c.stats["lower_bound"],
                       "ram": res["runs"]["pure"]["ram_bytes"],
                       "us": {k: r["us"] for k, r in res["runs"].items()}}))
+
+
+@pytest.mark.skipif(not MPY32, reason="MOTEKIT_MICROPYTHON32 not set (a 32-bit micropython unix build)")
+@pytest.mark.parametrize("name", MODELS)
+def test_model_bit_exact_32bit_word(name, tmp_path):
+    """viper32 under a real 32-bit MicroPython: viper64 must refuse to load, viper32 must stay bit-exact."""
+    path = TFLITE / f"{name}.tflite"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    ref = Reference(path)
+    rng = np.random.default_rng(32 + sum(map(ord, name)))
+    cases = []
+    for _ in range(3):
+        ins = [rng.integers(-128, 128, d["shape"]).astype(np.int8) for d in ref.inputs]
+        cases.append((ins, ref.run(*ins)[0]))
+    mtm = tmp_path / f"{name}.mtm"
+    convert(path).write(mtm)
+    res = run_device(mtm, [[a.tobytes() for a in ins] for ins, _ in cases], kernels=("viper32",), heap="16M",
+                     exe=MPY32)
+    assert "viper64" not in res["available"] and "viper32" in res["available"]
+    for i, ((ins, want), outs) in enumerate(zip(cases, res["runs"]["viper32"]["outputs"])):
+        assert bytes.fromhex(outs[0]) == want.reshape(-1).tobytes(), f"{name} case {i}"

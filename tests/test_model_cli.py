@@ -41,13 +41,13 @@ def test_convert_writes_documented_container(tmp_path):
 def test_convert_unsupported_op_one_line(tmp_path):
     w = TFLiteWriter()
     x = w.tensor("x", [1, 4], scale=0.1, zp=0)
-    y = w.tensor("tanh_out", [1, 4], scale=1 / 128, zp=0)
-    w.op("TANH", [x], [y])
+    y = w.tensor("hswish_out", [1, 4], scale=1 / 128, zp=0)
+    w.op("HARD_SWISH", [x], [y])
     p = tmp_path / "t.tflite"
     p.write_bytes(w.finish([x], [y]))
     r = CliRunner().invoke(main, ["model", "convert", str(p)])
     assert r.exit_code == 2
-    assert r.output.strip() == "TANH v2 at node 0 (tanh_out): op not supported by the device engine"
+    assert r.output.strip() == "HARD_SWISH v1 at node 0 (hswish_out): op not supported by the device engine"
 
 
 def test_check_fits_and_does_not_fit():

@@ -2,7 +2,10 @@
 engine (both kernel sets under micropython, and the pure kernels under CPython) against tflite-runtime
 BUILTIN_REF on random inputs. Covers padding, strides, dilation, depth multiplier, per-channel/per-tensor."""
 
+import os
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,23 +87,51 @@ def pool_model(rng, name, H, W, C, f, stride, padding, act="NONE"):
     return w.finish([x], [y])
 
 
-def mean_model(rng, H, W, C, same=False):
+def mean_model(rng, H, W, C, same=False, keep_dims=False):
     w = TFLiteWriter()
     s, z = _q(rng), _zp(rng)
     x = w.tensor("x", [1, H, W, C], scale=s, zp=z)
     ax = w.tensor("axes", [2], data=np.array([1, 2], np.int32))
-    y = w.tensor("y", [1, C], scale=s if same else _q(rng), zp=z if same else _zp(rng))
-    w.op("MEAN", [x, ax], [y], keep_dims=False)
+    y = w.tensor("y", [1, 1, 1, C] if keep_dims else [1, C], scale=s if same else _q(rng),
+                 zp=z if same else _zp(rng))
+    w.op("MEAN", [x, ax], [y], keep_dims=keep_dims)
     return w.finish([x], [y])
 
 
-def add_model(rng, shape, act="NONE"):
+def add_model(rng, shape, act="NONE", shape2=None, const2=False):
     w = TFLiteWriter()
+    shape2 = shape2 or shape
+    out = list(np.broadcast_shapes(tuple(shape), tuple(shape2)))
     a = w.tensor("a", shape, scale=_q(rng), zp=_zp(rng))
-    b = w.tensor("b", shape, scale=_q(rng), zp=_zp(rng))
-    y = w.tensor("y", shape, scale=_q(rng, 0.02, 0.08), zp=_zp(rng))
+    if const2:
+        b = w.tensor("b", shape2, data=rng.integers(-128, 128, shape2).astype(np.int8), scale=_q(rng), zp=_zp(rng))
+    else:
+        b = w.tensor("b", shape2, scale=_q(rng), zp=_zp(rng))
+    y = w.tensor("y", out, scale=_q(rng, 0.02, 0.08), zp=_zp(rng))
     w.op("ADD", [a, b], [y], act=act)
-    return w.finish([a, b], [y])
+    return w.finish([a] if const2 else [a, b], [y])
+
+
+def act_model(rng, op, n=300):
+    """int8 LOGISTIC (output 1/256, -128) or TANH (output 1/128, 0), as the TFLite converter quantizes them."""
+    w = TFLiteWriter()
+    x = w.tensor("x", [1, n], scale=_q(rng, 0.01, 0.15), zp=_zp(rng))
+    y = w.tensor("y", [1, n], scale=1 / 256 if op == "LOGISTIC" else 1 / 128, zp=-128 if op == "LOGISTIC" else 0)
+    w.op(op, [x], [y])
+    return w.finish([x], [y])
+
+
+def dequantize_model(rng, n=300, softmax=False):
+    """int8 -> float32 DEQUANTIZE, optionally after an int8 SOFTMAX (a classifier with a float output)."""
+    w = TFLiteWriter()
+    x = w.tensor("x", [1, n], scale=_q(rng, 0.01, 0.2), zp=_zp(rng))
+    src = x
+    if softmax:
+        src = w.tensor("p", [1, n], scale=1 / 256, zp=-128)
+        w.op("SOFTMAX", [x], [src], beta=1.0)
+    y = w.tensor("y", [1, n], dtype=np.float32)
+    w.op("DEQUANTIZE", [src], [y])
+    return w.finish([x], [y])
 
 
 def softmax_model(rng, rows, depth, beta=1.0, in_scale=None):
@@ -163,8 +194,19 @@ CASES = {
     "mean_requant": lambda r: mean_model(r, 5, 4, 7),
     "mean_same_quant": lambda r: mean_model(r, 3, 3, 5, same=True),
     "mean_same_quant_even": lambda r: mean_model(r, 2, 2, 64, same=True),
+    "mean_keep_dims": lambda r: mean_model(r, 5, 3, 6, keep_dims=True),
+    "mean_keep_dims_same_quant": lambda r: mean_model(r, 4, 4, 8, same=True, keep_dims=True),
     "add_relu": lambda r: add_model(r, [1, 5, 5, 3], act="RELU"),
     "add_flat": lambda r: add_model(r, [1, 300]),
+    "add_bcast_channel": lambda r: add_model(r, [1, 4, 5, 3], shape2=[1, 1, 1, 3]),
+    "add_bcast_rows_relu6": lambda r: add_model(r, [1, 4, 1, 6], shape2=[1, 1, 5, 6], act="RELU6"),
+    "add_bcast_rank": lambda r: add_model(r, [2, 3, 4], shape2=[4]),
+    "add_bcast_scalar_const": lambda r: add_model(r, [1, 6, 7], shape2=[1], const2=True),
+    "add_const_same_shape": lambda r: add_model(r, [1, 40], const2=True),
+    "logistic": lambda r: act_model(r, "LOGISTIC"),
+    "tanh": lambda r: act_model(r, "TANH"),
+    "dequantize": lambda r: dequantize_model(r),
+    "softmax_dequantize": lambda r: dequantize_model(r, n=10, softmax=True),
     "softmax_rows": lambda r: softmax_model(r, 3, 10),
     "softmax_beta": lambda r: softmax_model(r, 1, 12, beta=0.5, in_scale=0.3),
     "softmax_wide": lambda r: softmax_model(r, 1, 40, in_scale=0.05),
@@ -188,6 +230,9 @@ def _inputs(ref, rng, n):
     return rows
 
 
+KERNELS = ("viper", "viper32", "pure")     # on x86-64 "viper" is viper64: all three kernel sets
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     td = tmp_path_factory.mktemp("ops")
@@ -209,13 +254,24 @@ def built(tmp_path_factory):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_op_bit_exact_micropython(built, name):
     p, m, rows, want, c = built[name]
-    res = run_device(m, [[a.tobytes() for a in row] for row in rows], kernels=("viper", "pure"), heap="4M")
-    assert "viper" in res["available"], "the unix port should have the viper emitter"
-    for k in ("viper", "pure"):
+    res = run_device(m, [[a.tobytes() for a in row] for row in rows], kernels=KERNELS, heap="4M")
+    assert "viper32" in res["available"], "the unix port should have the viper emitter"
+    for k in KERNELS:
         got = [bytes.fromhex(o[0]) for o in res["runs"][k]["outputs"]]
         for i, (g, w) in enumerate(zip(got, want)):
             assert g == w, (f"{name} [{k}] input {i}: {np.frombuffer(g, np.int8)} != "
                             f"{np.frombuffer(w, np.int8)}")
+
+
+@pytest.mark.skipif(not os.environ.get("MOTEKIT_MICROPYTHON32"), reason="MOTEKIT_MICROPYTHON32 not set")
+def test_ops_bit_exact_32bit_word(built):
+    """Every op case with viper32 (and pure) under a real 32-bit MicroPython build (see test_infer_models)."""
+    for name, (p, m, rows, want, c) in sorted(built.items()):
+        res = run_device(m, [[a.tobytes() for a in row] for row in rows], kernels=("viper32", "pure"), heap="4M",
+                         exe=os.environ["MOTEKIT_MICROPYTHON32"])
+        for k in ("viper32", "pure"):
+            got = [bytes.fromhex(o[0]) for o in res["runs"][k]["outputs"]]
+            assert got == want, (name, k)
 
 
 def test_ops_pure_cpython(built):
@@ -234,11 +290,46 @@ def test_ops_pure_cpython(built):
 def test_unsupported_op_is_named():
     w = TFLiteWriter()
     x = w.tensor("x", [1, 8], scale=0.1, zp=0)
-    y = w.tensor("sigmoid_out", [1, 8], scale=1 / 256, zp=-128)
-    w.op("LOGISTIC", [x], [y])
+    y = w.tensor("hswish_out", [1, 8], scale=1 / 256, zp=-128)
+    w.op("HARD_SWISH", [x], [y])
     with pytest.raises(UnsupportedModel) as e:
         convert(w.finish([x], [y]))
-    assert e.value.problems == ["LOGISTIC v2 at node 0 (sigmoid_out): op not supported by the device engine"]
+    assert e.value.problems == ["HARD_SWISH v1 at node 0 (hswish_out): op not supported by the device engine"]
+
+
+def test_activation_luts_match_tflite_on_many_scales():
+    """LOGISTIC / TANH tables against tflite-runtime BUILTIN_REF on all 256 inputs, for many input scales."""
+    from motekit.model import quant
+    rng = np.random.default_rng(7)
+    for i in range(24):
+        op = ("LOGISTIC", "TANH")[i % 2]
+        tfl = act_model(rng, op, n=256)
+        p = Path(tempfile.mkdtemp()) / "a.tflite"
+        p.write_bytes(tfl)
+        ref = Reference(p)
+        d = ref.inputs[0]
+        o = ref.outputs[0]
+        got = ref.run(np.arange(-128, 128, dtype=np.int8).reshape(d["shape"]))[0].reshape(-1)
+        want = quant.activation_lut(op, d["quantization"][0], d["quantization"][1], o["quantization"][0],
+                                    o["quantization"][1])
+        assert got.tolist() == want, (op, d["quantization"])
+
+
+def test_float_output_dequantize_classify(built):
+    """m.run returns the float32 bytes of a DEQUANTIZE output; classify() reads them as floats."""
+    p, m, rows, want, c = built["softmax_dequantize"]
+    assert c.header["outputs"][0]["dtype"] == "float32"
+    sys.path.insert(0, str(FIRMWARE))
+    try:
+        from mote.infer import Model
+        model = Model(str(m), kernels="pure")
+        out = model.run(rows[0][0].tobytes())
+        vals = np.frombuffer(out, "<f4")
+        assert out == want[0] and len(vals) == 10
+        label, conf = model.classify(rows[0][0].tobytes())
+        assert label == int(vals.argmax()) and conf == vals.max()
+    finally:
+        sys.path.remove(str(FIRMWARE))
 
 
 def test_version_too_new_is_named():

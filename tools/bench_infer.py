@@ -1,4 +1,4 @@
-"""Benchmark the device engine (not a test): MAC/s of the pure and viper kernels under `micropython`, against
+"""Benchmark the device engine (not a test): MAC/s of the pure, viper64 and viper32 kernels under `micropython`, against
 tflite-runtime BUILTIN_REF and AUTO on the same CPU, plus a naive triple-loop pure-Python FC, the mnist_cnn
 peer figure (emlearn-micropython's TinyMaix C module, ~25 us/inference) and peak activation RAM.
 
@@ -79,16 +79,19 @@ def main(argv=None):
             want = z["run0_output0_BUILTIN_REF"].tobytes()
             macs = c.stats["macs"]
             rep_pure = max(1, min(a.repeat, int(3e6 / max(macs, 1))))
-            dv = run_device(mtm, [[x.tobytes() for x in ins]], kernels=("viper",), repeat=a.repeat, heap="16M")
+            dv = run_device(mtm, [[x.tobytes() for x in ins]], kernels=("viper64", "viper32"), repeat=a.repeat,
+                            heap="16M")
             dp = run_device(mtm, [[x.tobytes() for x in ins]], kernels=("pure",), repeat=rep_pure, heap="16M")
             ref = Reference(path)
             auto = Reference(path, resolver="AUTO")
             ref.run(*ins)
             auto.run(*ins)
             r = dict(model=name, macs=macs,
-                     exact_viper=bytes.fromhex(dv["runs"]["viper"]["outputs"][0][0]) == want,
+                     exact_viper=all(bytes.fromhex(dv["runs"][k]["outputs"][0][0]) == want
+                                     for k in ("viper64", "viper32")),
                      exact_pure=bytes.fromhex(dp["runs"]["pure"]["outputs"][0][0]) == want,
-                     viper_us=dv["runs"]["viper"]["best_us"], pure_us=dp["runs"]["pure"]["best_us"],
+                     viper_us=dv["runs"]["viper64"]["best_us"], viper32_us=dv["runs"]["viper32"]["best_us"],
+                     pure_us=dp["runs"]["pure"]["best_us"],
                      ref_us=ref.time_us(200), auto_us=auto.time_us(200),
                      arena=c.stats["arena"], lower_bound=c.stats["lower_bound"],
                      ram=dp["runs"]["pure"]["ram_bytes"])
@@ -103,11 +106,12 @@ def main(argv=None):
                 if line:
                     _, m_, naive_us, pure_us = line[0].split()
                     r["naive_fc_us"], r["pure_fc_us"] = int(naive_us), int(pure_us)
-    print(f"{'model':28s} {'MACs':>9s} {'exact':>6s} {'pure ms':>9s} {'viper ms':>9s} {'REF ms':>8s} {'AUTO ms':>8s} "
-          f"{'viper/REF':>9s} {'peak RAM':>9s} {'act/LB':>6s}")
+    print(f"{'model':28s} {'MACs':>9s} {'exact':>6s} {'pure ms':>9s} {'viper64':>9s} {'viper32':>9s} {'REF ms':>8s} "
+          f"{'AUTO ms':>8s} {'v64/REF':>9s} {'peak RAM':>9s} {'act/LB':>6s}")
     for r in rows:
         ex = "yes" if r["exact_viper"] and r["exact_pure"] else "NO"
         print(f"{r['model']:28s} {r['macs']:9d} {ex:>6s} {r['pure_us'] / 1e3:9.2f} {r['viper_us'] / 1e3:9.3f} "
+              f"{r['viper32_us'] / 1e3:9.3f} "
               f"{r['ref_us'] / 1e3:8.3f} {r['auto_us'] / 1e3:8.3f} {r['ref_us'] / r['viper_us']:8.3f}x "
               f"{r['ram']:9d} {r['arena'] / max(r['lower_bound'], 1):6.2f}")
     print()
@@ -115,15 +119,17 @@ def main(argv=None):
         if r["macs"] == 0:
             continue
         mps = lambda us: r["macs"] / us  # MAC/us = MMAC/s
-        print(f"{r['model']:28s} MMAC/s: pure {mps(r['pure_us']):7.1f}  viper {mps(r['viper_us']):7.1f}  "
+        print(f"{r['model']:28s} MMAC/s: pure {mps(r['pure_us']):7.1f}  viper64 {mps(r['viper_us']):7.1f}  "
+              f"viper32 {mps(r['viper32_us']):7.1f}  "
               f"REF {mps(r['ref_us']):8.1f}  AUTO {mps(r['auto_us']):8.1f}   viper/REF {r['ref_us'] / r['viper_us']:.3f}  "
               f"viper/AUTO {r['auto_us'] / r['viper_us']:.3f}  pure/REF {r['ref_us'] / r['pure_us']:.4f}")
         if "naive_fc_us" in r:
             print(f"{'':28s} FC layers: naive triple loop {r['naive_fc_us']} us, pure kernels {r['pure_fc_us']} us "
                   f"-> pure is {r['naive_fc_us'] / r['pure_fc_us']:.2f}x the naive loop")
         if r["model"] == "mnist_cnn_int8":
-            print(f"{'':28s} vs emlearn-micropython TinyMaix (~{TINYMAIX_MNIST_US:.0f} us): viper "
-                  f"{r['viper_us']:.0f} us = {r['viper_us'] / TINYMAIX_MNIST_US:.1f}x slower")
+            print(f"{'':28s} vs emlearn-micropython TinyMaix (~{TINYMAIX_MNIST_US:.0f} us): viper64 "
+                  f"{r['viper_us']:.0f} us = {r['viper_us'] / TINYMAIX_MNIST_US:.1f}x slower, viper32 "
+                  f"{r['viper32_us']:.0f} us = {r['viper32_us'] / TINYMAIX_MNIST_US:.1f}x")
     print(json.dumps(rows))
 
 

@@ -42,6 +42,7 @@ class App:
         self.link.on("config.set", self.config_set)
         self.link.on("repl", self._repl)
         self.link.on("reset", self._reset)
+        self._setup_store(board)
         self.t0 = time.ticks_ms()
         self.seq = 0
         self.samples = 0
@@ -64,7 +65,23 @@ class App:
     def hello(self):
         return {"proto": proto.VERSION, "id": self.device, "board": self.board.name, "fw": VERSION,
                 "mtu": self.link.mtu, "boot": self.boot, "uptime_ms": self.uptime_ms(),
-                "impl": sys.implementation.name, "model": None}
+                "impl": sys.implementation.name, "model": self._model()}
+
+    def _setup_store(self, board):
+        # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
+        from mote import store, upload
+        self.store = store.Store(board.name)
+        try:
+            self.store.boot()
+        except Exception as e:  # never keep the board from booting over its model
+            sys.print_exception(e)
+        upload.register(self.link, self.store)
+
+    def _model(self):
+        try:
+            return self.store.active()
+        except Exception:
+            return None
 
     def uptime_ms(self):
         return time.ticks_diff(time.ticks_ms(), self.t0)

@@ -5,20 +5,36 @@
 #   out = m.run(*inputs)       each input bytes-like int8, row-major; returns bytes (tuple if several)
 #   label, conf = m.classify(window)
 #
-# Two kernel sets with identical results: mote.kernels (pure Python, everywhere) and
-# mote.kernels_viper (@micropython.viper, where the port has the emitter). Model(path, kernels=...)
-# picks "viper" or "pure" explicitly; the default is viper when it imports, else pure.
+# Kernel sets with identical results (Model(path, kernels=...)):
+#   "pure"     mote.kernels: plain Python, every port (CircuitPython, webassembly, CPython too)
+#   "viper64"  mote.kernels_viper: @micropython.viper, requantization in one 64-bit product; needs a
+#              64-bit machine word (unix/x86-64, aarch64); refuses to import elsewhere
+#   "viper32"  mote.kernels_viper32: @micropython.viper, every intermediate within int32 (limb
+#              requantization), so it runs on 32-bit ports (RP2040, ESP32, nRF52) and 64-bit ones alike
+#   "viper"    the fastest viper set that imports (viper64, else viper32)
+# The default is "viper" when a viper set imports, else "pure".
 import struct
 from array import array
 
 from mote import kernels as _pure
 
 try:
-    from mote import kernels_viper as _viper
+    from mote import kernels_viper as _viper64
     viper_error = None
 except Exception as e:  # no emitter (CircuitPython, webassembly, ...), or a 32-bit port
-    _viper = None
+    _viper64 = None
     viper_error = repr(e)
+
+try:
+    from mote import kernels_viper32 as _viper32
+    viper32_error = None
+except Exception as e:  # no native emitter
+    _viper32 = None
+    viper32_error = repr(e)
+
+_viper = _viper64 if _viper64 is not None else _viper32
+if _viper is not None:
+    viper_error = None
 
 try:
     from time import ticks_us, ticks_diff
@@ -35,8 +51,11 @@ MAGIC = b"MTM1"
 BLOB_ALIGN = 16
 
 
+_SETS = {"pure": _pure, "viper64": _viper64, "viper32": _viper32, "viper": _viper}
+
+
 def available_kernels():
-    return ("viper", "pure") if _viper is not None else ("pure",)
+    return tuple(k for k in ("viper", "viper64", "viper32", "pure") if _SETS[k] is not None)
 
 
 def _copy_in(dst, data):
@@ -58,10 +77,15 @@ class Model:
     def __init__(self, path, kernels=None):
         if kernels is None:
             kernels = "viper" if _viper is not None else "pure"
-        if kernels == "viper" and _viper is None:
-            raise ModelError("viper kernels are not available on this port: " + str(viper_error))
+        if kernels not in _SETS:
+            raise ModelError("unknown kernel set: " + str(kernels))
+        K = _SETS[kernels]
+        if K is None:
+            raise ModelError(kernels + " kernels are not available on this port: "
+                             + str(viper32_error if kernels == "viper32" else viper_error))
+        if kernels == "viper":
+            kernels = "viper64" if K is _viper64 else "viper32"
         self.kernels = kernels
-        K = _viper if kernels == "viper" else _pure
         with open(path, "rb") as f:
             head = f.read(8)
             if len(head) < 8 or head[0:4] != MAGIC:
@@ -128,18 +152,23 @@ class Model:
         if kind == "POOL":
             H, W, C = p["inp"]
             OH, OW, _ = p["out"]
-            return (K.pool, (v[p["x"]], v[p["y"]], H, W, C, OH, OW, p["k"][0], p["k"][1], p["stride"][0],
-                             p["stride"][1], p["pad"][0], p["pad"][1], p["lo"], p["hi"], p["max"]))
+            return _b(K, "pool", (v[p["x"]], v[p["y"]], H, W, C, OH, OW, p["k"][0], p["k"][1], p["stride"][0],
+                                  p["stride"][1], p["pad"][0], p["pad"][1], p["lo"], p["hi"], p["max"]))
         if kind == "MEAN":
             return (K.mean, (v[p["x"]], v[p["y"]], p["hw"], p["c"], blobs[p["thr"]]))
         if kind == "ADD":
-            return (K.add, (v[p["x1"]], v[p["x2"]], v[p["y"]], p["n"], p["off1"], p["off2"], p["ls"], p["m1"],
-                            p["s1"], p["m2"], p["s2"], p["mo"], p["so"], p["out_zp"], p["lo"], p["hi"]))
+            x1 = v[p["x1"]] if "x1" in p else blobs[p["x1c"]]      # a constant operand is a blob
+            x2 = v[p["x2"]] if "x2" in p else blobs[p["x2c"]]
+            geo = p["shape"] + p["st1"] + p["st2"] if "shape" in p else None
+            return _b(K, "add", (x1, x2, v[p["y"]], p["n"], p["off1"], p["off2"], p["ls"], p["m1"], p["s1"],
+                                 p["m2"], p["s2"], p["mo"], p["so"], p["out_zp"], p["lo"], p["hi"], geo))
         if kind == "SOFTMAX":
             return _pure.softmax_bind(v[p["x"]], v[p["y"]], p["rows"], p["depth"], p["mult"], p["ls"],
                                       p["diff_min"])
         if kind == "LUT":
-            return (_pure.lut, (v[p["x"]], v[p["y"]], p["n"], blobs[p["lut"]]))
+            return (K.lut, (v[p["x"]], v[p["y"]], p["n"], blobs[p["lut"]]))
+        if kind == "DEQ":
+            return (K.deq, (v[p["x"]], v[p["y"]], p["n"], blobs[p["lut"]]))
         if kind == "PAD":
             return (_pure.pad, (v[p["x"]], v[p["y"]], p["inp"], p["out"], p["before"], p["value"]))
         if kind == "CONCAT":
@@ -157,6 +186,8 @@ class Model:
         return self._in[i]
 
     def run(self, *inputs):
+        """Inputs: int8 bytes-likes. Returns the output tensor's bytes: int8, or float32 little-endian (4 bytes
+        per element) for an output produced by DEQUANTIZE (outputs[i]["dtype"] == "float32")."""
         if len(inputs) != len(self._in):
             raise ModelError("model takes %d inputs" % len(self._in))
         for dst, data in zip(self._in, inputs):
@@ -179,12 +210,20 @@ class Model:
         else:
             self.run(window)
         out = self._out[0]
-        best = 0
-        for i in range(1, len(out)):
-            if out[i] > out[best]:
-                best = i
         o = self.outputs[0]
-        conf = (out[best] - o["zp"]) * o["scale"]
+        if o.get("dtype") == "float32":       # DEQUANTIZE at the end: 4 little-endian bytes per class
+            vals = struct.unpack("<%df" % (len(out) // 4), bytes(out))
+            best = 0
+            for i in range(1, len(vals)):
+                if vals[i] > vals[best]:
+                    best = i
+            conf = vals[best]
+        else:
+            best = 0
+            for i in range(1, len(out)):
+                if out[i] > out[best]:
+                    best = i
+            conf = (out[best] - o["zp"]) * o["scale"]
         label = self.labels[best] if self.labels and best < len(self.labels) else best
         return label, conf
 

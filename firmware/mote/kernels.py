@@ -251,13 +251,59 @@ def mean(x, y, hw, C, thr):
         y[c] = lo - 128
 
 
-def add(x1, x2, y, n, off1, off2, ls, m1, s1, m2, s2, mo, so, zp, lo, hi):
-    sc = 1 << ls
+def add_tables(off, ls, m, s):
+    """The rescaled int8 operand of ADD for all 256 inputs: RDPOT(SRDHM((v + off) << ls, m), -s), |t| < 2**28."""
+    from array import array
+    t = array("i", bytes(1024))
+    for v in range(-128, 128):
+        t[v + 128] = _rdpot(_srdhm((v + off) << ls, m), -s)
+    return t
+
+
+def add_geo(n, geo):
+    """Broadcast plan [d0..d3, st1[0..3], st2[0..3]] (element strides, 0 along broadcast axes); flat if None."""
+    from array import array
+    return array("i", geo if geo else (1, 1, 1, n, 0, 0, 0, 1, 0, 0, 0, 1))
+
+
+def add_bind(x1, x2, y, n, off1, off2, ls, m1, s1, m2, s2, mo, so, zp, lo, hi, geo=None):
+    return add_t, (x1, x2, y, add_tables(off1, ls, m1, s1), add_tables(off2, ls, m2, s2), add_geo(n, geo),
+                   mo, so, zp, lo, hi)
+
+
+def add(x1, x2, y, n, off1, off2, ls, m1, s1, m2, s2, mo, so, zp, lo, hi, geo=None):
+    fn, args = add_bind(x1, x2, y, n, off1, off2, ls, m1, s1, m2, s2, mo, so, zp, lo, hi, geo)
+    fn(*args)
+
+
+def add_t(x1, x2, y, t1, t2, g, mo, so, zp, lo, hi):
+    # TFLite reference int8 ADD (and its 4-D broadcast): the operands' rescaling is tabulated
+    i = 0
+    a3 = g[7]
+    b3 = g[11]
+    for i0 in range(g[0]):
+        for i1 in range(g[1]):
+            for i2 in range(g[2]):
+                p = i0 * g[4] + i1 * g[5] + i2 * g[6]
+                q = i0 * g[8] + i1 * g[9] + i2 * g[10]
+                for _ in range(g[3]):
+                    v = _rdpot(_srdhm(t1[x1[p] + 128] + t2[x2[q] + 128], mo), -so) + zp
+                    y[i] = lo if v < lo else (hi if v > hi else v)
+                    i += 1
+                    p += a3
+                    q += b3
+
+
+def deq(x, y, n, t):
+    """DEQUANTIZE int8 -> float32: copy the 4 little-endian bytes of t[v + 128] (host-computed table)."""
+    j = 0
     for i in range(n):
-        a = _rdpot(_srdhm((x1[i] + off1) * sc, m1), -s1)
-        c = _rdpot(_srdhm((x2[i] + off2) * sc, m2), -s2)
-        v = _rdpot(_srdhm(a + c, mo), -so) + zp
-        y[i] = lo if v < lo else (hi if v > hi else v)
+        k = (x[i] + 128) * 4
+        y[j] = t[k]
+        y[j + 1] = t[k + 1]
+        y[j + 2] = t[k + 2]
+        y[j + 3] = t[k + 3]
+        j += 4
 
 
 # --- softmax: gemmlowp fixed point, as in TFLite's reference int8 Softmax ---

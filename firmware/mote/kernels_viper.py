@@ -5,16 +5,19 @@
 # inside try/except and falls back to mote.kernels.
 #
 # The requantization multiplies an int32 accumulator by an int32 multiplier into 64 bits inside
-# viper machine words, so this module needs a 64-bit word (x86-64, aarch64 unix/sim ports). On a
-# 32-bit port it refuses to import and the pure kernels run instead.
+# viper machine words, so this module needs a 64-bit word (x86-64, aarch64 unix/sim ports): kernel set
+# "viper64". On a 32-bit port it refuses to import and mote.kernels_viper32 ("viper32", word-size
+# independent, limb requantization) runs instead; pool/LUT/DEQUANTIZE come from there in both cases.
 import sys
 import micropython
 
 if sys.maxsize < (1 << 40):
     raise ImportError("mote.kernels_viper needs a 64-bit machine word")
 
-# ops that are not MAC-bound share the pure implementations
-from mote.kernels import pool, add, softmax, softmax_bind, lut, pad, concat  # noqa: F401
+from mote import kernels as _pure
+# ops that are not MAC-bound share the pure implementations, or the word-size independent viper ones
+from mote.kernels import softmax, softmax_bind, pad, concat  # noqa: F401
+from mote.kernels_viper32 import pool, pool_bind, lut, deq  # noqa: F401
 
 
 # MAC loops work on "offset binary" bytes (u = x + 128, read straight from ptr8 without sign
@@ -387,3 +390,67 @@ def _mean(x: ptr8, y: ptr8, hw: int, C: int, thr: ptr32):
 
 def mean(x, y, hw, C, thr):
     _mean(x, y, hw, C, thr)
+
+
+@micropython.viper
+def _add(x1: ptr8, x2: ptr8, y: ptr8, t1: ptr32, t2: ptr32, g: ptr32, mo: int, so: int, zp: int, lo: int,
+         hi: int):
+    d0 = int(g[0])
+    d1 = int(g[1])
+    d2 = int(g[2])
+    d3 = int(g[3])
+    a3 = int(g[7])
+    b3 = int(g[11])
+    e = 0 - so
+    mask = (1 << e) - 1
+    i = 0
+    i0 = 0
+    while i0 < d0:
+        i1 = 0
+        while i1 < d1:
+            i2 = 0
+            while i2 < d2:
+                p = i0 * int(g[4]) + i1 * int(g[5]) + i2 * int(g[6])
+                q = i0 * int(g[8]) + i1 * int(g[9]) + i2 * int(g[10])
+                i3 = 0
+                while i3 < d3:
+                    v1 = int(t1[int(x1[p]) ^ 128])
+                    v2 = int(t2[int(x2[q]) ^ 128])
+                    acc = ((v1 ^ 0x80000000) - 0x80000000) + ((v2 ^ 0x80000000) - 0x80000000)
+                    ab = acc * mo
+                    r = 0
+                    if ab >= 0:
+                        r = (ab + 0x40000000) >> 31
+                    else:
+                        r = 0 - ((0x3fffffff - ab) >> 31)
+                    if e > 0:
+                        rem = r & mask
+                        thr = mask >> 1
+                        if r < 0:
+                            thr += 1
+                        r = r >> e
+                        if rem > thr:
+                            r += 1
+                    r += zp
+                    if r < lo:
+                        r = lo
+                    if r > hi:
+                        r = hi
+                    y[i] = r
+                    i += 1
+                    p += a3
+                    q += b3
+                    i3 += 1
+                i2 += 1
+            i1 += 1
+        i0 += 1
+
+
+def add_bind(x1, x2, y, n, off1, off2, ls, m1, s1, m2, s2, mo, so, zp, lo, hi, geo=None):
+    return _add, (x1, x2, y, _pure.add_tables(off1, ls, m1, s1), _pure.add_tables(off2, ls, m2, s2),
+                  _pure.add_geo(n, geo), mo, so, zp, lo, hi)
+
+
+def add(*args):
+    fn, a = add_bind(*args)
+    fn(*a)

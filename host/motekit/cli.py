@@ -13,15 +13,20 @@ def main():
 
 # --- command groups (one import + add_command per group; keep this block sorted) ---
 # (groups are added below by their modules' owners)
-from .commands import device as _device, sim as _sim  # noqa: E402
+from .commands import device as _device, flash as _flash, sim as _sim  # noqa: E402
+from .keys_cli import keys  # noqa: E402
 from .model.cli import model  # noqa: E402
 from .power.cli import power  # noqa: E402
 
+main.add_command(keys)
 main.add_command(model)
 main.add_command(power)
 
 for _cmd in (_device.ports, _device.info, _device.monitor, _device.ping, _device.stats, _device.config,
              _device.repl, _device.reset, _sim.sim, _sim.demo):
+    main.add_command(_cmd)
+
+for _cmd in (_flash.flash, _flash.status, _flash.rollback, _flash.confirm, _flash.provision):
     main.add_command(_cmd)
 
 

@@ -7,13 +7,15 @@ from ..paths import boards_dir, firmware_dir
 from .convert import UnsupportedModel, check_support, convert
 from .tflite_reader import read_tflite
 
-# Fallback speed figures (MAC/s of the device engine) when a board file has no "infer" entry.
+# Fallback speed figures (MAC/s of the device engine, per kernel set) when a board file has no "infer" entry.
 # sim: measured on x86-64 with tools/bench_infer.py; MCU figures are rough guesses, marked as such.
 DEFAULT_SPEED = {
-    "sim": {"viper": 4.0e8, "pure": 1.2e7, "source": "measured (tools/bench_infer.py, x86-64)"},
+    "sim": {"viper64": 4.5e8, "viper32": 4.2e8, "pure": 1.2e7,
+            "source": "measured (tools/bench_infer.py, x86-64, conv/FC models)"},
 }
-GENERIC_MCU = {"viper": 4.0e6, "pure": 1.5e5, "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
-ENGINE_FILES = ("infer.py", "kernels.py", "kernels_viper.py", "cbor.py")
+GENERIC_MCU = {"viper32": 4.0e6, "pure": 1.5e5,
+               "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
+ENGINE_FILES = ("infer.py", "kernels.py", "kernels_viper.py", "kernels_viper32.py", "cbor.py")
 
 
 def load_board(name):
@@ -31,9 +33,12 @@ def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
     return (2000 + 550 * n_ops + 40 * n_tensors) * word // 8 + 1024 * n_softmax
 
 
-# RAM taken by the engine's own bytecode (mote.infer, kernels, cbor) when compiled from .py on the device,
-# measured on the unix port (64-bit); frozen into the firmware it costs no heap.
-ENGINE_CODE_RAM_64 = 32544
+# RAM taken by the engine's own code (mote.infer, the kernel sets, cbor) when compiled from .py on the device,
+# measured with gc.mem_alloc() around `from mote import infer, cbor` on the unix port, 64-bit (viper64 +
+# viper32 + pure) and a 32-bit build (MICROPY_FORCE_32BIT: viper32 + pure); frozen into the firmware it costs
+# no heap.
+ENGINE_CODE_RAM_64 = 38720
+ENGINE_CODE_RAM_32 = 27104
 
 
 def check(tflite_path, board):
@@ -54,10 +59,13 @@ def check(tflite_path, board):
     n_softmax = sum(1 for k, _ in c.header["ops"] if k == "SOFTMAX")
     overhead = interpreter_overhead(st["n_ops"], len(c.header["tensors"]), n_softmax, word)
     frozen = bool(b.get("infer", {}).get("frozen", False))
-    code_ram = 0 if frozen else ENGINE_CODE_RAM_64 * word // 8
-    # the viper kernels need a 64-bit word (they refuse to import elsewhere, and the pure kernels run)
-    kern = (b.get("infer") or {}).get("kernels") or ("viper" if word == 8 and b.get("firmware", "micropython")
-                                                     == "micropython" else "pure")
+    code_ram = 0 if frozen else (ENGINE_CODE_RAM_64 if word == 8 else ENGINE_CODE_RAM_32)
+    # MicroPython ports have the viper emitter: viper64 on a 64-bit word, viper32 on the 32-bit MCUs;
+    # CircuitPython has no native emitter (pure kernels)
+    fw_mp = b.get("firmware", "micropython") == "micropython"
+    kern = (b.get("infer") or {}).get("kernels") or (("viper64" if word == 8 else "viper32") if fw_mp else "pure")
+    if kern not in speed and kern.startswith("viper") and "viper" in speed:
+        speed = dict(speed, **{kern: speed["viper"]})
     engine_flash = sum((firmware_dir() / "mote" / f).stat().st_size for f in ENGINE_FILES
                        if (firmware_dir() / "mote" / f).exists())
     ram_total = st["weights_bytes"] + st["arena"] + st["scratch"] + 8 * st["taps"] + overhead + code_ram

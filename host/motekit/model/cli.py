@@ -97,3 +97,10 @@ def eval_cmd(tflite, inputs, kernels, as_json):
                        f"{v['best_us']} us best, {v['mean_us']:.0f} us mean, RAM {v['ram_bytes']} B")
     if any(v["mismatches"] for v in r["kernels"].values()):
         sys.exit(1)
+
+
+# Signing (COSE_Sign1 manifests) lives in motekit.signing_cli; users find it under `mote model`.
+from ..signing_cli import sign as _sign, verify as _verify  # noqa: E402
+
+model.add_command(_sign, "sign")
+model.add_command(_verify, "verify")

@@ -29,6 +29,9 @@ SUPPORTED = {
     "RESHAPE": 3,
     "SOFTMAX": 2,
     "QUANTIZE": 2,
+    "DEQUANTIZE": 2,
+    "LOGISTIC": 2,
+    "TANH": 2,
     "PAD": 2,
     "CONCATENATION": 3,
 }
@@ -232,27 +235,65 @@ def _op_mean(b, op):
     axes = sorted(int(a) % len(X.shape) for a in np.ravel(g.tensors[ax].data))
     if len(X.shape) != 4 or axes != [1, 2] or X.shape[0] != 1:
         b.fail(op, f"MEAN over axes {axes} of a {len(X.shape)}-D tensor (supported: axes 1, 2 of [1, H, W, C])")
-    if op.options.get("keep_dims"):
-        b.fail(op, "MEAN with keep_dims=True (integer reference path) is not implemented")
+    # keep_dims=True ([1, 1, 1, C]) has the same flat layout and, in tflite-runtime 2.14 BUILTIN_REF, the same
+    # integer arithmetic (checked op by op in tests/test_model_ops.py)
     n = X.shape[1] * X.shape[2]
     sums, outs = quant.mean_values(n, X.scale, X.zero_point, Y.scale, Y.zero_point)
     thr = quant.monotone_thresholds(sums, outs)
     return ["MEAN", dict(x=x, y=y, hw=n, c=X.shape[3], thr=b.blob(thr, "i"))]
 
 
+def _broadcast_plan(shape1, shape2, oshape):
+    """4-D output shape and per-input element strides (0 along broadcast axes), adjacent axes merged."""
+    n = max(len(shape1), len(shape2), len(oshape), 1)
+    e1 = [1] * (n - len(shape1)) + list(shape1)
+    e2 = [1] * (n - len(shape2)) + list(shape2)
+    eo = [1] * (n - len(oshape)) + list(oshape)
+
+    def strides(e):
+        st, acc = [0] * n, 1
+        for i in range(n - 1, -1, -1):
+            st[i] = acc if e[i] != 1 else 0
+            acc *= e[i]
+        return st
+
+    s1, s2 = strides(e1), strides(e2)
+    dims = []          # merge axis i into the previous one when both inputs stay contiguous across it
+    for i in range(n):
+        if eo[i] == 1:
+            continue
+        if dims and s1[i] * eo[i] == dims[-1][1] and s2[i] * eo[i] == dims[-1][2]:
+            d, a, c = dims[-1]
+            dims[-1] = (d * eo[i], s1[i], s2[i])
+        else:
+            dims.append((eo[i], s1[i], s2[i]))
+    if len(dims) > 4:
+        raise _Skip(f"broadcasting ADD over {len(dims)} non-mergeable axes (4 supported)")
+    dims = [(1, 0, 0)] * (4 - len(dims)) + dims
+    return [d for d, _, _ in dims], [a for _, a, _ in dims], [c for _, _, c in dims]
+
+
 def _op_add(b, op):
     x1, x2, y = op.inputs[0], op.inputs[1], op.outputs[0]
     b.need_int8(op, [x1, x2, y])
     X1, X2, Y = b.t(x1), b.t(x2), b.t(y)
-    if X1.shape != X2.shape:
-        b.fail(op, f"broadcasting ADD {list(X1.shape)} + {list(X2.shape)}")
-    for t in (x1, x2):
-        if _is_const(b.g, t):
-            b.fail(op, "constant ADD operand")
     ls, m1, s1, m2, s2, mo, so = quant.add_params(X1.scale, X2.scale, Y.scale)
     lo, hi = quant.act_range(op.options.get("act", "NONE"), Y.scale, Y.zero_point)
-    return ["ADD", dict(x1=x1, x2=x2, y=y, n=Y.size, off1=-X1.zero_point, off2=-X2.zero_point, ls=ls,
-                        m1=m1, s1=s1, m2=m2, s2=s2, mo=mo, so=so, out_zp=Y.zero_point, lo=lo, hi=hi)]
+    p = dict(x1=x1, x2=x2, y=y, n=Y.size, off1=-X1.zero_point, off2=-X2.zero_point, ls=ls,
+             m1=m1, s1=s1, m2=m2, s2=s2, mo=mo, so=so, out_zp=Y.zero_point, lo=lo, hi=hi)
+    if list(X1.shape) != list(X2.shape):
+        try:
+            oshape = list(np.broadcast_shapes(tuple(X1.shape), tuple(X2.shape)))
+        except ValueError:
+            b.fail(op, f"ADD shapes {list(X1.shape)} and {list(X2.shape)} do not broadcast")
+        if oshape != list(Y.shape):
+            b.fail(op, f"ADD output shape {list(Y.shape)} is not the broadcast shape {oshape}")
+        p["shape"], p["st1"], p["st2"] = _broadcast_plan(X1.shape, X2.shape, Y.shape)
+    for key, t in (("x1", x1), ("x2", x2)):
+        if _is_const(b.g, t):           # a constant operand becomes an int8 blob
+            del p[key]
+            p[key + "c"] = b.blob(b.g.tensors[t].data.reshape(-1), "b")
+    return ["ADD", p]
 
 
 def _op_softmax(b, op):
@@ -272,6 +313,25 @@ def _op_quantize(b, op):
     X, Y = b.t(x), b.t(y)
     m, s = quant.quantize_multiplier(float(X.scale) / float(Y.scale))
     lut = [max(-128, min(127, quant.mbqm(v - X.zero_point, m, s) + Y.zero_point)) for v in range(-128, 128)]
+    return ["LUT", dict(x=x, y=y, n=Y.size, lut=b.blob(lut, "b"))]
+
+
+def _op_dequantize(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    if _is_const(b.g, x):
+        b.fail(op, "constant DEQUANTIZE input (float weights are not supported)")
+    X, Y = b.t(x), b.t(y)
+    if X.dtype != "INT8" or Y.dtype != "FLOAT32":
+        b.fail(op, f"DEQUANTIZE {X.dtype} -> {Y.dtype} (supported: INT8 -> FLOAT32)")
+    table = quant.dequantize_table(X.scale, X.zero_point)
+    return ["DEQ", dict(x=x, y=y, n=Y.size, lut=b.blob(np.frombuffer(table.tobytes(), np.int8), "b"))]
+
+
+def _op_lut_act(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    b.need_int8(op, [x, y])
+    X, Y = b.t(x), b.t(y)
+    lut = quant.activation_lut(op.name, X.scale, X.zero_point, Y.scale, Y.zero_point)
     return ["LUT", dict(x=x, y=y, n=Y.size, lut=b.blob(lut, "b"))]
 
 
@@ -337,6 +397,10 @@ def convert(tflite_path, labels=None, name=None, preprocess=None):
                 rec = _op_softmax(b, op)
             elif op.name == "QUANTIZE":
                 rec = _op_quantize(b, op)
+            elif op.name == "DEQUANTIZE":
+                rec = _op_dequantize(b, op)
+            elif op.name in ("LOGISTIC", "TANH"):
+                rec = _op_lut_act(b, op)
             elif op.name == "PAD":
                 rec = _op_pad(b, op)
             elif op.name == "CONCATENATION":
@@ -353,9 +417,11 @@ def convert(tflite_path, labels=None, name=None, preprocess=None):
         if rec is not None:
             rec[1]["node"] = op.index
             b.ops.append(rec)
+    deq_out = {rec[1]["y"] for rec in b.ops if rec[0] == "DEQ"}
     for i in g.inputs + g.outputs:
-        if g.tensors[i].dtype != "INT8":
-            b.problems.append(f"model input/output {g.tensors[i].name!r} is {g.tensors[i].dtype}: int8 only")
+        if g.tensors[i].dtype != "INT8" and not (i in g.outputs and i in deq_out):
+            b.problems.append(f"model input/output {g.tensors[i].name!r} is {g.tensors[i].dtype}: int8 only "
+                              "(float32 outputs only from DEQUANTIZE)")
     if b.problems:
         raise UnsupportedModel(b.problems)
     return _finish(b, tflite_path, labels, name, preprocess)
@@ -398,7 +464,7 @@ def _finish(b, tflite_path, labels, name, preprocess):
         if t not in tids:
             r = b.root(t)
             tids[t] = len(table)
-            table.append([offsets[roots.index(r)], g.tensors[t].size])
+            table.append([offsets[roots.index(r)], g.tensors[t].nbytes])   # bytes (= elements for int8)
         return tids[t]
 
     for t in g.inputs + g.outputs:
@@ -415,7 +481,10 @@ def _finish(b, tflite_path, labels, name, preprocess):
 
     def io(t):
         T = g.tensors[t]
-        return dict(t=tids[t], name=T.name, shape=list(T.shape), scale=float(T.scale), zp=T.zero_point)
+        d = dict(t=tids[t], name=T.name, shape=list(T.shape), scale=float(T.scale), zp=T.zero_point)
+        if T.dtype != "INT8":
+            d["dtype"] = T.dtype.lower()
+        return d
 
     raw = Path(tflite_path).read_bytes() if not isinstance(tflite_path, (bytes, bytearray)) else bytes(tflite_path)
     weights = sum(len(x) for x in b.blobs)

@@ -58,8 +58,8 @@ def micropython_exe():
     return exe
 
 
-def run_device(mtm_path, input_rows, kernels=("viper", "pure"), heap="16M", repeat=0, timeout=600):
-    """Run the converted model under micropython on each input row.
+def run_device(mtm_path, input_rows, kernels=("viper", "pure"), heap="16M", repeat=0, timeout=600, exe=None):
+    """Run the converted model under micropython (or the interpreter `exe`) on each input row.
 
     input_rows: list of lists of bytes (one bytes per model input). Returns the runner's JSON result:
     {"available": [...], "runs": {kernel: {"outputs": [[hex, ...], ...], "us": [...], "best_us": ...}}}.
@@ -76,7 +76,7 @@ def run_device(mtm_path, input_rows, kernels=("viper", "pure"), heap="16M", repe
         script = Path(td) / "runner.py"
         script.write_text(RUNNER)
         env = dict(os.environ, MICROPYPATH=str(firmware_dir()))
-        p = subprocess.run([micropython_exe(), "-X", f"heapsize={heap}", str(script), str(spec)],
+        p = subprocess.run([exe or micropython_exe(), "-X", f"heapsize={heap}", str(script), str(spec)],
                            capture_output=True, timeout=timeout, env=env)
         out = p.stdout.decode(errors="replace")
         if p.returncode != 0 or "@@RESULT@@" not in out:

@@ -149,3 +149,49 @@ def monotone_thresholds(sums, outs):
         else:
             thr.append(int(sums[idx[0]]))
     return thr
+
+
+def dequantize_table(scale, zp):
+    """DEQUANTIZE int8 -> float32 for all 256 inputs (reference_ops::Dequantize: double scale * (v - zp),
+    then cast to float32), as float32 little-endian, index v + 128."""
+    s = float(np.float32(scale))
+    return np.array([np.float32(s * (v - zp)) for v in range(-128, 128)], dtype="<f4")
+
+
+def _libm():
+    import ctypes
+    import ctypes.util
+    name = ctypes.util.find_library("m")
+    if not name:
+        return None
+    lib = ctypes.CDLL(name)
+    for f in ("expf", "tanhf"):
+        getattr(lib, f).restype = ctypes.c_float
+        getattr(lib, f).argtypes = [ctypes.c_float]
+    return lib
+
+
+def activation_lut(op, in_scale, in_zp, out_scale, out_zp):
+    """int8 LOGISTIC / TANH as tflite-runtime 2.14 BUILTIN_REF computes them: a 256-entry table built by
+    activations.cc PopulateLookupTable<int8_t> in float32 (dequantize, transform, multiply by 1/out_scale,
+    roundf, add the zero point, truncate, clamp). expf/tanhf come from the C math library (as in TFLite);
+    numpy's float32 functions are the fallback where libm cannot be loaded."""
+    f32 = np.float32
+    lib = _libm()
+    if op == "LOGISTIC":
+        ex = (lambda v: f32(lib.expf(float(v)))) if lib else (lambda v: np.exp(f32(v)))
+        fn = lambda v: f32(f32(1) / f32(f32(1) + ex(-v)))
+    elif op == "TANH":
+        fn = (lambda v: f32(lib.tanhf(float(v)))) if lib else (lambda v: np.tanh(f32(v)))
+    else:
+        raise ValueError(op)
+    inv = f32(1) / f32(out_scale)
+    out = []
+    with np.errstate(over="ignore"):
+        for v in range(-128, 128):
+            dq = f32(f32(in_scale) * f32(v - in_zp))
+            x = f32(fn(dq) * inv)
+            r = f32(math.copysign(math.floor(abs(float(x)) + 0.5), float(x)))   # roundf (exact in double)
+            q = int(f32(r + f32(out_zp)))
+            out.append(max(-128, min(127, q)))
+    return out

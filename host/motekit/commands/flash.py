@@ -1,0 +1,166 @@
+"""`mote flash`, `mote status`, `mote rollback`, `mote confirm`, `mote provision`: the board's model store."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from ..flash import Flasher, manifest_length
+from ..link import Link, MoteError
+from .common import need_port, open_link, port_option, user_errors
+
+
+def _trust():
+    from ..keys import Keystore
+    return Keystore().trust_list()
+
+
+def host_verify(data: bytes):
+    """The host checks the file before sending a byte: signature, trusted and unrevoked kid, hash, size."""
+    from ..keys import KeystoreError
+    from ..manifest import ManifestError, verify_signed
+    try:
+        tl = _trust()
+        return verify_signed(data, tl.public_keys(), tl.revoked_kids())
+    except (ManifestError, KeystoreError) as e:
+        raise MoteError(f"refusing to flash: {e}") from None
+
+
+def _fmt_model(m) -> str:
+    if not m:
+        return "none"
+    return (f"{m.get('name')} {m.get('version')} (seq {m.get('seq')}, slot {m.get('slot')}, "
+            f"{m.get('state', '')}, sha256 {str(m.get('sha256', ''))[:12]})")
+
+
+class _Bar:
+    def __init__(self, total, quiet):
+        self.total = total
+        self.quiet = quiet
+        self.last = 0.0
+
+    def __call__(self, p):
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if p.event:
+            click.echo(f"\r# {p.event}" + " " * 20, err=True)
+        if now - self.last < 0.1 and p.done < p.total:
+            return
+        self.last = now
+        w = 30
+        k = int(w * p.done / max(1, p.total))
+        click.echo(f"\r[{'#' * k}{'.' * (w - k)}] {p.done}/{p.total} B  {p.rate / 1024:7.1f} KiB/s",
+                   nl=False, err=True)
+        if p.done >= p.total:
+            click.echo("", err=True)
+
+
+@click.command()
+@port_option
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--no-verify", is_flag=True, hidden=True, help="Skip the host-side check (tests of device-side rejection).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON.")
+def flash(port, model, no_verify, quiet, as_json):
+    """Verify MODEL (a signed .signed file) and flash it into the board's inactive slot.
+
+    The board checks it again (size, SHA-256, signature, key, board, runtime, sequence number), switches
+    to it and runs its canary as a trial; a failed trial rolls back. Interrupted transfers resume.
+    """
+    port = need_port(port)
+    data = model.read_bytes()
+    with user_errors():
+        manifest_length(data)
+        if not no_verify:
+            host_verify(data)
+        link = Link.open(port, hello_timeout=5)
+
+        def reconnect():
+            return Link.open(port, hello_timeout=5)
+
+        try:
+            t0 = time.monotonic()
+            fl = Flasher(link, data, progress=_Bar(len(data), quiet or as_json), reconnect=reconnect)
+            res = fl.run()
+            dt = time.monotonic() - t0
+        finally:
+            try:
+                fl.link.close()
+            except Exception:
+                link.close()
+    rep = {"bytes": len(data), "seconds": round(dt, 3), "rate": round(len(data) / max(dt, 1e-9)),
+           "interruptions": fl.resyncs, **res}
+    if as_json:
+        click.echo(json.dumps(rep))
+    else:
+        click.echo(f"sent {len(data)} B in {dt:.2f} s ({len(data) / max(dt, 1e-9) / 1024:.1f} KiB/s"
+                   + (f", {fl.resyncs} interruption(s) resumed" if fl.resyncs else "") + ")")
+        click.echo(f"active: {_fmt_model(res.get('active'))}")
+    if not res.get("ok"):
+        raise click.ClickException(f"the new model did not stay active: {res.get('note')}")
+
+
+@click.command()
+@port_option
+@click.option("--json", "as_json", is_flag=True)
+def status(port, as_json):
+    """The board's model slots: active/previous, versions, trial or confirmed, anti-rollback floor."""
+    with open_link(port) as link, user_errors():
+        st = link.request("store.status")
+    if as_json:
+        click.echo(json.dumps(st, default=lambda b: b.hex()))
+        return
+    click.echo(f"active   {_fmt_model(st.get('model'))}")
+    for s, d in sorted(st["slots"].items()):
+        role = d.get("role", "")
+        if d.get("present"):
+            click.echo(f"slot {s}   {d.get('name')} {d.get('version')} seq {d.get('seq')}  {role}")
+        else:
+            click.echo(f"slot {s}   empty")
+    click.echo(f"floor    seq {st.get('floor')} (anti-rollback)")
+    if st.get("note"):
+        click.echo(f"last     {st['note']}")
+    if st.get("upload"):
+        u = st["upload"]
+        click.echo(f"upload   {u['offset']}/{u['size']} B into slot {u['slot']} (resume with `mote flash`)")
+
+
+@click.command()
+@port_option
+def rollback(port):
+    """Switch back to the previous model slot."""
+    with open_link(port) as link, user_errors():
+        m = link.request("store.rollback", timeout=30)
+    click.echo(f"active: {_fmt_model(m)}")
+
+
+@click.command()
+@port_option
+def confirm(port):
+    """Confirm the model on trial (raises the anti-rollback floor to its sequence number)."""
+    with open_link(port) as link, user_errors():
+        m = link.request("store.confirm", timeout=30)
+    click.echo(f"active: {_fmt_model(m)}")
+
+
+@click.command()
+@port_option
+def provision(port):
+    """Push the host's trusted public keys and revoked kids (`mote keys`) to the board."""
+    with user_errors():
+        from ..keys import KeystoreError
+        try:
+            tl = _trust()
+        except KeystoreError as e:
+            raise MoteError(str(e)) from None
+        keys = tl.public_keys()
+        if not keys:
+            raise MoteError("no trusted keys on this host: `mote keys trust` one first")
+    with open_link(port) as link, user_errors():
+        r = link.request("keys.set", {"keys": keys, "revoked": sorted(tl.revoked_kids())})
+    click.echo(f"board trusts {len(r['keys'])} key(s): {', '.join(r['keys'])}"
+               + (f"; revoked: {', '.join(r['revoked'])}" if r["revoked"] else ""))

@@ -1,0 +1,115 @@
+"""`mote model sign` / `mote model verify`: click commands, attached to the `model` group by its owner.
+
+    mote model sign MODEL.mtm --key K [-o MODEL.signed] [--name N --version V --seq S
+                    --board B ... --runtime R --label L ... --canary-input F --canary-output F]
+    mote model verify MODEL.signed [--trust trust.json | --key K ...]
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cbor2
+import click
+
+from . import __version__
+from .keys_cli import load_private_key, signing_lib
+
+
+def _manifest_lib():
+    signing_lib()  # the one-line error if cryptography is missing
+    from . import manifest
+    return manifest
+
+
+def _read(path: str, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise click.ClickException(f"{what} {path} not found") from None
+    except IsADirectoryError:
+        raise click.ClickException(f"{what} {path} is a directory, not a file") from None
+    except OSError as e:
+        raise click.ClickException(f"cannot read {what} {path}: {e.strerror}") from None
+
+
+@click.command("sign")
+@click.argument("model", metavar="MODEL.mtm")
+@click.option("--key", "-k", "key_ref", required=True, help="signing key: keystore name or PEM file")
+@click.option("-o", "--output", help="signed model to write (default: MODEL.signed beside the input)")
+@click.option("--name", help="model name (default: the file name)")
+@click.option("--version", "model_version", default="0", show_default=True, help="model version")
+@click.option("--seq", type=click.IntRange(min=0),
+              help="anti-rollback sequence number, must grow with every release (default: Unix time)")
+@click.option("--board", "boards", multiple=True, help="compatible board (repeatable; none = any board)")
+@click.option("--runtime", default=__version__, show_default=True, help="device runtime version")
+@click.option("--label", "labels", multiple=True, help="class label, in output order (repeatable)")
+@click.option("--canary-input", type=click.Path(dir_okay=False), help="canary input (raw bytes)")
+@click.option("--canary-output", type=click.Path(dir_okay=False), help="its expected output (raw bytes)")
+def sign(model, key_ref, output, name, model_version, seq, boards, runtime, labels, canary_input,
+         canary_output):
+    """Sign MODEL.mtm: write one file, a COSE_Sign1 manifest followed by the model."""
+    blob = _read(model, "model")
+    if (canary_input is None) != (canary_output is None):
+        raise click.ClickException("give both --canary-input and --canary-output, or neither")
+    cin = _read(canary_input, "canary input") if canary_input else None
+    cout = _read(canary_output, "canary output") if canary_output else None
+    lib = signing_lib()
+    mf = _manifest_lib()
+    key = load_private_key(lib.Keystore(), key_ref)
+    now = int(time.time())
+    try:
+        data = mf.sign_model(blob, key, name=name or Path(model).stem, version=model_version,
+                          seq=now if seq is None else seq, boards=boards, runtime=runtime,
+                          labels=labels, canary_input=cin, canary_output=cout, created=now)
+    except mf.ManifestError as e:
+        raise click.ClickException(str(e)) from None
+    out = Path(output) if output else Path(model).with_suffix(".signed")
+    try:
+        out.write_bytes(data)
+    except OSError as e:
+        raise click.ClickException(f"cannot write {out}: {e.strerror}") from None
+    click.echo(f"signed {out}: {len(blob)} B model + {len(data) - len(blob)} B manifest, "
+               f"kid {lib.kid_of(key).hex()}, seq {now if seq is None else seq}")
+
+
+@click.command("verify")
+@click.argument("signed", metavar="MODEL.signed")
+@click.option("--trust", "trust_file", type=click.Path(dir_okay=False),
+              help="trust list JSON (default: the keystore's trust.json)")
+@click.option("--key", "-k", "key_refs", multiple=True,
+              help="trust only this public key (keystore name or PEM file; repeatable)")
+def verify(signed, trust_file, key_refs):
+    """Check a signed model: signature, trusted and unrevoked kid, size and SHA-256 of the model."""
+    data = _read(signed, "signed model")
+    lib = signing_lib()
+    mf = _manifest_lib()
+    store = lib.Keystore()
+    try:
+        if trust_file:
+            tl = lib.TrustList.load(trust_file)
+        else:
+            tl = store.trust_list()  # its revocations apply even with --key
+        if key_refs:
+            trusted = {}
+            for ref in key_refs:
+                pub = store.public_key(ref)
+                trusted[lib.kid_of(pub)] = pub
+        else:
+            if not tl.trusted and not trust_file and not store.trust_path.exists():
+                raise click.ClickException("no trust list: trust a key with `mote keys trust NAME`, "
+                                           "or pass --trust FILE or --key KEY")
+            trusted = tl.public_keys()
+        manifest, blob = mf.verify_signed(data, trusted, tl.revoked_kids())
+    except (lib.KeystoreError, mf.ManifestError) as e:
+        raise click.ClickException(str(e)) from None
+    kid = cbor2.loads(mf.split_signed(data)[0].value[0])[4].hex()
+    canary = " canary" if "canary" in manifest else ""
+    boards = ",".join(manifest["boards"]) or "any board"
+    click.echo(f"OK {signed}: {manifest['name']} {manifest['version']} seq {manifest['seq']}, "
+               f"{manifest['size']} B sha256 {manifest['sha256'].hex()[:16]}..., {boards}, "
+               f"runtime {manifest['runtime']}, {len(manifest['labels'])} labels{canary}, kid {kid}")
+
+
+__all__ = ["sign", "verify"]

@@ -1,0 +1,189 @@
+"""Signed models flashed over the framed link to the virtual board: `mote provision/flash/status/rollback`,
+rejections with one-line messages on host and device, and fault injection (the board killed at random
+points during upload, verification and activation: every restart boots a model that verifies)."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mpy import ROOT, VECTORS, run_mpy
+
+sys.path.insert(0, str(ROOT / "host"))
+from motekit.flash import Flasher  # noqa: E402
+from motekit.link import Link  # noqa: E402
+from motekit.sim import VirtualBoard  # noqa: E402
+
+MOTE = str(Path(sys.executable).with_name("mote"))
+TFLITE = VECTORS / "tflite" / "hello_world_int8.tflite"
+pytestmark = pytest.mark.skipif(not TFLITE.exists(), reason="public model vectors not present")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from motekit.keys import Keystore, raw_public
+    from motekit.model.convert import convert
+
+    home = tmp_path_factory.mktemp("home")
+    os.environ["MOTEKIT_HOME"] = str(home)
+    ks = Keystore()
+    tl = ks.trust_list()
+    good = Ed25519PrivateKey.generate()
+    other = Ed25519PrivateKey.generate()
+    revoked = Ed25519PrivateKey.generate()
+    tl.add(raw_public(good), "good")
+    tl.add(raw_public(revoked), "old")
+    tl.revoke(__import__("motekit.keys", fromlist=["kid_of"]).kid_of(revoked), "old")
+    tl.save()
+    mtm = home / "hw.mtm"
+    convert(TFLITE).write(mtm)
+    blob = mtm.read_bytes() + bytes(random.Random(1).randrange(256) for _ in range(6000))  # padding: longer upload
+    (home / "hwp.mtm").write_bytes(blob)
+    out = run_mpy("from mote.infer import Model\nimport sys\n"
+                  f"sys.stdout.buffer.write(Model({str(home / 'hwp.mtm')!r}).run(bytes([10])))").stdout
+    yield {"home": home, "blob": blob, "good": good, "other": other, "revoked": revoked, "canary": (b"\x0a", out)}
+    os.environ.pop("MOTEKIT_HOME", None)
+
+
+def signed(env, seq, key=None, boards=("sim",), version=None, blob=None):
+    from motekit.manifest import sign_model
+    cin, cout = env["canary"]
+    return sign_model(blob or env["blob"], key or env["good"], name="hello", version=version or f"1.{seq}", seq=seq,
+                      boards=list(boards), runtime="0.1.0", labels=["y"], canary_input=cin, canary_output=cout)
+
+
+def mote(*args, timeout=60):
+    return subprocess.run([MOTE, *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+
+def one_line_error(p, *words):
+    assert p.returncode != 0, p.stdout
+    assert "Traceback" not in p.stderr + p.stdout
+    err = [x for x in p.stderr.splitlines() if x.startswith("Error:")]
+    assert len(err) == 1, p.stderr
+    for w in words:
+        assert w in err[0], err[0]
+    return err[0]
+
+
+@pytest.fixture
+def board(tmp_path):
+    vb = VirtualBoard(state_dir=tmp_path / "board", log=lambda m: None)
+    port = vb.start()
+    yield vb, port
+    vb.stop()
+
+
+def test_provision_flash_status_rollback_and_rejections(env, board, tmp_path):
+    vb, port = board
+    p = mote("provision", "--port", port)
+    assert p.returncode == 0 and "board trusts 1 key(s)" in p.stdout, p.stderr
+    f1 = tmp_path / "m1.signed"
+    f1.write_bytes(signed(env, 1))
+    p = mote("flash", "--port", port, str(f1))
+    assert p.returncode == 0, p.stderr
+    assert "active: hello 1.1 (seq 1, slot a, confirmed" in p.stdout and "KiB/s" in p.stderr
+    f2 = tmp_path / "m2.signed"
+    f2.write_bytes(signed(env, 2))
+    p = mote("flash", "--port", port, str(f2), "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["active"]["slot"] == "b"
+    p = mote("info", "--port", port, "--json")
+    assert json.loads(p.stdout)["model"]["seq"] == 2
+    st = mote("status", "--port", port)
+    assert "slot a   hello 1.1 seq 1  previous" in st.stdout and "floor    seq 2" in st.stdout, st.stdout
+    p = mote("rollback", "--port", port)
+    assert p.returncode == 0 and "seq 1, slot a" in p.stdout, p.stdout + p.stderr
+    one_line_error(mote("rollback", "--port", port), "no previous model")
+    assert "seq 1" in mote("confirm", "--port", port).stdout
+
+    data = bytearray(signed(env, 3))
+    from motekit.flash import manifest_length
+    mlen = manifest_length(bytes(data))
+    cases = []
+    blob_bad = bytearray(data)
+    blob_bad[mlen + 100] ^= 0x01
+    cases.append(("blob", bytes(blob_bad), ["SHA-256"], ["SHA-256"]))
+    man_bad = bytearray(data)
+    man_bad[mlen - 80] ^= 0x01              # inside the signed payload
+    cases.append(("manifest", bytes(man_bad), [], []))
+    cases.append(("wrong key", signed(env, 3, key=env["other"]), [], ["unknown"]))
+    cases.append(("revoked", signed(env, 3, key=env["revoked"]), ["revoked"], ["revoked"]))
+    cases.append(("old seq", signed(env, 1, version="9.9"), [], ["sequence number 1 is not newer than the installed 2"]))
+    cases.append(("board", signed(env, 3, boards=("pico_w",)), [], ["for board(s) pico_w, this is sim"]))
+    report = []
+    for name, blob, host_words, dev_words in cases:
+        f = tmp_path / "bad.signed"
+        f.write_bytes(blob)
+        host = mote("flash", "--port", port, str(f))
+        if host.returncode != 0 and "refusing to flash" in host.stderr:
+            one_line_error(host, *host_words)
+        dev = mote("flash", "--port", port, str(f), "--no-verify", "-q")
+        msg = one_line_error(dev, "device refused", *dev_words)
+        report.append((name, host.stderr.strip(), msg))
+    print("\n".join(f"{n}: host: {h} | device: {m}" for n, h, m in report))
+    st = json.loads(mote("status", "--port", port, "--json").stdout)
+    assert st["model"]["seq"] == 1 and st["upload"] is None and st["floor"] == 2
+
+
+def test_fault_injection_random_kills(env, board):
+    vb, port = board
+    from motekit.keys import Keystore
+    tl = Keystore().trust_list()
+    link = Link.open(port, hello_timeout=10)
+    link.request("keys.set", {"keys": tl.public_keys(), "revoked": sorted(tl.revoked_kids())})
+
+    def reconnect():
+        return Link.open(port, hello_timeout=10)
+
+    # how long an undisturbed flash takes: kills are spread over that span
+    t0 = time.monotonic()
+    res = Flasher(link, signed(env, 1)).run()
+    span = time.monotonic() - t0
+    assert res["ok"]
+    rng = random.Random(7)
+    tally = {"upload": 0, "verify/activate": 0, "after": 0}
+    resumed = 0
+    kills = 0
+    seq = 1
+    deadline = time.monotonic() + 150
+    while kills < 50:
+        assert time.monotonic() < deadline, f"only {kills} kills in time"
+        seq += 1
+        data = signed(env, seq)
+        fl = Flasher(link, data, reconnect=reconnect)
+        out = {}
+        th = threading.Thread(target=lambda: out.update(r=fl.run()), daemon=True)
+        th.start()
+        time.sleep(rng.uniform(0, span * 1.3))
+        phase = "after" if "r" in out else ("upload" if fl.done < len(data) else "verify/activate")
+        vb.reset()
+        kills += 1
+        tally[phase] += 1
+        th.join(60)
+        assert not th.is_alive() and "r" in out, "flash did not complete after the kill"
+        assert out["r"]["ok"] and out["r"]["active"]["seq"] == seq, out
+        resumed += fl.resyncs > 0
+        link = fl.link
+        # the board's own account after the restart: a model whose signature and hash verify
+        h = link.hello(timeout=10)
+        chk = link.request("store.check", timeout=30)
+        assert chk["seq"] == seq and h["model"]["seq"] == seq and h["model"]["state"] == "confirmed"
+        # and a second, cold restart boots the same model
+        if kills % 10 == 0:
+            vb.reset()
+            time.sleep(0.3)
+            link.inbox.clear()
+            h = link.hello(timeout=10)
+            assert h["model"]["seq"] == seq, h
+    print(f"fault injection: {kills} kills {tally}, {resumed} transfers resumed")
+    assert tally["upload"] + tally["verify/activate"] >= 10
+    link.close()
