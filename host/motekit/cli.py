@@ -17,10 +17,12 @@ from .commands import device as _device, flash as _flash, sim as _sim  # noqa: E
 from .keys_cli import keys  # noqa: E402
 from .model.cli import model  # noqa: E402
 from .power.cli import power  # noqa: E402
+from .relay.cli import relay  # noqa: E402
 
 main.add_command(keys)
 main.add_command(model)
 main.add_command(power)
+main.add_command(relay)
 
 for _cmd in (_device.ports, _device.info, _device.monitor, _device.ping, _device.stats, _device.config,
              _device.repl, _device.reset, _sim.sim, _sim.demo):

@@ -32,7 +32,8 @@ class SerialTransport:
     def read(self, timeout: float) -> bytes:
         """Whatever arrived within `timeout` seconds (maybe b''). Raises TransportError if the port vanished."""
         try:
-            self.ser.timeout = timeout
+            if self.ser.timeout != timeout:      # pyserial reconfigures the port on every change
+                self.ser.timeout = timeout
             first = self.ser.read(1)
             if not first:
                 return b""

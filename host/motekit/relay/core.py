@@ -1,0 +1,151 @@
+"""The relay: sources -> spool -> MQTT sinks, with metrics, events and a summary."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .config import RelayConfig
+from .metrics import Metrics
+from .spool import IngestResult, Spool
+
+
+class Relay:
+    def __init__(self, cfg: RelayConfig, log=None):
+        from .mqtt import MqttSink
+
+        self.cfg = cfg
+        self.gateway = cfg.gateway or socket.gethostname().split(".")[0] or "gateway"
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.log = log or (lambda obj: print(json.dumps(obj, default=str), file=sys.stderr, flush=True))
+        self.spool = Spool(cfg.spool, max_records=cfg.spool_max, policy=cfg.spool_policy, fsync=cfg.fsync)
+        self.metrics = Metrics(reference_s=cfg.reference_s)
+        self.metrics.spool_depth = self.spool.depth
+        self.metrics.spool_oldest = self.spool.oldest_rx_time
+        self.metrics.spool_dropped = lambda: self.spool.counter("dropped_oldest")
+        self.metrics.load_reference(self.spool.get("drift_reference"))
+        self.sinks = [MqttSink(b, self.gateway, self, index=i) for i, b in enumerate(cfg.brokers)]
+        self.sources: list = []
+        self._acks: dict[int, int] = {}          # spool id -> sinks that acknowledged it (with >1 sink)
+        self._ack_lock = threading.Lock()
+        self.started = time.time()
+        self.state_dir = Path(cfg.spool).resolve().parent
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self):
+        from .sources import AutoSerial, BleSource, SerialSource, SimSource
+
+        for s in self.sinks:
+            s.start()
+        for spec in self.cfg.sources:
+            if spec.kind == "serial":
+                self.add_source(SerialSource(self, spec.arg))
+            elif spec.kind == "sim":
+                seed = int(spec.arg)
+                self.add_source(SimSource(self, seed, self.state_dir / f"motekit-relay-sim-{seed}"))
+            elif spec.kind == "ble":
+                self.add_source(BleSource(self, spec.arg))
+            elif spec.kind == "auto":
+                AutoSerial(self).start()
+        self._ticker = threading.Thread(target=self._tick, name="relay-tick", daemon=True)
+        self._ticker.start()
+
+    def add_source(self, src):
+        self.sources.append(src)
+        src.start()
+
+    def stop(self):
+        self.stopping.set()
+        for s in self.sources:
+            s.join(timeout=3)
+        for s in self.sinks:
+            s._drain_acks()
+            s.stop()
+            s._drain_acks()
+        self.spool.put("drift_reference", self.metrics.reference_state())
+        self.event(None, "stopped", spool_depth=self.spool.depth())
+        self.spool.close()
+
+    def _tick(self):
+        n = 0
+        while not self.stopping.wait(1.0):
+            self.metrics.tick()
+            n += 1
+            if n % 60 == 0:
+                self.spool.put("drift_reference", self.metrics.reference_state())
+
+    # -- from sources ----------------------------------------------------------------------------
+    def ingest(self, src, recs: list[dict]) -> IngestResult:
+        res = self.spool.ingest(src.device, recs)
+        if res.blocked:
+            return res
+        dev = src.device
+        m = self.metrics
+        for r in recs:
+            m.observe(dev, r["records"], r["rx_time"])
+        m.count(dev, "duplicates", res.duplicates)
+        m.count(dev, "lost", res.lost)
+        if res.lost:
+            self.event(dev, "gap", lost=res.lost)
+        if res.stored:
+            self.wake.set()
+        return res
+
+    def device_online(self, src, info: dict):
+        self.metrics.set_connected(src.device, True)
+        self.event(src.device, "online", source=src.label, board=info.get("board"), fw=info.get("fw"),
+                   boot=info.get("boot"))
+        for s in self.sinks:
+            s.device_status(src.device, {"state": "online", "source": src.label, "board": info.get("board"),
+                                         "fw": info.get("fw"), "boot": info.get("boot"), "model": info.get("model")})
+
+    def device_offline(self, src, reason: str):
+        self.metrics.set_connected(src.device, False)
+        self.event(src.device, "offline", source=src.label, reason=reason)
+        for s in self.sinks:
+            s.device_status(src.device, {"state": "offline", "source": src.label, "reason": reason})
+
+    def event(self, device, kind: str, **fields):
+        ev = {"t": round(time.time(), 3), "event": kind, **({"device": device} if device else {}), **fields}
+        self.log(ev)
+        if device:
+            for s in self.sinks:
+                s.event(device, ev)
+
+    # -- from sinks ------------------------------------------------------------------------------
+    def acked(self, sink_index: int, rows: list[tuple]):
+        """A sink's broker acknowledged these rows; delete those that every sink has."""
+        if len(self.sinks) > 1:
+            done = []
+            with self._ack_lock:
+                for row in rows:
+                    n = self._acks.get(row[0], 0) + 1
+                    if n >= len(self.sinks):
+                        self._acks.pop(row[0], None)
+                        done.append(row)
+                    else:
+                        self._acks[row[0]] = n
+            rows = done
+        self.spool.delivered(rows)
+        for _id, dev, _boot, _seq in rows:
+            self.metrics.dev(dev).published += 1
+
+    def command(self, device: str, req: dict, reply):
+        for src in self.sources:
+            if src.device == device and src.connected:
+                src.commands.put((req, reply))
+                return
+        reply({"id": req.get("id"), "ok": False, "error": f"device {device} is not connected to gateway {self.gateway}"})
+
+    # -- summary ---------------------------------------------------------------------------------
+    def summary(self) -> dict:
+        snap = self.metrics.snapshot()
+        snap["gateway"] = self.gateway
+        snap["brokers"] = {s.spec.name: ("connected" if s.connected.is_set() else s.last_error) for s in self.sinks}
+        snap["sources"] = {s.label: (s.device if s.connected else (s.last_error or "connecting")) for s in self.sources}
+        return snap

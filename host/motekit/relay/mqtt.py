@@ -1,0 +1,201 @@
+"""One broker: a QoS 1 publisher fed from the spool, device status with last wills, and the downlink.
+
+Flow control: at most `window` records are in flight (published, PUBACK outstanding). paho keeps the
+in-flight messages across a broker outage and resends them (DUP) on reconnect, in order; new rows are only
+taken from the spool while connected, so an outage costs no memory beyond the window.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import ssl
+import threading
+import time
+
+import cbor2
+import paho.mqtt.client as mqtt
+
+from .config import BrokerSpec
+
+
+class MqttSink:
+    def __init__(self, spec: BrokerSpec, gateway: str, relay, index: int = 0, window: int = 1000):
+        self.spec = spec
+        self.gateway = gateway
+        self.relay = relay
+        self.index = index
+        self.window = window
+        self.connected = threading.Event()
+        self.ever_connected = False
+        self.last_error = "connecting"
+        self.acks: collections.deque = collections.deque()      # (mid, ok) from the network thread
+        self.inflight: dict[int, tuple] = {}                      # mid -> (id, device, boot, seq)
+        self.cursor = 0                                           # last spool id handed to paho
+        self.resync = False                                       # after a reconnect: paho resends first
+        self.status_clients: dict[str, mqtt.Client] = {}
+        self.client = self._client(spec.client_id or f"motekit-relay-{gateway}-{index}")
+        self.client.will_set(self.topic("_gateway", gateway, "status"),
+                             json.dumps({"state": "offline", "gateway": gateway, "reason": "gateway lost"}),
+                             qos=1, retain=True)
+        self.client.max_inflight_messages_set(window)
+        self.client.max_queued_messages_set(0)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_publish = self._on_publish
+        self.client.on_message = self._on_message
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def topic(self, *parts) -> str:
+        return "/".join((self.spec.prefix,) + tuple(parts))
+
+    def _client(self, client_id: str) -> mqtt.Client:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311,
+                        clean_session=True)
+        s = self.spec
+        if s.username:
+            c.username_pw_set(s.username, s.password)
+        if s.tls:
+            ctx = ssl.create_default_context(cafile=s.ca)
+            if s.cert:
+                ctx.load_cert_chain(s.cert, s.key)
+            if s.insecure:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            c.tls_set_context(ctx)
+        c.reconnect_delay_set(0.2, 2.0)
+        return c
+
+    def start(self):
+        self.client.connect_async(self.spec.host, self.spec.port, keepalive=self.spec.keepalive)
+        self.client.loop_start()
+        self.thread = threading.Thread(target=self._publisher, name=f"relay-pub-{self.index}", daemon=True)
+        self.thread.start()
+
+    def stop(self, timeout: float = 3.0):
+        """Flush what is in flight (up to `timeout`), mark devices offline, disconnect cleanly."""
+        deadline = time.monotonic() + timeout
+        while self.inflight and self.connected.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for dev, c in list(self.status_clients.items()):
+            self.device_status(dev, {"state": "offline", "reason": "relay stopped"})
+        if self.connected.is_set():
+            self.client.publish(self.topic("_gateway", self.gateway, "status"),
+                                json.dumps({"state": "offline", "gateway": self.gateway, "reason": "relay stopped"}),
+                                qos=1, retain=True).wait_for_publish(1.0)
+        for c in list(self.status_clients.values()):
+            c.disconnect()
+            c.loop_stop()
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- callbacks (paho's network thread) -------------------------------------------------------------
+    def _on_connect(self, client, userdata, flags, reason_code, properties):
+        if reason_code.is_failure:
+            self.last_error = f"broker refused the connection: {reason_code}"
+            self.relay.event(None, "broker", broker=self.spec.name, state="refused", reason=str(reason_code))
+            return
+        self.ever_connected = True
+        self.connected.set()
+        self.last_error = ""
+        self.relay.metrics.broker_up[self.spec.name] = True
+        client.subscribe(self.topic("+", "cmd"), qos=1)
+        client.publish(self.topic("_gateway", self.gateway, "status"),
+                       json.dumps({"state": "online", "gateway": self.gateway, "since": time.time()}), qos=1, retain=True)
+        self.relay.event(None, "broker", broker=self.spec.name, state="connected")
+
+    def _on_connect_fail(self, client, userdata):
+        why = f"broker {self.spec.name} unreachable; retrying"
+        if why != self.last_error:
+            self.relay.event(None, "broker", broker=self.spec.name, state="unreachable")
+        self.last_error = why
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties):
+        self.resync = True
+        self.connected.clear()
+        self.relay.metrics.broker_up[self.spec.name] = False
+        self.last_error = f"broker {self.spec.name} lost ({reason_code}); reconnecting"
+        self.relay.event(None, "broker", broker=self.spec.name, state="disconnected", reason=str(reason_code))
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        self.acks.append(mid)
+
+    def _on_message(self, client, userdata, msg):
+        parts = msg.topic.split("/")
+        if len(parts) < 3 or parts[-1] != "cmd":
+            return
+        device = parts[-2]
+        try:
+            req = json.loads(msg.payload)
+            if not isinstance(req, dict) or not isinstance(req.get("method"), str):
+                raise ValueError
+        except ValueError:
+            self.respond(device, {"id": None, "ok": False, "error": 'a command is {"id": .., "method": "..", "params": ..}'})
+            return
+        self.relay.command(device, req, lambda resp: self.respond(device, resp))
+
+    # -- outgoing --------------------------------------------------------------------------------
+    def respond(self, device: str, resp: dict):
+        self.client.publish(self.topic(device, "cmd", "response"), json.dumps(resp, default=str), qos=1)
+
+    def event(self, device: str, ev: dict):
+        if self.connected.is_set():
+            self.client.publish(self.topic(device, "events"), json.dumps(ev, default=str), qos=1)
+
+    def device_status(self, device: str, status: dict):
+        """Retained status on <prefix>/<device>/status, published by a per-device connection whose will
+        marks the device offline if the gateway disappears (the MQTT will is per connection)."""
+        body = dict(status, device=device, gateway=self.gateway, at=time.time())
+        c = self.status_clients.get(device)
+        if c is None:
+            c = self._client(f"motekit-relay-{self.gateway}-{self.index}-{device}")
+            c.will_set(self.topic(device, "status"),
+                       json.dumps({"device": device, "gateway": self.gateway, "state": "offline",
+                                   "reason": "gateway lost"}), qos=1, retain=True)
+            c.connect_async(self.spec.host, self.spec.port, keepalive=self.spec.keepalive)
+            c.loop_start()
+            self.status_clients[device] = c
+        c.publish(self.topic(device, "status"), json.dumps(body, default=str), qos=1, retain=True)
+
+    def _payload(self, body: bytes) -> bytes:
+        if self.spec.format == "cbor":
+            return cbor2.dumps(json.loads(body))
+        return body
+
+    def _publisher(self):
+        relay = self.relay
+        while not relay.stopping.is_set():
+            self._drain_acks()
+            if not self.connected.is_set():
+                self.connected.wait(0.1)
+                continue
+            if self.resync:
+                # paho resends the in-flight messages after CONNACK; new ones wait until all those are
+                # acknowledged, or they could overtake them (per-device order at the broker)
+                if self.inflight:
+                    time.sleep(0.005)
+                    continue
+                self.resync = False
+            room = self.window - len(self.inflight)
+            rows = relay.spool.pending(self.cursor, limit=min(room, 500)) if room > 0 else []
+            if not rows:
+                relay.wake.wait(0.02)
+                relay.wake.clear()
+                continue
+            for rid, dev, boot, seq, rx_time, body in rows:
+                info = self.client.publish(self.topic(dev, "telemetry"), self._payload(body), qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+                    relay.event(None, "publish_error", broker=self.spec.name, rc=info.rc)
+                self.inflight[info.mid] = (rid, dev, boot, seq)
+                self.cursor = rid
+
+    def _drain_acks(self):
+        done = []
+        while self.acks:
+            mid = self.acks.popleft()
+            row = self.inflight.pop(mid, None)
+            if row is not None:
+                done.append(row)
+        if done:
+            self.relay.acked(self.index, done)

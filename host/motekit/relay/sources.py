@@ -1,0 +1,226 @@
+"""Where records come from: one reconnecting link per board.
+
+`Source` is the transport-independent part (connect, read, commit, ack, serve downlink commands,
+reconnect with backoff). A subclass only says how to open a `Link`: `SerialSource` (a port path, e.g. a
+/dev/serial/by-id name or a virtual board's --link), `SimSource` (starts a virtual board in-process),
+`BleSource` (placeholder until the BLE link exists: the same frames over Nordic UART). `AutoSerial` watches
+the system's serial ports and starts a `SerialSource` for each one that answers a motekit hello.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+
+from ..link import Link, MoteError
+from ..protocol import T, senml_to_json
+from ..transport import TransportError
+
+BATCH = 500
+
+
+class Source(threading.Thread):
+    kind = "?"
+
+    def __init__(self, relay, name: str):
+        super().__init__(name=f"relay-src-{name}", daemon=True)
+        self.relay = relay
+        self.label = name
+        self.device: str | None = None
+        self.info: dict | None = None
+        self.connected = False
+        self.last_error = ""
+        self.commands: queue.Queue = queue.Queue()
+        self.link: Link | None = None
+        self._offset: dict[int, float] = {}     # boot -> min(rx_time - uptime_s): the device clock's offset
+        self._corrupt_seen = 0
+
+    # -- to override ---------------------------------------------------------------------------
+    def open_link(self) -> Link:
+        raise NotImplementedError
+
+    def cleanup(self):
+        pass
+
+    # -- loop ------------------------------------------------------------------------------------
+    def run(self):
+        delay = 0.2
+        announced = False
+        while not self.relay.stopping.is_set():
+            try:
+                self.link = self.open_link()
+            except (MoteError, TransportError, OSError) as e:
+                if str(e) != self.last_error or not announced:
+                    self.relay.event(self.device, "source", source=self.label, state="waiting", reason=str(e))
+                    announced = True
+                self.last_error = str(e)
+                self.relay.stopping.wait(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.2
+            announced = False
+            try:
+                self._serve(self.link)
+            except (MoteError, TransportError, OSError) as e:
+                self.last_error = str(e)
+                self.relay.event(self.device, "source", source=self.label, state="lost", reason=str(e))
+            finally:
+                self.connected = False
+                if self.device:
+                    self.relay.device_offline(self, self.last_error or "relay stopped")
+                try:
+                    self.link.close()
+                except Exception:
+                    pass
+                self.link = None
+        self.cleanup()
+
+    def _hello(self, link: Link):
+        new = link.device != self.device or (self.info or {}).get("boot") != (link.info or {}).get("boot")
+        self.device = link.device
+        self.info = dict(link.info or {})
+        if new or not self.connected:
+            self.connected = True
+            self.relay.device_online(self, self.info)
+
+    def _serve(self, link: Link):
+        self._hello(link)
+        self.last_error = ""
+        pending: list = []
+        while not self.relay.stopping.is_set():
+            self._commands(link)
+            if not pending:
+                r = next(link.records(timeout=0.1))
+                if r is None:
+                    self._check_link(link)
+                    continue
+                pending = [r]
+                for r2 in link.records(timeout=0):
+                    if r2 is None or len(pending) >= BATCH:
+                        break
+                    pending.append(r2)
+            if link.info is not self.info and (link.info or {}).get("boot") != self.info.get("boot"):
+                self._hello(link)
+            res = self.relay.ingest(self, [self._to_dict(r) for r in pending])
+            if res.blocked:
+                # spool full, policy "block": keep the batch, don't ack, stop reading until there is room
+                self.relay.stopping.wait(0.2)
+                continue
+            acks = {}
+            for r in pending:
+                acks[r.boot] = max(acks.get(r.boot, 0), r.seq)
+            for boot, seq in acks.items():
+                link.send(T.ACK, [boot, max(seq, self.relay.spool.streams.get((self.device, boot), [seq])[0])])
+            pending = []
+            self._check_link(link)
+
+    def _check_link(self, link: Link):
+        c = link.dec.dropped + link.malformed
+        if c != self._corrupt_seen:
+            self.relay.metrics.count(self.device, "corrupt", c - self._corrupt_seen)
+            self._corrupt_seen = c
+        while link.logs:
+            self.relay.event(self.device, "log", text=str(link.logs.pop(0)))
+        while link.errors:
+            self.relay.event(self.device, "device_error", error=link.errors.pop(0))
+
+    def _to_dict(self, r) -> dict:
+        est = r.rx_time - r.uptime_ms / 1000.0
+        off = self._offset.get(r.boot)
+        if off is None or est < off:
+            off = self._offset[r.boot] = est
+        return {"device": r.device, "boot": r.boot, "seq": r.seq, "uptime_ms": r.uptime_ms, "kind": r.type,
+                "rx_time": round(r.rx_time, 6), "clock_offset": round(off, 6),
+                "records": senml_to_json(r.records)}
+
+    def _commands(self, link: Link):
+        while True:
+            try:
+                req, reply = self.commands.get_nowait()
+            except queue.Empty:
+                return
+            rid = req.get("id")
+            method = req["method"]
+            try:
+                if method == "ping":
+                    result = {"rtt_ms": round(link.ping(timeout=2.0) * 1000, 3)}
+                elif method == "status":
+                    result = {"info": link.info, "stats": link.request("stats"), "link": link.dec.counters()}
+                else:
+                    result = link.request(method, req.get("params"), timeout=float(req.get("timeout", 3.0)))
+                reply({"id": rid, "ok": True, "result": result})
+            except MoteError as e:
+                reply({"id": rid, "ok": False, "error": str(e)})
+            except TransportError as e:
+                reply({"id": rid, "ok": False, "error": str(e)})
+                raise
+
+
+class SerialSource(Source):
+    kind = "serial"
+
+    def __init__(self, relay, port: str):
+        super().__init__(relay, port)
+        self.port = port
+
+    def open_link(self) -> Link:
+        return Link.open(self.port, hello_timeout=3.0)
+
+
+class SimSource(SerialSource):
+    """A virtual board started in-process (handy for demos and benchmarks): `--from sim:SEED`."""
+    kind = "sim"
+
+    def __init__(self, relay, seed: int, state_dir: Path):
+        from ..sim import VirtualBoard
+
+        self.board = VirtualBoard(seed=seed, state_dir=state_dir, log=lambda m: relay.event(None, "sim", text=m))
+        super().__init__(relay, self.board.start())
+        self.label = f"sim:{seed}"
+
+    def open_link(self) -> Link:
+        return Link.open(self.port, hello_timeout=10.0)
+
+    def cleanup(self):
+        self.board.stop()
+
+
+class BleSource(Source):
+    """BLE (Nordic UART Service) carries the same frames; the host BLE transport is not built yet."""
+    kind = "ble"
+
+    def __init__(self, relay, name: str):
+        super().__init__(relay, f"ble:{name}")
+        self.ble_name = name
+
+    def open_link(self) -> Link:
+        raise MoteError("BLE sources are not supported yet (the BLE link is not built): use serial:PORT")
+
+
+class AutoSerial(threading.Thread):
+    """`serial:auto`: every few seconds, probe serial ports nobody relays yet; adopt those that say hello."""
+
+    def __init__(self, relay, every: float = 5.0):
+        super().__init__(name="relay-auto", daemon=True)
+        self.relay = relay
+        self.every = every
+        self.failed: dict[str, float] = {}
+
+    def run(self):
+        from serial.tools import list_ports
+
+        while not self.relay.stopping.is_set():
+            taken = {getattr(s, "port", None) for s in self.relay.sources}
+            for p in list_ports.comports():
+                dev = p.device
+                if dev in taken or time.monotonic() < self.failed.get(dev, 0):
+                    continue
+                try:
+                    Link.open(dev, hello_timeout=1.0).close()
+                except (MoteError, TransportError, OSError):
+                    self.failed[dev] = time.monotonic() + 30
+                    continue
+                self.relay.add_source(SerialSource(self.relay, dev))
+            self.relay.stopping.wait(self.every)

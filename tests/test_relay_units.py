@@ -1,0 +1,177 @@
+"""`mote relay` pieces without a broker: spool, dedup, metrics (synthetic SenML), settings, CLI errors."""
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from motekit.relay.config import ConfigError, brokers_from_toml, load_toml, parse_broker, parse_source
+from motekit.relay.consumer import Dedup, decode
+from motekit.relay.metrics import Metrics, histogram, psi
+from motekit.relay.spool import Spool, SpoolError
+
+MOTE = str(Path(sys.executable).with_name("mote"))
+
+
+def recs(boot, seqs, t=1000.0):
+    return [{"device": "d1", "boot": boot, "seq": s, "rx_time": t + s, "records": []} for s in seqs]
+
+
+def test_spool_dedups_detects_gaps_and_survives_reopen(tmp_path):
+    sp = Spool(tmp_path / "s.db")
+    r = sp.ingest("d1", recs(1, [5, 6, 7]))
+    assert (r.stored, r.duplicates, r.lost) == (3, 0, 0)
+    r = sp.ingest("d1", recs(1, [6, 7, 8, 11]))          # resend of 6, 7; 9, 10 never arrived
+    assert (r.stored, r.duplicates, r.lost) == (2, 2, 2)
+    r = sp.ingest("d1", recs(2, [1, 2]))                  # the board rebooted: a new stream
+    assert r.stored == 2 and sp.depth() == 7
+    rows = sp.pending(0, limit=100)
+    assert [(x[2], x[3]) for x in rows] == [(1, 5), (1, 6), (1, 7), (1, 8), (1, 11), (2, 1), (2, 2)]
+    sp.delivered([(x[0], x[1], x[2], x[3]) for x in rows[:3]])
+    assert sp.depth() == 4
+    sp.close()
+    sp = Spool(tmp_path / "s.db")                         # after a crash/restart: same watermarks, same rows
+    assert sp.depth() == 4
+    assert [(x[2], x[3]) for x in sp.pending(0)] == [(1, 8), (1, 11), (2, 1), (2, 2)]
+    assert sp.ingest("d1", recs(1, [7, 8])).duplicates == 2
+    st = {(s["device"], s["boot"]): s for s in sp.stream_rows()}
+    assert st[("d1", 1)]["first"] == 5 and st[("d1", 1)]["hi"] == 11 and st[("d1", 1)]["delivered"] == 7
+    assert st[("d1", 1)]["dups"] == 4 and st[("d1", 1)]["lost"] == 2
+    assert sp.gap_rows() == [("d1", 1, 9, 10)]
+
+
+def test_spool_full_policies(tmp_path):
+    sp = Spool(tmp_path / "b.db", max_records=3, policy="block")
+    assert sp.ingest("d1", recs(1, [1, 2, 3])).stored == 3
+    r = sp.ingest("d1", recs(1, [4]))
+    assert r.blocked and r.stored == 0 and sp.depth() == 3
+    assert sp.ingest("d1", recs(1, [4])).blocked               # still full: the record is not lost, not acked
+    sp.delivered([(x[0], x[1], x[2], x[3]) for x in sp.pending(0, 1)])
+    assert sp.ingest("d1", recs(1, [4])).stored == 1           # room again: the held record goes in
+    sp = Spool(tmp_path / "d.db", max_records=3, policy="drop-oldest")
+    sp.ingest("d1", recs(1, [1, 2, 3]))
+    r = sp.ingest("d1", recs(1, [4, 5]))
+    assert r.stored == 2 and r.dropped_oldest == 2 and sp.depth() == 3
+    assert [x[3] for x in sp.pending(0)] == [3, 4, 5] and sp.counter("dropped_oldest") == 2
+    with pytest.raises(SpoolError):
+        Spool(tmp_path / "x.db", policy="nope")
+    (tmp_path / "junk.db").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(SpoolError, match="cannot use"):
+        Spool(tmp_path / "junk.db")
+
+
+def test_consumer_dedup():
+    d = Dedup()
+    seq = [1, 2, 3, 2, 3, 4, 6]
+    got = [s for s in seq if d.accept({"device": "a", "boot": 1, "seq": s})]
+    assert got == [1, 2, 3, 4, 6] and d.duplicates == 2 and d.gaps == 1
+    assert d.accept({"device": "a", "boot": 2, "seq": 1})      # new boot: new stream
+    d2 = Dedup(d.state())                                       # restored after a consumer restart
+    assert not d2.accept({"device": "a", "boot": 1, "seq": 6})
+    assert decode(b'{"seq": 1}') == {"seq": 1}
+    import cbor2
+    assert decode(cbor2.dumps({"seq": 2})) == {"seq": 2}
+
+
+def senml(**kv):
+    return [{"n": k, ("vs" if isinstance(v, str) else "v"): v} for k, v in kv.items()]
+
+
+def test_metrics_from_synthetic_inference_and_heartbeat_records():
+    now = [1000.0]
+    m = Metrics(reference_s=100.0, clock=lambda: now[0])
+    # first "day" (100 s here): confident model
+    for i in range(200):
+        m.observe("dev", senml(label="wave", conf=0.9, lat_ms=10 + i % 10), 1000 + i * 0.4)
+    for i in range(40):
+        m.observe("dev", senml(lat_ms=50.0, err="timeout"), 1080.0)          # failed inferences
+    m.observe("dev", senml(soc=81.5, bv=3.92), 1081.0)
+    m.observe("dev", senml(ax=0.1), 1082.0)                                   # plain telemetry: no inference
+    d = m.devices["dev"]
+    assert d.inferences == 240 and d.inferences_ok == 200
+    assert d.soc == 81.5 and d.bv == 3.92
+    assert math.isnan(d.drift())                                              # reference not complete yet
+    # after the reference period the confidences drop: drift
+    for i in range(300):
+        m.observe("dev", senml(label="idle", conf=0.45, lat_ms=12), 1200 + i)
+    assert d.drift() > 0.25
+    now[0] = 1510.0
+    snap = m.snapshot()["devices"]["dev"]
+    assert snap["inference_success"] == pytest.approx(500 / 540)
+    assert snap["latency_p95_ms"] == 50.0 and snap["age_s"] == pytest.approx(11.0)
+    m.count("dev", "duplicates", 3)
+    m.count("dev", "corrupt", 2)
+    text = generate_latest(m.registry()).decode()
+    for line in ('motekit_device_battery_soc_percent{device="dev"} 81.5',
+                 'motekit_relay_duplicates_total{device="dev"} 3.0',
+                 'motekit_relay_corrupt_frames_total{device="dev"} 2.0',
+                 'motekit_device_inference_latency_p95_ms{device="dev"} 50.0',
+                 'motekit_device_telemetry_age_seconds{device="dev"} 11.0',
+                 "motekit_relay_spool_depth 0.0", "motekit_relay_lag_seconds 0.0"):
+        assert line in text, line
+    assert 'motekit_device_drift_psi{device="dev"}' in text
+    # the reference survives a restart
+    m2 = Metrics(reference_s=100.0)
+    m2.load_reference(m.reference_state())
+    assert m2.devices["dev"].ref_done and sum(m2.devices["dev"].ref_hist) == 200
+
+
+def test_psi():
+    a = histogram([0.05, 0.15, 0.95] * 100)
+    assert psi(a, a) == pytest.approx(0.0)
+    assert psi(a, histogram([0.55] * 300)) > 1
+    assert math.isnan(psi([0] * 10, a))
+
+
+def test_settings():
+    b = parse_broker("mqtts://u%40x:p%3Aw@broker.example/site1/gw?format=cbor")
+    assert (b.host, b.port, b.prefix, b.tls, b.username, b.password, b.format) == \
+        ("broker.example", 8883, "site1/gw", True, "u@x", "p:w", "cbor")
+    b = parse_broker("mqtt://localhost")
+    assert (b.port, b.prefix, b.tls) == (1883, "motekit", False)
+    for bad, words in [("http://x", "use mqtt://"), ("mqtt://h:0x1", "port"), ("mqtt://h/a/+", "wildcards"),
+                       ("mqtt://h?format=xml", "json or cbor"), ("mqtt://h?bogus=1", "unknown option"),
+                       ("mqtts://h?ca=/no/such/ca.pem", "does not exist")]:
+        with pytest.raises(ConfigError, match=words):
+            parse_broker(bad)
+    assert parse_source("serial:/dev/ttyACM0").arg == "/dev/ttyACM0"
+    assert parse_source("serial:auto").kind == "auto" and parse_source("sim").arg == "1"
+    assert parse_source("ble:mote-1").kind == "ble"
+    for bad in ("usb:x", "serial:", "sim:x"):
+        with pytest.raises(ConfigError):
+            parse_source(bad)
+
+
+def test_toml_config(tmp_path):
+    (tmp_path / "pw").write_text("s3cret\n")
+    f = tmp_path / "relay.toml"
+    f.write_text(f'from = ["sim:2"]\nspool = "x.db"\n[[to]]\nurl = "mqtt://h:1884/p"\nusername = "gw"\n'
+                 f'password_file = "{tmp_path / "pw"}"\n')
+    data = load_toml(str(f))
+    b = brokers_from_toml(data["to"])[0]
+    assert (b.port, b.prefix, b.username, b.password) == (1884, "p", "gw", "s3cret")
+    f.write_text('frm = "x"\n')
+    with pytest.raises(ConfigError, match="unknown key 'frm'"):
+        load_toml(str(f))
+
+
+def one_line_error(args, *words):
+    p = subprocess.run([MOTE, "relay", *args], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    for w in words:
+        assert w in p.stderr, p.stderr
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    one_line_error(["--from", "sim", "--to", "http://x"], "bad broker URL")
+    one_line_error(["--to", "mqtt://x"], "nothing to relay from")
+    one_line_error(["--from", "sim"], "nowhere to relay to")
+    one_line_error(["--from", "sim", "--to", "mqtt://x", "--spool", str(tmp_path / "no" / "dir" / "s.db")],
+                   "cannot use", "spool")
+    one_line_error(["--config", str(tmp_path / "none.toml")], "no config file")
+    one_line_error(["--from", "sim", "--to", "mqtt://x", "--metrics", "a:b"], "--metrics")
