@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import threading
+import traceback
 import time
 from pathlib import Path
 
@@ -161,7 +162,12 @@ def test_fault_injection_random_kills(env, board):
         data = signed(env, seq)
         fl = Flasher(link, data, reconnect=reconnect)
         out = {}
-        th = threading.Thread(target=lambda: out.update(r=fl.run()), daemon=True)
+        def run():
+            try:
+                out["r"] = fl.run()
+            except BaseException:
+                out["error"] = traceback.format_exc()
+        th = threading.Thread(target=run, daemon=True)
         th.start()
         time.sleep(rng.uniform(0, span * 1.3))
         phase = "after" if "r" in out else ("upload" if fl.done < len(data) else "verify/activate")
@@ -169,7 +175,7 @@ def test_fault_injection_random_kills(env, board):
         kills += 1
         tally[phase] += 1
         th.join(60)
-        assert not th.is_alive() and "r" in out, "flash did not complete after the kill"
+        assert not th.is_alive() and "r" in out, f"flash did not complete after the kill: {out.get('error')}"
         assert out["r"]["ok"] and out["r"]["active"]["seq"] == seq, out
         resumed += fl.resyncs > 0
         link = fl.link

@@ -35,7 +35,7 @@ class App:
         self.device = "".join("%02x" % b for b in board.uid)
         mtu = int(board.info.get("link", {}).get("mtu", 512)) if isinstance(board.info.get("link"), dict) else 512
         self.link = Link(board.serial, mtu)
-        self.link.hello = self.hello
+        self.link.hello = self._host_hello     # a host's hello also opens a telemetry session (spool resend)
         self.link.on("info", lambda p: self.hello())
         self.link.on("stats", lambda p: self.stats())
         self.link.on("config.get", lambda p: dict(self.cfg))
@@ -48,7 +48,9 @@ class App:
         self.samples = 0
         self.overruns = 0
         self.running = False
+        self.sense = None
         self._setup_window()
+        self._setup_power()
 
     def _setup_window(self):
         from array import array
@@ -60,12 +62,16 @@ class App:
         self.idx = 0             # next write position (sample index in the ring)
         self.filled = 0
         self.since_hop = 0
+        if self.sense is not None:
+            self._apply_rate()
+            self._load_model()
 
     # -- requests ---------------------------------------------------------------------------
     def hello(self):
         return {"proto": proto.VERSION, "id": self.device, "board": self.board.name, "fw": VERSION,
                 "mtu": self.link.mtu, "boot": self.boot, "uptime_ms": self.uptime_ms(),
-                "impl": sys.implementation.name, "model": self._model()}
+                "impl": sys.implementation.name, "model": self._model(), "model_error": self.clf.error,
+                "policy": self.sense.policy.name()}
 
     def _setup_store(self, board):
         # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
@@ -92,8 +98,16 @@ class App:
         s["uptime_ms"] = self.uptime_ms()
         s["samples"] = self.samples
         s["overruns"] = self.overruns
-        s["telemetry_seq"] = self.seq
+        s["telemetry_seq"] = self.tel.seq
         s["mem_free"] = gc.mem_free()
+        # compact (stats must fit a 256-byte frame): details in policy.get and infer.status
+        c = self.clf
+        s["hz"] = self.hz
+        s["policy"] = self.sense.policy.name()
+        s["infer"] = [c.inferences, c.failures, c.lat.p95()]
+        s["spool"] = [self.tel.depth(), self.tel.dropped()]
+        if c.error:
+            s["model_error"] = c.error[:60]
         return s
 
     def config_set(self, params):
@@ -120,11 +134,136 @@ class App:
     def stop(self):
         self.running = False
 
+    def _start_ble(self):
+        # the BLE link (mote.ble: NUS peripheral) beside serial, when the board has a radio
+        self.ble = None
+        try:
+            from mote import ble
+            self.ble = ble.start(self)
+        except Exception as e:  # a radio problem never stops the board
+            sys.print_exception(e)
+        if self.ble is not None:
+            self.link.mirrors.append(self.ble)      # telemetry also goes to a connected BLE host
+        return self.ble
+
+    # -- power policy, telemetry, inference (mote.sense / mote.telemetry / mote.classifier) ------
+    def _setup_power(self):
+        from mote.classifier import Classifier
+        from mote.sense import Sense
+        from mote.telemetry import Telemetry
+        board = self.board
+        kinds = (board.info.get("link") or {}).get("kinds") or ["usb-cdc"]
+        self.sense = self.battery = Sense(board)      # `battery`: soc/usb for mote.ble's advertisement
+        self.tel = Telemetry(self.link, self.boot, self.uptime_ms, usb_link=kinds[0] == "usb-cdc")
+        self.clf = Classifier(self.store)
+        self.next_hb = time.ticks_add(time.ticks_ms(), self.sense.policy.hb_ms)
+        self.link.on("policy.get", lambda p: self.sense.get())
+        self.link.on("policy.set", self._policy_set)
+        self.link.on("infer.status", lambda p: dict(self.clf.status(), telemetry=self.tel.stats()))
+        for name in ("upload.commit", "store.rollback", "store.confirm"):   # the active model may change
+            self.link.on(name, self._reloading(self.link.methods[name]))
+        self.sense.tick(time.ticks_ms(), True)
+        self._apply_rate()
+        self._load_model()
+
+    def _reloading(self, fn):
+        def call(p):
+            r = fn(p)
+            self._load_model()
+            return r
+        return call
+
+    def _load_model(self):
+        msg = self.clf.load(self.win_n)
+        if msg is not None and msg.startswith("load failed"):
+            self.event("model", self.clf.name, msg)
+
+    def _host_hello(self):
+        self.tel.session()
+        return self.hello()
+
+    def _policy_set(self, params):
+        r = self.sense.set(params)
+        now = time.ticks_ms()
+        self.next_hb = time.ticks_add(now, self.sense.policy.hb_ms)
+        self._power_tick(now)
+        r["state"] = self.sense.state()
+        return r
+
+    def _apply_rate(self):
+        hz = self.sense.hz(self.cfg["sample_hz"]) if self.sense.policy.band >= 0 else self.cfg["sample_hz"]
+        self.hz = hz                              # USB power (the usb row) -> full rate: config sample_hz
+        if hz:
+            self.period_ms = 1000 // hz
+        self.board_rate(hz)
+
+    def board_rate(self, hz):
+        set_rate = getattr(self.board.accel, "set_rate", None)
+        if set_rate is not None and hz:
+            set_rate(hz)                          # a real IMU follows (ODR); the sim generator ignores it
+
+    def event(self, what, old, new):
+        s = self.sense
+        self.emit("ev", [{proto.SENML_BN: "ev", proto.SENML_N: "what", proto.SENML_VS: what},
+                         {proto.SENML_N: "from", proto.SENML_VS: str(old)},
+                         {proto.SENML_N: "to", proto.SENML_VS: str(new)},
+                         {proto.SENML_N: "soc", proto.SENML_V: s.soc},
+                         {proto.SENML_N: "hz", proto.SENML_V: self.hz}])
+
+    def _power_tick(self, now):
+        s = self.sense
+        ch = s.tick(now)
+        self.tel.poll(now, s.usb)
+        if ch is not None or s.changed:
+            s.changed = False
+            old = self.hz
+            self._apply_rate()
+            if ch is not None and ch[0] is not None:
+                self.event("band", ch[0], ch[1])
+            elif self.hz != old:
+                self.event("rate", old, self.hz)   # a burst started / ended at a different rate
+            if self.hz != old:
+                self.filled = 0                   # a window at one rate only
+                self.since_hop = 0
+        if time.ticks_diff(now, self.next_hb) >= 0:
+            self.next_hb = time.ticks_add(now, s.policy.hb_ms)
+            self.emit("hb", self.heartbeat())
+            if s.policy.mode == 2:                # MODE_SLEEP: deep sleep with a periodic wake
+                self._deepsleep(s.policy.wake_ms())
+
+    def heartbeat(self):
+        from mote import heartbeat
+        s = self.sense
+        c = self.clf
+        p = s.policy
+        return heartbeat.pack(s.mv, s.soc, s.source(), p.band, p.burst, self.hz, self.boot,
+                              self.uptime_ms() // 1000, c.inferences, c.failures, c.lat.p95(), gc.mem_free(),
+                              self.tel.depth(), self.tel.dropped())
+
+    def _wait(self, ms):
+        # light sleep between samples only when no host link must be kept (HAL: board.lightsleep)
+        light = getattr(self.board, "lightsleep", None)
+        ble = getattr(self, "ble", None)
+        if ble is not None and getattr(ble.port, "conn", None) is not None:
+            light = None                          # lightsleep drops a BLE connection (ESP32, rp2: docs/power.md)
+        if light is not None and not self.tel.present and ms >= 5 and self.sense.policy.radio() != "on":
+            light(ms)
+        else:
+            self.board.serial.wait(ms)
+
+    def _deepsleep(self, ms):
+        deep = getattr(self.board, "deepsleep", None)
+        if deep is not None and not self.tel.present:
+            deep(ms)                              # does not return on a real board (wakes through reset)
+
     # -- the loop ---------------------------------------------------------------------------
     def sample(self):
         """One sensor sample into the ring; True when a hop's worth of new samples is ready."""
         i = self.idx
         self.board.accel.read_into(self.win, i * 3)
+        j = i * 3
+        w = self.win
+        self.sense.sample(time.ticks_ms(), w[j], w[j + 1], w[j + 2])     # activity detector (no allocation)
         i += 1
         self.idx = 0 if i == self.win_n else i
         if self.filled < self.win_n:
@@ -162,11 +301,13 @@ class App:
         for j in range(6):
             pack.append({proto.SENML_N: names[j], proto.SENML_V: round(f[j] * k, 3)})
         pack[0][proto.SENML_BU] = "m/s2"     # base unit once, not per record
+        if self.clf.model is not None and self.sense.infer():
+            pack.extend(self.clf.run(self.win, self.idx))      # label, conf, lat_ms (or err)
         self.emit("acc", pack)
 
     def emit(self, kind, pack):
-        self.seq += 1
-        self.link.send(proto.T_TELEMETRY, [self.boot, self.seq, self.uptime_ms(), kind, pack])
+        self.tel.emit(kind, pack)
+        self.seq = self.tel.seq
 
     def run(self):
         board = self.board
@@ -174,15 +315,24 @@ class App:
         serial = board.serial
         serial.begin()
         self.running = True
+        ble = self._start_ble()
+        if ble is not None:
+            self.tel.links.append(ble)           # a BLE host's frames count as host presence too
         try:
             link.send(proto.T_HELLO, self.hello())
             nxt = time.ticks_ms()
             while self.running and not link.broken:
                 wait = time.ticks_diff(nxt, time.ticks_ms())
                 if wait > 0:
-                    serial.wait(wait)
+                    self._wait(wait)
                 link.poll()
+                if ble is not None:
+                    ble.poll()
                 now = time.ticks_ms()
+                self._power_tick(now)
+                if self.hz == 0:                 # heartbeat-only / sleep band: no sampling
+                    nxt = time.ticks_add(now, 1000)
+                    continue
                 if time.ticks_diff(now, nxt) >= 0:
                     if self.sample():
                         self.telemetry()

@@ -4,6 +4,10 @@ from mote import cbor, proto
 from mote.frame import Decoder, Encoder
 
 
+class Denied(Exception):
+    """Raised by a handler to refuse a request (status `denied`), e.g. over an untrusted BLE link."""
+
+
 class Link:
     def __init__(self, port, mtu):
         self.port = port
@@ -18,6 +22,7 @@ class Link:
         self.tx_bytes = 0
         self.after = None          # callable run once the current response is on the wire
         self.on_ack = None         # callable(boot, seq): the host has stored telemetry up to seq
+        self.mirrors = []          # other links (BLE) whose hosts also get unsolicited telemetry / logs
 
     def on(self, method, fn):
         self.methods[method] = fn
@@ -44,6 +49,9 @@ class Link:
         self.port.write(wire)
         self.tx_frames += 1
         self.tx_bytes += len(wire)
+        if mtype == proto.T_TELEMETRY or mtype == proto.T_LOG:
+            for m in self.mirrors:
+                m.send(mtype, raw=payload, flags=flags)
 
     def error(self, code, msg, mtype, seq):
         self.send(proto.T_ERROR, [code, msg, mtype, seq])
@@ -91,6 +99,9 @@ class Link:
             return
         try:
             result = fn(params)
+        except Denied as e:
+            self.send(proto.T_RESPONSE, [rid, proto.E_DENIED, str(e)])
+            return
         except ValueError as e:
             self.send(proto.T_RESPONSE, [rid, proto.E_BAD_ARGS, str(e)])
             return

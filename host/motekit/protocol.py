@@ -42,10 +42,43 @@ SENML_LABELS = {-1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs", 0:
                 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd"}
 
 
+# The heartbeat's vd blob (firmware/mote/heartbeat.py FMT/FIELDS, version 1; tests check they agree)
+HB_FMT = "<BHBBHHIIHHIHI"
+HB_FIELDS = ("ver", "batt_mv", "soc", "flags", "sample_hz", "boot", "uptime_s", "inferences", "infer_failures",
+             "p95_ms", "mem_free", "spool_depth", "dropped")
+
+
+def _hb_records(blob):
+    """The heartbeat's fields as named SenML records (soc %, bv volts, ...), after the blob itself."""
+    import struct
+    if len(blob) != struct.calcsize(HB_FMT) or blob[0] != 1:
+        return []
+    d = dict(zip(HB_FIELDS, struct.unpack(HB_FMT, blob)))
+    f = d.pop("flags")
+    out = [{"n": "bv", "u": "V", "v": d.pop("batt_mv") / 1000}]
+    if d["soc"] == 255:
+        d.pop("soc")
+    d["source"] = ("bat", "usb", "chg", "?")[f & 3]
+    d["band"] = ((f >> 2) & 15) - 1
+    d["burst"] = bool(f & 0x40)
+    for k, v in d.items():
+        if k != "ver":
+            out.append({"n": k, "vs" if isinstance(v, str) else ("vb" if isinstance(v, bool) else "v"): v})
+    return out
+
+
 def senml_to_json(pack):
-    """CBOR SenML pack (integer labels) -> list of dicts with RFC 8428 JSON labels."""
+    """CBOR SenML pack (integer labels) -> list of dicts with RFC 8428 JSON labels (vd as base64url; a
+    heartbeat's vd is also expanded into named records: bv, soc, source, ...)."""
+    import base64
     out = []
     for rec in pack:
         if isinstance(rec, dict):
-            out.append({SENML_LABELS.get(k, str(k)) if isinstance(k, int) else k: v for k, v in rec.items()})
+            r = {SENML_LABELS.get(k, str(k)) if isinstance(k, int) else k: v for k, v in rec.items()}
+            vd = r.get("vd")
+            if isinstance(vd, (bytes, bytearray)):
+                r["vd"] = base64.urlsafe_b64encode(bytes(vd)).rstrip(b"=").decode()
+            out.append(r)
+            if r.get("bn") == "hb" and isinstance(vd, (bytes, bytearray)):
+                out.extend(_hb_records(bytes(vd)))
     return out

@@ -14,6 +14,14 @@ from mote import motion
 from mote.hal import read_json
 
 
+_sources = []     # (stream, callback): sim peripherals served while the board waits (the BLE radio)
+
+
+def add_wait_source(stream, callback):
+    """Serve `callback()` when `stream` is readable during wait(), as a port runs BLE IRQs meanwhile."""
+    _sources.append((stream, callback))
+
+
 class StdioSerial:
     """The board's console as a byte link. readinto() never blocks; wait() sleeps until input or timeout."""
 
@@ -67,9 +75,31 @@ class StdioSerial:
                 time.sleep_us(wait)
 
     def wait(self, ms):
+        if _sources:
+            return self._wait_sources(ms)
         for _ in self.poller.ipoll(ms):
             return True
         return False
+
+    def _wait_sources(self, ms):
+        p = self.poller
+        reg = getattr(self, "_reg", None)
+        if reg is None:
+            reg = self._reg = []
+        for s, cb in _sources:
+            if s not in reg:
+                p.register(s, select.POLLIN)
+                reg.append(s)
+        ready = [e[0] for e in p.ipoll(ms)]
+        for s, cb in list(_sources):
+            if s in ready:
+                try:
+                    cb()
+                except OSError:        # the radio went away: stop polling it
+                    p.unregister(s)
+                    reg.remove(s)
+                    _sources.remove((s, cb))
+        return bool(ready)
 
 
 class Accel:
@@ -93,7 +123,9 @@ class Board:
         import binascii
         self.uid = binascii.unhexlify(sim.get("uid", "6d6f746573696d31"))
         self.serial = StdioSerial(int(sim.get("baud") or 0))
-        self.accel = Accel(self.seed, 50)
+        from mote.hal import sim_sensors      # trace replay and the simulated cell (sim.json "trace", "usb", "soc")
+        self.accel = sim_sensors.TraceAccel(sim["trace"]) if sim.get("trace") else Accel(self.seed, 50)
+        self.power = sim_sensors.SimPower(self.info, float(sim.get("soc", 100.0)), bool(sim.get("usb", True)))
 
     def reset(self):
         # A board reboots; the unix interpreter can only end, and `mote sim` starts it again. Under

@@ -11,6 +11,9 @@ from ..transport import TransportError
 
 port_option = click.option("--port", "-p", envvar="MOTE_PORT", metavar="PORT",
                            help="Serial port of the board (or set MOTE_PORT).")
+ble_option = click.option("--ble", envvar="MOTE_BLE_TARGET", metavar="NAME|ADDR", default=None,
+                          help="Talk to the board over BLE instead: its name, address or device id "
+                               "(see `mote scan`).")
 
 
 @contextlib.contextmanager
@@ -24,6 +27,14 @@ def user_errors():
         raise SystemExit(130) from None
 
 
+def connect(port: str | None, ble: str | None = None, hello_timeout: float = 3.0, attempts: int = 1) -> Link:
+    """A Link over serial (`port`) or BLE (`ble`); BLE retries `attempts` times with backoff."""
+    if ble:
+        from ..ble.transport import open_link as ble_open
+        return ble_open(ble, hello_timeout=max(hello_timeout, 5.0), attempts=attempts)
+    return Link.open(need_port(port), hello_timeout=hello_timeout)
+
+
 def need_port(port: str | None) -> str:
     if not port:
         raise click.ClickException("which board? give --port PORT (see `mote ports`) or set MOTE_PORT")
@@ -31,9 +42,9 @@ def need_port(port: str | None) -> str:
 
 
 @contextlib.contextmanager
-def open_link(port: str | None, hello_timeout: float = 3.0):
+def open_link(port: str | None, hello_timeout: float = 3.0, ble: str | None = None):
     with user_errors():
-        link = Link.open(need_port(port), hello_timeout=hello_timeout)
+        link = connect(port, ble, hello_timeout)
         try:
             yield link
         finally:

@@ -11,7 +11,7 @@ from serial.tools import list_ports
 
 from ..link import Link, MoteError
 from ..transport import TransportError
-from .common import need_port, open_link, port_option, user_errors
+from .common import ble_option, connect, need_port, open_link, port_option, user_errors
 
 
 @click.command()
@@ -50,10 +50,11 @@ def ports(probe, as_json, extra):
 
 @click.command()
 @port_option
+@ble_option
 @click.option("--json", "as_json", is_flag=True, help="Print the hello as JSON.")
-def info(port, as_json):
+def info(port, ble, as_json):
     """Show the board's hello: id, board, firmware and protocol version, frame size, model."""
-    with open_link(port) as link:
+    with open_link(port, ble=ble) as link:
         h = link.info
     if as_json:
         click.echo(json.dumps(h))
@@ -65,19 +66,21 @@ def info(port, as_json):
 
 @click.command()
 @port_option
-def ping(port):
+@ble_option
+def ping(port, ble):
     """Round-trip a ping frame and print the latency."""
-    with open_link(port) as link:
+    with open_link(port, ble=ble) as link:
         rtts = [link.ping(b"motekit-%d" % i) for i in range(5)]
     click.echo(f"pong from {link.device}: min {min(rtts)*1e3:.2f} ms, max {max(rtts)*1e3:.2f} ms")
 
 
 @click.command()
 @port_option
+@ble_option
 @click.option("--json", "as_json", is_flag=True)
-def stats(port, as_json):
+def stats(port, ble, as_json):
     """Link and loop counters from the board (frames, drops, samples, free RAM)."""
-    with open_link(port) as link, user_errors():
+    with open_link(port, ble=ble) as link, user_errors():
         s = link.request("stats")
     if as_json:
         click.echo(json.dumps(s))
@@ -131,14 +134,15 @@ def _line(r) -> str:
 
 @click.command()
 @port_option
+@ble_option
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object per record: device, boot, seq, type, size (bytes on the wire), records.")
 @click.option("--count", "-n", type=click.IntRange(min=1), default=None, help="Exit after N records.")
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds without a record.")
 @click.option("--reconnect", is_flag=True, help="When the port goes away, wait for it to come back.")
-def monitor(port, as_json, count, timeout, reconnect):
+def monitor(port, ble, as_json, count, timeout, reconnect):
     """Decode telemetry live; shows dropped and corrupt frame counts."""
-    port = need_port(port)
+    port = port if ble else need_port(port)
     seen = 0
     last = {}
     quiet_since = time.monotonic()
@@ -147,7 +151,7 @@ def monitor(port, as_json, count, timeout, reconnect):
     try:
         while count is None or seen < count:
             if link is None:
-                link = _connect(port, reconnect, timeout)
+                link = _connect(port, reconnect, timeout, ble)
                 if not as_json:
                     h = link.info
                     click.echo(f"# {h.get('board')} id={h.get('id')} fw={h.get('fw')} boot={h.get('boot')}", err=True)
@@ -155,7 +159,7 @@ def monitor(port, as_json, count, timeout, reconnect):
                 for r in link.records(timeout=0.5):
                     if r is None:
                         if timeout and time.monotonic() - quiet_since > timeout:
-                            raise MoteError(f"no telemetry from {port} for {timeout:g} s")
+                            raise MoteError(f"no telemetry from {port or ble} for {timeout:g} s")
                         continue
                     quiet_since = time.monotonic()
                     prev = last.get(r.device)
@@ -185,11 +189,11 @@ def monitor(port, as_json, count, timeout, reconnect):
     _summary(link, err)
 
 
-def _connect(port, reconnect, timeout):
+def _connect(port, reconnect, timeout, ble=None):
     deadline = time.monotonic() + (timeout or 3600 * 24 * 365)
     while True:
         try:
-            return Link.open(port)
+            return connect(port, ble, attempts=4 if (ble and reconnect) else 1)
         except (MoteError, TransportError):
             if not reconnect or time.monotonic() > deadline:
                 raise

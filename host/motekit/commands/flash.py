@@ -10,7 +10,7 @@ import click
 
 from ..flash import Flasher, manifest_length
 from ..link import Link, MoteError
-from .common import need_port, open_link, port_option, user_errors
+from .common import ble_option, connect, need_port, open_link, port_option, user_errors
 
 
 def _trust():
@@ -61,26 +61,27 @@ class _Bar:
 
 @click.command()
 @port_option
+@ble_option
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--no-verify", is_flag=True, hidden=True, help="Skip the host-side check (tests of device-side rejection).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final report as JSON.")
-def flash(port, model, no_verify, quiet, as_json):
+def flash(port, ble, model, no_verify, quiet, as_json):
     """Verify MODEL (a signed .signed file) and flash it into the board's inactive slot.
 
     The board checks it again (size, SHA-256, signature, key, board, runtime, sequence number), switches
     to it and runs its canary as a trial; a failed trial rolls back. Interrupted transfers resume.
     """
-    port = need_port(port)
+    port = port if ble else need_port(port)
     data = model.read_bytes()
     with user_errors():
         manifest_length(data)
         if not no_verify:
             host_verify(data)
-        link = Link.open(port, hello_timeout=5)
+        link = connect(port, ble, hello_timeout=5)
 
         def reconnect():
-            return Link.open(port, hello_timeout=5)
+            return connect(port, ble, hello_timeout=5, attempts=6)
 
         try:
             t0 = time.monotonic()

@@ -25,15 +25,58 @@ from .common import user_errors
 @click.option("--fresh", is_flag=True, help="Erase the board's flash first.")
 @click.option("--link", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also make this symlink to the port (a stable name across restarts, like /dev/serial/by-id).")
-def sim(board, seed, baud, state, fresh, link):
+@click.option("--ble", "ble", is_flag=True,
+              help="Give the board a radio: its BLE peripheral (the firmware's own code) is registered "
+                   "with this machine's BlueZ (a real advertising peripheral on a Linux laptop).")
+@click.option("--virtual-radio", is_flag=True,
+              help="With --ble: no Bluetooth hardware; start a private D-Bus with BlueZoo and print "
+                   "`export DBUS_SYSTEM_BUS_ADDRESS=...` as the second line.")
+@click.option("--ble-adapter", default=None, help="With --ble: the BlueZ adapter the board uses (default hci0; "
+                                                   "hci1 with --virtual-radio, hci0 being the host's).")
+@click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Replay this accelerometer trace (CSV t,x,y,z,event in g, as `mote power simulate`) in a loop.")
+@click.option("--battery", type=click.FloatRange(0, 100), default=None,
+              help="Run on the simulated battery at this state of charge (%%) instead of USB power.")
+def sim(board, seed, baud, state, fresh, link, ble, virtual_radio, ble_adapter, trace, battery):
     """Run a virtual board: the firmware in MicroPython's unix port behind a pseudo-terminal.
 
     The first line of stdout is the port to use with --port; runs until interrupted.
     """
+    rig = None
     with user_errors():
-        vb = VirtualBoard(board=board, seed=seed, state_dir=state, baud=baud, link=link, fresh=fresh)
-        port = vb.start()
+        bridge = None
+        if virtual_radio and not ble:
+            raise click.ClickException("--virtual-radio goes with --ble")
+        if ble:
+            try:
+                from ..ble.bridge import Bridge
+            except ImportError:
+                raise click.ClickException("--ble needs the `ble` extra: pip install 'motekit[ble]'") from None
+            if virtual_radio:
+                from ..ble.rig import Rig, RigError
+                rig = Rig()
+                try:
+                    rig.start()
+                except RigError as e:
+                    raise click.ClickException(str(e)) from None
+                bridge = Bridge(rig.address, ble_adapter or rig.board_adapter(1), rig=True,
+                                log_fn=lambda m: click.echo(f"mote sim: {m}", err=True))
+            else:
+                bridge = Bridge(None, ble_adapter or "hci0", rig=False,
+                                log_fn=lambda m: click.echo(f"mote sim: {m}", err=True))
+        vb = VirtualBoard(board=board, seed=seed, state_dir=state, baud=baud, link=link, fresh=fresh, ble=bridge,
+                          trace=trace, battery=battery)
+        try:
+            port = vb.start()
+        except Exception as e:
+            if rig:
+                rig.stop()
+            if bridge is not None and not isinstance(e, FileNotFoundError):
+                raise click.ClickException(f"cannot register the board with BlueZ: {e}") from None
+            raise
     click.echo(port)
+    if rig:
+        click.echo(f"export DBUS_SYSTEM_BUS_ADDRESS={rig.address}")
     sys.stdout.flush()
     click.echo(f"mote sim: board {board!r} seed {seed} on {port}"
                + (f" paced at {baud} baud" if baud else "") + f"; flash in {vb.flash}; Ctrl-C stops", err=True)
@@ -49,6 +92,8 @@ def sim(board, seed, baud, state, fresh, link):
         pass
     finally:
         vb.stop()
+        if rig:
+            rig.stop()
     click.echo("mote sim: stopped", err=True)
 
 

@@ -69,8 +69,16 @@ def load_board(name: str) -> dict:
 class VirtualBoard:
     def __init__(self, board: str = "sim", seed: int = 1, state_dir: Path | None = None,
                  baud: int | None = None, heap: str | None = None, link: Path | None = None,
-                 fresh: bool = False, log=None):
+                 fresh: bool = False, log=None, ble=None, trace: Path | None = None,
+                 battery: float | None = None):
         self.board = board
+        # trace: a CSV (t,x,y,z,event in g, docs/power.md) the accelerometer replays instead of the synthetic
+        # stream; battery: run on the simulated cell at this SoC % (no USB power) instead of USB power
+        self.trace = Path(trace) if trace else None
+        self.battery = battery
+        # ble: a motekit.ble.bridge.Bridge (the board's radio on a BlueZ adapter) or None (no radio)
+        self.ble = ble
+        self.ble_port: int | None = None
         self.board_info = load_board(board)
         self.seed = seed
         self.state = Path(state_dir) if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{board}-{seed}"
@@ -105,14 +113,32 @@ class VirtualBoard:
                 shutil.copytree(item, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
             else:
                 shutil.copy2(item, dst)
+        # the sim's `bluetooth` module (bridged to BlueZ) sits in /lib only when the board has a radio
+        bt = self.flash / "lib" / "bluetooth.py"
+        if self.ble is not None:
+            bt.parent.mkdir(exist_ok=True)
+            shutil.copy2(Path(__file__).with_name("mpy") / "bluetooth.py", bt)
+        elif bt.exists():
+            bt.unlink()
         (self.flash / "board.json").write_text(json.dumps(self.board_info, indent=1))
-        (self.flash / "sim.json").write_text(
-            json.dumps({"seed": self.seed, "uid": sim_uid(self.seed), "baud": self.baud or 0}))
+        simcfg = {"seed": self.seed, "uid": sim_uid(self.seed), "baud": self.baud or 0}
+        tb = self.flash / "trace.bin"
+        if self.trace is not None:
+            from ..power.simulate import read_trace
+            tb.write_bytes(read_trace(self.trace, hz=50).xyz.tobytes())     # int16 counts, 50 Hz, x y z
+            simcfg["trace"] = "/trace.bin"
+        elif tb.exists():
+            tb.unlink()
+        if self.battery is not None:
+            simcfg.update(usb=False, soc=float(self.battery))
+        (self.flash / "sim.json").write_text(json.dumps(simcfg))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> str:
         self.exe = micropython_exe()
         self.install()
+        if self.ble is not None:
+            self.ble_port = self.ble.start()
         self.port_master, self.port_slave = _raw_pty()
         self.port = os.ttyname(self.port_slave)
         if self.link:
@@ -142,6 +168,8 @@ class VirtualBoard:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        if self.ble is not None:
+            self.ble.stop()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         for fd in (getattr(self, "port_master", None), getattr(self, "port_slave", None)):
@@ -166,6 +194,9 @@ class VirtualBoard:
         self.con_master, con_slave = _raw_pty()
         env = dict(os.environ, MOTE_FLASH=str(self.flash))
         env.pop("MICROPYPATH", None)
+        env.pop("MOTE_BLE", None)
+        if self.ble_port:
+            env["MOTE_BLE"] = f"127.0.0.1:{self.ble_port}"     # the sim `bluetooth` module's bridge
         self._proc = subprocess.Popen(
             [self.exe, "-X", f"heapsize={self.heap}", "-i", str(ROM)],
             stdin=con_slave, stdout=con_slave, stderr=con_slave, env=env, cwd=str(self.flash),

@@ -1,0 +1,425 @@
+# BLE link: a Nordic UART Service peripheral carrying the same frames as serial.
+#
+# MicroPython `bluetooth.BLE` API (NimBLE/BTstack ports; the virtual board has a bridged module with the
+# same API). The central writes frame bytes to RX (…0002, write / write-without-response); the board
+# notifies TX (…0003) in chunks of ATT MTU - 3. `Port` has the readinto()/write() a mote.link.Link needs,
+# so the link code is the same on serial and BLE.
+#
+# Flow control: device -> host, gatts_notify is held by the stack's buffers (a full window makes the
+# sim's stack wait and a port's raise ENOMEM, which is retried here); host -> device, every write is an
+# ATT write acknowledged by the stack, received into a ring of 2 frames, and the protocol is request /
+# response, so at most one request frame is in flight.
+#
+# Advertising: flags + the NUS UUID; scan response: the name "mote-XXXX" and manufacturer data (company
+# 0xFFFF, "no company / testing") [version, device id (8), battery SoC % (255 unknown), status] so a
+# gateway's scan shows health without connecting. The interval follows the power policy's radio use.
+import struct
+import time
+
+try:
+    from micropython import const
+except ImportError:  # CPython (host tests of the advertising format)
+    def const(x):
+        return x
+
+from mote import proto
+from mote.link import Denied, Link
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_MTU_EXCHANGED = const(21)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_GET_SECRET = const(29)
+_IRQ_SET_SECRET = const(30)
+_IRQ_PASSKEY_ACTION = const(31)
+
+_FLAG_WRITE_NO_RESPONSE = const(0x0004)
+_FLAG_WRITE = const(0x0008)
+_FLAG_NOTIFY = const(0x0010)
+
+NUS = "6e400001-b5a3-f393-e0a9-e50e24dcca9e"
+NUS_RX = "6e400002-b5a3-f393-e0a9-e50e24dcca9e"
+NUS_TX = "6e400003-b5a3-f393-e0a9-e50e24dcca9e"
+COMPANY = const(0xFFFF)
+ADV_VERSION = const(1)
+
+# status byte (advertised)
+ST_USB = const(0x01)          # on USB / external power
+ST_SPOOL = const(0x02)        # telemetry waiting for a host
+ST_MODEL = const(0x04)        # a model is active
+ST_LOW = const(0x08)          # battery low
+ST_BONDED = const(0x10)       # has a bonded gateway
+ST_SECURE = const(0x20)       # state-changing requests need a bonded (or serial) peer
+ST_FAULT = const(0x80)
+
+# advertising interval by the power policy's radio use
+ADV_INTERVAL_US = {"on": 100000, "batch": 1000000, "off": 0}
+
+HEALTH_MS = const(5000)
+
+# requests that change the board: refused over an unbonded BLE link when `secure` is on
+RESTRICTED = ("config.set", "policy.set", "keys.set", "upload.begin", "upload.chunk", "upload.commit",
+              "upload.abort", "store.rollback", "store.confirm", "repl", "reset")
+
+def _uuid_le(s):
+    b = bytes.fromhex(s.replace("-", ""))
+    return bytes(reversed(b))
+
+
+def _ad(t, payload):
+    return struct.pack("BB", len(payload) + 1, t) + payload
+
+
+def adv_payload():
+    """Advertising data: flags (LE general discoverable, no BR/EDR) + the complete 128-bit NUS UUID."""
+    return _ad(0x01, b"\x06") + _ad(0x07, _uuid_le(NUS))
+
+
+def name_for(device_id):
+    return "mote-" + device_id[:4]
+
+
+def mfr_data(uid, soc, status):
+    return struct.pack("<HB", COMPANY, ADV_VERSION) + bytes(uid[:8]) + bytes((soc & 0xFF, status & 0xFF))
+
+
+def resp_payload(name, uid, soc, status):
+    return _ad(0x09, name.encode()) + _ad(0xFF, mfr_data(uid, soc, status))
+
+
+def parse_mfr(data):
+    """(version, device id hex, soc, status) from manufacturer data bytes after the company id."""
+    d = bytes(data)
+    return d[0], "".join("%02x" % b for b in d[1:9]), d[9], d[10]
+
+
+class Port:
+    """NUS peripheral; the byte port of a Link (readinto/write), one central at a time."""
+
+    def __init__(self, ble, uid, name, mtu=247, rxbuf=2048, secure=False, store=None):
+        import bluetooth
+        self.bt = bluetooth
+        self.ble = ble
+        self.uid = uid
+        self.name = name
+        self.secure = secure
+        self.store = store            # object with get/set for bond secrets, or None (no bonding)
+        self.ring = bytearray(rxbuf)
+        self.head = 0                 # write position
+        self.tail = 0                 # read position
+        self.conn = None
+        self.mtu = 23
+        self.encrypted = False
+        self.bonded = False
+        self.soc = 255
+        self.status = 0
+        self.radio = "on"
+        self.advertising = False
+        self.rx_overflow = 0
+        self.txbuf = bytearray(mtu - 3 if mtu > 23 else 20)   # a partial notification waiting for more
+        self.txn = 0
+        self.tx_dropped = 0
+        self.tx_notifies = 0
+        self.connects = 0
+        ble.active(True)
+        try:
+            ble.config(gap_name=name)
+        except Exception:
+            pass
+        try:
+            ble.config(mtu=mtu)
+        except Exception:
+            pass
+        self.bond_supported = False
+        try:
+            ble.config(bond=True, le_secure=True, mitm=False, io=3)   # io 3: NoInputNoOutput (Just Works)
+            self.bond_supported = True
+        except Exception:
+            pass
+        ble.irq(self._irq)
+        svc = (bluetooth.UUID(NUS), ((bluetooth.UUID(NUS_TX), _FLAG_NOTIFY),
+                                     (bluetooth.UUID(NUS_RX), _FLAG_WRITE | _FLAG_WRITE_NO_RESPONSE)))
+        ((self.tx, self.rx),) = ble.gatts_register_services((svc,))
+        ble.gatts_set_buffer(self.rx, 1024, True)      # append mode: writes queue until the irq reads them
+        self.advertise()
+
+    # -- advertising -----------------------------------------------------------------------------
+    def advertise(self):
+        iv = ADV_INTERVAL_US.get(self.radio, 1000000)
+        if self.conn is not None:
+            return
+        if not iv:
+            if self.advertising:
+                self.ble.gap_advertise(None)
+                self.advertising = False
+            return
+        st = self.status | (ST_BONDED if self.bonded else 0) | (ST_SECURE if self.secure else 0)
+        self.ble.gap_advertise(iv, adv_payload(), resp_payload(self.name, self.uid, self.soc, st))
+        self.advertising = True
+
+    def update(self, soc=None, status=None, radio=None):
+        """New battery / status / power-policy radio use: re-advertise if anything changed."""
+        changed = False
+        if soc is not None and soc != self.soc:
+            self.soc = soc
+            changed = True
+        if status is not None and status != self.status:
+            self.status = status
+            changed = True
+        if radio is not None and radio != self.radio:
+            self.radio = radio
+            changed = True
+        if changed and self.conn is None:
+            self.advertise()
+        return changed
+
+    # -- events (scheduled callbacks on a port; while the board waits on the sim) ------------------
+    def _irq(self, event, data):
+        if event == _IRQ_GATTS_WRITE:
+            conn, h = data
+            if h == self.rx and conn == self.conn:
+                self._push(self.ble.gatts_read(self.rx))
+        elif event == _IRQ_CENTRAL_CONNECT:
+            self.conn = data[0]
+            self.mtu = 23
+            self.encrypted = False
+            self.advertising = False
+            self.connects += 1
+            self.txn = 0
+            self.head = self.tail = 0
+            self._push(b"\x00")        # a fresh host: nothing of an earlier one's half frame counts
+        elif event == _IRQ_CENTRAL_DISCONNECT:
+            if data[0] == self.conn:
+                self.conn = None
+                self.encrypted = False
+                self._push(b"\x00")
+            self.advertise()
+        elif event == _IRQ_MTU_EXCHANGED:
+            if data[0] == self.conn:
+                self.mtu = min(data[1], len(self.txbuf) + 3)
+        elif event == _IRQ_ENCRYPTION_UPDATE:
+            if data[0] == self.conn:
+                self.encrypted = bool(data[1])
+                self.bonded = self.bonded or bool(data[3])
+        elif event == _IRQ_GET_SECRET:
+            return self.store.get(data) if self.store else None
+        elif event == _IRQ_SET_SECRET:
+            return self.store.set(data) if self.store else False
+        elif event == _IRQ_PASSKEY_ACTION:
+            conn, action, passkey = data
+            if action == 4:            # numeric comparison: no display, accept (Just Works)
+                self.ble.gap_passkey(conn, action, 1)
+        return None
+
+    def _push(self, data):
+        r = self.ring
+        n = len(r)
+        h = self.head
+        for b in data:
+            nh = h + 1
+            if nh == n:
+                nh = 0
+            if nh == self.tail:
+                self.rx_overflow += 1
+                break
+            r[h] = b
+            h = nh
+        self.head = h
+
+    # -- the Link's port ---------------------------------------------------------------------------
+    def readinto(self, buf):
+        h = self.head
+        t = self.tail
+        if h == t:
+            return 0
+        r = self.ring
+        n = len(r)
+        m = len(buf)
+        i = 0
+        while t != h and i < m:
+            buf[i] = r[t]
+            i += 1
+            t += 1
+            if t == n:
+                t = 0
+        self.tail = t
+        return i
+
+    def write(self, data):
+        """Queue frame bytes for the central: full ATT payloads go out now, a partial tail waits in
+        txbuf for the next write or flush() (the link's poll), so back-to-back frames share notifications
+        as bytes share a UART's FIFO."""
+        if self.conn is None:
+            self.tx_dropped += len(data)     # nobody listens: like serial with no host
+            return
+        mv = memoryview(data)
+        n = len(mv)
+        step = self.mtu - 3
+        i = 0
+        if self.txn:
+            k = min(step - self.txn, n)
+            self.txbuf[self.txn:self.txn + k] = mv[:k]
+            self.txn += k
+            i = k
+            if self.txn == step:
+                self.txn = 0
+                if not self._notify(memoryview(self.txbuf)[:step]):
+                    return
+        while n - i >= step:
+            if not self._notify(mv[i:i + step]):
+                return
+            i += step
+        if i < n:
+            self.txbuf[:n - i] = mv[i:]
+            self.txn = n - i
+
+    def flush(self):
+        if self.txn:
+            k = self.txn
+            self.txn = 0
+            self._notify(memoryview(self.txbuf)[:k])
+
+    def _notify(self, chunk):
+        conn = self.conn
+        tries = 0
+        while True:
+            if self.conn != conn or conn is None:
+                self.tx_dropped += len(chunk)
+                self.txn = 0
+                return False
+            try:
+                self.ble.gatts_notify(conn, self.tx, chunk)
+                self.tx_notifies += 1
+                return True
+            except OSError as e:
+                tries += 1
+                if tries > 200 or e.args and e.args[0] in (107, 128):   # ENOTCONN
+                    self.tx_dropped += len(chunk)
+                    self.txn = 0
+                    return False
+                time.sleep_ms(5)           # the stack's buffers are full: let it drain
+
+    def connected(self):
+        return self.conn is not None
+
+    def trusted(self):
+        """May a state-changing request come over this link? (serial peers always may)"""
+        return not self.secure or (self.encrypted and self.bonded)
+
+    def disconnect(self):
+        if self.conn is not None:
+            self.ble.gap_disconnect(self.conn)
+
+    def stats(self):
+        return {"ble_connects": self.connects, "ble_mtu": self.mtu, "ble_rx_overflow": self.rx_overflow,
+                "ble_tx_dropped": self.tx_dropped, "ble_tx_notifies": self.tx_notifies}
+
+
+class BleLink(Link):
+    """A Link on the BLE port sharing the primary (serial) link's request handlers.
+
+    Requests in RESTRICTED are refused (status `denied`) unless the port trusts the peer; an `after`
+    action a handler sets on the primary link (reset, repl) runs once the answer is out on BLE.
+    """
+
+    def __init__(self, port, primary):
+        Link.__init__(self, port, primary.mtu)
+        self.primary = primary
+        self.methods = _Guarded(primary.methods, port)
+        self.hello = primary.hello
+
+    health = None                 # callable -> (soc, status), polled every HEALTH_MS for the advertisement
+    _next_health = 0
+
+    def poll(self):
+        n = Link.poll(self)
+        self.port.flush()
+        if self.health is not None and time.ticks_diff(time.ticks_ms(), self._next_health) >= 0:
+            self._next_health = time.ticks_add(time.ticks_ms(), HEALTH_MS)
+            try:
+                soc, status = self.health()
+                self.port.update(soc=soc, status=status)
+            except Exception:
+                pass
+        return n
+
+    def _on_frame(self, mtype, flags, seq, payload):
+        if mtype == proto.T_ACK:
+            self.on_ack = self.primary.on_ack
+        before = self.primary.after
+        Link._on_frame(self, mtype, flags, seq, payload)
+        after = self.primary.after
+        if after is not None and after is not before:
+            self.primary.after = None
+            after()
+
+
+class _Guarded:
+    def __init__(self, methods, port):
+        self.methods = methods
+        self.port = port
+
+    def get(self, name):
+        fn = self.methods.get(name)
+        if fn is not None and name in RESTRICTED and not self.port.trusted():
+            return _denied
+        return fn
+
+    def __setitem__(self, k, v):
+        self.methods[k] = v
+
+
+def _denied(params):
+    raise Denied("this request needs a bonded BLE peer or the serial link (mote pair ADDR)")
+
+
+def start(app, mtu=247):
+    """Bring up the NUS peripheral and its Link beside the app's serial link; None without a radio."""
+    try:
+        import bluetooth
+    except ImportError:
+        return None
+    try:
+        ble = bluetooth.BLE()
+    except Exception:
+        return None
+    info = app.board.info
+    secure = bool(info.get("ble", {}).get("secure", False)) if isinstance(info.get("ble"), dict) else False
+    try:
+        secure = bool(app.cfg.get("ble_secure", secure))
+    except Exception:
+        pass
+    try:
+        # the ring holds what a flash upload keeps in flight (several frames) while the board writes flash
+        port = Port(ble, app.board.uid, name_for(app.device), mtu=mtu, secure=secure,
+                    rxbuf=max(2048, 4 * app.link.mtu + 512))
+    except OSError:
+        return None           # e.g. a virtual board started without --ble
+    link = BleLink(port, app.link)
+    link.health = lambda: health(app)
+    return link
+
+
+def health(app):
+    """(battery SoC % or 255, status bits) from what the board and app report."""
+    soc = 255
+    status = 0
+    b = getattr(app, "battery", None) or getattr(app.board, "battery", None)
+    if b is not None:
+        v = b.soc() if callable(getattr(b, "soc", None)) else getattr(b, "soc", None)
+        if v is not None:
+            soc = max(0, min(100, int(v)))
+            if soc <= 10:
+                status |= ST_LOW
+        if getattr(b, "usb", False):
+            status |= ST_USB
+    try:
+        if app._model():
+            status |= ST_MODEL
+    except Exception:
+        pass
+    sp = getattr(app, "spool", None)
+    if sp is not None and getattr(sp, "pending", 0):
+        status |= ST_SPOOL
+    return soc, status

@@ -1,0 +1,86 @@
+# The application's classifier: the model store's active model, loaded once (boot, after a commit or a
+# rollback), run on the app's sample ring once per hop.
+#
+# The app's window is a ring (`idx` = the next write position = the oldest sample); the model wants the
+# samples in time order, so run() unrolls the ring into a preallocated array (two slice copies per hop,
+# nothing per sample). A model that fails to load or run never stops the board: the error is kept for
+# hello / stats and reported once as an `ev` record by the app.
+import sys
+
+from mote.heartbeat import Latency
+from mote import proto
+
+
+class Classifier:
+    def __init__(self, store):
+        self.store = store
+        self.model = None
+        self.error = None         # why the active model is not running (load failure, window mismatch)
+        self.name = None
+        self.inferences = 0
+        self.failures = 0
+        self.lat = Latency()
+        self.buf = None
+        self.win_n = 0
+
+    def load(self, win_n):
+        """(Re)load the store's active model for a window of win_n samples. Returns an event text or None."""
+        self.model = None
+        self.error = None
+        self.name = None
+        self.win_n = win_n
+        try:
+            act = self.store.active()
+        except Exception:
+            act = None
+        if not act or act.get("slot") is None:
+            return None
+        self.name = act.get("name")
+        import gc
+        gc.collect()
+        try:
+            from mote.infer import Model
+            m = Model(self.store.path(act["slot"], "bin"))
+            pre = m.pre or {}
+            n = pre.get("n")
+            if n is not None and n != win_n:
+                raise ValueError("model wants %d-sample windows, config window is %d" % (n, win_n))
+            self.model = m
+        except Exception as e:  # never stop the board over its model
+            sys.print_exception(e)
+            self.error = "%s: %s" % (type(e).__name__, e)
+            return "load failed: " + self.error
+        from array import array
+        if self.buf is None or len(self.buf) != 3 * win_n:
+            self.buf = array("h", bytes(6 * win_n))
+        return "loaded " + str(self.name)
+
+    def run(self, win, idx):
+        """Classify the ring `win` (oldest sample at idx). -> SenML records [label, conf, lat_ms] or None."""
+        m = self.model
+        if m is None:
+            return None
+        b = self.buf
+        k = 3 * idx
+        n = len(win)
+        mb = memoryview(b)
+        mw = memoryview(win)
+        mb[0:n - k] = mw[k:n]              # oldest .. end of the ring
+        mb[n - k:n] = mw[0:k]              # start of the ring .. newest
+        try:
+            label, conf = m.classify(b)
+        except Exception as e:
+            self.failures += 1
+            if self.error is None:
+                self.error = "%s: %s" % (type(e).__name__, e)
+            return [{proto.SENML_N: "err", proto.SENML_VS: self.error}]
+        self.inferences += 1
+        us = m.last_us
+        self.lat.add(us // 1000)
+        return [{proto.SENML_N: "label", proto.SENML_VS: str(label)},
+                {proto.SENML_N: "conf", proto.SENML_V: round(conf, 3)},
+                {proto.SENML_N: "lat_ms", proto.SENML_V: round(us / 1000, 2)}]
+
+    def status(self):
+        return {"model": self.name, "running": self.model is not None, "error": self.error,
+                "inferences": self.inferences, "infer_failures": self.failures, "p95_ms": self.lat.p95()}

@@ -1,0 +1,161 @@
+# MicroPython HAL for the listed boards (rp2: Pico W / Pico 2 W, esp32: ESP32-S3 DevKitC), driven by the
+# board file (/board.json, boards/<name>.json):
+#   serial   USB-CDC (the REPL's stdin/stdout): select.poll + one-byte readinto (on most ports
+#            sys.stdin.buffer.readinto(buf) blocks until buf is full, so reads go byte by byte while poll
+#            says there is input); Ctrl-C off while the link runs
+#   accel    LSM6DS3/LSM6DSOX on machine.I2C (mote.imu_lsm6), the board's sensors.imu pins and address
+#   power    battery.sense: machine.ADC on the sense pin, scaled by the divider (read_uv() where the port
+#            has it, else read_u16() * vref); usb_detect: a Pin reading VBUS; battery.charging_pin: active low
+#   uid      machine.unique_id(); lightsleep/deepsleep: machine.lightsleep/deepsleep where board.sleep says so
+#
+# Not run on hardware here: tests/test_hal_mpy.py runs it under the unix port against fake `machine` and
+# I2C modules that behave per the datasheets (register map, auto-increment), heap locked per sample.
+import sys
+import time
+
+import machine
+
+from mote.hal import read_json
+
+
+def pin_id(name):
+    """A board-file pin name as machine.Pin takes it: "GPIO4" -> 4 (esp32), "GP29"/"WL_GPIO2" kept (rp2)."""
+    if isinstance(name, int):
+        return name
+    if name.startswith("GPIO"):
+        return int(name[4:])
+    return name
+
+
+class UsbSerial:
+    """USB-CDC on the REPL's stdin/stdout: readinto() never blocks, wait() sleeps until input or timeout."""
+
+    def __init__(self):
+        import select
+        self.rx = sys.stdin.buffer
+        self.tx = sys.stdout.buffer
+        self.poller = select.poll()
+        self.poller.register(sys.stdin, select.POLLIN)
+        self.one = bytearray(1)
+
+    def begin(self):
+        import micropython
+        micropython.kbd_intr(-1)          # 0x03 inside frames is data
+
+    def end(self):
+        import micropython
+        micropython.kbd_intr(3)
+
+    def _ready(self):
+        for _ in self.poller.ipoll(0):
+            return True
+        return False
+
+    def readinto(self, buf):
+        n = 0
+        one = self.one
+        lim = len(buf)
+        while n < lim and self._ready():
+            if not self.rx.readinto(one):
+                break
+            buf[n] = one[0]
+            n += 1
+        return n
+
+    def write(self, data):
+        self.tx.write(data)
+
+    def wait(self, ms):
+        for _ in self.poller.ipoll(ms):
+            return True
+        return False
+
+
+class I2CBus:
+    """mote.imu_lsm6's bus adapter on machine.I2C (readfrom_mem_into: no allocation)."""
+
+    def __init__(self, i2c, addr):
+        self.i2c = i2c
+        self.addr = addr
+        self.b1 = bytearray(1)
+
+    def read(self, reg, buf):
+        self.i2c.readfrom_mem_into(self.addr, reg, buf)
+
+    def write(self, reg, value):
+        self.b1[0] = value
+        self.i2c.writeto_mem(self.addr, reg, self.b1)
+
+
+class Power:
+    def __init__(self, info):
+        b = info.get("battery") or {}
+        s = b.get("sense") or {}
+        self.div = float(s.get("divider", 1.0))
+        self.vref = float(s.get("vref", 3.3))
+        self.wl_cs = None
+        pin = s.get("adc_pin")
+        if pin == "GP29" and str(info.get("name", "")).startswith("pico") and str(info.get("name", "")).endswith("_w"):
+            # Pico W: GP29 doubles as the CYW43 SPI clock; read VSYS with the radio deselected (WL CS = GP25 high)
+            self.wl_cs = machine.Pin(25, machine.Pin.OUT, value=1)
+        self.adc = machine.ADC(machine.Pin(pin_id(pin))) if pin else None
+        if self.adc is not None and hasattr(machine.ADC, "ATTN_11DB") and hasattr(self.adc, "atten"):
+            self.adc.atten(machine.ADC.ATTN_11DB)          # esp32: full 0..3.1 V range
+        u = info.get("usb_detect") or {}
+        self.vbus = machine.Pin(pin_id(u["pin"]), machine.Pin.IN) if u.get("method") == "pin" and u.get("pin") else None
+        chg = b.get("charging_pin")
+        self.chg = machine.Pin(pin_id(chg), machine.Pin.IN, machine.Pin.PULL_UP) if chg else None
+
+    def read_mv(self):
+        a = self.adc
+        if a is None:
+            return 0
+        if self.wl_cs is not None:
+            self.wl_cs.value(1)
+        if hasattr(a, "read_uv"):
+            mv = a.read_uv() // 1000
+        else:
+            mv = a.read_u16() * self.vref * 1000 / 65535
+        return int(mv * self.div)
+
+    def usb(self):
+        return bool(self.vbus.value()) if self.vbus is not None else False
+
+    def charging(self):
+        return self.chg is not None and not self.chg.value()     # MCP73831-style STAT: low while charging
+
+
+class Board:
+    def __init__(self, info=None):
+        self.info = info if info is not None else (read_json("/board.json", {}) or {})
+        self.name = self.info.get("name", sys.platform)
+        self.uid = machine.unique_id()
+        self.serial = UsbSerial()
+        self.power = Power(self.info)
+        imu = (self.info.get("sensors") or {}).get("imu") or {}
+        self.accel = self._imu(imu)
+        sl = self.info.get("sleep") or {}
+        if not sl.get("lightsleep") or not hasattr(machine, "lightsleep"):
+            self.lightsleep = None
+        if not sl.get("deepsleep") or not hasattr(machine, "deepsleep"):
+            self.deepsleep = None
+
+    def _imu(self, imu):
+        from mote.imu_lsm6 import LSM6
+        kw = {"freq": 400000}
+        if imu.get("sda") is not None:
+            kw["sda"] = machine.Pin(pin_id(imu["sda"]))
+            kw["scl"] = machine.Pin(pin_id(imu["scl"]))
+        i2c = machine.I2C(imu.get("i2c_id", 0), **kw)
+        return LSM6(I2CBus(i2c, imu.get("address", 0x6A)), imu.get("odr_hz", 52), imu.get("range_g", 2))
+
+    def lightsleep(self, ms):
+        # the app calls this only when no host link must be kept (see docs/power.md: lightsleep stops
+        # USB-CDC on rp2/esp32 and drops a BLE connection on esp32)
+        machine.lightsleep(ms)
+
+    def deepsleep(self, ms):
+        machine.deepsleep(ms)             # wakes through reset: boot count +1, the spool survives
+
+    def reset(self):
+        machine.reset()

@@ -1,0 +1,323 @@
+"""The app loop's battery/policy, offline spool, heartbeat and inference wiring, under micropython.
+
+A board with a fake `power` (battery mV / USB / charging) and an in-memory serial; host frames are fed by
+hand and the loop's pieces (`_power_tick`, `telemetry`) are driven directly, so the tests are timing-free.
+"""
+
+import json
+import sys
+
+import cbor2
+import pytest
+
+from motekit import frame as hostframe
+from motekit.protocol import T
+from mpy import ROOT, run_mpy
+
+sys.path.insert(0, str(ROOT / "firmware"))
+from mote import heartbeat  # noqa: E402  (pure Python: the host decodes heartbeats with the same code)
+
+HARNESS = """
+import sys, json, binascii, gc, time, micropython
+from mote import app, motion
+
+class Serial:
+    def __init__(self):
+        self.data = b""
+        self.pos = 0
+        self.out = bytearray()
+    def feed(self, b):
+        self.data = self.data[self.pos:] + b
+        self.pos = 0
+    def begin(self): pass
+    def end(self): pass
+    def readinto(self, buf):
+        n = min(len(buf), len(self.data) - self.pos)
+        buf[:n] = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return n
+    def write(self, b): self.out.extend(b)
+    def wait(self, ms): time.sleep_ms(ms)
+
+class Accel:
+    def __init__(self): self.m = motion.Motion(3, 50)
+    def read_into(self, buf, i): self.m.fill(buf, i)
+
+class Power:
+    mv = 3950
+    on_usb = False
+    def read_mv(self): return self.mv
+    def usb(self): return self.on_usb
+    def charging(self): return False
+
+class Board:
+    name = "test"
+    uid = b"\\x01\\x02\\x03\\x04"
+    info = {"link": {"mtu": 1024, "kinds": ["usb-cdc"]}, "battery": {"chemistry": "lipo", "internal_mohm": 150}}
+    def __init__(self):
+        self.serial = Serial()
+        self.accel = Accel()
+        self.power = Power()
+    def reset(self): raise SystemExit
+
+board = Board()
+a = app.App(board, {"sample_hz": 50, "window": 50, "hop": 25})
+def frames_out():
+    out = binascii.hexlify(board.serial.out).decode()
+    board.serial.out = bytearray()
+    return out
+def fill_window():
+    for i in range(a.win_n):
+        a.sample()
+"""
+
+
+def run_device(body, root):
+    return run_mpy(HARNESS + body, root=root).stdout.decode()
+
+
+def decode(hexout):
+    out = []
+    for f in hostframe.Decoder().feed(bytes.fromhex(hexout)):
+        out.append((f.type, cbor2.loads(f.payload) if f.payload else None))
+    return out
+
+
+def tel(frames):
+    return [p for t, p in frames if t == T.TELEMETRY]
+
+
+def test_policy_drives_rate_and_events_and_usb_is_full_rate(tmp_path):
+    body = """
+board.serial.feed(binascii.unhexlify(%r))       # a host spoke: present for 60 s (events go out live)
+a.link.poll()
+res = {"boot_hz": a.hz, "band": a.sense.policy.name(), "soc": a.sense.soc}
+board.power.on_usb = True
+a._power_tick(time.ticks_add(a.sense.next_tick, 1))
+res["usb_hz"] = a.hz
+res["usb_band"] = a.sense.policy.name()
+board.power.on_usb = False
+board.power.mv = 3300                    # ~1 pct: critical band (sleep mode, no sampling)
+for i in range(40):                      # the estimator's filter follows over a few readings
+    a._power_tick(time.ticks_add(a.sense.next_tick, 1))
+res["low_band"] = a.sense.policy.name()
+res["low_hz"] = a.hz
+print(json.dumps(res)); print(frames_out())
+""" % hostframe.encode(T.HELLO, seq=1).hex()
+    out = run_device(body, tmp_path).splitlines()
+    res = json.loads(out[-2])
+    assert res["boot_hz"] == 2 and res["band"] == "normal" and 60 <= res["soc"] <= 80
+    assert res["usb_hz"] == 50 and res["usb_band"] == "usb"
+    assert res["low_hz"] == 0 and res["low_band"] in ("low", "critical")
+    evs = [p for p in tel(decode(out[-1])) if p[3] == "ev"]
+    moves = [(r[4][1][3], r[4][2][3]) for r in evs]
+    assert moves[0] == ("normal", "usb") and moves[1][0] == "usb"
+    assert moves[-1][1] == res["low_band"] and len(moves) >= 3
+    assert all(r[4][0][-2] == "ev" and r[4][0][3] == "band" for r in evs)
+
+
+def test_per_sample_step_with_the_activity_detector_does_not_allocate(tmp_path):
+    body = """
+a.cfg = {"sample_hz": 50, "window": 64, "hop": 64}
+a._setup_window()
+for i in range(63):
+    a.sample()
+hops = 0
+gc.collect()
+micropython.heap_lock()
+try:
+    for i in range(6400):
+        if a.sample():
+            hops += 1
+finally:
+    micropython.heap_unlock()
+print(json.dumps({"hops": hops, "changed": a.sense.changed, "burst": a.sense.policy.burst}))
+"""
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    assert res["hops"] == 100
+    assert res["changed"]                  # the synthetic stream's gestures started a burst (no allocation)
+
+
+def test_offline_spool_survives_reset_drains_in_order_and_leaves_on_ack(tmp_path):
+    # boot 1: on battery, no host: the records go to the flash spool, nothing on the wire
+    boot1 = """
+fill_window()
+a._power_tick(time.ticks_ms())
+for i in range(30):
+    a.telemetry()
+a.emit("hb", a.heartbeat())
+print(json.dumps({"present": a.tel.present, "depth": a.tel.depth(), "seq": a.tel.seq})); print(frames_out())
+"""
+    out = run_device(boot1, tmp_path).splitlines()
+    res = json.loads(out[-2])
+    n = res["seq"]                             # 30 acc + the heartbeat + a burst's "rate" event
+    assert res["present"] is False and res["depth"] == n and n >= 31
+    assert tel(decode(out[-1])) == []
+    # boot 2 (a reset): a host says hello -> the spooled records arrive in order with their own (boot, seq)
+    ack = hostframe.encode(T.ACK, cbor2.dumps([1, 20]))
+    boot2 = """
+res = {"boot": a.boot, "depth0": a.tel.depth()}
+board.serial.feed(binascii.unhexlify(%r))
+a.link.poll()
+for i in range(10):
+    a._power_tick(time.ticks_ms())
+res["present"] = a.tel.present
+res["out"] = frames_out()
+board.serial.feed(binascii.unhexlify(%r))
+a.link.poll()
+res["depth_after_ack"] = a.tel.depth()
+a.telemetry()                              # live now: straight to the host, not the spool
+res["live"] = frames_out()
+res["depth_live"] = a.tel.depth()
+print(json.dumps(res))
+""" % (hostframe.encode(T.HELLO, seq=1).hex(), ack.hex())
+    res = json.loads(run_device(boot2, tmp_path).splitlines()[-1])
+    assert res["boot"] == 2 and res["depth0"] == n and res["present"]
+    recs = tel(decode(res["out"]))
+    assert [(r[0], r[1]) for r in recs] == [(1, s) for s in range(1, n + 1)]
+    assert [r[3] for r in recs].count("acc") == 30 and recs[-1][3] == "hb"
+    assert set(r[3] for r in recs) <= {"acc", "hb", "ev"}
+    hb = heartbeat.decode(recs[-1][4])
+    assert hb["boot"] == 1 and hb["spool_depth"] == n - 1 and hb["source"] == "bat" and 0 < hb["soc"] <= 100
+    assert res["depth_after_ack"] == n - 20
+    live = tel(decode(res["live"]))
+    assert [(r[0], r[1]) for r in live] == [(2, 1)] and res["depth_live"] == n - 20
+    # boot 3: the rest (unacked) is still there after another reset; ack it all -> the spool is empty
+    boot3 = """
+board.serial.feed(binascii.unhexlify(%r))
+a.link.poll()
+for i in range(10):
+    a._power_tick(time.ticks_ms())
+recs = frames_out()
+board.serial.feed(binascii.unhexlify(%r))
+a.link.poll()
+print(json.dumps({"out": recs, "depth": a.tel.depth(), "segs": [n for n in os.listdir("/spool") if n.endswith(".seg")]}))
+""" % (hostframe.encode(T.HELLO, seq=1).hex(), hostframe.encode(T.ACK, cbor2.dumps([1, n])).hex())
+    res = json.loads(run_device("import os\n" + boot3, tmp_path).splitlines()[-1])
+    assert [(r[0], r[1]) for r in tel(decode(res["out"]))][:n - 20] == [(1, s) for s in range(21, n + 1)]
+    assert res["depth"] == 0 and res["segs"] == []
+
+
+def test_spool_overflow_drops_oldest_and_counts_them(tmp_path):
+    body = """
+from mote.spool import Spool
+a.tel._spool()
+a.tel.sp = Spool("/spool", seg_bytes=512, max_segs=2)       # a small ring to overflow
+fill_window()
+a._power_tick(time.ticks_ms())
+for i in range(60):
+    a.telemetry()
+hb = a.heartbeat()
+board.serial.feed(binascii.unhexlify(%r))
+a.link.poll()
+for i in range(20):
+    a._power_tick(time.ticks_ms())
+print(json.dumps({"dropped": a.tel.dropped(), "depth": a.tel.depth(), "hb": binascii.hexlify(hb[0][8]).decode(), "n": a.tel.seq,
+                  "out": frames_out()}))
+""" % hostframe.encode(T.HELLO, seq=1).hex()
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    assert res["dropped"] > 0 and res["dropped"] + res["depth"] == res["n"] >= 60
+    hb = heartbeat.decode([{8: bytes.fromhex(res["hb"])}])
+    assert hb["dropped"] == res["dropped"] and hb["spool_depth"] == res["depth"]
+    seqs = [r[1] for r in tel(decode(res["out"]))]
+    assert seqs == list(range(res["dropped"] + 1, res["n"] + 1))     # the oldest went, the rest in order
+    assert (tmp_path / "spool" / "dropped").read_text() == str(res["dropped"])
+
+
+def test_policy_get_set_validated_and_persisted(tmp_path):
+    def req(rid, method, params=None):
+        return hostframe.encode(T.REQUEST, cbor2.dumps([rid, method, params]))
+    stream = (req(1, "policy.get") + req(2, "policy.set", {"hb_s": 0.5}) + req(3, "policy.set", {"bogus": 1})
+              + req(4, "policy.set", {"hb_s": 30, "quiet_s": 2}) + req(5, "stats") + req(6, "info"))
+    body = """
+board.serial.feed(binascii.unhexlify(%r))
+a.link.poll()
+print(frames_out())
+""" % stream.hex()
+    frames = decode(run_device(body, tmp_path).splitlines()[-1])
+    resp = {p[0]: p for t, p in frames if t == T.RESPONSE}
+    assert resp[1][1] == 0 and resp[1][2]["state"]["band"] == "normal" and resp[1][2]["override"] == {}
+    assert resp[2][1] == 3 and "hb_s" in resp[2][2]
+    assert resp[3][1] == 3 and "unknown policy key" in resp[3][2]
+    assert resp[4][1] == 0 and resp[4][2]["policy"]["hb_s"] == 30 and resp[4][2]["override"]["quiet_s"] == 2
+    assert resp[5][2]["policy"] == "normal" and resp[5][2]["hz"] == 2 and resp[5][2]["spool"] == [0, 0]
+    assert resp[6][2]["policy"] == "normal" and resp[6][2]["model_error"] is None
+    assert json.loads((tmp_path / "policy.json").read_text()) == {"hb_s": 30, "quiet_s": 2}
+    body2 = "print(json.dumps([a.sense.policy.hb_ms, a.sense.policy.quiet_ms]))"
+    assert json.loads(run_device(body2, tmp_path).splitlines()[-1]) == [30000, 2000]
+
+
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory):
+    sys.path.insert(0, str(ROOT / "host"))
+    sys.path.insert(0, str(ROOT / "tools"))
+    import gesture_data as gd
+    import make_demo_model as mk
+    from motekit.model.convert import convert
+    td = tmp_path_factory.mktemp("demo")
+    X, y, labels = gd.synthetic(300, seed=0)
+    _, tfl = mk.fit(X, y, labels)
+    (td / "gesture.tflite").write_bytes(tfl)
+    convert(td / "gesture.tflite", labels=labels, name="gesture", preprocess=gd.PRE).write(td / "gesture.mtm")
+    return td / "gesture.mtm"
+
+
+STORE_FAKE = """
+a.store.active = lambda: {"slot": "a", "name": "gesture", "version": "1", "seq": 1, "state": "confirmed"}
+a.store.path = lambda slot, ext: "/gesture.mtm"
+"""
+
+
+def test_inference_on_the_unrolled_ring_in_telemetry(tmp_path, demo_model):
+    (tmp_path / "gesture.mtm").write_bytes(demo_model.read_bytes())
+    body = STORE_FAKE + """
+from array import array
+a._load_model()
+board.power.on_usb = True                  # usb row: classify every hop
+a._power_tick(time.ticks_add(a.sense.next_tick, 1))
+m = a.clf.model
+for i in range(37):                        # the ring's write position is mid-window
+    a.sample()
+fill_window()
+ordered = array("h", a.win[3 * a.idx:] + a.win[:3 * a.idx])
+want = m.classify(ordered)
+a.telemetry()
+recs = tel_recs = frames_out()
+print(json.dumps({"err": a.clf.error, "idx": a.idx, "want": [want[0], want[1]], "out": recs,
+                  "status": a.clf.status()}))
+"""
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    assert res["err"] is None and res["idx"] != 0
+    pack = tel(decode(res["out"]))[-1][4]
+    vals = {r[0]: r.get(3, r.get(2)) for r in pack}
+    assert vals["label"] == res["want"][0] and abs(vals["conf"] - res["want"][1]) < 1e-3
+    assert vals["lat_ms"] > 0 and [r[0] for r in pack[:6]] == ["ax", "sx", "ay", "sy", "az", "sz"]
+    st = res["status"]
+    assert st["inferences"] == 1 and st["infer_failures"] == 0 and st["p95_ms"] >= 2
+
+
+def test_model_that_fails_to_load_does_not_stop_the_board(tmp_path):
+    (tmp_path / "gesture.mtm").write_bytes(b"MTM1garbage")
+    body = STORE_FAKE + """
+a._load_model()
+fill_window()
+a.telemetry()
+print(json.dumps({"hello": a.hello()["model_error"], "stats": a.stats().get("model_error"), "out": frames_out()}))
+"""
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    assert res["hello"] and res["stats"]
+    kinds = [(r[3], r[4][0].get(3)) for r in tel(decode(res["out"]))]
+    assert ("ev", "model") in kinds and kinds[-1][0] == "acc"
+
+
+def test_host_expands_the_heartbeat_like_the_firmware():
+    from motekit import protocol
+    assert protocol.HB_FMT == heartbeat.FMT and protocol.HB_FIELDS == heartbeat.FIELDS
+    pack = heartbeat.pack(3987, 81, 0, 0, True, 2, 3, 3600, 10, 1, 14, 150000, 42, 7)
+    recs = protocol.senml_to_json(pack)
+    vals = {r["n"]: r.get("v", r.get("vs", r.get("vb"))) for r in recs if "n" in r}
+    assert recs[0]["bn"] == "hb" and isinstance(recs[0]["vd"], str)
+    assert vals["bv"] == 3.987 and vals["soc"] == 81 and vals["source"] == "bat" and vals["burst"] is True
+    assert vals["spool_depth"] == 42 and vals["dropped"] == 7 and vals["p95_ms"] == 14 and vals["band"] == 0
+    payload = cbor2.dumps([3, 100, 3600000, "hb", pack])
+    assert len(payload) <= 60

@@ -1,0 +1,192 @@
+"""End to end over BLE with no radio: bleak -> BlueZ D-Bus API (BlueZoo on a private bus) -> the bridge ->
+the sim's `bluetooth` module -> the firmware's own mote.ble, in the real MicroPython interpreter.
+
+The rig has no radio timing, RSSI or pairing (see README); those paths are unit-tested.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("bleak")
+pytest.importorskip("bluezoo")
+
+from motekit.ble.bridge import Bridge  # noqa: E402
+from motekit.ble.rig import Rig, board_address  # noqa: E402
+from motekit.link import Link  # noqa: E402
+from motekit.sim import VirtualBoard  # noqa: E402
+from motekit.sim.supervisor import sim_uid  # noqa: E402
+
+MOTE = str(Path(sys.executable).with_name("mote"))
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def rig():
+    r = Rig()
+    r.start()
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def board(rig, tmp_path_factory):
+    bridge = Bridge(rig.address, rig.board_adapter(1), rig=True, log_fn=lambda m: None)
+    vb = VirtualBoard(seed=3, state_dir=tmp_path_factory.mktemp("bleboard"), ble=bridge, log=lambda m: None)
+    vb.start()
+    yield vb
+    vb.stop()
+
+
+def env(rig):
+    return dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=rig.address, MOTE_BLE_ADAPTER=rig.central)
+
+
+def mote(rig, *args, timeout=60):
+    return subprocess.run([MOTE, *args], capture_output=True, text=True, timeout=timeout, env=env(rig))
+
+
+def name(seed=3):
+    return "mote-" + sim_uid(seed)[:4]
+
+
+def test_scan_shows_the_board_and_its_advertised_health(rig, board):
+    r = mote(rig, "scan", "--json", "--timeout", "3")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    (row,) = [x for x in rows if x["device"] == sim_uid(3)]
+    assert row["name"] == name() and row["address"] == board_address(1)
+    assert "battery" in row and "status" in row           # SoC (null = the board reports none yet)
+    text = mote(rig, "scan", "--timeout", "2").stdout
+    assert name() in text and f"id={sim_uid(3)}" in text
+
+
+def test_info_over_ble_while_serial_is_open(rig, board):
+    serial_link = Link.open(board.port, hello_timeout=10)    # both links at once
+    try:
+        r = mote(rig, "info", "--ble", name(), "--json")
+        assert r.returncode == 0, r.stderr
+        h = json.loads(r.stdout)
+        assert h["id"] == sim_uid(3) and h["impl"] == "micropython"
+        assert serial_link.request("stats")["samples"] > 0      # serial still answers
+        r = mote(rig, "info", "--ble", board_address(1), "--json")  # by address, reconnecting
+        assert r.returncode == 0 and json.loads(r.stdout)["id"] == sim_uid(3)
+    finally:
+        serial_link.close()
+
+
+def test_monitor_over_ble(rig, board):
+    r = mote(rig, "monitor", "--ble", name(), "--json", "--count", "4", "--timeout", "20")
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(recs) == 4 and {x["device"] for x in recs} == {sim_uid(3)}
+    seqs = [x["seq"] for x in recs]
+    assert seqs == list(range(seqs[0], seqs[0] + 4))
+    assert "0 dropped" in r.stderr
+
+
+def test_requests_and_large_frames_over_ble(rig, board):
+    from motekit.ble.transport import open_link
+    os.environ.update(env(rig))
+    link = open_link(name(), hello_timeout=10)
+    try:
+        assert link.t.mtu == 247                       # negotiated via AcquireWrite
+        st = link.request("stats", timeout=5)
+        assert st["rx_frames"] >= 1
+        payload = bytes(range(256)) * 3                # a ping frame split over several ATT writes/notifies
+        assert link.ping(payload, timeout=5) < 5
+        assert link.request("config.get", timeout=5)["hop"] > 0
+    finally:
+        link.close()
+
+
+def test_peripheral_side_drop_during_monitor_reconnects(rig, board):
+    p = subprocess.Popen([MOTE, "monitor", "--ble", name(), "--json", "--reconnect", "--count", "8"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(rig))
+    try:
+        recs = [json.loads(p.stdout.readline()) for _ in range(2)]
+        board.ble.disconnect_all()                   # the board drops the link (fix 2: the central is told)
+        recs += [json.loads(p.stdout.readline()) for _ in range(6)]
+        assert p.wait(60) == 0
+        err = p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert "waiting for the board to come back" in err
+    assert {r["device"] for r in recs} == {sim_uid(3)} and len({r["boot"] for r in recs}) == 1
+    seqs = [r["seq"] for r in recs]
+    assert seqs == sorted(seqs)
+    assert board.ble.stats["connects"] >= 2
+
+
+def test_mote_sim_virtual_radio_prints_port_then_bus(tmp_path):
+    p = subprocess.Popen([MOTE, "sim", "--ble", "--virtual-radio", "--seed", "5", "--state", str(tmp_path / "b")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = p.stdout.readline().strip()
+        export = p.stdout.readline().strip()
+        assert port.startswith("/dev/") and export.startswith("export DBUS_SYSTEM_BUS_ADDRESS=unix:path=")
+        e = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=export.split("=", 1)[1])
+        r = subprocess.run([MOTE, "info", "--ble", name(5), "--json"], capture_output=True, text=True, env=e,
+                           timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["id"] == sim_uid(5)
+        r = subprocess.run([MOTE, "info", "--port", port, "--json"], capture_output=True, text=True, timeout=60)
+        assert json.loads(r.stdout)["id"] == sim_uid(5)
+    finally:
+        p.terminate()
+        p.wait(15)
+
+
+def test_flash_over_ble_resumes_after_a_dropped_link(rig, board):
+    import threading
+    try:
+        import test_flash_e2e as fl
+    except Exception:
+        pytest.skip("flash tests not available")
+    if not fl.TFLITE.exists():
+        pytest.skip("public model vectors not present")
+    from motekit.ble.transport import open_link
+    from motekit.flash import Flasher
+    from motekit.keys import Keystore
+    os.environ.update(env(rig))
+    gen = fl.env.__wrapped__(_Factory()) if hasattr(fl.env, "__wrapped__") else None
+    e = next(gen) if gen else pytest.skip("flash fixture not reusable")
+    try:
+        tl = Keystore().trust_list()
+        link = open_link(name(), hello_timeout=10)
+        link.request("keys.set", {"keys": tl.public_keys(), "revoked": sorted(tl.revoked_kids())}, timeout=10)
+        data = fl.signed(e, 1, blob=e["blob"] + bytes(range(256)) * 160)     # ~48 KB: a drop lands mid-upload
+        f = Flasher(link, data, reconnect=lambda: open_link(name(), hello_timeout=10, attempts=6))
+        out = {}
+        th = threading.Thread(target=lambda: out.update(r=f.run()), daemon=True)
+        th.start()
+        t0 = time.monotonic()
+        while f.done < 8192 and time.monotonic() - t0 < 60:
+            time.sleep(0.01)
+        at = f.done
+        board.ble.disconnect_all()                     # the link drops mid-upload
+        th.join(90)
+        assert "r" in out and out["r"]["ok"], out
+        print("BLE flash", len(data), "B", f.resyncs, "resync(s)", out["r"])
+        assert at < len(data) and f.resyncs >= 1 and out["r"]["active"]["seq"] == 1
+        assert f.start_off > 0 or f.resent < len(data)   # resumed, not restarted from zero
+        f.link.close()
+    finally:
+        next(gen, None)
+
+
+class _Factory:
+    def __init__(self):
+        import tempfile
+        self.base = Path(tempfile.mkdtemp(prefix="mote-ble-flash-"))
+
+    def mktemp(self, name):
+        p = self.base / name
+        p.mkdir()
+        return p

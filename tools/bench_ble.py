@@ -1,0 +1,149 @@
+"""BLE throughput on the rig (private D-Bus + BlueZoo, no radio): a bare peripheral vs motekit's frames.
+
+    .venv/bin/python tools/bench_ble.py [--bytes N] [--mtu M]
+
+Both peripherals are MicroPython scripts on the sim's `bluetooth` module, bridged to BlueZoo exactly like
+`mote sim --ble`; bleak on hci0 receives. *bare*: a loop of gatts_notify() with ATT MTU - 3 bytes of
+payload (the most a peripheral can push). *framed*: the firmware's mote.ble.Port under a mote.link.Link
+sending max-size frames (COBS + header + CRC, split at MTU - 3). The report is payload bytes per second
+received by the host and the framed/bare ratio (target >= 80 %). Not a timed test: the rig has no radio
+timing, so this measures the software path (firmware, bridge, D-Bus, bleak), not the air.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+
+from motekit.ble import adv as advmod  # noqa: E402
+from motekit.ble.bridge import Bridge  # noqa: E402
+from motekit.ble.rig import Rig  # noqa: E402
+from motekit.frame import Decoder  # noqa: E402
+from motekit.sim.supervisor import micropython_exe  # noqa: E402
+
+COMMON = r"""
+import time, select, bluetooth
+from mote import ble as mb
+TOTAL = %(total)d
+b = bluetooth.BLE()
+b.active(True)
+b.config(mtu=%(mtu)d, gap_name="bench")
+state = {"conn": None, "mtu": 23}
+def irq(ev, data):
+    if ev == 1: state["conn"] = data[0]
+    elif ev == 21: state["mtu"] = data[1]
+    elif ev == 2: state["conn"] = None
+"""
+
+BARE = COMMON + r"""
+b.irq(irq)
+((tx, rx),) = b.gatts_register_services(((bluetooth.UUID(mb.NUS), ((bluetooth.UUID(mb.NUS_TX), 0x10),
+                                          (bluetooth.UUID(mb.NUS_RX), 0x0C))),))
+b.gap_advertise(100000, mb.adv_payload(), mb.resp_payload("bench", b"\0" * 8, 255, 0))
+while state["conn"] is None or state["mtu"] == 23:
+    b._pump(); time.sleep_ms(5)
+time.sleep_ms(300)                      # the host subscribes
+b._pump()
+chunk = bytes(state["mtu"] - 3)
+sent = 0
+while sent < TOTAL:
+    b.gatts_notify(state["conn"], tx, chunk)
+    sent += len(chunk)
+    b._pump()
+while state["conn"] is not None:
+    b._pump(); time.sleep_ms(10)
+"""
+
+FRAMED = COMMON + r"""
+from mote.link import Link
+from mote import proto
+port = mb.Port(b, b"\0" * 8, "bench", mtu=%(mtu)d)
+link = Link(port, 1024)
+while port.conn is None or port.mtu == 23:
+    b._pump(); time.sleep_ms(5)
+time.sleep_ms(300)
+b._pump()
+payload = bytes(1024 - proto.HEADER - proto.TRAILER)
+sent = 0
+while sent < TOTAL:
+    link.send(proto.T_LOG, raw=payload)
+    sent += len(payload)
+    b._pump()
+port.flush()
+while port.conn is not None:
+    b._pump(); time.sleep_ms(10)
+"""
+
+
+async def receive(total: int, framed: bool, timeout: float = 120.0) -> tuple[float, int]:
+    from bleak import BleakClient, BleakScanner
+    dev = await BleakScanner.find_device_by_name("bench", timeout=20, bluez={"adapter": "hci0"})
+    assert dev is not None, "bench peripheral not found"
+    got = 0
+    dec = Decoder()
+    done = asyncio.Event()
+    t = {}
+
+    def on(_c, data):
+        nonlocal got
+        t.setdefault("first", time.perf_counter())
+        if framed:
+            for f in dec.feed(bytes(data)):
+                got += len(f.payload)
+        else:
+            got += len(data)
+        if got >= total:
+            t["last"] = time.perf_counter()
+            done.set()
+
+    async with BleakClient(dev, bluez={"adapter": "hci0"}) as c:
+        await c._backend._acquire_mtu()
+        await c.start_notify(advmod.NUS_TX, on)
+        await asyncio.wait_for(done.wait(), timeout)
+    return t["last"] - t["first"], got
+
+
+def run(rig: Rig, script: str, total: int, mtu: int, framed: bool) -> float:
+    bridge = Bridge(rig.address, "hci1", rig=True, log_fn=lambda m: None)
+    port = bridge.start()
+    env = dict(os.environ, MOTE_BLE=f"127.0.0.1:{port}",
+               MICROPYPATH=os.pathsep.join([str(ROOT / "host/motekit/sim/mpy"), str(ROOT / "firmware")]))
+    p = subprocess.Popen([micropython_exe(), "-X", "heapsize=2M", "-c", script % {"total": total, "mtu": mtu}],
+                         env=env)
+    try:
+        dt, got = asyncio.run(receive(total, framed))
+    finally:
+        p.kill()
+        p.wait()
+        bridge.stop()
+    return got / dt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bytes", type=int, default=400_000)
+    ap.add_argument("--mtu", type=int, default=247)
+    a = ap.parse_args()
+    rig = Rig()
+    rig.start()
+    os.environ.update(rig.env())
+    try:
+        bare = run(rig, BARE, a.bytes, a.mtu, framed=False)
+        framed = run(rig, FRAMED, a.bytes, a.mtu, framed=True)
+    finally:
+        rig.stop()
+    print(f"ATT MTU {a.mtu}, {a.bytes} payload bytes each")
+    print(f"bare notify:   {bare / 1024:8.1f} KiB/s")
+    print(f"motekit frames:{framed / 1024:8.1f} KiB/s  ({100 * framed / bare:.0f} % of bare; target >= 80 %)")
+
+
+if __name__ == "__main__":
+    main()
