@@ -13,7 +13,7 @@ def main():
 
 # --- command groups (one import + add_command per group; keep this block sorted) ---
 # (groups are added below by their modules' owners)
-from .commands import device as _device, flash as _flash, sim as _sim  # noqa: E402
+from .commands import demo as _demo, device as _device, flash as _flash, sim as _sim  # noqa: E402
 from .keys_cli import keys  # noqa: E402
 from .model.cli import model  # noqa: E402
 from .power.cli import power  # noqa: E402
@@ -25,7 +25,7 @@ main.add_command(power)
 main.add_command(relay)
 
 for _cmd in (_device.ports, _device.info, _device.monitor, _device.ping, _device.stats, _device.config,
-             _device.repl, _device.reset, _sim.sim, _sim.demo):
+             _device.repl, _device.reset, _sim.sim, _demo.demo):
     main.add_command(_cmd)
 
 for _cmd in (_flash.flash, _flash.status, _flash.rollback, _flash.confirm, _flash.provision):
