@@ -31,6 +31,10 @@ for _cmd in (_device.ports, _device.info, _device.monitor, _device.ping, _device
 for _cmd in (_flash.flash, _flash.status, _flash.rollback, _flash.confirm, _flash.provision):
     main.add_command(_cmd)
 
+from .commands import install as _install  # noqa: E402
+
+main.add_command(_install.install)
+
 from .commands import ble as _ble  # noqa: E402
 
 for _cmd in (_ble.scan, _ble.pair):

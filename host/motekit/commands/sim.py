@@ -23,6 +23,9 @@ from .common import user_errors
 @click.option("--state", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory holding the board's flash (default ~/.cache/motekit/sim/BOARD-SEED).")
 @click.option("--fresh", is_flag=True, help="Erase the board's flash first.")
+@click.option("--blank", is_flag=True,
+              help="A stock MicroPython board: erase the flash, install no firmware, boot to the REPL "
+                   "(for `mote install`).")
 @click.option("--link", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also make this symlink to the port (a stable name across restarts, like /dev/serial/by-id).")
 @click.option("--ble", "ble", is_flag=True,
@@ -37,7 +40,7 @@ from .common import user_errors
               help="Replay this accelerometer trace (CSV t,x,y,z,event in g, as `mote power simulate`) in a loop.")
 @click.option("--battery", type=click.FloatRange(0, 100), default=None,
               help="Run on the simulated battery at this state of charge (%%) instead of USB power.")
-def sim(board, seed, baud, state, fresh, link, ble, virtual_radio, ble_adapter, trace, battery):
+def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_adapter, trace, battery):
     """Run a virtual board: the firmware in MicroPython's unix port behind a pseudo-terminal.
 
     The first line of stdout is the port to use with --port; runs until interrupted.
@@ -65,6 +68,7 @@ def sim(board, seed, baud, state, fresh, link, ble, virtual_radio, ble_adapter, 
                 bridge = Bridge(None, ble_adapter or "hci0", rig=False,
                                 log_fn=lambda m: click.echo(f"mote sim: {m}", err=True))
         vb = VirtualBoard(board=board, seed=seed, state_dir=state, baud=baud, link=link, fresh=fresh, ble=bridge,
+                          blank=blank,
                           trace=trace, battery=battery)
         try:
             port = vb.start()
@@ -79,7 +83,7 @@ def sim(board, seed, baud, state, fresh, link, ble, virtual_radio, ble_adapter, 
         click.echo(f"export DBUS_SYSTEM_BUS_ADDRESS={rig.address}")
     sys.stdout.flush()
     click.echo(f"mote sim: board {board!r} seed {seed} on {port}"
-               + (f" paced at {baud} baud" if baud else "") + f"; flash in {vb.flash}; Ctrl-C stops", err=True)
+               + (f" paced at {baud} baud" if baud else "") + (" (blank flash)" if blank else "") + f"; flash in {vb.flash}; Ctrl-C stops", err=True)
 
     def _stop(signum, frame):
         raise KeyboardInterrupt

@@ -70,8 +70,10 @@ class VirtualBoard:
     def __init__(self, board: str = "sim", seed: int = 1, state_dir: Path | None = None,
                  baud: int | None = None, heap: str | None = None, link: Path | None = None,
                  fresh: bool = False, log=None, ble=None, trace: Path | None = None,
-                 battery: float | None = None):
+                 battery: float | None = None, blank: bool = False):
         self.board = board
+        # blank: a stock MicroPython board - erased flash, no firmware, boots to the REPL (`mote install`)
+        self.blank = blank
         # trace: a CSV (t,x,y,z,event in g, docs/power.md) the accelerometer replays instead of the synthetic
         # stream; battery: run on the simulated cell at this SoC % (no USB power) instead of USB power
         self.trace = Path(trace) if trace else None
@@ -100,11 +102,11 @@ class VirtualBoard:
     # -- flash -------------------------------------------------------------------------------
     def install(self):
         """Copy the firmware onto the board's flash (as `mote install` does for a real board), keep its data."""
-        if self.fresh and self.state.exists():
+        if (self.fresh or self.blank) and self.state.exists():
             shutil.rmtree(self.state)
         self.flash.mkdir(parents=True, exist_ok=True)
         src = paths.firmware_dir()
-        for item in src.iterdir():
+        for item in [] if self.blank else src.iterdir():
             if item.name == "__pycache__":
                 continue
             dst = self.flash / item.name
@@ -120,7 +122,8 @@ class VirtualBoard:
             shutil.copy2(Path(__file__).with_name("mpy") / "bluetooth.py", bt)
         elif bt.exists():
             bt.unlink()
-        (self.flash / "board.json").write_text(json.dumps(self.board_info, indent=1))
+        if not self.blank:
+            (self.flash / "board.json").write_text(json.dumps(self.board_info, indent=1))
         simcfg = {"seed": self.seed, "uid": sim_uid(self.seed), "baud": self.baud or 0}
         tb = self.flash / "trace.bin"
         if self.trace is not None:
