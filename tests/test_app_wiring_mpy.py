@@ -72,6 +72,10 @@ def fill_window():
 """
 
 
+# a consumer's hello (the relay's session): the board resends what nobody acked yet, oldest first
+RESEND = hostframe.encode(T.HELLO, cbor2.dumps({"resend": True}), seq=1).hex()
+
+
 def run_device(body, root):
     return run_mpy(HARNESS + body, root=root).stdout.decode()
 
@@ -146,12 +150,17 @@ a._power_tick(time.ticks_ms())
 for i in range(30):
     a.telemetry()
 a.emit("hb", a.heartbeat())
-print(json.dumps({"present": a.tel.present, "depth": a.tel.depth(), "seq": a.tel.seq})); print(frames_out())
+from mote import telemetry
+ram = len(a.tel.ram)
+a.tel.poll(time.ticks_add(time.ticks_ms(), telemetry.FLUSH_MS), False)     # the write-behind timer: RAM -> flash
+print(json.dumps({"present": a.tel.present, "depth": a.tel.depth(), "seq": a.tel.seq, "ram": ram,
+                  "flushes": a.tel.flushes, "ram_after": len(a.tel.ram)})); print(frames_out())
 """
     out = run_device(boot1, tmp_path).splitlines()
     res = json.loads(out[-2])
     n = res["seq"]                             # 30 acc + the heartbeat + a burst's "rate" event
     assert res["present"] is False and res["depth"] == n and n >= 31
+    assert res["ram"] == n and res["flushes"] == 1 and res["ram_after"] == 0   # one batched flash write
     assert tel(decode(out[-1])) == []
     # boot 2 (a reset): a host says hello -> the spooled records arrive in order with their own (boot, seq)
     ack = hostframe.encode(T.ACK, cbor2.dumps([1, 20]))
@@ -166,11 +175,15 @@ res["out"] = frames_out()
 board.serial.feed(binascii.unhexlify(%r))
 a.link.poll()
 res["depth_after_ack"] = a.tel.depth()
-a.telemetry()                              # live now: straight to the host, not the spool
+a.telemetry()                              # live now: straight to the host, and kept (RAM) until acked
 res["live"] = frames_out()
 res["depth_live"] = a.tel.depth()
+board.serial.feed(binascii.unhexlify(%r))
+a.link.poll()
+res["depth_acked"] = a.tel.depth()
+res["flushes"] = a.tel.flushes
 print(json.dumps(res))
-""" % (hostframe.encode(T.HELLO, seq=1).hex(), ack.hex())
+""" % (RESEND, ack.hex(), hostframe.encode(T.ACK, cbor2.dumps([2, 1])).hex())
     res = json.loads(run_device(boot2, tmp_path).splitlines()[-1])
     assert res["boot"] == 2 and res["depth0"] == n and res["present"]
     recs = tel(decode(res["out"]))
@@ -181,7 +194,9 @@ print(json.dumps(res))
     assert hb["boot"] == 1 and hb["spool_depth"] == n - 1 and hb["source"] == "bat" and 0 < hb["soc"] <= 100
     assert res["depth_after_ack"] == n - 20
     live = tel(decode(res["live"]))
-    assert [(r[0], r[1]) for r in live] == [(2, 1)] and res["depth_live"] == n - 20
+    assert [(r[0], r[1]) for r in live] == [(2, 1)] and res["depth_live"] == n - 20 + 1
+    # (2, 1) is acked but waits behind boot 1's unacked 21..n (records leave oldest first); never in flash
+    assert res["depth_acked"] == n - 20 + 1 and res["flushes"] == 0
     # boot 3: the rest (unacked) is still there after another reset; ack it all -> the spool is empty
     boot3 = """
 board.serial.feed(binascii.unhexlify(%r))
@@ -192,7 +207,7 @@ recs = frames_out()
 board.serial.feed(binascii.unhexlify(%r))
 a.link.poll()
 print(json.dumps({"out": recs, "depth": a.tel.depth(), "segs": [n for n in os.listdir("/spool") if n.endswith(".seg")]}))
-""" % (hostframe.encode(T.HELLO, seq=1).hex(), hostframe.encode(T.ACK, cbor2.dumps([1, n])).hex())
+""" % (RESEND, hostframe.encode(T.ACK, cbor2.dumps([1, n])).hex())
     res = json.loads(run_device("import os\n" + boot3, tmp_path).splitlines()[-1])
     assert [(r[0], r[1]) for r in tel(decode(res["out"]))][:n - 20] == [(1, s) for s in range(21, n + 1)]
     assert res["depth"] == 0 and res["segs"] == []
@@ -207,6 +222,7 @@ fill_window()
 a._power_tick(time.ticks_ms())
 for i in range(60):
     a.telemetry()
+a.tel.flush()                              # the write-behind (RAM window -> flash): overflows the small ring
 hb = a.heartbeat()
 board.serial.feed(binascii.unhexlify(%r))
 a.link.poll()
@@ -214,7 +230,7 @@ for i in range(20):
     a._power_tick(time.ticks_ms())
 print(json.dumps({"dropped": a.tel.dropped(), "depth": a.tel.depth(), "hb": binascii.hexlify(hb[0][8]).decode(), "n": a.tel.seq,
                   "out": frames_out()}))
-""" % hostframe.encode(T.HELLO, seq=1).hex()
+""" % RESEND
     res = json.loads(run_device(body, tmp_path).splitlines()[-1])
     assert res["dropped"] > 0 and res["dropped"] + res["depth"] == res["n"] >= 60
     hb = heartbeat.decode([{8: bytes.fromhex(res["hb"])}])
@@ -321,3 +337,85 @@ def test_host_expands_the_heartbeat_like_the_firmware():
     assert vals["spool_depth"] == 42 and vals["dropped"] == 7 and vals["p95_ms"] == 14 and vals["band"] == 0
     payload = cbor2.dumps([3, 100, 3600000, "hb", pack])
     assert len(payload) <= 60
+
+
+def test_sessions_per_link_resend_unacked_and_ack_releases(tmp_path):
+    """Every record is kept until acked; each link has its own host session: a hello there (a BLE
+    reconnect) resends from the oldest unacked record, in order, with the original (boot, seq); an ack on
+    either link releases; the RAM window is written behind to flash in batches and resent from there."""
+    hello = RESEND
+
+    def ack(b, s):
+        return hostframe.encode(T.ACK, cbor2.dumps([b, s])).hex()
+    body = """
+from mote.link import Link
+from mote import telemetry
+class BlePort(Serial):
+    conn = None
+    def connected(self): return self.conn is not None
+bp = BlePort()
+ble = Link(bp, 1024)
+a.tel.add_link(ble)
+def ble_out():
+    out = binascii.hexlify(bp.out).decode()
+    bp.out = bytearray()
+    return out
+res = {}
+board.serial.feed(binascii.unhexlify(%(hello)r))    # the serial host (a relay) opens a session
+a.link.poll()
+fill_window()
+now = time.ticks_ms()
+a.tel.poll(now, False)
+for i in range(10):
+    a.telemetry()                              # 1..10 (+ maybe a burst event): live on serial; BLE is down
+res["serial1"] = frames_out()
+res["ble_down"] = ble_out()
+n1 = a.tel.seq
+bp.conn = 1                                    # a BLE central connects and says hello
+bp.feed(binascii.unhexlify(%(hello)r))
+ble.poll()
+for i in range(4):
+    a.tel.poll(now, False)
+res["ble1"] = ble_out()
+res["serial_quiet"] = frames_out()             # the BLE session does not resend on serial
+board.serial.feed(binascii.unhexlify(%(ack5)r))    # the relay acks 1..5 on serial
+a.link.poll()
+res["depth_ack5"] = a.tel.depth()
+bp.conn = None                                 # BLE drops; more records; the write-behind timer flushes
+for i in range(5):
+    a.telemetry()
+a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 1), False)
+res["flushes"] = a.tel.flushes
+for i in range(3):
+    a.telemetry()                              # newer ones in RAM, older in flash
+res["serial2"] = frames_out()
+bp.conn = 2                                    # BLE reconnects: resend 6.. from flash then RAM
+bp.feed(binascii.unhexlify(%(hello)r))
+ble.poll()
+for i in range(10):
+    a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 2), False)
+res["ble2"] = ble_out()
+from mote.frame import Encoder
+from mote import cbor, proto
+bp.feed(bytes(Encoder().encode(proto.T_ACK, cbor.dumps([1, a.tel.seq]), 0)))    # the BLE host acks all
+ble.poll()
+res["depth_end"] = a.tel.depth()
+res["n"] = a.tel.seq
+res["n1"] = n1
+res["ram"] = len(a.tel.ram)
+res["live"] = a.tel.sent_live
+print(json.dumps(res))
+""" % {"hello": hello, "ack5": ack(1, 5)}
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    serial1 = tel(decode(res["serial1"]))
+    n1, n = res["n1"], res["n"]
+    assert [r[1] for r in serial1] == list(range(1, n1 + 1)) and tel(decode(res["ble_down"])) == []
+    ble1 = tel(decode(res["ble1"]))
+    assert [(r[0], r[1]) for r in ble1] == [(1, s) for s in range(1, n1 + 1)]      # from the oldest unacked
+    assert tel(decode(res["serial_quiet"])) == []
+    assert res["depth_ack5"] == n1 - 5 and res["flushes"] == 1
+    serial2 = tel(decode(res["serial2"]))
+    assert [r[1] for r in serial2] == list(range(n1 + 1, n + 1))                    # live, in order
+    ble2 = tel(decode(res["ble2"]))
+    assert [r[1] for r in ble2] == list(range(6, n + 1))                            # flash, then RAM
+    assert res["depth_end"] == 0 and res["ram"] == 0

@@ -83,6 +83,7 @@ print(json.dumps({"sizes": sizes, "frames": link.dec.frames, "all": b"".join(d f
 def test_full_stack_buffers_are_retried_and_a_lost_central_drops_the_rest():
     r = run(r"""
 b.connect(64)
+b.write(64, port.rx, b"\x00")                     # the central has subscribed and spoken
 b.enomem = 3                                       # the stack is out of buffers three times
 port.write(bytes(range(50)))
 port.flush()
@@ -143,3 +144,151 @@ finally:
 print(json.dumps({"n": n, "ovf": port.rx_overflow}))
 """)
     assert r == {"n": 40, "ovf": 0}
+
+
+def test_band_transitions_set_the_advertising_interval_and_soc():
+    """mote.ble.start's wiring (radio(app), health(app)) on a real mote.policy.Policy: each band's radio use
+    re-advertises at the next poll; the advertised SoC is the app's estimate (255 until it has one)."""
+    r = run(r"""
+from mote import policy
+class O:
+    pass
+app = O(); app.board = O(); app.spool = None
+app.sense = app.battery = O()
+app.sense.policy = policy.Policy(policy.DEFAULT, 16384)
+app.sense.soc = -1; app.sense.usb = True
+link = ble.BleLink(port, Link(port, 1024))
+link.health = lambda: ble.health(app)
+link.radio = lambda: ble.radio(app)
+out = []
+def step(soc, usb):
+    app.sense.policy.update(soc if soc >= 0 else 100, usb)
+    app.sense.soc = soc; app.sense.usb = usb
+    link._next_health = None
+    link.poll()
+    m = None
+    if b.adv[-1][0] is not None:
+        m = list(ble.parse_mfr(b.adv[-1][2][-11:]))
+    out.append([app.sense.policy.name(), port.radio, b.adv[-1][0], m])
+step(-1, True)          # USB power, no battery reading: radio on, SoC unknown
+step(69.6, False)       # on battery: band normal, radio batch (1 s), SoC 70
+step(20, False)         # saver: still batch
+step(7, False)          # low: heartbeat mode, radio off -> advertising stops
+step(100, True)         # back on USB: fast advertising again
+print(json.dumps(out))
+""")
+    assert [x[:3] for x in r] == [["usb", "on", 100000], ["normal", "batch", 1000000], ["saver", "batch", 1000000],
+                                  ["low", "off", None], ["usb", "on", 100000]]
+    assert r[0][3][2:] == [255, ble_st("USB")]
+    assert r[1][3][2:] == [70, 0] and r[2][3][2] == 20
+    assert r[4][3][2] == 100
+
+
+def test_radio_is_none_until_the_policy_has_a_band():
+    r = run(r"""
+from mote import policy
+class O:
+    pass
+app = O(); app.sense = O(); app.sense.policy = policy.Policy(policy.DEFAULT, 16384)
+before = ble.radio(app)
+app.sense.policy.update(50, False)
+print(json.dumps([before, ble.radio(app), ble.radio(O())]))
+""")
+    assert r == [None, "batch", None]
+
+
+def ble_st(name):
+    import sys
+    from mpy import FIRMWARE
+    sys.path.insert(0, str(FIRMWARE))
+    from mote import ble
+    return getattr(ble, "ST_" + name)
+
+
+def test_requests_lesc_bonding_and_persists_bond_secrets(tmp_path):
+    """Where the port supports it: config(bond=True, le_secure=True, io=NoInputNoOutput); the stack's bond
+    secrets go to flash through _IRQ_SET_SECRET and come back (by key and by index) after a reset."""
+    code = r"""
+import json, bluetooth
+PATH = %r
+bluetooth.BONDING = True
+from mote import ble
+b = bluetooth.BLE()
+port = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(PATH))
+ok = [b.secret(30, (1, memoryview(b"peerA-ltk"), memoryview(b"secretA"))),
+      b.secret(30, (2, b"peerA-irk", b"irkA")),
+      b.secret(30, (1, b"peerB-ltk", b"secretB")),
+      b.secret(30, (1, b"peerB-ltk", None))]          # deleted again
+fresh = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(PATH))   # after a reset: read from flash
+got = [b.secret(29, (1, 0, b"peerA-ltk")), b.secret(29, (1, 0, None)), b.secret(29, (1, 1, None)),
+       b.secret(29, (2, 0, b"peerA-irk")), b.secret(29, (1, 0, b"peerB-ltk"))]
+print(json.dumps({"cfg": b.cfg, "supported": port.bond_supported, "ok": ok, "bonded_adv": fresh.bonded,
+                  "got": [None if g is None else bytes(g).decode() for g in got],
+                  "file": json.load(open(PATH))}))
+""" % str(tmp_path / "ble_bonds.json")
+    from mpy import run_mpy
+    out = run_mpy(code, path=[FAKE]).stdout.decode()
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["supported"] and r["cfg"]["bond"] is True and r["cfg"]["le_secure"] is True
+    assert r["cfg"]["io"] == 3 and r["cfg"]["mitm"] is False          # Just Works (no display, no keys)
+    assert r["ok"] == [True, True, True, True]
+    assert r["got"] == ["secretA", "secretA", None, "irkA", None]
+    assert r["bonded_adv"] is True                                   # advertised: a gateway has bonded
+    assert len(r["file"]) == 2 and (tmp_path / "ble_bonds.json").exists()
+
+
+def test_trust_is_per_connection_encrypted_and_bonded():
+    """Secure mode: only a connection that is encrypted AND bonded may change the board; an earlier bonded
+    gateway does not make the next (unbonded) central trusted, nor does encryption without a bond."""
+    r = run(r"""
+port.secure = True
+out = []
+b.connect(64); out.append(port.trusted())
+b.encrypt(64, bonded=False); out.append(port.trusted())          # encrypted, not bonded (no bond kept)
+b.encrypt(64, bonded=True); out.append(port.trusted())           # bonded gateway
+b.disconnect(64); out.append(port.trusted())
+b.connect(65); out.append(port.trusted())                        # another central, not paired
+b.encrypt(65, bonded=True, encrypted=False); out.append(port.trusted())
+port.secure = False; out.append(port.trusted())                  # not secure: every peer may
+print(json.dumps({"t": out, "adv_bonded": port.bonded}))
+""")
+    assert r["t"] == [False, False, True, False, False, False, True]
+    assert r["adv_bonded"] is True
+
+
+def test_a_central_that_takes_nothing_is_hung_up_on_not_waited_for_per_chunk():
+    """The stack refuses notifications for STALL_MS (ENOMEM): the board drops what follows at once and
+    disconnects, instead of blocking its loop for every chunk (a gone central the stack has not noticed)."""
+    r = run(r"""
+import time
+b.connect(64)
+b.write(64, port.rx, b"\x00")
+b.enomem = 10 ** 9
+t0 = time.ticks_ms()
+port.write(bytes(200))
+t1 = time.ticks_ms()
+port.write(bytes(400))                              # dropped without waiting
+port.flush()
+t2 = time.ticks_ms()
+print(json.dumps({"first_ms": time.ticks_diff(t1, t0), "rest_ms": time.ticks_diff(t2, t1),
+                  "stalls": port.stats()["ble_stalls"], "conn": port.conn, "dropped": port.tx_dropped}))
+""")
+    assert 1500 <= r["first_ms"] < 10000 and r["rest_ms"] < 500
+    assert r["stalls"] == 1 and r["conn"] is None and r["dropped"] == 600   # hung up (gap_disconnect)
+
+
+def test_nothing_is_notified_before_the_central_has_written():
+    """A central subscribes to TX before it speaks; notifications before its first write would be lost on the
+    way and cut a frame, so the port holds back (and telemetry sessions see connected() False) until then."""
+    r = run(r"""
+b.connect(64)
+port.write(bytes(50)); port.flush()
+before = [len(b.notified), port.connected(), port.tx_dropped]
+b.write(64, port.rx, b"\x00")
+port.write(bytes(50)); port.flush()
+after = [len(b.notified), port.connected()]
+b.disconnect(64); b.connect(65)
+again = port.connected()
+print(json.dumps({"before": before, "after": after, "again": again}))
+""")
+    assert r["before"] == [0, False, 50] and r["after"] == [3, True] and r["again"] is False

@@ -61,8 +61,8 @@ def signed(env, seq, key=None, boards=("sim",), version=None, blob=None):
                       boards=list(boards), runtime="0.1.0", labels=["y"], canary_input=cin, canary_output=cout)
 
 
-def mote(*args, timeout=60):
-    return subprocess.run([MOTE, *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+def mote(*args, timeout=60, **env):
+    return subprocess.run([MOTE, *args], capture_output=True, text=True, timeout=timeout, env=dict(os.environ, **env))
 
 
 def one_line_error(p, *words):
@@ -160,7 +160,7 @@ def test_fault_injection_random_kills(env, board):
         assert time.monotonic() < deadline, f"only {kills} kills in time"
         seq += 1
         data = signed(env, seq)
-        fl = Flasher(link, data, reconnect=reconnect)
+        fl = Flasher(link, data, reconnect=reconnect, compress=True)
         out = {}
         def run():
             try:
@@ -178,6 +178,7 @@ def test_fault_injection_random_kills(env, board):
         assert not th.is_alive() and "r" in out, f"flash did not complete after the kill: {out.get('error')}"
         assert out["r"]["ok"] and out["r"]["active"]["seq"] == seq, out
         resumed += fl.resyncs > 0
+        assert fl.enc == "deflate"                 # kills land in the inflate phase of the commit too
         link = fl.link
         # the board's own account after the restart: a model whose signature and hash verify
         h = link.hello(timeout=10)
@@ -192,4 +193,82 @@ def test_fault_injection_random_kills(env, board):
             assert h["model"]["seq"] == seq, h
     print(f"fault injection: {kills} kills {tally}, {resumed} transfers resumed")
     assert tally["upload"] + tally["verify/activate"] >= 10
+    link.close()
+
+
+KWS = VECTORS / "tflite" / "mnist_cnn_int8.tflite"     # a real model that loads in the sim's heap
+
+
+def _provisioned(port):
+    from motekit.keys import Keystore
+    tl = Keystore().trust_list()
+    link = Link.open(port, hello_timeout=10)
+    link.request("keys.set", {"keys": tl.public_keys(), "revoked": sorted(tl.revoked_kids())})
+    return link
+
+
+@pytest.mark.skipif(not KWS.exists(), reason="mnist vector not present")
+def test_compressed_flash_of_a_real_model_resumes_after_a_kill(env, board, tmp_path):
+    """`mote flash` of a signed mnist .mtm goes compressed (the sim advertises deflate); a power cut in
+    the middle of the compressed stream resumes at the board's compressed offset."""
+    from motekit.model.convert import convert
+    vb, port = board
+    mtm = tmp_path / "kws.mtm"
+    convert(KWS).write(mtm)
+    from motekit.manifest import sign_model
+    blob = mtm.read_bytes()
+
+    def kws(seq):
+        return sign_model(blob, env["good"], name="kws", version=f"1.{seq}", seq=seq, boards=["sim"],
+                          runtime="0.1.0", labels=["y"])
+    link = _provisioned(port)
+    assert "deflate" in link.info["caps"]
+    link.close()
+    f = tmp_path / "kws.signed"
+    f.write_bytes(kws(1))
+    # (the unpaced sim is a fast line, where auto mode sends plain: force compression as on a UART)
+    p = mote("flash", "--port", port, str(f), "--json", timeout=180, MOTEKIT_FLASH_COMPRESS="1")
+    assert p.returncode == 0, p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["ok"] and rep["active"]["seq"] == 1, rep
+    assert rep["transfer"]["enc"] == "deflate" and rep["transfer"]["ratio"] < 0.92, rep["transfer"]
+
+    # resume: the board is power-cut once the compressed stream is half through
+    data = kws(2)
+    killed = []
+
+    def progress(pr):
+        if not killed and pr.sent_total and pr.sent > pr.sent_total // 2:
+            killed.append(pr.sent)            # acknowledged, so on the board's flash
+            vb.reset()
+    link = Link.open(port, hello_timeout=10)
+    fl = Flasher(link, data, progress=progress, reconnect=lambda: Link.open(port, hello_timeout=10), timeout=10,
+                 compress=True)
+    begin, offsets = fl.begin, []
+    fl.begin = lambda: offsets.append(begin()) or offsets[-1]
+    res = fl.run()
+    assert killed and fl.resyncs >= 1 and fl.enc == "deflate", (fl.resyncs, fl.enc)
+    assert offsets[0] == 0 and killed[0] <= offsets[-1] <= len(fl.wire), (offsets, killed, len(fl.wire))
+    assert res["ok"] and res["active"]["seq"] == 2, res
+    assert fl.link.request("store.check", timeout=60)["seq"] == 2
+    fl.link.close()
+
+
+def test_flash_falls_back_to_plain_without_the_capability(env, board):
+    """A board whose hello has no `caps` (older firmware, CircuitPython) gets the file as it is."""
+    vb, port = board
+    link = _provisioned(port)
+    link.info.pop("caps", None)
+    fl = Flasher(link, signed(env, 1))
+    assert "enc" not in fl.begin_params()
+    res = fl.run()
+    assert res["ok"] and fl.enc is None and res["transfer"] == {"enc": None, "sent": len(fl.data), "ratio": 1.0}
+    # and with the capability but compress=False
+    link.info["caps"] = ["deflate"]
+    fl = Flasher(link, signed(env, 2), compress=False)
+    res = fl.run()
+    assert res["ok"] and fl.enc is None and res["active"]["seq"] == 2
+    # auto mode on a fast line (the unpaced sim): a ping measures it, and the file goes plain
+    fl = Flasher(link, signed(env, 3))
+    assert "enc" not in fl.begin_params() and fl.line_rate > 64 * 1024, fl.line_rate
     link.close()

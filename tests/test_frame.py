@@ -173,3 +173,114 @@ print(frame.crc32(b"123456789"), frame.crc32(bytes(range(256)) * 3))
     proc = run_mpy(code)
     a, b = map(int, proc.stdout.split())
     assert a == zlib.crc32(b"123456789") and b == zlib.crc32(bytes(range(256)) * 3)
+
+
+def _cobs_cases():
+    rng = random.Random(5)
+    cases = [b"", b"\x00", b"\x00\x00", b"\x01", bytes(1015), bytes(range(256)) * 4]
+    for n in (1, 253, 254, 255, 256, 507, 508, 509, 762, 1100):
+        for fill in (b"\x01", b"\x00", b"\xff"):
+            cases.append(fill * n)
+        cases.append(b"\x07" * n + b"\x00")
+        cases.append(b"\x00" + b"\x07" * n)
+    cases += [rng.randbytes(rng.randrange(0, 1100)) for _ in range(60)]
+    cases += [bytes(rng.choice((0, 0, 1, 255)) for _ in range(rng.randrange(0, 600))) for _ in range(20)]
+    return cases
+
+
+def test_cobs_encoders_byte_identical_with_the_host_under_micropython():
+    """The viper COBS encoder (mote.frame_viper) and the pure one give the host `cobs` package's bytes on
+    the real interpreter, at every block boundary, and whole frames from both Encoders are the same."""
+    from cobs import cobs
+    cases = _cobs_cases()
+    code = r"""
+import sys, json, binascii
+from mote import frame, frame_viper
+data = sys.stdin.buffer.read()
+res = {"impl": frame.COBS_IMPL, "viper": [], "pure": [], "frames": []}
+i = 0
+fast = frame.Encoder()
+pure = frame.Encoder(pure=True)
+while i < len(data):
+    n = data[i] | data[i + 1] << 8
+    src = data[i + 2:i + 2 + n]
+    i += 2 + n
+    for name, fn in (("viper", frame_viper.cobs_encode), ("pure", frame.cobs_encode)):
+        dst = bytearray(n + n // 254 + 8)
+        dst[0] = 0xAA
+        end = fn(dst, 1, bytearray(src), n)
+        assert dst[0] == 0xAA and b"\x00" not in dst[1:end]
+        res[name].append(binascii.hexlify(dst[1:end]).decode())
+    a = bytes(fast.encode(7, src, 1))
+    b = bytes(pure.encode(7, src, 1))
+    res["frames"].append(a == b and binascii.hexlify(a).decode())
+print(json.dumps(res))
+"""
+    stdin = b"".join(len(c).to_bytes(2, "little") + c for c in cases)
+    out = json.loads(run_mpy(code, stdin=stdin, heap="8M").stdout)
+    assert out["impl"] == "viper"                      # the unix port has the native emitter
+    for k, c in enumerate(cases):
+        want = cobs.encode(c)
+        assert bytes.fromhex(out["viper"][k]) == want, (k, len(c))
+        assert bytes.fromhex(out["pure"][k]) == want, (k, len(c))
+        assert out["frames"][k] and bytes.fromhex(out["frames"][k]) == hostframe.encode(7, c, seq=k, flags=1)
+
+
+@pytest.mark.parametrize("n", [0, 1, 249, 250, 251, 503, 504, 505, 758, 1000])
+def test_full_cobs_block_at_the_end_identical(n):
+    """A body whose last block is exactly 254 non-zero bytes: no empty block after it (as the host)."""
+    rng = random.Random(n)
+    for _ in range(50):
+        payload = bytes(rng.randrange(1, 256) for _ in range(n))
+        enc = devframe.Encoder(pure=True)
+        assert bytes(enc.encode(2, payload)) == hostframe.encode(2, payload)
+
+
+def test_encoder_reuses_its_buffers_without_allocating():
+    code = r"""
+import gc, micropython, json
+from mote import frame
+out = {}
+for pure in (False, True):
+    enc = frame.Encoder(pure=pure)
+    p = bytes(range(1, 200)) + bytes(300)
+    first = bytes(enc.encode(2, p))
+    gc.collect()
+    before = gc.mem_alloc()
+    for i in range(200):
+        w = enc.encode(2, p)
+    grown = gc.mem_alloc() - before
+    out["pure" if pure else "viper"] = [grown, len(first) == len(w), bytes(enc.encode(2, b"")) [:1] == b"\x00"]
+print(json.dumps(out))
+"""
+    out = json.loads(run_mpy(code).stdout)
+    # the viper path allocates only the returned memoryview per frame (no body/out bytearrays): < 64 B each
+    assert out["viper"][0] < 200 * 64 and all(out["viper"][1:]), out
+    assert all(out["pure"][1:]), out
+
+
+def test_pure_cobs_on_the_webassembly_port(tmp_path):
+    """No native emitter there: mote.frame_viper fails to import, mote.frame falls back to the pure
+    encoder, and frames are still byte-identical with the host."""
+    import shutil
+    import subprocess
+    from mpy import ROOT
+    node = shutil.which("node")
+    wasm = ROOT / "tests" / "wasm"
+    if node is None or not (wasm / "node_modules" / "@micropython" / "micropython-webassembly-pyscript").exists():
+        pytest.skip("node or the MicroPython webassembly port (npm ci --prefix tests/wasm) is not installed")
+    cases = _cobs_cases()[:40]
+    code = "import json, binascii\nfrom mote import frame\nCASES = %r\n" % [c.hex() for c in cases] + r"""
+enc = frame.Encoder()
+out = [binascii.hexlify(enc.encode(7, binascii.unhexlify(c), 1)).decode() for c in CASES]
+print("@@" + json.dumps({"impl": frame.COBS_IMPL, "frames": out}))
+"""
+    files = {f"/lib/mote/{f}": str(FIRMWARE / "mote" / f) for f in ("__init__.py", "frame.py", "frame_viper.py", "proto.py")}
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"files": files, "code": code}))
+    r = subprocess.run([node, str(wasm / "run.mjs"), str(spec)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout.split("@@", 1)[1])
+    assert res["impl"] == "pure"
+    for k, c in enumerate(cases):
+        assert bytes.fromhex(res["frames"][k]) == hostframe.encode(7, c, seq=k, flags=1), k

@@ -2,7 +2,13 @@
 against FAKES of `machine` / `board`, `busio`, `analogio`, ... and an I2C register map that behaves as the
 ST datasheets describe (WHO_AM_I, CTRL1_XL/CTRL3_C, IF_INC auto-increment, two's complement LE outputs).
 Nothing here touches hardware; it proves the HAL code paths, the scaling and that a sample read allocates
-nothing (heap locked)."""
+nothing (heap locked).
+
+The wake-up (activity) detector in the fake register map is also a FAKE that follows the datasheets
+(DS12167 LSM6DS3TR-C sec. 6.3 / AN5130, DS12814 LSM6DSOX): it runs only when INT1_WU is routed (MD1_CFG bit
+5) and INTERRUPTS_ENABLE is set (TAP_CFG / TAP_CFG2 bit 7), applies the slope filter (a(n) - a(n-1)) / 2 to
+the samples a test pushes at the ODR, compares each axis with WK_THS x FS / 64 for WAKE_DUR + 1 samples,
+latches WU_IA in WAKE_UP_SRC (cleared by reading it when LIR is set) and drives INT1 high while latched."""
 
 import json
 
@@ -35,6 +41,9 @@ class LSM6Regs:
     def read(self, reg, buf):
         if reg == 0x28:
             self._sample()
+        if reg == 0x1B:
+            buf[0] = self.read_src()
+            return
         inc = self.r[0x12] & 0x04
         n = len(buf)
         i = 0
@@ -48,6 +57,45 @@ class LSM6Regs:
             self.r[reg + i if inc else reg] = data[i]
             i += 1
 
+    # -- wake-up detector (see the module docstring) --
+    int1 = 0
+    prev = None
+    run = 0
+    def _dsox(self):
+        return self.r[0x0F] == 0x6C
+    def _lir(self):
+        return self.r[0x56] & 1 if self._dsox() else self.r[0x58] & 1
+    def push(self, x, y, z):
+        """One accelerometer sample at the ODR (counts at +-2 g)."""
+        r = self.r
+        if not (r[0x5E] & 0x20 and r[0x58] & 0x80 and r[0x10] >> 4):
+            self.prev = None
+            return
+        fs_mg = (2, 16, 4, 8)[(r[0x10] >> 2) & 3] * 1000
+        lim_mg = (r[0x5B] & 0x3F) * fs_mg / 64
+        if self.prev is not None:
+            over = 0
+            for a, b, bit in ((x, self.prev[0], 4), (y, self.prev[1], 2), (z, self.prev[2], 1)):
+                if abs(a - b) / 2 * 1000 / 16384 > lim_mg:
+                    over |= bit
+            if over:
+                self.run += 1
+                if self.run >= ((r[0x5C] >> 5) & 3) + 1:
+                    r[0x1B] = 0x08 | over
+                    self.int1 = 1
+            else:
+                self.run = 0
+                if not self._lir():
+                    r[0x1B] = 0
+                    self.int1 = 0
+        self.prev = (x, y, z)
+    def read_src(self):
+        v = self.r[0x1B]
+        if self._lir():
+            self.r[0x1B] = 0
+            self.int1 = 0
+        return v
+
 DEVICES = {}
 '''
 
@@ -59,10 +107,13 @@ ADC_U16 = {}
 CALLS = []
 USE_UV = [False]
 
+IRQS = {}
+
 class Pin:
     IN = 0
     OUT = 1
     PULL_UP = 1
+    IRQ_RISING = 4
     def __init__(self, id, mode=-1, pull=-1, value=None):
         self.id = id
         if value is not None:
@@ -71,6 +122,16 @@ class Pin:
         if v is None:
             return LEVELS.get(self.id, 0)
         LEVELS[self.id] = v
+    def irq(self, handler=None, trigger=0):
+        IRQS[self.id] = handler
+        CALLS.append(("irq", self.id, handler is not None))
+
+def drive(id, level):
+    """The outside world (the IMU's INT1) drives a pin; a rising edge runs its IRQ handler."""
+    old = LEVELS.get(id, 0)
+    LEVELS[id] = level
+    if level and not old and IRQS.get(id):
+        IRQS[id](Pin(id))
 
 class ADC:
     ATTN_11DB = 3
@@ -314,12 +375,25 @@ for i in range(60):
     a.sample()
 a._power_tick(time.ticks_ms())
 hb = heartbeat.decode(a.heartbeat())
-print(json.dumps({"hz": a.hz, "band": a.sense.policy.name(), "hb": {k: hb[k] for k in ("batt_mv", "soc", "source")},
-                  "present": a.tel.present, "odr": b.accel.hz}))
+imu = DEVICES[106]
+res = {"hz": a.hz, "band": a.sense.policy.name(), "hb": {k: hb[k] for k in ("batt_mv", "soc", "source")},
+       "present": a.tel.present, "armed": a.sense.state()["armed"], "md1": imu.r[0x5E], "ctrl1": imu.r[0x10]}
+# the board moves: the IMU's wake-up fires, INT1 rises; the next power tick wakes the policy (burst-rate probe)
+for k in range(4):
+    imu.push(0, 0, 16384 if k %% 2 else 4000)
+machine.drive("GP6", imu.int1)
+a._power_tick(time.ticks_ms())
+res.update({"hz2": a.hz, "probing": a.sense.policy.probing, "md1_2": imu.r[0x5E], "ctrl1_2": imu.r[0x10],
+            "int1_after": imu.int1, "irqs": [c for c in machine.CALLS if c[0] == "irq"]})
+print(json.dumps(res))
 """ % json.dumps(info)
     res = json.loads(run(code, fakes, tmp_path).splitlines()[-1])
-    assert res["band"] == "normal" and res["hz"] == 2 and res["odr"] == 12       # idle rate: IMU ODR 12.5 Hz
+    # the pico_w board file names INT1 (GP6): in quiet the app does not sample, the IMU watches (26 Hz LP)
+    assert res["band"] == "normal" and res["hz"] == 0 and res["armed"] is True
+    assert res["md1"] == 0x20 and res["ctrl1"] == 0x20
     assert 3950 <= res["hb"]["batt_mv"] <= 4050 and res["hb"]["source"] == "bat" and res["present"] is False
+    assert res["hz2"] == 50 and res["probing"] is True and res["md1_2"] == 0 and res["ctrl1_2"] == 0x30
+    assert res["int1_after"] == 0 and res["irqs"] == [["irq", "GP6", True], ["irq", "GP6", False]]
 
 
 def test_cpy_hal_feather_sense(fakes, tmp_path):
@@ -361,3 +435,201 @@ print(json.dumps(res))
     assert res["rx"] == "006869" and res["rx2"] == 0 and res["timeout"] == 0 and res["tx"] == "out"
     assert res["last"][1] < -16000 and res["last"][2] == 8192
     assert res["alarm"] == "light"
+
+
+WAKE_CODE = """
+import json, gc, micropython
+from fake_lsm6 import LSM6Regs
+from mote.imu_lsm6 import LSM6
+imu = LSM6Regs(%s)
+class Bus:                               # the HALs' adapter shape: read(reg, buf), write(reg, int)
+    def __init__(self): self.b1 = bytearray(1)
+    def read(self, reg, buf): imu.read(reg, buf)
+    def write(self, reg, v):
+        self.b1[0] = v
+        imu.write(reg, self.b1)
+acc = LSM6(Bus(), 52, 2)
+res = {"ctrl1_0": imu.r[0x10]}
+res["mg"] = acc.wake_on(63)
+r = imu.r
+res.update({"ctrl1": r[0x10], "ctrl6": r[0x15], "tap": r[0x58], "tap0": r[0x56], "ths": r[0x5B], "dur": r[0x5C],
+            "md1": r[0x5E]})
+# at rest: gravity on z plus +-8 mg noise at the ODR -> no event
+for k in range(200):
+    imu.push((k * 37) %% 260 - 130, (k * 53) %% 260 - 130, 16384 + (k * 29) %% 260 - 130)
+res["quiet_int1"] = imu.int1
+res["quiet_woke"] = acc.woke()
+# a shake: 0.4 g swings between ODR samples on x -> slope 200 mg > 63 mg
+for k in range(6):
+    imu.push(6500 if k %% 2 else -6500, 0, 16384)
+res["shake_int1"] = imu.int1
+res["src"] = r[0x1B]
+gc.collect()
+micropython.heap_lock()
+try:
+    w1 = acc.woke()
+    w2 = acc.woke()
+finally:
+    micropython.heap_unlock()
+res.update({"woke": w1, "woke_again": w2, "int1_after": imu.int1})
+acc.wake_off()
+res.update({"off_md1": r[0x5E], "off_tap": r[0x58], "off_ctrl1": r[0x10], "off_ctrl6": r[0x15]})
+res["big"] = acc.wake_on(5000)
+res["small"] = acc.wake_on(1)
+print(json.dumps(res))
+"""
+
+
+@pytest.mark.parametrize("who", [0x6A, 0x6C], ids=["lsm6ds3trc", "lsm6dsox"])
+def test_lsm6_wake_up_detector_registers_rule_and_latch(fakes, tmp_path, who):
+    res = json.loads(run(WAKE_CODE % hex(who), fakes, tmp_path).splitlines()[-1])
+    assert res["ctrl1_0"] == 0x30 and res["mg"] == 62                    # 2 LSB x 31.25 mg
+    assert res["ctrl1"] == 0x20 and res["ctrl6"] & 0x10                   # 26 Hz, +-2 g, high-performance off
+    assert res["ths"] == 2 and res["dur"] == 0 and res["md1"] == 0x20       # INT1_WU
+    if who == 0x6C:
+        assert res["tap0"] == 0x01 and res["tap"] == 0x80                 # DSOX: LIR in TAP_CFG0, IE in TAP_CFG2
+    else:
+        assert res["tap"] == 0x81                                          # DS3TR-C: IE + LIR, slope filter
+    assert res["quiet_int1"] == 0 and res["quiet_woke"] is False
+    assert res["shake_int1"] == 1 and res["src"] & 0x08 and res["src"] & 0x04    # WU_IA, X_WU
+    assert res["woke"] is True and res["woke_again"] is False and res["int1_after"] == 0   # read clears the latch
+    assert res["off_md1"] == 0 and res["off_tap"] == 0 and res["off_ctrl1"] == 0x30 and not res["off_ctrl6"] & 0x10
+    assert res["big"] == 63 * 2000 // 64 and res["small"] == 31           # clamped to 1..63 LSB
+
+
+def test_mpy_hal_lightsleep_polls_int1_on_rp2(fakes, tmp_path):
+    """rp2: lightsleep is not ended by a GPIO IRQ, so the armed HAL sleeps in int1_poll_ms slices."""
+    info = board_json("pico_w")
+    code = """
+import json, machine
+from fake_lsm6 import DEVICES, LSM6Regs
+info = json.loads(%r)
+DEVICES[106] = imu = LSM6Regs(0x6C)
+machine.ADC_U16["GP29"] = 26500
+from mote.hal import mpy
+b = mpy.Board(info)
+b.lightsleep(2500)
+plain = [c for c in machine.CALLS if c[0] == "lightsleep"]
+del machine.CALLS[:]
+b.imu_wake(True, 63)
+b.lightsleep(2500)
+slices = [c[1] for c in machine.CALLS if c[0] == "lightsleep"]
+w0 = b.imu_woke()
+machine.drive("GP6", 1)                  # INT1 high (latched event)
+del machine.CALLS[:]
+b.lightsleep(2500)
+after = [c for c in machine.CALLS if c[0] == "lightsleep"]
+print(json.dumps({"plain": plain, "slices": slices, "w0": w0, "after": after, "w1": b.imu_woke()}))
+""" % json.dumps(info)
+    res = json.loads(run(code, fakes, tmp_path).splitlines()[-1])
+    assert res["plain"] == [["lightsleep", 2500]] and res["slices"] == [1000, 1000, 500]
+    assert res["w0"] is False and res["after"] == [] and res["w1"] is True
+
+
+def test_cpy_hal_sleeps_until_the_imu_pin_alarm(fakes, tmp_path):
+    info = board_json("feather_nrf52840_sense")
+    (fakes / "alarm.py").write_text('''
+CALLS = []
+WAKE_PIN = [False]
+class time:
+    class TimeAlarm:
+        def __init__(self, monotonic_time=None): self.t = monotonic_time
+class pin:
+    class PinAlarm:
+        def __init__(self, pin, value=False, edge=False, pull=False): self.pin = pin.n; self.value = value
+def light_sleep_until_alarms(*a):
+    CALLS.append(("light", [type(x).__name__ for x in a], [getattr(x, "pin", None) for x in a]))
+    return a[-1] if WAKE_PIN[0] else a[0]
+def exit_and_deep_sleep_until_alarms(*a): CALLS.append(("deep",))
+''')
+    (fakes / "board.py").write_text((fakes / "board.py").read_text()
+                                    + 'ACCELEROMETER_GYRO_INTERRUPT = _P("ACCELEROMETER_GYRO_INTERRUPT")\n')
+    (fakes / "digitalio.py").write_text('''
+LEVELS = {}
+class Pull:
+    UP = 1
+class DigitalInOut:
+    def __init__(self, pin): self.n = getattr(pin, "n", None); self._v = True
+    @property
+    def value(self): return LEVELS.get(self.n, self._v)
+    @value.setter
+    def value(self, v): self._v = v
+    def switch_to_output(self, value=False): self._v = value
+    def deinit(self): pass
+''')
+    code = """
+import json, alarm, digitalio, analogio
+from fake_lsm6 import DEVICES, LSM6Regs
+info = json.loads(%r)
+DEVICES[106] = imu = LSM6Regs(0x6A)
+analogio.VALUES["VOLTAGE_MONITOR"] = 39718
+digitalio.LEVELS["ACCELEROMETER_GYRO_INTERRUPT"] = False
+from mote.hal import cpy
+b = cpy.Board(info)
+b.imu_wake(True, 63)
+md1 = imu.r[0x5E]
+b.lightsleep(1000)
+w0 = b.imu_woke()
+alarm.WAKE_PIN[0] = True
+b.lightsleep(1000)
+w1 = b.imu_woke()
+b.imu_wake(False)
+b.lightsleep(1000)
+print(json.dumps({"calls": alarm.CALLS, "w0": w0, "w1": w1, "md1": md1, "md1_off": imu.r[0x5E]}))
+""" % json.dumps(info)
+    res = json.loads(run(code, fakes, tmp_path).splitlines()[-1])
+    light = res["calls"]
+    assert light[0] == ["light", ["TimeAlarm", "PinAlarm"], [None, "ACCELEROMETER_GYRO_INTERRUPT"]]
+    assert res["w0"] is False and res["w1"] is True and res["md1"] == 0x20 and res["md1_off"] == 0
+    assert light[-1] == ["light", ["TimeAlarm"], [None]]
+
+
+def test_cpy_hal_deep_sleeps_until_the_imu_pin_or_timer(fakes, tmp_path):
+    """The CircuitPython HAL's deep-sleep path (fake `alarm`): exit_and_deep_sleep_until_alarms with a TimeAlarm and
+    a PinAlarm on INT1 (value high) while the IMU stays armed with the policy's duration filter (WAKE_UP_DUR);
+    wake_cause() from alarm.wake_alarm; sleep_memory is alarm.sleep_memory. A board whose IMU hangs on a GPIO
+    power pin (XIAO: IMU_PWR) has no deepsleep_imu (#10664)."""
+    info = board_json("feather_nrf52840_sense")
+    (fakes / "alarm.py").write_text('''
+CALLS = []
+sleep_memory = bytearray(256)
+wake_alarm = None
+class time:
+    class TimeAlarm:
+        def __init__(self, monotonic_time=None): self.t = monotonic_time
+class pin:
+    class PinAlarm:
+        def __init__(self, pin, value=False, edge=False, pull=False): self.pin = pin.n; self.value = value
+def light_sleep_until_alarms(*a): CALLS.append(("light",))
+def exit_and_deep_sleep_until_alarms(*a):
+    CALLS.append(("deep", [type(x).__name__ for x in a], [getattr(x, "pin", None) for x in a],
+                  [getattr(x, "value", None) for x in a]))
+''')
+    (fakes / "board.py").write_text((fakes / "board.py").read_text()
+                                    + 'ACCELEROMETER_GYRO_INTERRUPT = _P("ACCELEROMETER_GYRO_INTERRUPT")\n')
+    code = """
+import json, alarm, analogio, board
+from fake_lsm6 import DEVICES, LSM6Regs
+info = json.loads(%r)
+DEVICES[106] = imu = LSM6Regs(0x6A)
+analogio.VALUES["VOLTAGE_MONITOR"] = 39718
+from mote.hal import cpy
+b = cpy.Board(info)
+res = {"cause0": b.wake_cause(), "mem": b.sleep_memory is alarm.sleep_memory}
+b.imu_wake(True, 31, 2)
+res["regs"] = [imu.r[0x5B], imu.r[0x5C], imu.r[0x5E]]
+b.deepsleep_imu(600000)
+res["calls"] = alarm.CALLS
+alarm.wake_alarm = alarm.pin.PinAlarm(board.ACCELEROMETER_GYRO_INTERRUPT, value=True)
+res["cause_pin"] = b.wake_cause()
+alarm.wake_alarm = alarm.time.TimeAlarm(1.0)
+res["cause_timer"] = b.wake_cause()
+board.IMU_PWR = board.ACCELEROMETER_GYRO_INTERRUPT
+res["xiao_like"] = cpy.Board(info).deepsleep_imu is None
+print(json.dumps(res))
+""" % json.dumps(info)
+    res = json.loads(run(code, fakes, tmp_path).splitlines()[-1])
+    assert res["cause0"] is None and res["mem"] is True
+    assert res["regs"] == [1, 2 << 5, 0x20]                     # 1 LSB (31.25 mg), WAKE_DUR 2, INT1_WU
+    assert res["calls"] == [["deep", ["TimeAlarm", "PinAlarm"], [None, "ACCELEROMETER_GYRO_INTERRUPT"], [None, True]]]
+    assert res["cause_pin"] == "imu" and res["cause_timer"] == "timer" and res["xiao_like"] is True

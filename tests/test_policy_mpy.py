@@ -116,3 +116,183 @@ finally:
 print(json.dumps({"n": n}))
 """)
     assert r["n"] >= 1
+
+
+def test_policy_wake_imu_band_sleeps_probes_confirms_and_rearms():
+    """`wake: imu` bands (DEFAULT's battery bands) on a board with INT1: armed in quiet (hz 0), a wake probes at
+    burst rate, the detector confirms (START after CONFIRM_MS) or the probe re-arms (SLEEP); STOP re-arms."""
+    r = mpy_json("""
+import json, gc, micropython
+from mote import policy
+out = {}
+sw = policy.Policy(); sw.update(90)                       # no INT1: the software-detector fallback
+out["sw"] = [sw.hz, sw.armed]
+p = policy.Policy(None, 16384, True); p.update(90)
+out["armed"] = [p.hz, p.armed, p.wake_mg]
+out["wake_unarmed"] = policy.Policy(None, 16384, True).wake(0)      # no band yet: not armed, nothing to wake
+log = []
+def feed(t0, t1, moving):
+    t = t0
+    i = 0
+    while t < t1 and p.hz:
+        x = (9000 if i % 2 else -9000) if moving else (i * 37) % 300
+        period = 1000 // p.hz
+        r = p.sample(t, x, 0, 16384)
+        if r:
+            log.append([t, r, p.hz, p.armed])
+        t += period
+        i += 1
+    return t
+p.wake(10000)                                             # a knock: the probe sees nothing, re-arms
+out["probe"] = [p.hz, p.armed, p.probing]
+feed(10000, 13000, False)
+p.wake(20000)                                             # real motion: confirmed after CONFIRM_MS
+t = feed(20000, 30000, True)
+t = feed(t, 40000, False)                                 # quiet: STOP after quiet_s, armed again
+out["log"] = log
+out["end"] = [p.hz, p.armed, p.burst, p.wakes]
+# a band without `wake` and the heartbeat band disarm
+p.update(10); out["low"] = [p.mode, p.hz, p.armed]
+# the probe path allocates nothing (heap locked)
+q = policy.Policy(None, 16384, True); q.update(90); q.wake(0)
+n = 0
+i = 0
+gc.collect()
+micropython.heap_lock()
+try:
+    for i in range(3000):
+        if q.sample(i * 20, (i * 997) % 20000 - 10000, 0, 16384):
+            n += 1
+finally:
+    micropython.heap_unlock()
+out["n"] = n
+try:
+    policy.merge(policy.DEFAULT, {"bands": [{"name": "a", "soc": 0, "idle_hz": 1, "burst_hz": 2, "wake": "gps"}]})
+    out["bad"] = "accepted"
+except ValueError as e:
+    out["bad"] = str(e)
+print(json.dumps(out))
+""")
+    assert r["sw"] == [2, False] and r["armed"] == [0, True, 31] and r["wake_unarmed"] is False
+    assert r["probe"] == [50, False, True]
+    (t1, r1, hz1, a1), (t2, r2, hz2, a2), (t3, r3, hz3, a3) = r["log"]
+    assert r1 == -2 and 11000 <= t1 <= 11100 and hz1 == 0 and a1                     # SLEEP: the knock
+    assert r2 == 1 and 20500 <= t2 <= 20700 and hz2 == 50 and not a2                  # START: confirmed
+    assert r3 == -1 and 35000 <= t3 <= 35200 and hz3 == 0 and a3                      # STOP -> armed
+    assert r["end"] == [0, True, False, 2]
+    assert r["low"] == [1, 0, False] and r["n"] >= 1 and "wake must be" in r["bad"]
+
+
+def test_sense_arms_the_board_imu_and_wakes_on_int1(tmp_path):
+    """mote.sense drives the HAL's imu_wake/imu_woke (a fake board) from the policy; an IMU that stops answering
+    falls back to the software detector."""
+    r = mpy_json("""
+import json, time
+from mote import sense
+class Power:
+    def read_mv(self): return 3950
+    def usb(self): return False
+    def charging(self): return False
+class Board:
+    def __init__(self):
+        self.info = {"sensors": {"imu": {"counts_per_g": 16384, "int1_pin": "P0.11"}}}
+        self.power = Power()
+        self.calls = []
+        self.int1 = False
+        self.fail = False
+    def imu_wake(self, on, mg, dur=None):
+        if self.fail:
+            raise OSError(5)
+        self.calls.append([on, mg, dur])
+    def imu_woke(self):
+        return self.int1
+b = Board()
+s = sense.Sense(b)
+s.tick(0, True)
+st = s.state()
+s.tick(10)                        # arms the IMU
+s.tick(20)                        # nothing yet
+b.int1 = True
+s.tick(30)                        # INT1: disarm, probe at burst rate
+out = {"state": [st["band"], st["hz"], st["armed"]], "calls": list(b.calls), "changed": s.changed,
+       "hz": s.hz(50), "probing": s.policy.probing}
+s.policy.probing = False; s.policy._rate()
+b.fail = True
+s.tick(40)                        # arming fails: software detector at idle_hz
+out["fallback"] = [s.hz(50), s.policy.armed, s.policy.imu_wake]
+nb = Board(); nb.info = {"sensors": {"imu": {}}}
+out["no_int1"] = sense.Sense(nb).policy.imu_wake
+print(json.dumps(out))
+""", )
+    assert r["state"] == ["normal", 0, True]
+    assert r["calls"] == [[True, 31, 2], [False, 31, None]] and r["changed"] is True and r["hz"] == 50 and r["probing"]
+    assert r["fallback"] == [2, False, False] and r["no_int1"] is False
+
+
+def test_policy_imu_deep_band_transitions_and_sense_resume():
+    """`wake: imu-deep` (DEFAULT's battery bands): `deep` only on a deep-capable board and only while armed (not while
+    probing / in a burst); wake_dur is validated; mote.sense saves band/SoC to the HAL's sleep memory before the deep
+    sleep and, after the reboot, resume() restores them and starts the probe when INT1 woke the board."""
+    r = mpy_json("""
+import json
+from mote import policy, sense
+out = {}
+p = policy.Policy(None, 16384, True, True)
+p.update(90)
+out["armed"] = [p.hz, p.armed, p.deep, p.wake_dur]
+p.wake(1000)
+out["probe"] = [p.hz, p.armed, p.deep]
+t = 1000
+r = 0
+while r != policy.SLEEP:
+    t += 20
+    r = p.sample(t, 0, 0, 16384)
+out["rearmed"] = [p.hz, p.armed, p.deep]
+q = policy.Policy(None, 16384, True, False)
+q.update(90)
+out["light_board"] = [q.armed, q.deep]
+try:
+    policy.merge(policy.DEFAULT, {"wake_dur": 4})
+    out["bad"] = None
+except ValueError as e:
+    out["bad"] = str(e)
+class Power:
+    def read_mv(self): return 3950
+    def usb(self): return False
+    def charging(self): return False
+class Board:
+    def __init__(self, cause=None):
+        self.info = {"sensors": {"imu": {"int1_pin": "P1.11"}}, "sleep": {"imu_deep": True}}
+        self.power = Power()
+        self.calls = []
+        self.sleep_memory = bytearray(8)
+        self.cause = cause
+    def imu_wake(self, on, mg, dur=None): self.calls.append([on, mg, dur])
+    def imu_woke(self): return True
+    def deepsleep_imu(self, ms): self.calls.append(["deep", ms])
+    def wake_cause(self): return self.cause
+b = Board()
+s = sense.Sense(b)
+s.tick(0, True)
+out["deep0"] = s.deep_ms(0, 600000)        # the IMU is not armed yet
+s.tick(10)
+out["deep1"] = s.deep_ms(10, 600000)
+out["nap"] = [s.nap_ms(10, 600000), s.nap_ms(10, 30000)]
+out["saved"] = [s.save(), list(b.sleep_memory[:4])]
+b2 = Board("imu")
+b2.sleep_memory[:] = b.sleep_memory
+s2 = sense.Sense(b2)
+s2.tick(0, True)
+out["cause"] = s2.resume(5)
+out["resumed"] = [s2.policy.name(), s2.policy.probing, s2.hz(50), s2.changed, b2.calls, b2.sleep_memory[0]]
+out["again"] = s2.resume(6)                # the sleep memory is consumed once
+out["state_deep"] = s.state()["deep"]
+print(json.dumps(out))
+""")
+    assert r["armed"] == [0, True, True, 2] and r["probe"] == [50, False, False] and r["rearmed"] == [0, True, True]
+    assert r["light_board"] == [True, False] and "wake_dur" in r["bad"]
+    assert r["deep0"] == 0 and r["deep1"] == 599990 and r["nap"] == [60000, 29990]
+    assert r["saved"][0] is True and r["saved"][1][0] == 0x6D and r["saved"][1][1] == 2
+    assert r["cause"] == "imu" and r["resumed"][:4] == ["normal", True, 50, True]
+    assert r["resumed"][4] == [[False, 31, None]] and r["resumed"][5] == 0 and r["again"] is None
+    assert r["state_deep"] is True

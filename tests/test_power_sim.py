@@ -1,11 +1,16 @@
 """`mote power simulate` end to end on a short synthetic trace (the firmware's policy under micropython)."""
 
+import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+SHARED_ACCEL = Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared")) / "vectors" / "accel"
 sys.path.insert(0, str(ROOT / "tools"))
 import gen_trace  # noqa: E402
 
@@ -37,3 +42,140 @@ def test_trace_reader_names_missing_columns(tmp_path):
     out = subprocess.run([sys.executable, "-m", "motekit.cli", "power", "simulate", "--trace", str(p)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode != 0 and "event" in out.stderr and "Traceback" not in out.stderr
+
+
+WAKE_SCAN = """
+import json
+from array import array
+from mote.hal.sim_imu import WakeModel
+n = %d
+hz = %d
+tr = array("h", bytearray(6 * n))
+with open(%r, "rb") as f:
+    f.readinto(tr)
+wm = WakeModel(63, 26)
+dur = n * 1000 // hz
+wakes = []
+t = 0
+while t < dur:
+    w = wm.first_wake(tr, n, hz, t, dur)
+    if w < 0:
+        break
+    wakes.append(w / 1000)
+    t = w + 3000                        # the MCU is up (probe / burst) for a while before re-arming
+print(json.dumps({"wakes": wakes, "ths": wm.ths_reg}))
+"""
+
+
+def _wakes(tmp_path, trace):
+    from mpy import run_mpy
+    b = tmp_path / "t.bin"
+    b.write_bytes(trace.xyz.tobytes())
+    out = run_mpy(WAKE_SCAN % (len(trace.labels), trace.hz, str(b)), heap="16M").stdout.decode()
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_sim_imu_wake_rule_fires_on_events_not_on_idle_noise(tmp_path):
+    """mote.hal.sim_imu (the chip's slope filter + threshold + duration at the 26 Hz low-power ODR), under
+    micropython: every activity of a synthetic trace wakes it within a few ODR samples of its start, and the
+    quiet stretches (sensor noise + slow tilt, no knocks) never do."""
+    trace = tmp_path / "t.csv"
+    gen_trace.write_csv(trace, gen_trace.generate(0.4, seed=5, quiet_s=(20, 60), bumps_per_hour=0))
+    t = read_trace(trace)
+    r = _wakes(tmp_path, t)
+    ev = t.events()
+    assert r["ths"] == 2 and len(ev) >= 10
+    for s, e, _ in ev:
+        assert any(s <= w <= s + 0.3 for w in r["wakes"]), (s, e)
+    for w in r["wakes"]:
+        assert any(s <= w <= e + 0.1 for s, e, _ in ev), w
+
+
+def test_sim_imu_stays_quiet_on_real_idle_recordings(tmp_path):
+    """The real M5StickC PLUS2 idle recordings (../shared/vectors/accel, read-only) wake the IMU model only at a
+    bump in the recording (a > 0.2 g jump between two 100 Hz samples, e.g. 193704_idle at 1.2 s), never on
+    the sensor noise."""
+    src = SHARED_ACCEL / "gestures_m5stickc.csv"
+    if not src.exists():
+        pytest.skip("shared accel recordings not present")
+    recs = {}
+    with open(src) as f:
+        for row in csv.DictReader(f):
+            if row["activity"] == "idle":
+                recs.setdefault(row["recording"], []).append(row)
+    assert len(recs) >= 2
+    quiet = 0
+    for name, rows in recs.items():         # one recording at a time (the jump between two is real motion)
+        p = tmp_path / "idle.csv"
+        with open(p, "w") as out:
+            out.write("t,x,y,z,event\n")
+            for row in rows:
+                out.write(f"{row['t']},{row['x']},{row['y']},{row['z']},\n")
+        t = read_trace(p, 50)
+        assert len(t.labels) > 100
+        bumps = [float(b["t"]) for a, b in zip(rows, rows[1:])
+                 if max(abs(float(a[k]) - float(b[k])) for k in "xyz") > 0.2]
+        for w in _wakes(tmp_path, t)["wakes"]:
+            assert any(0 <= w - b <= 0.1 for b in bumps), (name, w, bumps)
+        quiet += not bumps
+    assert quiet >= 1
+
+
+def test_simulate_json_reports_the_imu_wake(tmp_path):
+    """The simulator's JSON for a board with INT1 (xiao: CircuitPython light sleep + PinAlarm): wake-ups, the
+    probes that found no activity, the share of time asleep behind the IMU, detection delays; recall is still
+    recomputable from `detections` against the trace's labels, and imu_wake=False restores the 2 Hz sampler."""
+    from motekit.power.simulate import simulate
+    trace = tmp_path / "t.csv"
+    gen_trace.write_csv(trace, gen_trace.generate(0.5, seed=3, quiet_s=(30, 120)))
+    r = simulate("xiao_nrf52840_sense", str(trace), baseline=False)
+    t = read_trace(trace)
+    assert r["imu_wake"] is True and r["wakes"] >= r["events"] >= 5 and 0 <= r["false_wakes"] < r["wakes"]
+    assert 0.5 < r["armed_fraction"] < 1 and r["energy_by_state"]["sleep_gpio"] > 0.2
+    assert 0 < r["detect_delay_s"]["median"] <= r["detect_delay_s"]["max"] < 1.5
+    assert len(r["wake_times"]) == r["wakes"]
+    recall, _, _, _ = score(t, r["detections"])
+    assert abs(recall - r["recall"]) < 1e-9 and r["recall"] >= 0.95
+    sw = simulate("xiao_nrf52840_sense", str(trace), baseline=False, imu_wake=False)
+    assert sw["imu_wake"] is False and sw["wakes"] == 0 and sw["energy_by_state"]["sleep_gpio"] == 0
+
+
+DUR_CODE = """
+import json
+from array import array
+from mote.hal.sim_imu import WakeModel
+def run(dur, sig):
+    tr = array("h", [])
+    for v in sig:
+        tr.extend(array("h", [v, 0, 16384]))
+    return WakeModel(31, 26, dur).first_wake(tr, len(sig), 26, 0, 100000)
+knock = [0] * 20 + [3000, 0] + [0] * 20                      # one sample at 0.18 g: two slope samples over
+shake = [0] * 20 + [3000 if k % 2 else -3000 for k in range(12)] + [0] * 20
+print(json.dumps({"knock": [run(d, knock) for d in range(4)], "shake": [run(d, shake) for d in range(4)]}))
+"""
+
+
+def test_sim_imu_duration_filter_drops_knocks_keeps_motion():
+    """WAKE_DUR in mote.hal.sim_imu: a knock (over the threshold for 2 ODR samples) wakes at WAKE_DUR 0/1 and
+    not at 2/3; sustained motion wakes at every duration, WAKE_DUR samples later."""
+    from mpy import run_mpy
+    r = json.loads(run_mpy(DUR_CODE).stdout.decode().strip().splitlines()[-1])
+    assert r["knock"][0] >= 0 and r["knock"][1] >= 0 and r["knock"][2] == -1 and r["knock"][3] == -1
+    s = r["shake"]
+    assert all(x >= 0 for x in s) and s[0] < s[1] < s[2] < s[3]
+
+
+def test_simulate_deep_sleep_model_reboots_per_wake(tmp_path):
+    """imu-deep in the simulator (a what-if board patch turns sleep.imu_deep on): every wake (INT1 or the heartbeat
+    timer) is a reboot (`boots`, `boot` energy at active) and detection waits for boot_ms; off on the shipped
+    nRF52840 board files (their CircuitPython deep sleep is no lower than light sleep)."""
+    from motekit.power.simulate import simulate
+    trace = tmp_path / "t.csv"
+    gen_trace.write_csv(trace, gen_trace.generate(0.5, seed=3, quiet_s=(30, 120)))
+    light = simulate("feather_nrf52840_sense", str(trace), baseline=False)
+    deep = simulate("feather_nrf52840_sense", str(trace), baseline=False, board_patch={"sleep": {"imu_deep": True}})
+    assert light["imu_deep"] is False and light["boots"] == 0
+    assert deep["imu_deep"] is True and deep["boots"] >= deep["wakes"] >= deep["events"]
+    assert deep["energy_by_state"]["boot"] > 0 and deep["energy_by_state"]["deep_gpio"] > 0.2
+    assert deep["detect_delay_s"]["median"] >= 1.5 > light["detect_delay_s"]["median"]
+    assert deep["life_days"] < light["life_days"]             # same sleep current + a 1.5 s boot per wake

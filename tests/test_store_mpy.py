@@ -249,3 +249,175 @@ assert not r["ok"] and "canary output differs" in r["note"] and r["active"]["slo
 print("OK")
 """)
     assert "OK" in out
+
+
+# -- compressed uploads (`enc: deflate`): the host compresses with motekit.flash, the board inflates ------
+def _host_signed(tmp_path, blob, seq=1, name="up"):
+    """The PRELUDE's signed() built on the host (cbor2), compressed as `mote flash` does; files in tmp_path."""
+    import hashlib
+    import sys
+
+    import cbor2
+
+    from mpy import ROOT
+    sys.path.insert(0, str(ROOT / "host"))
+    from motekit.flash import deflate_raw
+    m = {"name": "m", "version": "1.0", "seq": seq, "boards": ["sim"], "runtime": "mtm1",
+         "sha256": hashlib.sha256(blob).digest(), "size": len(blob), "canary": {"in": b"\x01", "out": blob[:1]}}
+    payload = cbor2.dumps(m)
+    man = cbor2.dumps(cbor2.CBORTag(18, [b"\xa1\x01\x27", {4: b"k1"}, payload,
+                                         hashlib.sha256(b"K" * 32 + payload).digest()]))
+    data = man + blob
+    z = deflate_raw(data)
+    (tmp_path / f"{name}.signed").write_bytes(data)
+    (tmp_path / f"{name}.z").write_bytes(z)
+    return len(man), data, z
+
+
+ZPRELUDE = r"""
+def load(name):
+    with open(ROOT + "/" + name, "rb") as f:
+        return f.read()
+
+def zbegin(s, data, mlen, z, wbits=10):
+    sha = hashlib.sha256(data[mlen:]).digest()
+    return s.begin({"size": len(data), "sha256": sha, "manifest_len": mlen, "enc": "deflate",
+                    "zsize": len(z), "wbits": wbits})
+
+def zupload(s, data, mlen, z, step=300, stop=None):
+    r = zbegin(s, data, mlen, z)
+    assert r["enc"] == "deflate" and r["size"] == len(z), r
+    off = r["offset"]
+    while off < len(z):
+        if stop is not None and off >= stop:
+            return off
+        c = z[off:off + step]
+        off = s.chunk(off, c, crc32(c))
+    return off
+
+def slot_blob(slot):
+    with open(ROOT + "/models/%s.bin" % slot, "rb") as f:
+        return f.read()
+
+def gone(slot):
+    try:
+        os.stat(ROOT + "/models/%s.z" % slot)
+        return False
+    except OSError:
+        return True
+"""
+
+
+def _blob(n=9000):
+    import random
+    rnd = random.Random(4)
+    # model-like: runs of small weights and a header that repeats, not random noise
+    return bytes(rnd.choice((0, 1, 2, 255, 254, 3, 128)) for _ in range(n)) + b"MTM1" * 300
+
+
+def zrun(tmp_path, body):
+    return run(tmp_path, ZPRELUDE + body)
+
+
+def test_compressed_round_trip(tmp_path):
+    mlen, data, z = _host_signed(tmp_path, _blob())
+    assert len(z) < 0.6 * len(data)
+    out = zrun(tmp_path, r"""
+assert store.caps() == ["deflate"], store.caps()
+s = new()
+s.set_keys({"keys": {KID: PK}, "revoked": []})
+data = load("up.signed"); z = load("up.z"); mlen = %d
+assert zupload(s, data, mlen, z) == len(z)
+st = s.upload_status()
+assert st["enc"] == "deflate" and st["offset"] == st["size"] == len(z), st
+r = s.commit()
+assert r["ok"] and r["active"]["slot"] == "a" and r["active"]["seq"] == 1, r
+assert slot_blob("a") == data[mlen:] and gone("a") and s.status()["upload"] is None
+assert s.check()["seq"] == 1
+print("OK")
+""" % mlen)
+    assert "OK" in out
+
+
+def test_corrupt_compressed_stream_refused(tmp_path):
+    mlen, data, z = _host_signed(tmp_path, _blob(), seq=2)
+    flip = bytearray(z)
+    flip[len(z) // 2] ^= 0x55
+    (tmp_path / "flip.z").write_bytes(bytes(flip))
+    (tmp_path / "trunc.z").write_bytes(z[:len(z) // 2])
+    (tmp_path / "noise.z").write_bytes(bytes(range(256)) * 8)
+    out = zrun(tmp_path, r"""
+s = new()
+s.set_keys({"keys": {KID: PK}, "revoked": []})
+data = load("up.signed"); mlen = %d
+flash(s, b"A" * 700, seq=1)
+assert s.active()["slot"] == "a"
+for name in ("flip", "trunc", "noise"):
+    z = load(name + ".z")
+    assert zupload(s, data, mlen, z, step=250) == len(z)
+    msg = refused(s.commit, "compressed upload is corrupt", "nothing installed")
+    assert "\n" not in msg
+    print(name, ":", msg)
+    assert s.active()["slot"] == "a" and s.active()["seq"] == 1 and s.pointer()["state"] == "ok"
+    assert s.status()["upload"] is None and gone("b")
+    assert new().boot()["seq"] == 1
+print("OK")
+""" % mlen)
+    assert "OK" in out, out
+    print(out)
+
+
+def test_compressed_resume_after_power_cut(tmp_path):
+    mlen, data, z = _host_signed(tmp_path, _blob(20000))
+    out = zrun(tmp_path, r"""
+s = new()
+s.set_keys({"keys": {KID: PK}, "revoked": []})
+data = load("up.signed"); z = load("up.z"); mlen = %d
+got = zupload(s, data, mlen, z, step=333, stop=len(z) // 2)
+assert len(z) // 2 <= got < len(z)
+s = new()                                             # power cut mid-stream
+st = s.upload_status()
+assert st == {"slot": "a", "offset": got, "size": len(z), "enc": "deflate"}, st
+# the same file announced uncompressed is another upload: it starts over, and back again too
+r = s.begin({"size": len(data), "sha256": hashlib.sha256(data[mlen:]).digest(), "manifest_len": mlen})
+assert r["offset"] == 0 and "enc" not in r and r["size"] == len(data), r
+got = zupload(s, data, mlen, z, step=333, stop=len(z) // 3)
+s = new()
+assert s.upload_status()["offset"] == got
+assert zupload(s, data, mlen, z, step=700) == len(z)   # begin with the same stream resumes
+# a power cut while inflating: the slot files are half written, the stream is whole
+with open(ROOT + "/models/a.bin", "wb") as f:
+    f.write(b"half")
+s = new()
+s.boot()
+r = zbegin(s, data, mlen, z)
+assert r["offset"] == len(z), r                       # nothing left to send: commit inflates again
+r = s.commit()
+assert r["ok"] and r["active"]["slot"] == "a" and slot_blob("a") == data[mlen:], r
+assert gone("a")
+print("OK")
+""" % mlen)
+    assert "OK" in out
+
+
+def test_fallback_without_deflate(tmp_path):
+    mlen, data, z = _host_signed(tmp_path, _blob())
+    out = zrun(tmp_path, r"""
+s = new()
+s.set_keys({"keys": {KID: PK}, "revoked": []})
+data = load("up.signed"); z = load("up.z"); mlen = %d
+r = zbegin(s, data, mlen, z, wbits=15)                  # a 32 KiB window: declined, not refused
+assert "enc" not in r and r["size"] == len(data), r
+store.deflate = None                                   # a port without the deflate module
+assert store.caps() == []
+r = zbegin(s, data, mlen, z)
+assert "enc" not in r and r["size"] == len(data) and r["offset"] == 0, r
+off = r["offset"]                                      # the host then sends the file as it is
+while off < len(data):
+    c = data[off:off + 400]
+    off = s.chunk(off, c, crc32(c))
+r = s.commit()
+assert r["ok"] and slot_blob("a") == data[mlen:], r
+print("OK")
+""" % mlen)
+    assert "OK" in out

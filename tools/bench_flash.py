@@ -2,14 +2,20 @@
 """Flashing throughput on the virtual board with its link paced like a UART (`mote sim --baud`), and the
 device-side CPU cost of the upload path under `micropython`. Not a test: prints a table.
 
-    .venv/bin/python tools/bench_flash.py [--size 65536] [--bauds 115200,10000000] [--repeat 2]
+    .venv/bin/python tools/bench_flash.py [--models tiny_kws_ref_model_int8,...] [--bauds 115200,10000000]
+    .venv/bin/python tools/bench_flash.py --size 65536          # a random (incompressible) file instead
 
-Per link speed, on one board (`mote sim --baud B`, 8N1: B/10 bytes/s each way):
+The files are real models' signed .mtm (`mote model convert` of the public .tflite vectors, signed with a
+throwaway key, no canary), so compression counts as it would for a user. Per link speed, on one board
+(`mote sim --baud B`, 8N1: B/10 bytes/s each way), per model:
   raw       a plain byte pump: at the board's REPL a tiny script reads the console (raw, non-blocking: the
             firmware's own StdioSerial) as fast as it can and writes the bytes to a file; rate = N / time
             from the host's first byte to the board's "done";
-  flash     `mote flash`'s transfer (motekit.flash.Flasher: upload.begin + windowed upload.chunk until the
-            last ack; the commit's verification is not transfer and is left out; the upload is aborted);
+  plain     `mote flash`'s transfer without compression (motekit.flash.Flasher(compress=False));
+  deflate   the same with compression (the sim advertises "deflate": one raw-deflate stream, 1 KiB window);
+            both rates are file bytes / time from upload.begin to the commit's answer, so the board's
+            inflate + SHA-256 of the compressed path counts (the board has no trusted key, so the commit
+            stops right after those, before the signature check, and drops the upload);
   mpremote  `mpremote connect P resume fs cp FILE :bench.bin` (whole command, as a user runs it).
 Targets: flash >= 90 % of raw at both speeds, flash >= 5x mpremote at 115200.
 
@@ -38,10 +44,12 @@ sys.path.insert(0, str(ROOT / "tests"))
 import cbor2
 from motekit import frame as hostframe
 from motekit.flash import Flasher, chunk_size
-from motekit.link import Link
+from motekit.link import DeviceError, Link
 from motekit.protocol import T
 
 BIN = Path(sys.executable).parent
+VECTORS = Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared")) / "vectors" / "tflite"
+MODELS = "tiny_kws_ref_model_int8,person_detect_qdim0,tiny_ad01_int8,mnist_cnn_int8"
 MOTE = str(BIN / "mote")
 MPREMOTE = str(BIN / "mpremote")
 
@@ -54,6 +62,17 @@ def signed_file(size: int) -> bytes:
     data = sign_model(blob, Ed25519PrivateKey.generate(), name="bench", version="1.0", seq=1, boards=["sim"],
                       runtime="0.1.0", labels=["y"], canary_input=b"\x00", canary_output=b"\x00")
     return data
+
+
+def signed_model(name: str, tmp: Path) -> bytes:
+    """A real model's signed .mtm: the .tflite vector converted as `mote model convert` does, then signed."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from motekit.manifest import sign_model
+    from motekit.model.convert import convert
+    mtm = tmp / f"{name}.mtm"
+    convert(VECTORS / f"{name}.tflite").write(mtm)
+    return sign_model(mtm.read_bytes(), Ed25519PrivateKey.generate(), name=name, version="1.0", seq=1,
+                      boards=["sim"], runtime="0.1.0", labels=["y"])
 
 
 class Sim:
@@ -73,20 +92,25 @@ class Sim:
             self.proc.wait()
 
 
-def bench_flash(port: str, data: bytes) -> float:
+def bench_flash(port: str, data: bytes, compress: bool) -> tuple[float, str | None, int]:
+    """-> (file bytes/s from upload.begin to the commit's answer, encoding used, bytes on the wire)."""
     link = Link.open(port, hello_timeout=15)
     try:
-        fl = Flasher(link, data, timeout=10)
+        fl = Flasher(link, data, timeout=10, compress=compress)
         fl.t0 = time.monotonic()
+        fl.compressed() if compress else None         # the host's deflate is done before the clock starts
         t0 = time.monotonic()
-        r = fl._call("upload.begin", {"size": len(data), "sha256": fl.blob_sha, "manifest_len": fl.mlen})
-        assert r["offset"] == 0, r
+        off = fl.begin()
+        assert off == 0, off
         fl._send_chunks(0)
+        try:
+            fl._call("upload.commit", timeout=120)   # inflate + SHA-256, then "no trusted keys": dropped
+        except DeviceError as e:
+            assert "no trusted keys" in str(e), e
         dt = time.monotonic() - t0
-        fl._call("upload.abort")
     finally:
         link.close()
-    return len(data) / dt
+    return len(data) / dt, fl.enc, len(fl.wire)
 
 
 SINK = """
@@ -289,41 +313,57 @@ def device_cpu(total: int = 65536, mtu: int = 1024, reps: int = 5):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--size", type=int, default=None,
-                    help="file size in bytes (default: ~5 s of line time, 64 KiB .. 512 KiB)")
+    ap.add_argument("--models", default=MODELS, help="public .tflite vectors to sign and flash (comma-separated)")
+    ap.add_argument("--size", type=int, default=None, help="a random file of this many bytes instead of models")
     ap.add_argument("--bauds", default="115200,10000000", help="link speeds (8N1 baud; 10000000 = 1 MB/s)")
-    ap.add_argument("--repeat", type=int, default=2, help="runs of each transfer (best is reported)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each mote flash / raw transfer (best is reported)")
     ap.add_argument("--no-mpremote", action="store_true")
+    ap.add_argument("--no-cpu", action="store_true", help="skip the device CPU table")
     a = ap.parse_args()
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-flash-") as tmp:
+        tmp = Path(tmp)
+        files = ([(f"random {a.size} B", signed_file(a.size))] if a.size else
+                 [(m, signed_model(m, tmp)) for m in a.models.split(",")])
         for baud in [int(b) for b in a.bauds.split(",")]:
-            # big enough that the pump's 10 ms burst allowance and the buffers do not count
-            data = signed_file(a.size or min(512 * 1024, max(64 * 1024, baud // 10 * 5)))
-            fpath = Path(tmp) / "model.signed"
-            fpath.write_bytes(data)
-            sim = Sim(Path(tmp) / f"b{baud}", baud)
+            sim = Sim(tmp / f"b{baud}", baud)
             try:
-                flash = max(bench_flash(sim.port, data) for _ in range(a.repeat))
+                res = {}
+                for name, data in files:
+                    plain = max(bench_flash(sim.port, data, False)[0] for _ in range(a.repeat))
+                    runs = [bench_flash(sim.port, data, True) for _ in range(a.repeat)]
+                    z, enc, wire = max(runs)
+                    res[name] = [plain, z, enc, wire]
                 to_repl(sim.port)
-                raw = max(bench_raw(sim.port, len(data)) for _ in range(a.repeat))
-                mpr = None if a.no_mpremote else bench_mpremote(sim.port, fpath)
+                for name, data in files:
+                    raw = max(bench_raw(sim.port, len(data)) for _ in range(a.repeat))
+                    fpath = tmp / f"{name.replace(' ', '_')}.signed"
+                    fpath.write_bytes(data)
+                    mpr = None if a.no_mpremote else bench_mpremote(sim.port, fpath)
+                    plain, z, enc, wire = res[name]
+                    rows.append((baud, name, len(data), wire if enc else None, raw, plain, z, mpr))
+                    print(f"# {baud} baud {name}: raw {raw:.0f} B/s, plain {plain:.0f} B/s, "
+                          f"deflate {z:.0f} B/s ({enc}, {wire} B on the wire)"
+                          + (f", mpremote {mpr:.0f} B/s" if mpr else ""), file=sys.stderr, flush=True)
             finally:
                 sim.stop()
-            rows.append((baud, len(data), raw, flash, mpr))
-            print(f"# {baud} baud: raw {raw:.0f} B/s, flash {flash:.0f} B/s"
-                  + (f", mpremote {mpr:.0f} B/s" if mpr else ""), file=sys.stderr, flush=True)
+
+    print("\nmote flash (file bytes/s, upload.begin -> commit answer) vs a plain byte pump vs mpremote fs cp\n")
+    print("| link (8N1) | model (signed .mtm) | file B | deflate ratio | raw pump B/s | plain B/s | % of raw | "
+          "deflate B/s | % of raw | mpremote B/s | plain / mpremote | deflate / mpremote |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for baud, name, size, wire, raw, plain, z, mpr in rows:
+        ratio = f"{wire / size:.2f}" if wire else "not sent compressed"
+        print(f"| {baud} baud | {name} | {size:,} | {ratio} | {raw:,.0f} | {plain:,.0f} | {100 * plain / raw:.1f} % | "
+              f"{z:,.0f} | {100 * z / raw:.1f} % | "
+              + (f"{mpr:,.0f} | {plain / mpr:.1f}x | {z / mpr:.1f}x |" if mpr else "- | - | - |"))
+    if a.no_cpu:
+        return
     cpu, cs, overhead = device_cpu(reps=20)
     cpu["link+dispatch"] = cpu["total"] - sum(v for k, v in cpu.items() if not k.startswith("total"))
-
-    print(f"\nmote flash vs a plain byte pump vs mpremote fs cp; chunk {cs} B in 1024 B frames: "
-          f"{overhead:.3f} wire bytes per file byte, so mote flash can reach at most {100 / overhead:.1f} % of the line\n")
-    print("| link (8N1) | file B | line B/s | raw pump B/s | mote flash B/s | % of raw | mpremote B/s | flash / mpremote |")
-    print("|---|---|---|---|---|---|---|---|")
-    for baud, size, raw, flash, mpr in rows:
-        print(f"| {baud} baud | {size} | {baud // 10:,} | {raw:,.0f} | {flash:,.0f} | {100 * flash / raw:.1f} % | "
-              + (f"{mpr:,.0f} | {flash / mpr:.1f}x |" if mpr else "- | - |"))
+    print(f"\nchunk {cs} B in 1024 B frames: {overhead:.3f} wire bytes per chunk byte, so an uncompressed "
+          f"mote flash can reach at most {100 / overhead:.1f} % of the line")
     print("\ndevice CPU per KiB of upload (micropython unix port, best of 20), microseconds:\n")
     print("| " + " | ".join(cpu) + " |")
     print("|" + "---|" * len(cpu))

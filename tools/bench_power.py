@@ -9,8 +9,13 @@ Traces:
   unlabelled, so they count against precision) is placed between 1-8 min quiet stretches tiled
   from the gesture set's own "idle" recordings. Resampled to 50 Hz. Written to a temp dir.
 
-    python tools/bench_power.py [--boards pico_w,feather_nrf52840_sense] [--hours 4] [--json]
+    python tools/bench_power.py [--boards pico_w,feather_nrf52840_sense] [--hours 4] [--json] [--no-imu-wake]
 Target: life ratio >= 3x at recall >= 0.95 (Pico W and nRF52840).
+The adaptive run sleeps behind the IMU's wake-up detector on boards whose file names INT1 (`wake: imu` bands;
+--no-imu-wake: the 2 Hz software-detector sampler instead); the columns show the IMU wake-ups, the probes that
+found no activity (knocks) and the median/max delay from an event's start to its first detection.
+--imu-deep: what-if, deep sleep behind the IMU on every board with INT1 (board sleep.imu_deep forced on: a
+reboot of timing.boot_ms per wake); --deep-ma X also sets the deep-sleep current (deep_sleep_imu_wake) to X mA.
 """
 
 import argparse
@@ -76,6 +81,9 @@ def main(argv=None):
     ap.add_argument("--traces", default="synthetic,gestures,exercises")
     ap.add_argument("--hours", type=float, default=4.0)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-imu-wake", action="store_true", help="sample in quiet (2 Hz) instead of the IMU wake-up")
+    ap.add_argument("--imu-deep", action="store_true", help="what-if: deep sleep behind the IMU on every INT1 board")
+    ap.add_argument("--deep-ma", type=float, help="what-if: deep-sleep current while waiting for INT1 (mA)")
     a = ap.parse_args(argv)
     import gen_trace
     from motekit.power.simulate import simulate
@@ -94,18 +102,27 @@ def main(argv=None):
             if path is None:
                 print(f"# {name}: recordings not found under {ACCEL}; skipped", file=sys.stderr)
                 continue
-            r = simulate(board, path)
+            patch = {"sleep": {"imu_deep": True}} if a.imu_deep else {}
+            if a.deep_ma is not None:
+                patch["power"] = {"states": {"deep_sleep_imu_wake": {"ma": a.deep_ma, "source": "what-if"}}}
+            r = simulate(board, path, imu_wake=not a.no_imu_wake, board_patch=patch)
             ok = r["life_ratio"] >= 3 and r["recall"] >= 0.95
             rows.append({"board": board, "trace": name, "events": r["events"], "life_days": round(r["life_days"], 1),
                          "recall": round(r["recall"], 3), "precision": round(r["precision"], 3),
                          "baseline_hz": r["baseline_hz"], "baseline_life_days": round(r["baseline_life_days"], 1),
                          "baseline_recall": round(r["baseline_recall"], 3), "ratio": round(r["life_ratio"], 2),
+                         "imu_wake": r["imu_wake"], "wakes": r["wakes"], "false_wakes": r["false_wakes"],
+                         "imu_deep": r["imu_deep"], "boots": r["boots"],
+                         "delay_s": [round(r["detect_delay_s"]["median"] or 0, 2), round(r["detect_delay_s"]["max"] or 0, 2)],
                          "target_met": ok})
             if not a.json:
                 x = rows[-1]
                 print(f"{board:24} {name:10} {x['events']:3} ev  adaptive {x['life_days']:6.1f} d rec {x['recall']:.3f} "
                       f"prec {x['precision']:.3f} | fixed {x['baseline_hz']:>2} Hz {x['baseline_life_days']:6.1f} d "
-                      f"rec {x['baseline_recall']:.3f} | {x['ratio']:.2f}x {'OK' if ok else 'MISS'}", flush=True)
+                      f"rec {x['baseline_recall']:.3f} | {x['ratio']:.2f}x {'OK' if ok else 'MISS'} | "
+                      f"{'imu wake' if x['imu_wake'] else 'sw 2 Hz'} {x['wakes']} ({x['false_wakes']} knocks) "
+                      f"delay {x['delay_s'][0]:.2f}/{x['delay_s'][1]:.2f} s"
+                      f"{' deep, %d boots' % x['boots'] if x['imu_deep'] else ''}", flush=True)
     if a.json:
         print(json.dumps(rows, indent=1))
 

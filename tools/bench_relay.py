@@ -69,6 +69,8 @@ def fake_boards(links: list[str], rate: float, stop):
                     hello = {"proto": 1, "id": b["id"], "board": "synthetic", "fw": "bench", "mtu": 1024, "boot": 1,
                              "uptime_ms": int((time.monotonic() - t0) * 1000), "impl": "cpython", "model": None}
                     b["out"] += framing.encode(T.HELLO, cbor2.dumps(hello), seq=0)
+                elif f.type == T.PING:                      # the relay fences its session's hello with a ping
+                    b["out"] += framing.encode(T.PONG, f.payload, seq=0)
         due = int((time.monotonic() - t0) * rate)
         for b in boards:
             while b["seq"] < due and len(b["out"]) < 32768:

@@ -45,7 +45,8 @@ def generate(hours=4.0, seed=1, hz=50, quiet_s=(60, 480), burst_s=(4, 20), bumps
     while n < n_total:
         # quiet stretch
         q = int(rng.uniform(*quiet_s) * hz)
-        bumps = {int(rng.uniform(0, q)) for _ in range(max(0, int(rng.gauss(bumps_per_hour * q / hz / 3600, 0.5))))}
+        nb = max(0, int(rng.gauss(bumps_per_hour * q / hz / 3600, 0.5))) if bumps_per_hour > 0 else 0
+        bumps = {int(rng.uniform(0, q)) for _ in range(nb)}
         tx, ty = rng.uniform(-0.2, 0.2), rng.uniform(-0.2, 0.2)
         bump_left = 0
         for k in range(q):

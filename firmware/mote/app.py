@@ -27,6 +27,11 @@ def _boot_count():
     return n
 
 
+def store_caps():
+    from mote.store import caps      # upload encodings this port inflates ("deflate")
+    return caps()
+
+
 class App:
     def __init__(self, board, cfg=None):
         self.board = board
@@ -35,7 +40,7 @@ class App:
         self.device = "".join("%02x" % b for b in board.uid)
         mtu = int(board.info.get("link", {}).get("mtu", 512)) if isinstance(board.info.get("link"), dict) else 512
         self.link = Link(board.serial, mtu)
-        self.link.hello = self._host_hello     # a host's hello also opens a telemetry session (spool resend)
+        self.link.hello = self._host_hello     # the hello map (the session/resend: mote.telemetry on_hello)
         self.link.on("info", lambda p: self.hello())
         self.link.on("stats", lambda p: self.stats())
         self.link.on("config.get", lambda p: dict(self.cfg))
@@ -71,7 +76,7 @@ class App:
         return {"proto": proto.VERSION, "id": self.device, "board": self.board.name, "fw": VERSION,
                 "mtu": self.link.mtu, "boot": self.boot, "uptime_ms": self.uptime_ms(),
                 "impl": sys.implementation.name, "model": self._model(), "model_error": self.clf.error,
-                "policy": self.sense.policy.name()}
+                "policy": self.sense.policy.name(), "caps": store_caps()}
 
     def _setup_store(self, board):
         # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
@@ -128,11 +133,15 @@ class App:
         return "leaving the link for the REPL"
 
     def _reset(self, params):
-        self.link.after = self.board.reset
+        self.link.after = self._reset_now
         return "resetting"
 
     def stop(self):
         self.running = False
+
+    def _reset_now(self):
+        self.tel.flush()                          # unacked telemetry in RAM would not survive the reset
+        self.board.reset()
 
     def _start_ble(self):
         # the BLE link (mote.ble: NUS peripheral) beside serial, when the board has a radio
@@ -143,7 +152,7 @@ class App:
         except Exception as e:  # a radio problem never stops the board
             sys.print_exception(e)
         if self.ble is not None:
-            self.link.mirrors.append(self.ble)      # telemetry also goes to a connected BLE host
+            self.link.mirrors.append(self.ble)      # logs also go to a connected BLE host (telemetry: self.tel)
         return self.ble
 
     # -- power policy, telemetry, inference (mote.sense / mote.telemetry / mote.classifier) ------
@@ -154,7 +163,9 @@ class App:
         board = self.board
         kinds = (board.info.get("link") or {}).get("kinds") or ["usb-cdc"]
         self.sense = self.battery = Sense(board)      # `battery`: soc/usb for mote.ble's advertisement
-        self.tel = Telemetry(self.link, self.boot, self.uptime_ms, usb_link=kinds[0] == "usb-cdc")
+        fs_bytes = int((board.info.get("flash") or {}).get("fs_bytes", 0) or 0)
+        segs = max(8, min(64, fs_bytes // 8 // 4096))          # the spool: 1/8 of the filesystem, 32..256 KiB
+        self.tel = Telemetry(self.link, self.boot, self.uptime_ms, usb_link=kinds[0] == "usb-cdc", max_segs=segs)
         self.clf = Classifier(self.store)
         self.next_hb = time.ticks_add(time.ticks_ms(), self.sense.policy.hb_ms)
         self.link.on("policy.get", lambda p: self.sense.get())
@@ -163,6 +174,7 @@ class App:
         for name in ("upload.commit", "store.rollback", "store.confirm"):   # the active model may change
             self.link.on(name, self._reloading(self.link.methods[name]))
         self.sense.tick(time.ticks_ms(), True)
+        self.sense.resume(time.ticks_ms())           # after a deep sleep behind the IMU: band/SoC, INT1 -> probe
         self._apply_rate()
         self._load_model()
 
@@ -179,7 +191,6 @@ class App:
             self.event("model", self.clf.name, msg)
 
     def _host_hello(self):
-        self.tel.session()
         return self.hello()
 
     def _policy_set(self, params):
@@ -254,6 +265,7 @@ class App:
     def _deepsleep(self, ms):
         deep = getattr(self.board, "deepsleep", None)
         if deep is not None and not self.tel.present:
+            self.tel.flush()                      # unacked telemetry in RAM would not survive the reset
             deep(ms)                              # does not return on a real board (wakes through reset)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -317,7 +329,7 @@ class App:
         self.running = True
         ble = self._start_ble()
         if ble is not None:
-            self.tel.links.append(ble)           # a BLE host's frames count as host presence too
+            self.tel.add_link(ble)               # its own host session (resend on hello); presence too
         try:
             link.send(proto.T_HELLO, self.hello())
             nxt = time.ticks_ms()
@@ -329,10 +341,18 @@ class App:
                 if ble is not None:
                     ble.poll()
                 now = time.ticks_ms()
+                hz0 = self.hz
                 self._power_tick(now)
-                if self.hz == 0:                 # heartbeat-only / sleep band: no sampling
-                    nxt = time.ticks_add(now, 1000)
+                if self.hz == 0:                 # heartbeat-only / sleep band / quiet behind the IMU: no sampling
+                    deep = self.sense.deep_ms(now, self.next_hb)
+                    if deep and not self.tel.present and getattr(self, "ble", None) is None:
+                        self.tel.flush()         # deep sleep is a reset: RAM telemetry to flash, state to sleep memory
+                        self.sense.save()
+                        self.board.deepsleep_imu(deep)     # wakes through a reset on INT1 or the heartbeat timer
+                    nxt = time.ticks_add(now, self.sense.nap_ms(now, self.next_hb))   # armed: INT1 ends the nap
                     continue
+                if hz0 == 0:                     # sampling resumes (e.g. the IMU's wake-up ended the nap): now
+                    nxt = now
                 if time.ticks_diff(now, nxt) >= 0:
                     if self.sample():
                         self.telemetry()
@@ -341,6 +361,7 @@ class App:
                         self.overruns += 1       # fell behind (e.g. a long request): resync, don't burst
                         nxt = now
         finally:
+            self.tel.flush()                     # unacked telemetry in RAM goes to flash
             serial.end()
         return "break" if link.broken else "stopped"
 

@@ -14,6 +14,7 @@
 # 0xFFFF, "no company / testing") [version, device id (8), battery SoC % (255 unknown), status] so a
 # gateway's scan shows health without connecting. The interval follows the power policy's radio use.
 import struct
+import sys
 import time
 
 try:
@@ -21,6 +22,25 @@ try:
 except ImportError:  # CPython (host tests of the advertising format)
     def const(x):
         return x
+
+try:
+    from time import ticks_ms, ticks_add, ticks_diff
+except ImportError:  # CircuitPython (mote.ble_cpy shares BleLink), CPython
+    try:
+        from supervisor import ticks_ms           # CircuitPython: wraps at 2**29
+    except ImportError:
+        def ticks_ms():
+            return int(time.monotonic() * 1000) % _PERIOD
+    _PERIOD = 1 << 29
+
+    def ticks_add(t, d):
+        return (t + d) % _PERIOD
+
+    def ticks_diff(a, b):
+        d = (a - b) % _PERIOD
+        return d - _PERIOD if d >= _PERIOD // 2 else d
+
+IMPL = sys.implementation.name     # "circuitpython": start() brings up mote.ble_cpy (adafruit_ble) instead
 
 from mote import proto
 from mote.link import Denied, Link
@@ -57,6 +77,7 @@ ST_FAULT = const(0x80)
 ADV_INTERVAL_US = {"on": 100000, "batch": 1000000, "off": 0}
 
 HEALTH_MS = const(5000)
+STALL_MS = const(2000)        # notifications refused this long: the central is gone, hang up
 
 # requests that change the board: refused over an unbonded BLE link when `secure` is on
 RESTRICTED = ("config.set", "policy.set", "keys.set", "upload.begin", "upload.chunk", "upload.commit",
@@ -111,7 +132,8 @@ class Port:
         self.conn = None
         self.mtu = 23
         self.encrypted = False
-        self.bonded = False
+        self.conn_bonded = False      # this connection is encrypted with a bond (LESC): what trust needs
+        self.bonded = bool(store is not None and store.peers())   # a gateway has bonded (advertised)
         self.soc = 255
         self.status = 0
         self.radio = "on"
@@ -122,6 +144,9 @@ class Port:
         self.tx_dropped = 0
         self.tx_notifies = 0
         self.connects = 0
+        self.stalled = None           # the connection that stopped taking notifications (dropped to)
+        self.stalls = 0
+        self.heard = False            # the central has written since it connected (so it has subscribed)
         ble.active(True)
         try:
             ble.config(gap_name=name)
@@ -179,11 +204,15 @@ class Port:
         if event == _IRQ_GATTS_WRITE:
             conn, h = data
             if h == self.rx and conn == self.conn:
+                self.heard = True
                 self._push(self.ble.gatts_read(self.rx))
         elif event == _IRQ_CENTRAL_CONNECT:
             self.conn = data[0]
             self.mtu = 23
             self.encrypted = False
+            self.conn_bonded = False
+            self.stalled = None
+            self.heard = False
             self.advertising = False
             self.connects += 1
             self.txn = 0
@@ -193,15 +222,17 @@ class Port:
             if data[0] == self.conn:
                 self.conn = None
                 self.encrypted = False
+                self.conn_bonded = False
                 self._push(b"\x00")
             self.advertise()
         elif event == _IRQ_MTU_EXCHANGED:
             if data[0] == self.conn:
                 self.mtu = min(data[1], len(self.txbuf) + 3)
         elif event == _IRQ_ENCRYPTION_UPDATE:
-            if data[0] == self.conn:
+            if data[0] == self.conn:      # conn, encrypted, authenticated, bonded, key_size
                 self.encrypted = bool(data[1])
-                self.bonded = self.bonded or bool(data[3])
+                self.conn_bonded = self.encrypted and bool(data[3])
+                self.bonded = self.bonded or self.conn_bonded
         elif event == _IRQ_GET_SECRET:
             return self.store.get(data) if self.store else None
         elif event == _IRQ_SET_SECRET:
@@ -249,9 +280,11 @@ class Port:
     def write(self, data):
         """Queue frame bytes for the central: full ATT payloads go out now, a partial tail waits in
         txbuf for the next write or flush() (the link's poll), so back-to-back frames share notifications
-        as bytes share a UART's FIFO."""
-        if self.conn is None:
-            self.tx_dropped += len(data)     # nobody listens: like serial with no host
+        as bytes share a UART's FIFO. Nothing goes out before the central has written (its hello): a
+        central subscribes to TX before it speaks, and notifications before that are lost, which would
+        cut a frame in two."""
+        if self.conn is None or not self.heard:
+            self.tx_dropped += len(data)     # nobody listens (yet): like serial with no host
             return
         mv = memoryview(data)
         n = len(mv)
@@ -265,9 +298,11 @@ class Port:
             if self.txn == step:
                 self.txn = 0
                 if not self._notify(memoryview(self.txbuf)[:step]):
+                    self.tx_dropped += n - i
                     return
         while n - i >= step:
             if not self._notify(mv[i:i + step]):
+                self.tx_dropped += n - i - step      # the rest of this write (the chunk is counted)
                 return
             i += step
         if i < n:
@@ -282,9 +317,13 @@ class Port:
 
     def _notify(self, chunk):
         conn = self.conn
-        tries = 0
+        if conn is None or conn == self.stalled:
+            self.tx_dropped += len(chunk)
+            self.txn = 0
+            return False
+        t0 = None
         while True:
-            if self.conn != conn or conn is None:
+            if self.conn != conn:
                 self.tx_dropped += len(chunk)
                 self.txn = 0
                 return False
@@ -293,19 +332,33 @@ class Port:
                 self.tx_notifies += 1
                 return True
             except OSError as e:
-                tries += 1
-                if tries > 200 or e.args and e.args[0] in (107, 128):   # ENOTCONN
+                if e.args and e.args[0] in (107, 128):   # ENOTCONN
                     self.tx_dropped += len(chunk)
                     self.txn = 0
+                    return False
+                if t0 is None:
+                    t0 = ticks_ms()
+                elif ticks_diff(ticks_ms(), t0) > STALL_MS:
+                    # the central has taken nothing for STALL_MS: it is gone without the stack knowing
+                    # yet. Drop what follows too (the board must not wait per chunk) and hang up.
+                    self.tx_dropped += len(chunk)
+                    self.txn = 0
+                    self.stalled = conn
+                    self.stalls += 1
+                    try:
+                        self.ble.gap_disconnect(conn)
+                    except Exception:
+                        pass
                     return False
                 time.sleep_ms(5)           # the stack's buffers are full: let it drain
 
     def connected(self):
-        return self.conn is not None
+        """A central is connected and listening (it has written since it connected: see write())."""
+        return self.conn is not None and self.heard
 
     def trusted(self):
         """May a state-changing request come over this link? (serial peers always may)"""
-        return not self.secure or (self.encrypted and self.bonded)
+        return not self.secure or (self.encrypted and self.conn_bonded)
 
     def disconnect(self):
         if self.conn is not None:
@@ -313,7 +366,78 @@ class Port:
 
     def stats(self):
         return {"ble_connects": self.connects, "ble_mtu": self.mtu, "ble_rx_overflow": self.rx_overflow,
-                "ble_tx_dropped": self.tx_dropped, "ble_tx_notifies": self.tx_notifies}
+                "ble_tx_dropped": self.tx_dropped, "ble_tx_notifies": self.tx_notifies,
+                "ble_stalls": getattr(self, "stalls", 0)}
+
+
+BONDS = "/ble_bonds.json"
+MAX_SECRETS = const(32)       # a bond is a few secrets (LTK, IRK, ...): several gateways fit
+
+
+class BondStore:
+    """The stack's bond secrets (_IRQ_GET_SECRET / _IRQ_SET_SECRET) kept in flash, so a bonded gateway
+    stays bonded across resets. File: JSON [[sec_type, key hex, value hex], ...], replaced atomically;
+    the oldest secrets go first beyond MAX_SECRETS."""
+
+    def __init__(self, path=BONDS):
+        self.path = path
+        self.items = []
+        try:
+            import json
+            with open(path) as f:
+                for t, k, v in json.load(f):
+                    self.items.append((int(t), _unhex(k), _unhex(v)))
+        except Exception:         # none yet, or a damaged file: start without bonds
+            self.items = []
+
+    def peers(self):
+        return len(self.items)
+
+    def get(self, data):
+        sec_type, index, key = data
+        if key is None:           # the index'th secret of this type
+            i = 0
+            for t, k, v in self.items:
+                if t == sec_type:
+                    if i == index:
+                        return v
+                    i += 1
+            return None
+        key = bytes(key)
+        for t, k, v in self.items:
+            if t == sec_type and k == key:
+                return v
+        return None
+
+    def set(self, data):
+        sec_type, key, value = data
+        key = bytes(key)
+        items = [e for e in self.items if not (e[0] == sec_type and e[1] == key)]
+        if value is not None:     # None: delete
+            items.append((sec_type, key, bytes(value)))
+        self.items = items[-MAX_SECRETS:]
+        try:
+            self._save()
+        except OSError:
+            return False
+        return True
+
+    def clear(self):
+        self.items = []
+        self._save()
+
+    def _save(self):
+        import json
+        from mote import fs
+        fs.write_atomic(self.path, json.dumps([[t, _hex(k), _hex(v)] for t, k, v in self.items]).encode())
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b)
+
+
+def _unhex(s):
+    return bytes(int(s[i:i + 2], 16) for i in range(0, len(s), 2))
 
 
 class BleLink(Link):
@@ -330,13 +454,20 @@ class BleLink(Link):
         self.hello = primary.hello
 
     health = None                 # callable -> (soc, status), polled every HEALTH_MS for the advertisement
-    _next_health = 0
+    radio = None                  # callable -> the power policy band's radio use ("on", "batch", "off")
+    _next_health = None           # None: due now (the first poll advertises what the app knows at boot)
 
     def poll(self):
         n = Link.poll(self)
         self.port.flush()
-        if self.health is not None and time.ticks_diff(time.ticks_ms(), self._next_health) >= 0:
-            self._next_health = time.ticks_add(time.ticks_ms(), HEALTH_MS)
+        if self.radio is not None:
+            # every poll (a string compare, no allocation): a band transition re-advertises at once
+            r = self.radio()
+            if r is not None and r != self.port.radio:
+                self.port.update(radio=r)
+        if self.health is not None and (self._next_health is None or
+                                        ticks_diff(ticks_ms(), self._next_health) >= 0):
+            self._next_health = ticks_add(ticks_ms(), HEALTH_MS)
             try:
                 soc, status = self.health()
                 self.port.update(soc=soc, status=status)
@@ -374,8 +505,23 @@ def _denied(params):
     raise Denied("this request needs a bonded BLE peer or the serial link (mote pair ADDR)")
 
 
+def secure_mode(app):
+    """Board file "ble": {"secure": true}, overridden by the config key ble_secure."""
+    info = app.board.info
+    secure = bool(info.get("ble", {}).get("secure", False)) if isinstance(info.get("ble"), dict) else False
+    try:
+        secure = bool(app.cfg.get("ble_secure", secure))
+    except Exception:
+        pass
+    return secure
+
+
 def start(app, mtu=247):
-    """Bring up the NUS peripheral and its Link beside the app's serial link; None without a radio."""
+    """Bring up the NUS peripheral and its Link beside the app's serial link; None without a radio.
+    On CircuitPython the peripheral is mote.ble_cpy's (adafruit_ble); the link is the same BleLink."""
+    if IMPL == "circuitpython":
+        from mote import ble_cpy
+        return ble_cpy.start(app, mtu)
     try:
         import bluetooth
     except ImportError:
@@ -384,32 +530,41 @@ def start(app, mtu=247):
         ble = bluetooth.BLE()
     except Exception:
         return None
-    info = app.board.info
-    secure = bool(info.get("ble", {}).get("secure", False)) if isinstance(info.get("ble"), dict) else False
-    try:
-        secure = bool(app.cfg.get("ble_secure", secure))
-    except Exception:
-        pass
+    secure = secure_mode(app)
     try:
         # the ring holds what a flash upload keeps in flight (several frames) while the board writes flash
         port = Port(ble, app.board.uid, name_for(app.device), mtu=mtu, secure=secure,
-                    rxbuf=max(2048, 4 * app.link.mtu + 512))
+                    rxbuf=max(2048, 4 * app.link.mtu + 512), store=BondStore())
     except OSError:
         return None           # e.g. a virtual board started without --ble
     link = BleLink(port, app.link)
     link.health = lambda: health(app)
+    link.radio = lambda: radio(app)
     return link
+
+
+def radio(app):
+    """The current power-policy band's radio use (mote.policy row "radio"; heartbeat/sleep: "off"), or
+    None while the policy has no band yet (after policy.set, until the next tick) or no policy at all."""
+    s = getattr(app, "sense", None)
+    p = getattr(s, "policy", None)
+    if p is None or (getattr(p, "mode", 0) == 0 and not getattr(p, "row", None)):
+        return None
+    try:
+        return p.radio()
+    except Exception:
+        return None
 
 
 def health(app):
     """(battery SoC % or 255, status bits) from what the board and app report."""
     soc = 255
     status = 0
-    b = getattr(app, "battery", None) or getattr(app.board, "battery", None)
+    b = getattr(app, "battery", None) or getattr(app.board, "battery", None)   # app: mote.sense.Sense
     if b is not None:
         v = b.soc() if callable(getattr(b, "soc", None)) else getattr(b, "soc", None)
-        if v is not None:
-            soc = max(0, min(100, int(v)))
+        if v is not None and v >= 0:              # Sense.soc is -1 until the first battery read
+            soc = min(100, int(v + 0.5))
             if soc <= 10:
                 status |= ST_LOW
         if getattr(b, "usb", False):

@@ -1,5 +1,7 @@
 # Framing used on every link: 0x00 COBS(header | payload | crc32) 0x00.
 #
+# The sender builds each frame in two buffers it allocates once (body, COBS output) and hands out a
+# memoryview of the output; COBS is a viper loop where the port can compile one (mote.frame_viper).
 # The receiver works on whole bodies found with bytes.find (C speed) instead of a Python loop per
 # byte, keeps one preallocated accumulation buffer and one output buffer, and resyncs at the next
 # 0x00 after garbage, truncation or line noise, counting what it dropped.
@@ -31,38 +33,82 @@ if crc32 is None:
 BREAK = b"\r\x03\x03"   # Enter, Ctrl-C, Ctrl-C outside a frame: leave the link for the REPL
 
 
-def cobs_encode_into(out, data):
-    """Append COBS(data) to bytearray `out`; no zero byte is written."""
-    n = len(data)
+def cobs_encode(dst, o, src, n):
+    """Write COBS(src[:n]) into bytearray dst at offset o (room for n + n // 254 + 1 bytes); return the
+    offset after it. src is bytes or bytearray (it needs .find). No zero byte is written; a full 254-byte
+    block at the very end gets no empty block after it (as the host's `cobs` package). Blocks are found
+    with bytes.find and copied by memoryview slices (C speed); only zero bytes cost a loop iteration each."""
+    mv = memoryview(src)
     start = 0
     while True:
-        z = data.find(b"\x00", start, min(n, start + 254)) if n > start else -1
+        end = start + 254
+        if end > n:
+            end = n
+        z = src.find(b"\x00", start, end)
         if z < 0:
-            end = min(n, start + 254)
-            out.append(end - start + 1)
-            out.extend(data[start:end])
+            k = end - start
+            dst[o] = k + 1
+            dst[o + 1:o + 1 + k] = mv[start:end]
+            o += k + 1
             if end == n:
-                if end - start == 254:
-                    out.append(1)   # a full block must be followed by a (possibly empty) final block
-                return
-            start = end
+                return o
+            start = end                 # a full block: the data goes on in a new one
         else:
-            out.append(z - start + 1)
-            out.extend(data[start:z])
+            k = z - start
+            dst[o] = k + 1
+            if k:
+                dst[o + 1:o + 1 + k] = mv[start:z]
+            o += k + 1
             start = z + 1
-            if start == n:
-                out.append(1)
-                return
+            if start == n:              # ends in a zero: a final empty block
+                dst[o] = 1
+                return o + 1
+
+
+try:
+    from mote.frame_viper import cobs_encode as _cobs_viper
+except Exception:  # no native emitter (CircuitPython, webassembly) or CPython
+    _cobs_viper = None
+
+COBS_IMPL = "viper" if _cobs_viper is not None else "pure"
+
+
+def cobs_encode_into(out, data):
+    """Append COBS(data) to bytearray `out` (convenience; allocates: frames go through Encoder)."""
+    data = bytes(data)
+    buf = bytearray(len(data) + len(data) // 254 + 1)
+    out.extend(memoryview(buf)[:cobs_encode(buf, 0, data, len(data))])
 
 
 class Encoder:
-    """Builds wire frames; one per call, with its own rolling sequence number."""
+    """Builds wire frames; one per call, with its own rolling sequence number.
 
-    def __init__(self):
+    encode() returns a memoryview into the encoder's own buffer, valid until its next encode(): write it
+    out (as Link.send does) or bytes() it to keep it. The body and output buffers are allocated once and
+    grown only for a frame larger than any before, so a steady stream of frames allocates nothing but
+    the returned memoryview object (and on a 32-bit port the CRC's long int); COBS runs in the viper encoder (mote.frame_viper) where the port has
+    the native emitter, else in the pure one (`pure=True` forces it).
+    """
+
+    def __init__(self, cap=0, pure=False):
         self.seq = 0
+        self.cobs = cobs_encode if pure or _cobs_viper is None else _cobs_viper
+        self.body = None
+        self._grow(cap if cap > 0 else 64)
+
+    def _grow(self, n):
+        self.body = bytearray(n)
+        self.hdrv = memoryview(self.body)[:proto.HEADER]
+        self.out = bytearray(n + n // 254 + 3)    # delimiters + COBS overhead
+        self.outv = memoryview(self.out)
+        self.out[0] = 0
 
     def encode(self, mtype, payload=b"", flags=0):
-        body = bytearray(proto.HEADER + len(payload) + proto.TRAILER)
+        lp = len(payload)
+        p = proto.HEADER + lp
+        if p + proto.TRAILER > len(self.body):
+            self._grow(max(p + proto.TRAILER, 2 * len(self.body)))   # rarely: frames grow to the MTU
+        body = self.body
         body[0] = proto.VERSION
         body[1] = mtype
         body[2] = flags
@@ -70,17 +116,18 @@ class Encoder:
         body[3] = s & 0xFF
         body[4] = s >> 8
         self.seq = (s + 1) & 0xFFFF
-        body[5:5 + len(payload)] = payload
-        c = crc32(memoryview(body)[:5 + len(payload)])
-        p = 5 + len(payload)
+        if lp:
+            body[5:p] = payload
+            c = crc32(payload, crc32(self.hdrv))
+        else:
+            c = crc32(self.hdrv)
         body[p] = c & 0xFF
         body[p + 1] = (c >> 8) & 0xFF
         body[p + 2] = (c >> 16) & 0xFF
         body[p + 3] = (c >> 24) & 0xFF
-        out = bytearray(b"\x00")
-        cobs_encode_into(out, bytes(body))
-        out.append(0)
-        return out
+        o = self.cobs(self.out, 1, body, p + proto.TRAILER)
+        self.out[o] = 0
+        return self.outv[:o + 1]
 
 
 class Decoder:

@@ -22,7 +22,8 @@ class Link:
         self.tx_bytes = 0
         self.after = None          # callable run once the current response is on the wire
         self.on_ack = None         # callable(boot, seq): the host has stored telemetry up to seq
-        self.mirrors = []          # other links (BLE) whose hosts also get unsolicited telemetry / logs
+        self.on_hello = None       # callable(link): a host opened a session here (mote.telemetry resends)
+        self.mirrors = []          # other links (BLE) whose hosts also get logs (telemetry: mote.telemetry)
 
     def on(self, method, fn):
         self.methods[method] = fn
@@ -49,7 +50,7 @@ class Link:
         self.port.write(wire)
         self.tx_frames += 1
         self.tx_bytes += len(wire)
-        if mtype == proto.T_TELEMETRY or mtype == proto.T_LOG:
+        if mtype == proto.T_LOG:
             for m in self.mirrors:
                 m.send(mtype, raw=payload, flags=flags)
 
@@ -70,6 +71,13 @@ class Link:
             self.send(proto.T_PONG, raw=bytes(payload))
             return
         if mtype == proto.T_HELLO:
+            if self.on_hello is not None:
+                try:
+                    ask = cbor.loads(bytes(payload)) if len(payload) else None
+                except Exception:
+                    ask = None
+                # the session starts before the answer; {"resend": true} (a consumer) resends the backlog
+                self.on_hello(self, isinstance(ask, dict) and ask.get("resend") is True)
             self.send(proto.T_HELLO, self.hello() if self.hello else {})
             return
         if mtype == proto.T_ACK:

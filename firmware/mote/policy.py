@@ -6,6 +6,18 @@
 #             only send heartbeats, "sleep" bands deep-sleep with a periodic wake. USB power -> the "usb" row.
 #   activity  a cheap detector on every sample (integer EMA per axis, L1 deviation, leaky counter) starts a
 #             full-rate burst; the burst ends after `quiet_s` without motion.
+#   wake      a band with `"wake": "imu"` does not sample in quiet on a board whose IMU can wake the MCU
+#             (Policy(imu_wake=True): the board file names the INT1 pin and the HAL has imu_wake): `armed` is
+#             set, hz is 0, the app arms the IMU's wake-up detector (threshold `wake_mg`) and sleeps. On the
+#             wake (`wake(now)`) it samples at burst rate as a probe: the software detector confirms (START,
+#             a burst as above) or, after PROBE_MS without motion (a knock), the policy re-arms (SLEEP).
+#             Without INT1 the band falls back to `idle_hz` sampling with the software detector.
+#             `"wake": "imu-deep"`: the same, but on a board whose file says deep sleep with an INT1 wake pays
+#             off there (Policy(deep_wake=True): sleep.imu_deep) the armed MCU deep-sleeps (`deep` is set: the
+#             app calls board.deepsleep_imu(ms until the next heartbeat); it wakes through a reset on INT1 or
+#             the timer, Sense.resume() restores band/SoC and starts the probe); elsewhere it is "imu".
+#             `wake_dur` (0..3 ODR cycles of the IMU's wake-up detector, WAKE_UP_DUR): the slope must stay over
+#             `wake_mg` for wake_dur + 1 samples, so a short knock does not wake the MCU at all.
 #
 # Pure and clock-agnostic: the caller passes now_ms (real ticks on a board, a virtual clock in the energy
 # simulator). `sample()` is the per-sample hot path and allocates nothing.
@@ -21,11 +33,21 @@ MODE_SLEEP = const(2)
 MODES = ("sample", "heartbeat", "sleep")
 START = const(1)
 STOP = const(-1)
+SLEEP = const(-2)            # a wake-up probe found no motion: re-arm the IMU and sleep
+PROBE_MS = const(1000)       # how long a wake-up listens at burst rate for the detector to confirm motion
+CONFIRM_MS = const(500)      # a probe confirms motion the detector still sees this long after it first did
+                             # (a knock that woke the IMU rings for < 0.4 s; at 2 Hz the old sampler missed most)
+WAKES = ("sw", "imu", "imu-deep")
+WAKE_DUR = const(2)          # default WAKE_UP_DUR (26 Hz ODR: 3 samples in a row over the threshold, ~115 ms):
+                             # a knock's slope lasts 1-2 samples, a gesture's seconds; with the 1-LSB threshold
+                             # (31 mg) it keeps recall 1.0 on all traces (docs/power.md)
 
 DEFAULT = {
     "bands": [
-        {"name": "normal", "soc": 40, "idle_hz": 2, "burst_hz": 50, "infer": 1, "batch_s": 1800, "radio": "batch"},
-        {"name": "saver", "soc": 15, "idle_hz": 2, "burst_hz": 25, "infer": 1, "batch_s": 3600, "radio": "batch"},
+        {"name": "normal", "soc": 40, "idle_hz": 2, "burst_hz": 50, "infer": 1, "batch_s": 1800, "radio": "batch",
+         "wake": "imu-deep"},
+        {"name": "saver", "soc": 15, "idle_hz": 2, "burst_hz": 25, "infer": 1, "batch_s": 3600, "radio": "batch",
+         "wake": "imu-deep"},
         {"name": "low", "soc": 5, "mode": "heartbeat"},
         {"name": "critical", "soc": 0, "mode": "sleep", "wake_s": 3600},
     ],
@@ -34,6 +56,8 @@ DEFAULT = {
     "hb_s": 600,              # heartbeat interval
     "thresh_mg": 100,         # detector: L1 deviation from the slow mean, in milli-g
     "quiet_s": 5,             # burst ends after this long without motion
+    "wake_mg": 31,            # IMU wake-up threshold on the slope |a(n) - a(n-1)| / 2, in milli-g (1 LSB at +-2 g)
+    "wake_dur": WAKE_DUR,     # IMU wake-up duration: over the threshold for wake_dur + 1 ODR samples (0..3)
 }
 RADIO = ("on", "batch", "off")
 
@@ -52,6 +76,8 @@ def _row(r, usb=False):
                 raise ValueError("band %s: %s must be 1..400" % (r["name"], k))
         if r.get("radio", "batch") not in RADIO:
             raise ValueError("band %s: radio must be on, batch or off" % r["name"])
+        if r.get("wake", "sw") not in WAKES:
+            raise ValueError("band %s: wake must be sw, imu or imu-deep" % r["name"])
 
 
 def check(spec):
@@ -68,6 +94,9 @@ def check(spec):
     if bands[-1]["soc"] != 0:
         raise ValueError("the last band must start at soc 0")
     _row(spec.get("usb"), True)
+    d = spec.get("wake_dur", 0)
+    if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 3:
+        raise ValueError("wake_dur must be 0..3 (ODR cycles)")
     return spec
 
 
@@ -84,9 +113,17 @@ def merge(base, override):
 
 
 class Policy:
-    def __init__(self, spec=None, counts_per_g=16384):
+    def __init__(self, spec=None, counts_per_g=16384, imu_wake=False, deep_wake=False):
         self.spec = check(spec or DEFAULT)
         self.cpg = counts_per_g
+        self.imu_wake = imu_wake  # the board can sleep until its IMU's wake-up interrupt (INT1)
+        self.deep_wake = deep_wake  # ... and deep sleep with that wake pays off on this board (sleep.imu_deep)
+        self.armed = False        # quiet in a `wake: imu` band: no sampling, wait for the IMU wake-up
+        self.deep = False         # armed in a `wake: imu-deep` band on a deep_wake board: deep-sleep while armed
+        self.probing = False      # woken by the IMU: sampling at burst rate until the detector confirms
+        self.woke_at = 0
+        self.wakes = 0
+        self.seen_at = -1         # probe: when the detector first saw motion (-1: not yet)
         self.band = -2            # index into bands; -1 = usb row; -2 = not decided yet
         self.row = None
         self.burst = False
@@ -109,6 +146,8 @@ class Policy:
         self.quiet_ms = s["quiet_s"] * 1000
         self.hb_ms = s["hb_s"] * 1000
         self.hyst = s["hysteresis"]
+        self.wake_mg = s.get("wake_mg", 31)
+        self.wake_dur = s.get("wake_dur", 0)
 
     # -- battery / power source ---------------------------------------------------------------
     def _pick(self, soc):
@@ -135,16 +174,28 @@ class Policy:
         self.mode = MODES.index(self.row.get("mode", "sample"))
         if self.mode != MODE_SAMPLE:
             self.burst = False
+            self.probing = False
         self._rate()
         self.transitions += 1
         return (old, self.row["name"])
 
     def _rate(self):
         r = self.row
+        self.armed = False
+        self.deep = False
         if self.mode != MODE_SAMPLE:
             self.hz = 0
             return
-        self.hz = r["burst_hz"] if self.burst else r["idle_hz"]
+        if self.burst or self.probing:
+            self.hz = r["burst_hz"]
+        elif self.imu_wake and r.get("wake", "sw") != "sw":
+            self.armed = True     # quiet: the IMU watches, the MCU sleeps
+            self.deep = self.deep_wake and r.get("wake") == "imu-deep"
+            self.hz = 0
+            self.k = 1
+            return
+        else:
+            self.hz = r["idle_hz"]
         k = 1
         while (2 << k) <= self.hz:      # EMA time constant ~ 1 s at any rate
             k += 1
@@ -165,6 +216,17 @@ class Policy:
     def wake_ms(self):
         return self.row.get("wake_s", 3600) * 1000
 
+    def wake(self, now_ms):
+        """The IMU's wake-up interrupt fired while armed: probe at burst rate. True if it changed the rate."""
+        if not self.armed:
+            return False
+        self.probing = True
+        self.woke_at = now_ms
+        self.seen_at = -1
+        self.wakes += 1
+        self._rate()
+        return True
+
     # -- per sample (hot path: no allocation) -------------------------------------------------
     def sample(self, now_ms, x, y, z):
         """Feed one accelerometer sample (counts). Returns START when a burst begins, STOP when it ends, else 0."""
@@ -184,14 +246,24 @@ class Policy:
             self.c -= 1
         if self.c >= 3:
             self.last_motion = now_ms
+            if self.probing:
+                if self.seen_at < 0:
+                    self.seen_at = now_ms
+                if now_ms - self.seen_at < CONFIRM_MS:
+                    return 0
             if not self.burst and self.mode == MODE_SAMPLE:
                 self.burst = True
+                self.probing = False
                 self._rate()
                 return START
         elif self.burst and now_ms - self.last_motion > self.quiet_ms:
             self.burst = False
             self._rate()
             return STOP
+        elif self.probing and now_ms - self.woke_at > PROBE_MS:
+            self.probing = False      # a knock, not an activity: back to sleep behind the IMU
+            self._rate()
+            return SLEEP
         return 0
 
     def moving(self):

@@ -5,7 +5,23 @@
 #   s.tick(now_ms)            every TICK_MS: read the battery, re-evaluate the band. -> (old, new) or None
 #   s.sample(now_ms, x, y, z) per sample (allocation-free): the activity detector; sets s.changed on a
 #                             burst start/stop
-#   s.hz(full_hz)             the sampling rate the policy allows now (0: heartbeat-only / sleep modes)
+#   s.hz(full_hz)             the sampling rate the policy allows now (0: heartbeat-only / sleep modes, or
+#                             quiet behind the IMU's wake-up detector)
+#
+# IMU wake (`"wake": "imu"` bands, boards whose board file names the IMU's INT1 pin and whose HAL has
+# board.imu_wake(enable, threshold_mg) / board.imu_woke()): when the policy is `armed` (quiet), tick() arms the
+# IMU's wake-up detector and the app stops sampling (hz 0) and sleeps (the HAL's lightsleep also ends on
+# INT1); every tick() then asks the HAL whether INT1 fired and, if so, wakes the policy (a probe at burst
+# rate; the software detector confirms or the policy re-arms). tick() arms with the policy's `wake_mg` and
+# `wake_dur` (the chip's duration filter: short knocks never reach the MCU).
+#
+# Deep sleep behind the IMU (`"wake": "imu-deep"` bands on a board whose file has sleep.imu_deep and whose HAL
+# has board.deepsleep_imu(ms)): while armed the app calls s.deep_ms(now, next_hb) -> how long to deep-sleep
+# (until the next heartbeat), s.save() puts band/SoC into the HAL's sleep memory (board.sleep_memory,
+# CircuitPython alarm.sleep_memory) and the board deep-sleeps with INT1 and a timer as wake sources. The wake
+# is a reboot: s.resume(now) (after the first tick) restores band/SoC and, when INT1 woke it
+# (board.wake_cause() == "imu"), starts the probe at once.
+# While armed in light sleep the app naps until the next heartbeat (s.nap_ms): INT1 ends the nap.
 #
 # A board without board.power (a test harness, a board with no battery sense) is treated as USB-powered:
 # the policy's `usb` row applies (full rate), exactly the behaviour before battery-aware sampling.
@@ -16,6 +32,10 @@ from mote.hal import read_json
 
 PATH = "/policy.json"
 TICK_MS = 5000            # battery read + band re-evaluation cadence
+NAP_MS = 1000             # the app loop's nap when not sampling and not armed (heartbeat / sleep bands)
+ARMED_NAP_MS = 60000      # armed: nap until the next heartbeat, at most this long (a BLE central / host that
+                          # appears meanwhile is served within a minute; INT1 ends the nap at once)
+MAGIC = 0x6D              # sleep memory: [MAGIC, band + 2, soc (255 unknown), usb]
 
 
 def load_spec():
@@ -44,7 +64,14 @@ class Sense:
         self.est = battery.Estimator(b.get("chemistry", "lipo"), b.get("internal_mohm", 150))
         stored = read_json(PATH, None)
         self.override = stored if isinstance(stored, dict) else {}
-        self.policy = policy.Policy(load_spec(), int(imu.get("counts_per_g", 16384)))
+        self.imu_wake = getattr(board, "imu_wake", None)
+        self.imu_woke = getattr(board, "imu_woke", None)
+        can = self.imu_wake is not None and self.imu_woke is not None and bool(imu.get("int1_pin"))
+        sl = info.get("sleep") if isinstance(info.get("sleep"), dict) else {}
+        self.board = board
+        deep = can and bool(sl.get("imu_deep")) and getattr(board, "deepsleep_imu", None) is not None
+        self.policy = policy.Policy(load_spec(), int(imu.get("counts_per_g", 16384)), can, deep)
+        self.wake_armed = False   # the IMU's wake-up detector is armed (HAL)
         self.soc = -1             # % (255 in the heartbeat when unknown); -1 unknown
         self.mv = 0
         self.usb = self.power is None
@@ -67,13 +94,91 @@ class Sense:
         self.mv = mv
         self.soc = self.est.update(mv, self.load_ma, self.usb, self.charging)
 
+    def wake_check(self, now_ms):
+        """Arm / disarm the IMU's wake-up detector to follow the policy; wake the policy when INT1 fired."""
+        p = self.policy
+        try:
+            if p.armed and not self.wake_armed:
+                self.imu_wake(True, p.wake_mg, p.wake_dur)
+                self.wake_armed = True
+            elif p.armed:
+                if self.imu_woke():
+                    self.imu_wake(False, p.wake_mg)
+                    self.wake_armed = False
+                    p.wake(now_ms)
+                    self.changed = True
+            elif self.wake_armed:
+                self.imu_wake(False, p.wake_mg)
+                self.wake_armed = False
+        except OSError:           # an IMU that stops answering: sample with the software detector instead
+            p.imu_wake = False
+            self.wake_armed = False
+            p._rate()
+            self.changed = True
+
     def tick(self, now_ms, force=False):
         """Battery + band every TICK_MS (or now with force). Returns (old, new) band names on a change."""
+        if self.imu_wake is not None and (self.policy.armed or self.wake_armed):
+            self.wake_check(now_ms)
         if not force and time.ticks_diff(now_ms, self.next_tick) < 0:
             return None
         self.next_tick = time.ticks_add(now_ms, TICK_MS)
         self.read()
         return self.policy.update(self.soc if self.soc >= 0 else 100, self.usb)
+
+    # -- sleeping behind the IMU ----------------------------------------------------------------------
+    def nap_ms(self, now_ms, next_hb):
+        """How long the app may nap with no sampling: armed -> until the next heartbeat (INT1 ends it early);
+        otherwise NAP_MS."""
+        if not self.policy.armed:
+            return NAP_MS
+        d = time.ticks_diff(next_hb, now_ms)
+        return NAP_MS if d < NAP_MS else (ARMED_NAP_MS if d > ARMED_NAP_MS else d)
+
+    def deep_ms(self, now_ms, next_hb):
+        """Armed in an imu-deep band on a deep-capable board with the IMU armed: ms to deep-sleep (to the next
+        heartbeat), else 0."""
+        p = self.policy
+        if not (p.deep and p.armed and self.wake_armed):
+            return 0
+        d = time.ticks_diff(next_hb, now_ms)
+        return d if d > 0 else 1
+
+    def save(self):
+        """Band / SoC / USB into the HAL's sleep memory before a deep sleep (survives the reset)."""
+        mem = getattr(self.board, "sleep_memory", None)
+        if mem is None or len(mem) < 4:
+            return False
+        mem[0] = MAGIC
+        mem[1] = self.policy.band + 2
+        mem[2] = self.soc if 0 <= self.soc <= 100 else 255
+        mem[3] = 1 if self.usb else 0
+        return True
+
+    def resume(self, now_ms):
+        """After a reboot from deep sleep: restore band / SoC from the sleep memory, and if INT1 woke the board
+        start the probe now (the IMU is still armed and latched). Returns the wake cause or None."""
+        b = self.board
+        mem = getattr(b, "sleep_memory", None)
+        cause = b.wake_cause() if getattr(b, "wake_cause", None) is not None else None
+        if cause is None or mem is None or len(mem) < 4 or mem[0] != MAGIC:
+            return None
+        mem[0] = 0
+        p = self.policy
+        if mem[2] <= 100 and not self.usb:
+            self.est.soc = mem[2]
+            self.soc = min(self.soc, mem[2]) if self.soc >= 0 else mem[2]     # on battery the SoC only goes down
+            p.update(self.soc, self.usb)
+        if cause == "imu" and p.armed and self.imu_wake is not None:
+            try:
+                self.imu_woke()               # clear the latch that woke us
+                self.imu_wake(False, p.wake_mg)
+            except OSError:
+                pass
+            self.wake_armed = False
+            p.wake(now_ms)
+            self.changed = True
+        return cause
 
     def source(self):
         if self.power is None:
@@ -110,7 +215,7 @@ class Sense:
             new_override = dict(self.override)
             new_override.update(params)
         spec = policy.merge(policy.DEFAULT, new_override)      # raises ValueError naming the problem
-        for k in ("hb_s", "quiet_s", "thresh_mg", "hysteresis"):
+        for k in ("hb_s", "quiet_s", "thresh_mg", "hysteresis", "wake_mg", "wake_dur"):
             v = spec[k]
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 86400 or (k == "hb_s" and v < 1):
                 raise ValueError("%s must be an integer (hb_s >= 1)" % k)
@@ -122,6 +227,7 @@ class Sense:
         p.band = -2               # re-decide the band (and rate) at the next tick
         p.row = None
         p.burst = False
+        p.probing = False
         self.next_tick = time.ticks_ms()
         return self.get()
 
@@ -129,4 +235,4 @@ class Sense:
         p = self.policy
         return {"band": p.name(), "mode": policy.MODES[p.mode], "burst": p.burst, "hz": p.hz,
                 "soc": self.soc, "mv": self.mv, "source": battery.SOURCES[self.source()],
-                "transitions": p.transitions}
+                "transitions": p.transitions, "armed": p.armed, "deep": p.deep, "wakes": p.wakes}

@@ -4,11 +4,14 @@
 #   <root>/head      "<segment> <offset>" of the oldest record the host has not acknowledged
 #   <root>/dropped   records lost to overflow, monotonic across resets
 #
-# append() writes to the newest segment and opens a new one past `seg_bytes`; past `max_segs` segments
-# the oldest is deleted and its unacknowledged records counted in `dropped` (drop-oldest). unsent()
-# reads forward from a send cursor; records leave the spool only through ack(boot, seq) (the host's
-# `ack` message: everything up to (boot, seq) is stored). rewind() resends from the oldest unacked
-# record (after a reconnect). A record torn by power loss at the end of a segment is ignored on load.
+# append()/append_many() write to the newest segment (append_many: one file write per batch, for
+# write-behind from mote.telemetry's RAM window) and open a new one past `seg_bytes`; past `max_segs`
+# segments the oldest is deleted and its unacknowledged records counted in `dropped` (drop-oldest).
+# unsent() reads forward from a send cursor (the spool's own, or a caller's [seg, offset] list: one per
+# host session); records leave the spool only through ack(boot, seq) (the host's `ack` message:
+# everything up to (boot, seq) is stored). rewind() resends from the oldest unacked record (after a
+# reconnect). `last` is the key ((boot & 0xFFFF) << 32 | seq) of the newest record, -1 when empty.
+# A record torn by power loss at the end of a segment is ignored on load.
 import os
 import struct
 
@@ -42,8 +45,10 @@ class Spool:
         if self.segs and self.head[0] < self.segs[0]:
             self.head = [self.segs[0], 0]
         self.depth = 0
-        for _ in self._iter(self.head[0], self.head[1]):
+        self.last = -1
+        for r in self._iter(self.head[0], self.head[1]):
             self.depth += 1
+            self.last = (r[2] << 32) | r[3]
         self.cursor = list(self.head)
         self.fresh = True         # first append after a reset opens a new segment (never after a torn tail)
 
@@ -87,26 +92,44 @@ class Spool:
                 f = open(self._seg(n), "rb")
             except OSError:
                 continue
+            base = off if n == seg else 0
             with f:
+                if base:
+                    f.seek(base)                # read from the cursor, not the whole segment
                 data = f.read()
-            o = off if n == seg else 0
+            o = 0
             while o + _HN <= len(data):
                 ln, boot, seq = struct.unpack_from(_HDR, data, o)
                 if o + _HN + ln > len(data):
                     break                       # torn tail record
-                yield n, o + _HN + ln, boot, seq, data[o + _HN:o + _HN + ln]
+                yield n, base + o + _HN + ln, boot, seq, data[o + _HN:o + _HN + ln]
                 o += _HN + ln
 
     def append(self, boot, seq, payload):
-        if self.fresh or not self.segs or self._size(self.segs[-1]) + _HN + len(payload) > self.seg_bytes:
-            self.fresh = False
-            self.segs.append(self.segs[-1] + 1 if self.segs else self.head[0])
-            while len(self.segs) > self.max_segs:
-                self._drop_oldest()
-        with open(self._seg(self.segs[-1]), "ab") as f:
-            f.write(struct.pack(_HDR, len(payload), boot & 0xFFFF, seq))
-            f.write(payload)
-        self.depth += 1
+        self.append_many(((boot, seq, payload),))
+
+    def append_many(self, recs):
+        """Append (boot, seq, payload) records in order: one write per segment they land in."""
+        i = 0
+        n = len(recs)
+        while i < n:
+            size = self._size(self.segs[-1]) if self.segs and not self.fresh else 0
+            if self.fresh or not self.segs or size + _HN + len(recs[i][2]) > self.seg_bytes:
+                self.fresh = False
+                self.segs.append(self.segs[-1] + 1 if self.segs else self.head[0])
+                while len(self.segs) > self.max_segs:
+                    self._drop_oldest()
+                size = 0
+            buf = bytearray()
+            while i < n and (not buf or size + len(buf) + _HN + len(recs[i][2]) <= self.seg_bytes):
+                boot, seq, payload = recs[i]
+                buf += struct.pack(_HDR, len(payload), boot & 0xFFFF, seq)
+                buf += payload
+                self.last = ((boot & 0xFFFF) << 32) | seq
+                i += 1
+                self.depth += 1
+            with open(self._seg(self.segs[-1]), "ab") as f:
+                f.write(buf)
 
     def _drop_oldest(self):
         n = self.segs[0]
@@ -126,12 +149,19 @@ class Spool:
         if self.cursor[0] <= n:
             self.cursor = list(self.head)
 
-    def unsent(self, max_n=8):
-        """Up to max_n records [(boot, seq, payload)] after the send cursor, oldest first; advances it."""
+    def unsent(self, max_n=8, cur=None):
+        """Up to max_n records [(boot, seq, payload)] after a send cursor (the spool's own, or `cur`, a
+        [seg, offset] list), oldest first; advances it. A cursor behind the head restarts at the head."""
+        if cur is None:
+            cur = self.cursor
+        if cur[0] < self.head[0] or (cur[0] == self.head[0] and cur[1] < self.head[1]):
+            cur[0] = self.head[0]
+            cur[1] = self.head[1]
         out = []
-        for n, end, boot, seq, payload in self._iter(self.cursor[0], self.cursor[1]):
+        for n, end, boot, seq, payload in self._iter(cur[0], cur[1]):
             out.append((boot, seq, payload))
-            self.cursor = [n, end]
+            cur[0] = n
+            cur[1] = end
             if len(out) >= max_n:
                 break
         return out
@@ -139,13 +169,16 @@ class Spool:
     def rewind(self):
         self.cursor = list(self.head)
 
-    def ack(self, boot, seq):
-        """The host stored everything up to (boot, seq): release those records. Returns how many."""
-        key = ((boot & 0xFFFF) << 32) | seq
+    def ack(self, boot, seq, marks=None):
+        """The host stored `boot`'s records up to seq: release the oldest records that are acknowledged
+        (`marks`: {boot & 0xFFFF: highest acked seq} of every boot, default just this one). Records leave
+        as a prefix: an unacknowledged older record keeps the newer ones too. Returns how many."""
+        if marks is None:
+            marks = {boot & 0xFFFF: seq}
         released = 0
         head = self.head
         for n, end, b, s, _ in self._iter(self.head[0], self.head[1]):
-            if ((b << 32) | s) > key:
+            if s > marks.get(b, -1):
                 break
             head = [n, end]
             released += 1

@@ -4,7 +4,9 @@
 #   /models/b.man /models/b.bin     slot b
 #   /models/active                  pointer, JSON {"slot", "state": "ok"|"trial", "tries", "prev", "note"},
 #                                   only ever replaced atomically (mote.fs.write_atomic)
-#   /models/upload.json             the upload in progress: {"slot", "size", "sha256", "mlen"}
+#   /models/upload.json             the upload in progress: {"slot", "size", "sha256", "mlen"}, and for a
+#                                   compressed upload also {"enc": "deflate", "zsize", "wbits"}
+#   /models/a.z /models/b.z         a compressed upload's stream as it arrives (gone after the commit)
 #   /models/floor                   anti-rollback: the highest seq ever confirmed
 #   /keys.json                      trusted keys {kid hex: public key hex} and revoked kids (keys.set)
 #
@@ -15,12 +17,24 @@
 # runs a trial (load + canary) and is confirmed, or the pointer goes back to `prev`. A trial that
 # crashes the board is counted in the pointer (`tries`) before it runs: MAX_TRIES boots without a
 # verdict roll back too. Every boot re-hashes the active blob (model corruption rolls back as well).
+#
+# Compressed uploads (`"enc": "deflate"`, when the port has `deflate.DeflateIO`: caps()): the chunks are
+# one raw-deflate stream, offsets count its bytes, and it is kept in the slot's .z file as it arrives (so
+# resume works as for a plain upload). The commit inflates .z into the slot's .man/.bin through a 512-byte
+# buffer (window 2^wbits, 8..12; the host uses 10: ~2.4 KiB of RAM in all), hashing the blob on the way,
+# then runs the same checks on the result. A power cut while inflating leaves the pointer alone; the next
+# upload.begin of the same file resumes at the end of .z and the commit inflates again.
 import gc
 import hashlib
 import json
 import os
 
 from mote import cbor, fs
+
+try:
+    import deflate
+except ImportError:  # CircuitPython (zlib.decompress only takes a whole buffer), small ports
+    deflate = None
 
 try:
     from binascii import crc32, hexlify
@@ -33,10 +47,31 @@ KEYS = "/keys.json"
 MAX_TRIES = 2            # trial boots that may end without a verdict before rolling back
 RUNTIMES = ("mtm1",)     # runtime names accepted besides this firmware's version (see runtime_ok)
 FLUSH_EVERY = 16384      # bytes between flushes of an upload (what survives a power cut on littlefs)
+WBITS = (8, 12)          # deflate window bits a compressed upload may use (RAM: 2^wbits + ~1.3 KiB)
+INFLATE_BUF = 512        # bytes per read while inflating a compressed upload
+UPLOAD_KEYS = ("size", "sha256", "mlen", "enc", "zsize", "wbits")
+
+
+def caps():
+    """Upload encodings this port can take besides plain bytes (hello's `caps`)."""
+    return ["deflate"] if deflate is not None and hasattr(deflate, "DeflateIO") else []
+
+
+def _free_bytes(path):
+    try:
+        st = os.statvfs(path)
+        return st[0] * st[4]
+    except (AttributeError, OSError):
+        return None
 
 
 class StoreError(ValueError):
     """A one-line refusal (answered as status 3 / bad arguments)."""
+
+
+def _mkfile(path):
+    with open(path, "wb"):
+        pass
 
 
 def _hex(b):
@@ -418,11 +453,15 @@ class Store:
         u = _read_json(self.root + "/upload.json")
         if u is not None and (not isinstance(u, dict) or u.get("slot") == self.pointer().get("slot")):
             _remove(self.root + "/upload.json")     # a commit that was cut after the pointer flipped
+            u = None
+        for s in ("a", "b"):                        # a compressed stream no upload needs any more
+            if u is None or u.get("slot") != s or not u.get("enc"):
+                _remove(self.path(s, "z"))
 
     def _close_files(self):
         u = self.up
         if u is not None:
-            for f in (u.get("fm"), u.get("fb")):
+            for f in (u.get("fm"), u.get("fb"), u.get("fz")):
                 if f is not None:
                     try:
                         f.close()
@@ -435,8 +474,12 @@ class Store:
             size = int(params["size"])
             sha = params["sha256"]
             mlen = int(params["manifest_len"])
+            enc = params.get("enc")
+            if enc is not None:
+                zsize = int(params["zsize"])
+                wbits = int(params.get("wbits", 10))
         except Exception:
-            raise StoreError("upload.begin takes {size, sha256, manifest_len}")
+            raise StoreError("upload.begin takes {size, sha256, manifest_len} (and zsize, wbits with enc)")
         if isinstance(sha, str):
             sha = _unhex(sha)
         if len(sha) != 32 or not 0 < mlen < size:
@@ -446,7 +489,13 @@ class Store:
             raise StoreError("the active model is still in trial: confirm or roll back first")
         want = {"size": size, "sha256": _hex(sha), "mlen": mlen}
         u = _read_json(self.root + "/upload.json")
-        if isinstance(u, dict) and u.get("slot") != p.get("slot") and all(u.get(k) == want[k] for k in want):
+        if enc is not None and self._accepts(enc, zsize, wbits, size, u):
+            want["enc"] = enc
+            want["zsize"] = zsize
+            want["wbits"] = wbits
+        # (an encoding it cannot take is declined, not refused: the answer has no `enc`, and the host
+        # sends the file as it is, under the same begin)
+        if isinstance(u, dict) and u.get("slot") != p.get("slot") and all(u.get(k) == want.get(k) for k in UPLOAD_KEYS):
             return self._resume(u)                 # the same file again: carry on where it stopped
         self._close_files()
         slot = "b" if p.get("slot") == "a" else "a"
@@ -456,13 +505,43 @@ class Store:
         want["slot"] = slot
         write_atomic(self.root + "/upload.json", json.dumps(want))
         for ext in ("man", "bin"):
-            with open(self.path(slot, ext), "wb"):
-                pass
+            _mkfile(self.path(slot, ext))
+        if "enc" in want:
+            _mkfile(self.path(slot, "z"))
+        else:
+            _remove(self.path(slot, "z"))
         return self._resume(want)
+
+    def _accepts(self, enc, zsize, wbits, size, u):
+        """Whether a compressed upload can be taken: the port inflates, the window is small, and the
+        flash holds the stream and the inflated file side by side until the commit."""
+        if enc not in caps() or not WBITS[0] <= wbits <= WBITS[1] or zsize <= 0:
+            return False
+        free = _free_bytes(self.root)
+        if free is None:
+            return True
+        p = self.pointer()
+        slot = "b" if p.get("slot") == "a" else "a"     # its files are rewritten: their space counts as free
+        for ext in ("man", "bin", "z"):
+            free += _size(self.path(slot, ext))
+        return free >= zsize + size + 8192
 
     def _resume(self, u):
         self._close_files()
         slot = u["slot"]
+        if u.get("enc"):
+            zp = self.path(slot, "z")
+            nz = _size(zp)
+            if nz > u["zsize"]:
+                nz = 0
+                _mkfile(zp)
+            up = dict(u)
+            up["off"] = nz
+            up["total"] = u["zsize"]
+            up["fz"] = open(zp, "ab")
+            up["unflushed"] = 0
+            self.up = up
+            return {"slot": slot, "offset": nz, "size": u["zsize"], "enc": u["enc"]}
         mlen = u["mlen"]
         nm = _size(self.path(slot, "man"))
         nb = _size(self.path(slot, "bin"))
@@ -489,6 +568,7 @@ class Store:
         up["h"] = h
         up["fm"] = open(self.path(slot, "man"), "ab")
         up["fb"] = open(self.path(slot, "bin"), "ab")
+        up["total"] = u["size"]
         up["unflushed"] = 0
         self.up = up
         return {"slot": slot, "offset": up["off"], "size": u["size"]}
@@ -503,7 +583,10 @@ class Store:
                 return self._resume(d)
             except OSError:
                 return None
-        return {"slot": u["slot"], "offset": u["off"], "size": u["size"]}
+        d = {"slot": u["slot"], "offset": u["off"], "size": u["total"]}
+        if u.get("enc"):
+            d["enc"] = u["enc"]
+        return d
 
     def chunk(self, off, data, crc):
         """One chunk at `off`; returns the offset the device now holds (unchanged if the chunk is refused)."""
@@ -514,9 +597,18 @@ class Store:
             return u["off"]                       # out of order or damaged: the host goes back to this offset
         n = len(data)
         end = off + n
-        if end > u["size"]:
+        if end > u["total"]:
             raise StoreError("chunk runs past the end of the upload")
+        fz = u.get("fz")
         mlen = u["mlen"]
+        if fz is not None:
+            fz.write(data)                        # compressed: the stream as it comes, inflated at commit
+            u["off"] = end
+            u["unflushed"] += n
+            if u["unflushed"] >= FLUSH_EVERY:
+                fz.flush()
+                u["unflushed"] = 0
+            return end
         if off < mlen:
             k = min(n, mlen - off)
             u["fm"].write(data[:k] if k < n else data)
@@ -540,9 +632,53 @@ class Store:
         self._close_files()
         _remove(self.root + "/upload.json")
         if isinstance(u, dict) and u.get("slot") in ("a", "b") and u.get("slot") != self.pointer().get("slot"):
-            _remove(self.path(u["slot"], "man"))
-            _remove(self.path(u["slot"], "bin"))
+            for ext in ("man", "bin", "z"):
+                _remove(self.path(u["slot"], ext))
         return "upload aborted"
+
+    def _inflate(self, u):
+        """The slot's .z stream -> its .man and .bin files; returns the blob's SHA-256. Small buffers only."""
+        slot = u["slot"]
+        size = u["size"]
+        mlen = u["mlen"]
+        h = hashlib.sha256()
+        buf = bytearray(INFLATE_BUF)
+        mv = memoryview(buf)
+        got = 0
+        gc.collect()
+        fz = open(self.path(slot, "z"), "rb")
+        fm = open(self.path(slot, "man"), "wb")
+        fb = open(self.path(slot, "bin"), "wb")
+        try:
+            d = deflate.DeflateIO(fz, deflate.RAW, u["wbits"])
+            while True:
+                try:
+                    n = d.readinto(buf)
+                except EOFError:
+                    raise StoreError("compressed upload is corrupt (the deflate stream ends early): nothing installed")
+                except OSError:
+                    raise StoreError("compressed upload is corrupt (invalid deflate data): nothing installed")
+                if not n:
+                    break
+                if got + n > size:
+                    raise StoreError("compressed upload is corrupt (it inflates past %d bytes): nothing installed" % size)
+                k = mlen - got                    # bytes still due to the manifest
+                if k >= n:
+                    fm.write(mv[:n])
+                elif k > 0:
+                    fm.write(mv[:k])
+                    fb.write(mv[k:n])
+                    h.update(mv[k:n])
+                else:
+                    fb.write(mv[:n])
+                    h.update(mv[:n])
+                got += n
+        finally:
+            for f in (fb, fm, fz):
+                f.close()
+        if got != size:
+            raise StoreError("compressed upload is corrupt (it inflates to %d bytes, not %d): nothing installed" % (got, size))
+        return h.digest()
 
     def commit(self):
         """Verify the finished upload, flip the pointer to it (trial), run the trial. -> result map."""
@@ -552,12 +688,16 @@ class Store:
             u = self.up
             if st is None or u is None:
                 raise StoreError("no upload to commit")
-        if u["off"] != u["size"]:
-            raise StoreError("upload incomplete: %d of %d bytes" % (u["off"], u["size"]))
+        if u["off"] != u["total"]:
+            raise StoreError("upload incomplete: %d of %d bytes" % (u["off"], u["total"]))
         slot = u["slot"]
-        sha = u["h"].digest()
+        h = u.get("h")
         self._close_files()
         try:
+            sha = self._inflate(u) if u.get("enc") else h.digest()
+            if _hex(sha) != u["sha256"] and u.get("enc"):
+                raise StoreError("compressed upload is corrupt (the inflated model's SHA-256 does not match "
+                                 "what upload.begin announced): nothing installed")
             if _hex(sha) != u["sha256"]:
                 raise StoreError("model SHA-256 does not match what upload.begin announced")
             man = self.slot_manifest(slot)
@@ -569,6 +709,7 @@ class Store:
         prev = p.get("slot") if p.get("state") != "trial" else p.get("prev")
         self._set_pointer({"slot": slot, "state": "trial", "tries": 0, "prev": prev, "note": "new model on trial"})
         _remove(self.root + "/upload.json")
+        _remove(self.path(slot, "z"))
         act = self.boot()
         p = self.pointer()
         return {"active": act, "installed": summary(m, slot), "ok": p.get("slot") == slot,

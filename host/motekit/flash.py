@@ -8,12 +8,21 @@ buffer. The device answers each chunk with the offset it now holds; a chunk it r
 offset) comes back with the old offset and the sender goes back to it. After a reset or a disconnect the
 sender reconnects, `upload.begin` with the same file resumes at the device's last written offset, and a
 commit cut short is recognised by asking the store what is active.
+
+Compression: when the hello's `caps` has "deflate", the signed file goes as ONE raw-deflate stream with a
+2^DEFLATE_WBITS-byte window (1 KiB: what the board needs to inflate it, ~2.4 KiB of RAM in all), unless that
+saves less than MIN_SAVING, or (auto mode) a ping shows a line faster than FAST_LINK: there the board's
+inflate at commit costs more time than the smaller transfer saves (tools/bench_flash.py). `upload.begin` then carries `enc`, `zsize`, `wbits` besides the plain file's
+size, blob SHA-256 and manifest length; chunk offsets count compressed bytes. A board that declines (old
+firmware, too little flash for stream + file) answers without `enc` and gets the file as it is.
+Progress is reported in file bytes (compressed offsets scaled by size / zsize).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import time
 import zlib
 from dataclasses import dataclass
@@ -25,6 +34,16 @@ from .protocol import HEADER, TRAILER, Status, T
 from .transport import TransportError
 
 WINDOW_BYTES = 8192
+DEFLATE_WBITS = 10       # 1 KiB window: the device's inflate RAM; models gain nothing from a larger one
+MIN_SAVING = 0.03        # send compressed only when it saves at least this much
+FAST_LINK = 64 * 1024    # B/s: above this (USB, 1 MB/s UART) the board's inflate costs more than it saves
+PROBE_BYTES = 256        # ping payload that measures the line (auto mode only)
+
+
+def deflate_raw(data: bytes, wbits: int = DEFLATE_WBITS) -> bytes:
+    """One raw-deflate stream (no zlib header) whose back-references stay within 2^wbits bytes."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -wbits, 9)
+    return c.compress(data) + c.flush()
 
 
 class Rebooted(MoteError):
@@ -58,13 +77,22 @@ class Progress:
     rate: float          # bytes/s since the start of this transfer
     resumed_from: int
     event: str = ""
+    sent: int = 0        # bytes on the wire so far (compressed when enc)
+    sent_total: int = 0
 
 
 class Flasher:
     def __init__(self, link: Link, data: bytes, progress=None, reconnect=None, timeout: float = 3.0,
-                 window: int | None = None, max_resyncs: int = 20):
+                 window: int | None = None, max_resyncs: int = 20, compress: bool | None = None):
         self.link = link
         self.data = data
+        if compress is None and os.environ.get("MOTEKIT_FLASH_COMPRESS") in ("0", "1"):
+            compress = os.environ["MOTEKIT_FLASH_COMPRESS"] == "1"     # tests, benches: force it either way
+        self.compress = compress           # None: when the device can inflate and the line is slow; True/False
+        self.line_rate = None              # B/s measured by a ping (auto mode)
+        self._z: bytes | None = None
+        self.enc = None                    # "deflate" once the device took a compressed upload
+        self.wire = data                   # what the chunks carry
         self.mlen = manifest_length(data)
         self.blob_sha = hashlib.sha256(data[self.mlen:]).digest()
         try:
@@ -79,8 +107,9 @@ class Flasher:
         self.resyncs = 0
         self.resent = 0
         self.t0 = None
-        self.start_off = 0
-        self.done = 0
+        self.start_off = 0                 # wire offset this run resumed from
+        self.done = 0                      # file bytes (wire offset scaled to the file)
+        self.sent = 0                      # wire bytes acknowledged
 
     # -- low level ------------------------------------------------------------------------------
     def _call(self, method, params=None, timeout=None):
@@ -96,7 +125,10 @@ class Flasher:
             f = link.next_frame(left, want={T.RESPONSE, T.ERROR, T.HELLO})
             if f is None:
                 continue
-            msg = cbor2.loads(f.payload)
+            try:
+                msg = cbor2.loads(f.payload)
+            except Exception:             # e.g. our own empty hello echoed by a port not yet in raw mode
+                continue
             if f.type == T.HELLO:
                 if isinstance(msg, dict) and "id" in msg:
                     link.info = msg
@@ -110,9 +142,46 @@ class Flasher:
                 raise DeviceError(msg[1], msg[2])
             return msg[2]
 
+    def compressed(self) -> bytes:
+        if self._z is None:
+            self._z = deflate_raw(self.data)
+        return self._z
+
+    def begin_params(self) -> dict:
+        """upload.begin's params: the plain file, plus the compressed stream when the device can take it."""
+        p = {"size": len(self.data), "sha256": self.blob_sha, "manifest_len": self.mlen}
+        caps = (self.link.info or {}).get("caps") or ()
+        if self.compress is not False and "deflate" in caps:
+            z = self.compressed()
+            if len(z) <= len(self.data) * (1 - MIN_SAVING) and (self.compress or not self._fast_link()):
+                p.update(enc="deflate", zsize=len(z), wbits=DEFLATE_WBITS)
+        return p
+
+    def _fast_link(self) -> bool:
+        """A ping of PROBE_BYTES each way: is the line faster than FAST_LINK? (latency only makes it look
+        slower, so a slow or high-latency link such as BLE compresses)."""
+        if getattr(self, "line_rate", None) is None:
+            try:
+                self.line_rate = 2 * (PROBE_BYTES + 12) / max(1e-6, self.link.ping(b"\x55" * PROBE_BYTES, timeout=2))
+            except Exception:
+                self.line_rate = 0.0
+        return self.line_rate > FAST_LINK
+
+    def begin(self) -> int:
+        """upload.begin -> the wire offset to send from (sets what the chunks carry)."""
+        p = self.begin_params()
+        r = self._call("upload.begin", p)
+        if p.get("enc") and r.get("enc") == p["enc"]:
+            self.enc, self.wire = p["enc"], self.compressed()
+        else:
+            self.enc, self.wire = None, self.data
+        if r.get("size") != len(self.wire):
+            raise MoteError(f"upload.begin: the board expects {r.get('size')} bytes, not {len(self.wire)}")
+        return r["offset"]
+
     def _send_chunks(self, off: int) -> None:
         link = self.link
-        data = self.data
+        data = self.wire
         size = len(data)
         mtu = int((link.info or {}).get("mtu", 512))
         csz = chunk_size(mtu)
@@ -135,7 +204,10 @@ class Flasher:
                     raise MoteError(f"the board stopped answering at offset {acked}")
                 continue
             last_rx = time.monotonic()
-            msg = cbor2.loads(f.payload)
+            try:
+                msg = cbor2.loads(f.payload)
+            except Exception:
+                continue
             if f.type == T.HELLO:
                 if isinstance(msg, dict) and "id" in msg:
                     link.info = msg
@@ -160,10 +232,17 @@ class Flasher:
                 inflight.clear()
                 nxt = acked = res
 
-    def _report(self, done, event):
-        self.done = done
+    def _report(self, sent, event):
+        size, wsize = len(self.data), max(1, len(self.wire))
+        self.sent = sent
+        self.done = done = size if sent >= wsize else sent * size // wsize
+        start = self.start_off * size // wsize
         dt = max(1e-6, time.monotonic() - self.t0)
-        self.progress(Progress(done, len(self.data), (done - self.start_off) / dt, self.start_off, event))
+        self.progress(Progress(done, size, (done - start) / dt, start, event, sent, len(self.wire)))
+
+    def transfer(self) -> dict:
+        """How the file went: encoding and bytes on the wire."""
+        return {"enc": self.enc, "sent": len(self.wire), "ratio": round(len(self.wire) / max(1, len(self.data)), 3)}
 
     def _already_active(self):
         st = self._call("store.status")
@@ -173,7 +252,6 @@ class Flasher:
 
     # -- the whole transfer ---------------------------------------------------------------------
     def run(self) -> dict:
-        size = len(self.data)
         self.t0 = time.monotonic()
         first = True
         while True:
@@ -181,24 +259,28 @@ class Flasher:
                 if not first:
                     st = self._already_active()
                     if st is not None:
-                        return {"active": st["model"], "ok": True, "note": "already active (commit completed before the interruption)"}
+                        return {"active": st["model"], "ok": True, "transfer": self.transfer(),
+                                "note": "already active (commit completed before the interruption)"}
                 first = False
-                r = self._call("upload.begin", {"size": size, "sha256": self.blob_sha, "manifest_len": self.mlen})
-                off = r["offset"]
+                off = self.begin()
                 if off and self.t0 is not None and self.start_off == 0 and self.resyncs == 0:
                     self.start_off = off
                 if off:
-                    self._report(off, f"resuming at {off}")
+                    self._report(off, f"resuming at {off}" + (" (compressed stream)" if self.enc else ""))
                 self._send_chunks(off)
-                self._report(size, "verifying on the device")
-                return self._call("upload.commit", timeout=120)
+                self._report(len(self.wire), "inflating and verifying on the device" if self.enc
+                             else "verifying on the device")
+                res = self._call("upload.commit", timeout=120)
+                if isinstance(res, dict):
+                    res["transfer"] = self.transfer()
+                return res
             except (Rebooted, TransportError, MoteError) as e:
                 if isinstance(e, DeviceError):
                     raise
                 self.resyncs += 1
                 if self.resyncs > self.max_resyncs:
                     raise MoteError(f"gave up after {self.max_resyncs} interruptions: {e}") from None
-                self._report(self.done, f"{e}; resuming")
+                self._report(self.sent, f"{e}; resuming")
                 self._recover(e)
 
     def _recover(self, why):

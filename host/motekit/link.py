@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -38,6 +39,22 @@ class DeviceError(MoteError):
         except ValueError:
             name = f"status {status}"
         super().__init__(f"device refused: {message} ({name})")
+
+
+def _loads(payload: bytes):
+    try:
+        return cbor2.loads(payload)
+    except Exception:
+        return payload
+
+
+def _hello_map(payload: bytes):
+    """A device hello's map, or None for anything else: e.g. the host's own empty hello request echoed
+    by a pseudo-terminal still in echo mode while a (virtual) board's port comes up."""
+    try:
+        return cbor2.loads(payload)
+    except Exception:
+        return None
 
 
 @dataclass
@@ -72,6 +89,7 @@ class Link:
         self.text_tail = b""             # bytes outside frames (REPL prompt, tracebacks)
         self.rx_bytes = 0
         self.malformed = 0
+        self.stale = 0                   # telemetry dropped by session(): from before the session (resent)
 
     @classmethod
     def open(cls, port: str, hello_timeout: float = 3.0) -> "Link":
@@ -127,7 +145,7 @@ class Link:
             attempt += 1
             f = self.next_frame(min(0.2, max(0.0, deadline - time.monotonic())), want={T.HELLO})
             if f is not None:
-                info = cbor2.loads(f.payload)
+                info = _hello_map(f.payload)
                 if not isinstance(info, dict) or "id" not in info:
                     continue
                 self.info = info
@@ -143,6 +161,40 @@ class Link:
                              f"press Ctrl-D there (soft reset) or run `import main`")
         raise NotMotekit(f"no motekit hello from {self.t.name} within {timeout:g} s: "
                          f"not a motekit board, or its firmware is not running")
+
+    def session(self, timeout: float = 3.0) -> dict:
+        """Open a telemetry session (docs/protocol.md "Retention, sessions and acks") for a consumer that
+        acks: a hello {"resend": true}, fenced by a ping. The board answers it and resends from its oldest unacked
+        record; telemetry queued before that answer belongs to an earlier session (it comes again) and is
+        dropped here, so the records that follow are contiguous from the oldest unacked one, in order."""
+        nonce = b"session:" + os.urandom(6)
+        self.t.write(framing.encode(T.HELLO, cbor2.dumps({"resend": True}), seq=next(self.seq)) +
+                     framing.encode(T.PING, nonce, seq=next(self.seq)))
+        deadline = time.monotonic() + timeout
+        scanned = 0
+        while True:
+            items = list(self.inbox)
+            for i in range(scanned, len(items)):
+                f = items[i]
+                if f.type != T.PONG or f.payload != nonce:
+                    continue
+                h = max((j for j in range(i) if items[j].type == T.HELLO
+                         and "id" in (_hello_map(items[j].payload) or {})), default=None)
+                if h is None:
+                    raise MoteError(f"{self.t.name} answered the session's ping but not its hello")
+                info = _hello_map(items[h].payload)
+                self.stale += sum(1 for x in items[:h] if x.type == T.TELEMETRY)
+                self.inbox = collections.deque(
+                    [x for x in items[:h] if x.type not in (T.TELEMETRY, T.HELLO, T.PONG)] + items[h + 1:i] + items[i + 1:])
+                if isinstance(info, dict) and "id" in info:
+                    self.info = info
+                    self.device = info["id"]
+                return self.info
+            scanned = len(items)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise MoteError(f"no session answer (hello + pong) from {self.t.name} within {timeout:g} s")
+            self._pump(min(left, 0.1))
 
     def request(self, method: str, params=None, timeout: float = 3.0):
         rid = next(self.rid)
@@ -186,16 +238,16 @@ class Link:
                 yield None
                 continue
             if f.type == T.HELLO:
-                info = cbor2.loads(f.payload)
+                info = _hello_map(f.payload)
                 if isinstance(info, dict) and "id" in info:
                     self.info = info           # the board rebooted: new boot id
                     self.device = info["id"]
                 continue
             if f.type == T.LOG:
-                self.logs.append(cbor2.loads(f.payload))
+                self.logs.append(_loads(f.payload))
                 continue
             if f.type == T.ERROR:
-                self.errors.append(cbor2.loads(f.payload))
+                self.errors.append(_loads(f.payload))
                 continue
             try:
                 boot, seq, uptime, kind, pack = cbor2.loads(f.payload)

@@ -19,7 +19,8 @@ class SerialTransport:
             raise TransportError(f"no such port {port}: run `mote ports` to list serial ports")
         try:
             # exclusive=True takes an advisory lock, so a second `mote` on the same board fails clearly
-            self.ser = serial.Serial(port, baudrate=baudrate, timeout=0, exclusive=True)
+            # write_timeout: a board that stops reading (hung, or at a stalled REPL) must not hang the host
+            self.ser = serial.Serial(port, baudrate=baudrate, timeout=0, write_timeout=10, exclusive=True)
         except serial.SerialException as e:
             err = getattr(e, "errno", None)
             text = str(e)
@@ -45,6 +46,9 @@ class SerialTransport:
     def write(self, data: bytes) -> None:
         try:
             self.ser.write(data)
+        except serial.SerialTimeoutException:
+            raise TransportError(f"the board on {self.name} stopped reading (write timed out after 10 s): "
+                                 f"is it hung? try `mote reset` or power-cycle it") from None
         except (serial.SerialException, OSError) as e:
             raise TransportError(f"lost the board on {self.name} while writing ({e})") from None
 

@@ -17,6 +17,7 @@ class UUID:
 
 
 _ble = None
+BONDING = False       # True: config(bond=..., le_secure=...) accepted, like NimBLE ports with bonding
 
 
 class _BLE:
@@ -31,6 +32,11 @@ class _BLE:
         self.enomem = 0
         self.enomem_hits = 0
         self.conns = set()
+        self.bonding = BONDING
+
+    def secret(self, event, data):
+        """The stack asks the firmware for / gives it a bond secret (_IRQ_GET_SECRET 29 / _IRQ_SET_SECRET 30)."""
+        return self.handler(event, data)
 
     def active(self, *a):
         return True
@@ -38,7 +44,7 @@ class _BLE:
     def config(self, *a, **kw):
         if a:
             return self.cfg.get(a[0])
-        if "bond" in kw:
+        if "bond" in kw and not self.bonding:
             raise ValueError("unknown config param")       # like a port without bonding
         self.cfg.update(kw)
 
@@ -98,8 +104,8 @@ class _BLE:
         self.values[h] = self.values.get(h, b"") + bytes(data)
         self.handler(3, (conn, h))
 
-    def encrypt(self, conn, bonded):
-        self.handler(28, (conn, True, False, bonded, 16))
+    def encrypt(self, conn, bonded, encrypted=True):
+        self.handler(28, (conn, encrypted, False, bonded, 16))
 
 
 def BLE():

@@ -7,6 +7,16 @@
 #            USB power: supervisor.runtime.usb_connected; charging: board.CHARGE_STATUS (active low) if present
 #   uid      microcontroller.cpu.uid; sleep: alarm.time.TimeAlarm + alarm.light_sleep_until_alarms /
 #            alarm.exit_and_deep_sleep_until_alarms
+#   imu_wake the IMU's wake-up detector on INT1 (board file sensors.imu.int1_pin, a `board` pin name):
+#            imu_wake(enable, mg) arms it (mote.imu_lsm6.wake_on); while armed, lightsleep() waits for a
+#            TimeAlarm OR an alarm.pin.PinAlarm(INT1, value=True) (nRF: GPIO SENSE / PORT event, System ON
+#            sleep), imu_woke() -> the alarm that ended the sleep or the pin level; clears the IMU's latch.
+#   deep     deepsleep_imu(ms): alarm.exit_and_deep_sleep_until_alarms(TimeAlarm(ms), PinAlarm(INT1, value=True))
+#            with the IMU left armed; the wake is a reset (code.py restarts), wake_cause() -> "imu" / "timer" /
+#            None from alarm.wake_alarm, sleep_memory = alarm.sleep_memory (mote.sense keeps band/SoC there).
+#            None when the IMU is powered from a GPIO (XIAO: IMU_PWR is reset in deep sleep, no preserve_dios on
+#            nrf, adafruit/circuitpython issue #10664: INT1 could not wake it). NB on nRF52840 CircuitPython's
+#            deep sleep is System ON idle + reset, not System OFF (docs/power.md): the board files keep it off.
 #
 # Not run on hardware here: tests/test_hal_cpy.py runs it under micropython against fake `board`,
 # `analogio`, `busio`, `alarm`, `microcontroller`, `supervisor` and `usb_cdc` modules.
@@ -113,7 +123,17 @@ class Board:
         self.uid = bytes(microcontroller.cpu.uid)
         self.serial = CdcSerial()
         self.power = Power(self.info)
-        self.accel = self._imu((self.info.get("sensors") or {}).get("imu") or {})
+        imu = (self.info.get("sensors") or {}).get("imu") or {}
+        self.accel = self._imu(imu)
+        self.int1 = getattr(board, imu["int1_pin"], None) if imu.get("int1_pin") else None
+        self._int1_io = None
+        self._armed = False
+        self._woke = False
+        if self.int1 is None:
+            self.imu_wake = None
+            self.imu_woke = None
+        if self.int1 is None or getattr(board, "IMU_PWR", None) is not None:
+            self.deepsleep_imu = None     # no INT1, or an IMU that deep sleep powers off (#10664)
         sl = self.info.get("sleep") or {}
         if not sl.get("lightsleep"):
             self.lightsleep = None
@@ -134,9 +154,62 @@ class Board:
         i2c = busio.I2C(scl, sda, frequency=400000)
         return LSM6(I2CBus(i2c, imu.get("address", 0x6A)), imu.get("odr_hz", 52), imu.get("range_g", 2))
 
+    def imu_wake(self, enable, threshold_mg=31, dur=0):
+        self._woke = False
+        if enable:
+            self.accel.wake_on(threshold_mg, dur)
+            self._armed = True
+        else:
+            self._armed = False
+            self.accel.wake_off()
+
+    def _int1_level(self):
+        # a PinAlarm needs the pin free while sleeping: read it through a short-lived DigitalInOut
+        import digitalio
+        io = digitalio.DigitalInOut(self.int1)
+        try:
+            return bool(io.value)
+        finally:
+            io.deinit()
+
+    def imu_woke(self):
+        if not (self._woke or self._int1_level()):
+            return False
+        self._woke = False
+        self.accel.woke()                 # read WAKE_UP_SRC: clears the latched event (INT1 low again)
+        return True
+
     def lightsleep(self, ms):
         import alarm
-        alarm.light_sleep_until_alarms(alarm.time.TimeAlarm(monotonic_time=_mono() + ms / 1000))
+        t = alarm.time.TimeAlarm(monotonic_time=_mono() + ms / 1000)
+        if not self._armed:
+            alarm.light_sleep_until_alarms(t)
+            return
+        pin = alarm.pin.PinAlarm(self.int1, value=True, edge=False, pull=False)
+        woke = alarm.light_sleep_until_alarms(t, pin)
+        if isinstance(woke, alarm.pin.PinAlarm):
+            self._woke = True
+
+    def deepsleep_imu(self, ms):
+        """Deep sleep until INT1 (the armed IMU's wake-up event) or ms; does not return (the wake is a reset)."""
+        import alarm
+        t = alarm.time.TimeAlarm(monotonic_time=_mono() + ms / 1000)
+        alarm.exit_and_deep_sleep_until_alarms(t, alarm.pin.PinAlarm(self.int1, value=True, edge=False, pull=False))
+
+    def wake_cause(self):
+        """After a reset: "imu" (the INT1 PinAlarm), "timer" (TimeAlarm) or None (power-on / reset)."""
+        import alarm
+        w = alarm.wake_alarm
+        if w is None:
+            return None
+        if isinstance(w, alarm.pin.PinAlarm):
+            return "imu"
+        return "timer" if isinstance(w, alarm.time.TimeAlarm) else None
+
+    @property
+    def sleep_memory(self):
+        import alarm
+        return getattr(alarm, "sleep_memory", None)
 
     def deepsleep(self, ms):
         import alarm

@@ -7,6 +7,11 @@
 #   power    battery.sense: machine.ADC on the sense pin, scaled by the divider (read_uv() where the port
 #            has it, else read_u16() * vref); usb_detect: a Pin reading VBUS; battery.charging_pin: active low
 #   uid      machine.unique_id(); lightsleep/deepsleep: machine.lightsleep/deepsleep where board.sleep says so
+#   imu_wake the IMU's wake-up detector on INT1 (board file sensors.imu.int1_pin): imu_wake(enable, mg) arms
+#            it (mote.imu_lsm6.wake_on) and a rising-edge Pin.irq that sets a flag; on esp32 also
+#            esp32.wake_on_ext0(INT1, WAKEUP_ANY_HIGH) so machine.lightsleep ends on INT1; on ports whose lightsleep does not
+#            end on a GPIO IRQ (rp2; board file int1_wake "poll") lightsleep() sleeps in int1_poll_ms slices and
+#            looks at the pin between them. imu_woke() -> the flag or the pin level, clears the IMU's latch.
 #
 # Not run on hardware here: tests/test_hal_mpy.py runs it under the unix port against fake `machine` and
 # I2C modules that behave per the datasheets (register map, auto-increment), heap locked per sample.
@@ -134,6 +139,15 @@ class Board:
         self.power = Power(self.info)
         imu = (self.info.get("sensors") or {}).get("imu") or {}
         self.accel = self._imu(imu)
+        self.int1 = None
+        self._woke = False
+        self._armed = False
+        self._poll_ms = int(imu.get("int1_poll_ms", 0)) if imu.get("int1_wake") == "poll" else 0
+        if imu.get("int1_pin") is not None:
+            self.int1 = machine.Pin(pin_id(imu["int1_pin"]), machine.Pin.IN)
+        else:
+            self.imu_wake = None
+            self.imu_woke = None
         sl = self.info.get("sleep") or {}
         if not sl.get("lightsleep") or not hasattr(machine, "lightsleep"):
             self.lightsleep = None
@@ -149,10 +163,63 @@ class Board:
         i2c = machine.I2C(imu.get("i2c_id", 0), **kw)
         return LSM6(I2CBus(i2c, imu.get("address", 0x6A)), imu.get("odr_hz", 52), imu.get("range_g", 2))
 
+    def _irq(self, pin):
+        self._woke = True
+
+    def imu_wake(self, enable, threshold_mg=31, dur=0):
+        p = self.int1
+        if enable:
+            self._woke = False
+            self.accel.wake_on(threshold_mg, dur)
+            p.irq(self._irq, machine.Pin.IRQ_RISING)
+            self._ext0(p)                 # esp32: lightsleep ends on INT1 high
+            self._armed = True
+        else:
+            p.irq(None)
+            self._ext0(None)
+            self._armed = False
+            self.accel.wake_off()
+
+    def _ext0(self, pin):
+        try:
+            import esp32
+        except ImportError:
+            return
+        esp32.wake_on_ext0(pin, esp32.WAKEUP_ANY_HIGH)
+
+    def imu_woke(self):
+        if not (self._woke or self.int1.value()):
+            return False
+        self._woke = False
+        self.accel.woke()                 # read WAKE_UP_SRC: clears the latched event (INT1 low again)
+        return True
+
     def lightsleep(self, ms):
         # the app calls this only when no host link must be kept (see docs/power.md: lightsleep stops
         # USB-CDC on rp2/esp32 and drops a BLE connection on esp32)
-        machine.lightsleep(ms)
+        step = self._poll_ms
+        if not self._armed or not step:
+            machine.lightsleep(ms)
+            return
+        while ms > 0 and not (self._woke or self.int1.value()):
+            machine.lightsleep(step if step < ms else ms)      # rp2: GPIO IRQs do not end lightsleep
+            ms -= step
+
+    def deepsleep_imu(self, ms):
+        """esp32 only (ext0 on INT1 also ends deep sleep; rp2 cannot): deep sleep until INT1 or ms (a reset)."""
+        try:
+            import esp32
+        except ImportError:
+            raise OSError("deep sleep with an INT1 wake needs esp32 ext0")
+        esp32.wake_on_ext0(self.int1, esp32.WAKEUP_ANY_HIGH)
+        machine.deepsleep(ms)
+
+    def wake_cause(self):
+        if not hasattr(machine, "wake_reason") or machine.reset_cause() != getattr(machine, "DEEPSLEEP_RESET", -1):
+            return None
+        return "imu" if machine.wake_reason() == getattr(machine, "EXT0_WAKE", -1) else "timer"
+
+    sleep_memory = None                   # (esp32 RTC memory could carry band/SoC; not used: imu_deep is off)
 
     def deepsleep(self, ms):
         machine.deepsleep(ms)             # wakes through reset: boot count +1, the spool survives

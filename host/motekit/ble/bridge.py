@@ -364,8 +364,11 @@ class Bridge:
         if op == OP_NOTIFY:
             conn, h = struct.unpack_from("<HH", p)
             ch = self.chars.get(h)
-            if ch is None or conn not in self.conns.values():
+            if ch is None or conn not in self.conns.values() or not ch.notifying:
+                # nobody to deliver to (no such central, or it has not subscribed yet): a controller
+                # sends it into the void and frees the buffer, so no Confirm() will ever credit it
                 self._send(OP_CREDIT, struct.pack("<H", 1))
+                self.stats["unsubscribed"] = self.stats.get("unsubscribed", 0) + (ch is not None)
                 return
             ch.notify(bytes(p[4:]))
             self.stats["notifications"] += 1

@@ -149,19 +149,25 @@ def _tour(tour: Tour, port: str, count: int, no_relay: bool):
         relay = subprocess.Popen([MOTE, *cmd], env=tour.env, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
         click.secho(f"   subscribed to motekit/+/telemetry on 127.0.0.1:{broker.port}:", fg="cyan")
-        deadline = time.monotonic() + 60
-        shown = 0
-        while shown < count and time.monotonic() < deadline:
+        deadline = time.monotonic() + 90
+        labelled = []
+        msgs = []
+        while len(labelled) < count and time.monotonic() < deadline:
+            time.sleep(0.3)
             with sub.lock:
                 msgs = [rec for _, rec in sub.msgs]
-            for rec in msgs[shown:count]:
-                click.echo(f"     motekit/{rec.get('device')}/telemetry  boot {rec.get('boot')} seq {rec.get('seq')}  "
-                           + " ".join(f"{r.get('n')}={r.get('v', r.get('vs'))}" for r in rec.get("records", [])
-                                      if r.get("n") in ("label", "conf")))
-                shown += 1
-            time.sleep(0.2)
-        if shown == 0:
-            raise click.ClickException("the relay delivered nothing to the broker within 60 s")
+            labelled = [m for m in msgs if any(r.get("n") == "label" for r in m.get("records", []))]
+        if not msgs:
+            raise click.ClickException("the relay delivered nothing to the broker within 90 s")
+        seqs = sorted({m.get("seq") for m in msgs})
+        click.echo(f"     {len(msgs)} records relayed, seq {seqs[0]}..{seqs[-1]}: first what the board kept "
+                   f"since boot (no one had acknowledged it), then live ones; the latest classified:")
+        for rec in labelled[-count:]:
+            click.echo(f"     motekit/{rec.get('device')}/telemetry  boot {rec.get('boot')} seq {rec.get('seq')}  "
+                       + " ".join(f"{r.get('n')}={r.get('v', r.get('vs'))}" for r in rec.get("records", [])
+                                  if r.get("n") in ("label", "conf")))
+        if len(labelled) < count:
+            raise click.ClickException("no classified records reached the broker within 90 s")
     finally:
         if relay is not None:
             relay.terminate()

@@ -141,7 +141,10 @@ def _line(r) -> str:
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds without a record.")
 @click.option("--reconnect", is_flag=True, help="When the port goes away, wait for it to come back.")
 def monitor(port, ble, as_json, count, timeout, reconnect):
-    """Decode telemetry live; shows dropped and corrupt frame counts."""
+    """Decode telemetry live; shows dropped and corrupt frame counts.
+
+    A viewer, not a consumer: its plain hello asks for live records only and it never acks, so the
+    board keeps every record for the relay (docs/protocol.md "Retention, sessions and acks")."""
     port = port if ble else need_port(port)
     seen = 0
     last = {}

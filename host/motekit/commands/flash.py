@@ -107,10 +107,11 @@ def flash(port, ble, model, no_verify, quiet, as_json):
 
 @click.command()
 @port_option
+@ble_option
 @click.option("--json", "as_json", is_flag=True)
-def status(port, as_json):
+def status(port, ble, as_json):
     """The board's model slots: active/previous, versions, trial or confirmed, anti-rollback floor."""
-    with open_link(port) as link, user_errors():
+    with open_link(port, ble=ble) as link, user_errors():
         st = link.request("store.status")
     if as_json:
         click.echo(json.dumps(st, default=lambda b: b.hex()))
@@ -132,25 +133,28 @@ def status(port, as_json):
 
 @click.command()
 @port_option
-def rollback(port):
+@ble_option
+def rollback(port, ble):
     """Switch back to the previous model slot."""
-    with open_link(port) as link, user_errors():
+    with open_link(port, ble=ble) as link, user_errors():
         m = link.request("store.rollback", timeout=30)
     click.echo(f"active: {_fmt_model(m)}")
 
 
 @click.command()
 @port_option
-def confirm(port):
+@ble_option
+def confirm(port, ble):
     """Confirm the model on trial (raises the anti-rollback floor to its sequence number)."""
-    with open_link(port) as link, user_errors():
+    with open_link(port, ble=ble) as link, user_errors():
         m = link.request("store.confirm", timeout=30)
     click.echo(f"active: {_fmt_model(m)}")
 
 
 @click.command()
 @port_option
-def provision(port):
+@ble_option
+def provision(port, ble):
     """Push the host's trusted public keys and revoked kids (`mote keys`) to the board."""
     with user_errors():
         from ..keys import KeystoreError
@@ -161,7 +165,7 @@ def provision(port):
         keys = tl.public_keys()
         if not keys:
             raise MoteError("no trusted keys on this host: `mote keys trust` one first")
-    with open_link(port) as link, user_errors():
+    with open_link(port, ble=ble) as link, user_errors():
         r = link.request("keys.set", {"keys": keys, "revoked": sorted(tl.revoked_kids())})
     click.echo(f"board trusts {len(r['keys'])} key(s): {', '.join(r['keys'])}"
                + (f"; revoked: {', '.join(r['revoked'])}" if r["revoked"] else ""))

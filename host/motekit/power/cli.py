@@ -21,8 +21,10 @@ def power():
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the default synthetic trace.")
 @click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG (SoC and sampling rate, events).")
 @click.option("--no-baseline", is_flag=True, help="Skip the fixed-rate baseline runs.")
+@click.option("--no-imu-wake", is_flag=True,
+              help="Sample in quiet (idle_hz, software detector) even if the board's IMU can wake the MCU (INT1).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline, as_json):
+def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline, no_imu_wake, as_json):
     """Simulate battery life and event recall (adaptive policy vs fixed-rate baseline).
 
     The policy, detector and SoC estimator are the firmware's own modules running under `micropython`;
@@ -31,7 +33,7 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
     from .simulate import simulate as run
     try:
         r = run(board, trace, policy=policy, capacity_mah=capacity_mah, plot=plot, baseline=not no_baseline,
-                hours=hours, seed=seed)
+                hours=hours, seed=seed, imu_wake=not no_imu_wake)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e).splitlines()[0] if "micropython" not in str(e) else str(e))
     if as_json:
@@ -40,6 +42,11 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
     click.echo(f"board {r['board']}  trace {r['trace_hours']:.1f} h, {r['events']} events  capacity {r['capacity_mah']:.0f} mAh")
     click.echo(f"adaptive : {r['life_days']:7.1f} days  avg {r['avg_ma']:.3f} mA  recall {r['recall']:.3f}  "
                f"precision {r['precision']:.3f}")
+    if r.get("imu_wake"):
+        d = r["detect_delay_s"]
+        click.echo(f"IMU wake : {r['wakes']} wake-ups ({r['false_wakes']} without activity), asleep behind the IMU "
+                   f"{r['armed_fraction'] * 100:.0f}% of the time, detection delay median {d['median'] or 0:.2f} s "
+                   f"max {d['max'] or 0:.2f} s")
     if "baseline_life_days" in r:
         click.echo(f"fixed {r['baseline_hz']:>2} Hz: {r['baseline_life_days']:7.1f} days  avg {r['baseline_avg_ma']:.3f} mA  "
                    f"recall {r['baseline_recall']:.3f}  precision {r['baseline_precision']:.3f}")

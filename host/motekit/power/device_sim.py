@@ -2,7 +2,23 @@
 # and battery estimator over a trace, with a virtual clock, a SIMULATED battery (mote.hal.sim_battery)
 # and the board's per-state current figures. Not imported by CPython: `motekit.power.simulate` runs it.
 #
-# argv[1]: JSON job {board, trace, n, trace_hz, duration_ms, capacity_mah, policy, fixed_hz, hop, rec_bytes}
+# IMU wake (`"wake": "imu"` / `"imu-deep"` bands on a board whose IMU block names `int1_pin`; job "imu_wake":
+# false turns it off): in quiet the MCU does not sample. The IMU runs its wake-up detector at `wake_odr_hz` in
+# low-power mode (its current_ua at that ODR; threshold `wake_mg`, duration `wake_dur` from the policy). The
+# wake-up time comes from mote.hal.sim_imu (the chip's slope filter + threshold + duration on the trace's
+# samples at the ODR). The MCU waits for INT1 or its timer (the next heartbeat / telemetry batch: there is no
+# other housekeeping wake while armed; "poll" boards also wake every `int1_poll_ms` to look at the pin):
+#   light sleep (`wake: imu`, or `imu-deep` on a board without sleep.imu_deep): at `sleep_gpio_wake`; it runs
+#     `gpio_wake_ms` after INT1 (int1_wake "irq") or at the next poll slice ("poll"), pays `gpio_wake_ms` at
+#     `active`, each timer wake `sample_wake_ms` at `active`;
+#   deep sleep (`imu-deep` on a board whose file has sleep.imu_deep): at `deep_sleep_imu_wake`; every wake
+#     (INT1 or timer) is a reboot: `timing.boot_ms` at `active` before the first sample (an event's first
+#     seconds are missed until the MCU is up).
+# Then it samples at burst rate: the firmware's own detector confirms (START) or the policy goes back to sleep
+# after policy.PROBE_MS (a knock that got through the IMU's duration filter).
+#
+# argv[1]: JSON job {board, trace, n, trace_hz, duration_ms, capacity_mah, policy, fixed_hz, hop, rec_bytes,
+#                    imu_wake}
 # stdout: one JSON line {energy_mas: {state: mA*ms}, detections: [s], timeline: [[t_s, soc, soc_est, hz]], ...}
 import sys
 import json
@@ -10,6 +26,7 @@ from array import array
 
 from mote import battery, policy
 from mote.hal.sim_battery import SimBattery
+from mote.hal.sim_imu import WakeModel
 
 job = json.load(open(sys.argv[1]))
 info = job["board"]
@@ -20,6 +37,9 @@ for k in st:
     MA[k] = st[k]["ma"]
 imu_tab = sorted((float(k), v / 1000.0) for k, v in info["sensors"]["imu"]["current_ua"].items())
 can_sleep = bool(info.get("sleep", {}).get("lightsleep", False))
+imu_info = info["sensors"]["imu"]
+LOOP_MS = 1000                      # mote.app: with hz 0 (heartbeat bands) the loop naps 1 s at a time
+NAP_MS = 60000                      # mote.sense.ARMED_NAP_MS: armed, the app naps until the heartbeat, <= 60 s
 
 
 def imu_ma(hz):
@@ -49,14 +69,30 @@ if fixed:
             spec[k] = policy.DEFAULT[k]
 else:
     spec = policy.merge(policy.DEFAULT, job.get("policy") or {})
-p = policy.Policy(spec)
+wake_ok = bool(imu_info.get("int1_pin")) and not fixed and job.get("imu_wake", True) is not False
+deep_ok = wake_ok and bool(info.get("sleep", {}).get("imu_deep", False)) and job.get("imu_deep", True) is not False
+p = policy.Policy(spec, imu_info.get("counts_per_g", 16384), wake_ok, deep_ok)
+wm = None
+boot_ms = int(tm.get("boot_ms", 0))
+MA_DEEP = MA.get("deep_sleep_imu_wake", MA["deep_sleep"])
+boots = 0
+if wake_ok:
+    wake_odr = int(imu_info.get("wake_odr_hz", 26))
+    wdur = job.get("wake_dur")
+    wm = WakeModel(p.wake_mg, wake_odr, p.wake_dur if wdur is None else int(wdur), imu_info.get("counts_per_g", 16384),
+                   imu_info.get("range_g", 2))
+    poll_ms = int(imu_info.get("int1_poll_ms", LOOP_MS)) if imu_info.get("int1_wake") == "poll" else 0
+    gpio_wake_ms = tm.get("gpio_wake_ms", tm["sample_wake_ms"])
+    wake_lag = int(gpio_wake_ms + 0.999)          # the virtual clock is in whole ms
+    MA_SLEEP_WAKE = MA.get("sleep_gpio_wake", MA["light_sleep"])
 cell = SimBattery.from_board(info, job["capacity_mah"], soc=job.get("soc0", 100.0))
 est = battery.Estimator(info["battery"].get("chemistry", "lipo"), info["battery"].get("internal_mohm", 150))
 est.update(cell.read_mv(), 0)
 p.update(est.soc)
 
 E = {}
-for k in ("active", "inference", "idle", "light_sleep", "deep_sleep", "radio_tx", "radio_conn", "imu"):
+for k in ("active", "inference", "idle", "light_sleep", "deep_sleep", "radio_tx", "radio_conn", "imu", "sleep_gpio",
+          "deep_gpio", "boot"):
     E[k] = 0.0
 
 
@@ -77,6 +113,10 @@ last_hb = 0
 last_bat = -10000
 last_tl = -60000
 inferences = 0
+wakes = 0
+false_wakes = 0
+armed_ms = 0
+wake_times = []
 while t < dur:
     if t - last_bat >= 10000:                   # battery + policy every 10 s (virtual)
         last_bat = t
@@ -103,6 +143,61 @@ while t < dur:
             spend("active", MA["active"], 50)
             spend("radio_tx", MA["radio_tx"], tm["radio_connect_ms"] + hb_bytes / tm["radio_bytes_per_ms"])
         continue
+    if p.armed:
+        # quiet behind the IMU: sleep until INT1, the next timer wake (heartbeat / batch) or the sim's battery tick
+        deep = p.deep
+        timer = min(last_hb + p.hb_ms, last_batch + p.batch_ms() if p.batch_ms() else dur)
+        stop = min(dur, last_bat + 10000, max(timer, t))
+        w = wm.first_wake(trace, n, thz, t, stop)
+        lag = boot_ms if deep else wake_lag
+        if w >= 0:
+            if poll_ms and not deep:
+                w = t + ((w - t) // poll_ms + 1) * poll_ms      # seen at the next poll slice
+            end = min(w, dur)
+        else:
+            end = stop
+        dt = end - t
+        if dt > 0:
+            if deep:
+                spend("deep_gpio", MA_DEEP, dt)
+            else:
+                spend("sleep_gpio", MA_SLEEP_WAKE, dt)
+                nap = poll_ms or NAP_MS                      # poll boards: INT1 slices; else mote.sense's armed nap
+                spend("active", MA["active"], ((t + dt) // nap - t // nap) * tm["sample_wake_ms"])
+            spend("imu", imu_ma(wake_odr), dt)
+            armed_ms += dt
+        t = end
+        if w < 0 and t >= timer and t < dur:
+            # the timer wake: heartbeat record and/or the batch send (deep: a reboot first)
+            if deep:
+                spend("boot", MA["active"], boot_ms)
+                spend("imu", imu_ma(wake_odr), boot_ms)
+                boots += 1
+                t += boot_ms
+            else:
+                spend("active", MA["active"], tm["sample_wake_ms"])
+        if t - last_batch >= p.batch_ms():
+            last_batch = t
+            if pending:
+                spend("radio_tx", MA["radio_tx"], tm["radio_connect_ms"] + pending / tm["radio_bytes_per_ms"])
+                pending = 0
+        if t - last_hb >= p.hb_ms:
+            last_hb = t
+            pending += hb_bytes
+        if w >= 0 and t < dur:
+            # INT1: the MCU is up `lag` later (light: resume + I2C; deep: reboot, imports, first sample)
+            if deep:
+                spend("boot", MA["active"], boot_ms)
+                boots += 1
+            else:
+                spend("active", MA["active"], gpio_wake_ms)              # MCU up, IMU back to the sampling ODR
+            spend("imu", imu_ma(wake_odr), lag)
+            t += lag
+            wakes += 1
+            wake_times.append(t / 1000.0)
+            p.wake(t)
+            events.append([t / 1000.0, "armed", "probe", est.soc])
+        continue
     hz = p.hz
     period = 1000 // hz
     i = (t * thz // 1000) * 3
@@ -116,6 +211,9 @@ while t < dur:
     elif r == policy.STOP:
         events.append([t / 1000.0, "burst", "quiet", est.soc])
         pending += rec_bytes
+    elif r == policy.SLEEP:
+        false_wakes += 1
+        events.append([t / 1000.0, "probe", "armed", est.soc])
     if p.moving():
         hop_moving = True
     # energy of this sample period
@@ -165,5 +263,6 @@ total = 0.0
 for k in E:
     total += E[k]
 print(json.dumps({"sim_ms": t, "energy_mas": E, "avg_ma": total / t if t else 0.0, "detections": detections,
-                  "timeline": timeline, "events": events, "inferences": inferences,
+                  "timeline": timeline, "events": events, "inferences": inferences, "imu_wake": wake_ok,
+                  "wakes": wakes, "false_wakes": false_wakes, "imu_deep": deep_ok, "boots": boots, "armed_s": armed_ms / 1000.0, "wake_times": wake_times,
                   "soc_end": cell.soc(), "soc_est_end": est.soc}))

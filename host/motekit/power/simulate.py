@@ -106,6 +106,19 @@ def read_trace(path, hz: int | None = None) -> Trace:
     return Trace(None, xyz, labels, hz)
 
 
+def detect_delays(trace: Trace, detections, tol=TOL_S):
+    """Per detected event: seconds from its start to its first detection (the IMU wake-up / MCU wake /
+    detector latency as the trace's labels see it)."""
+    out = []
+    ds = sorted(detections)
+    for s, e, _ in trace.events():
+        for d in ds:
+            if s <= d <= e + tol:
+                out.append(d - s)
+                break
+    return out
+
+
 def score(trace: Trace, detections, tol=TOL_S):
     ev = trace.events()
     hit = [False] * len(ev)
@@ -131,15 +144,16 @@ def _micropython() -> str:
 
 
 def run_device(board: dict, trace: Trace, trace_file: str, *, capacity_mah=None, policy=None, fixed_hz=None,
-               hop=25, soc0=100.0, timeout=600) -> dict:
+               hop=25, soc0=100.0, timeout=600, imu_wake=True, imu_deep=True, wake_dur=None) -> dict:
     job = {"board": board, "trace": trace_file, "n": len(trace.labels), "trace_hz": trace.hz,
            "duration_ms": int(trace.duration * 1000), "capacity_mah": capacity_mah or board["battery"]["capacity_mah"],
-           "policy": policy, "fixed_hz": fixed_hz, "hop": hop, "rec_bytes": REC_BYTES, "soc0": soc0}
+           "policy": policy, "fixed_hz": fixed_hz, "hop": hop, "rec_bytes": REC_BYTES, "soc0": soc0,
+           "imu_wake": imu_wake, "imu_deep": imu_deep, "wake_dur": wake_dur}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as jf:
         json.dump(job, jf)
     try:
         env = dict(os.environ, MICROPYPATH=f"{firmware_dir()}{os.pathsep}.frozen")
-        heap = 16 + 8 * len(trace.labels) // (1 << 20)
+        heap = 48 + 8 * len(trace.labels) // (1 << 20)
         proc = subprocess.run([_micropython(), "-X", f"heapsize={heap}M", str(HERE / "device_sim.py"), jf.name],
                               capture_output=True, timeout=timeout, env=env)
     finally:
@@ -161,9 +175,19 @@ def _summary(res, trace, capacity_mah):
             "energy_mah": {k: v / 3.6e6 for k, v in res["energy_mas"].items()}}
 
 
+def patch_board(board: dict, patch: dict) -> dict:
+    """A copy of `board` with `patch` merged in (nested maps merge, other values replace): what-if runs."""
+    out = dict(board)
+    for k, v in (patch or {}).items():
+        out[k] = patch_board(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None, plot=None, baseline=True,
-             hours=4.0, seed=1) -> dict:
-    board = load_board(board_name)
+             hours=4.0, seed=1, imu_wake=True, imu_deep=True, wake_dur=None, board_patch=None) -> dict:
+    """imu_deep=False: light sleep even where the board file allows deep sleep behind the IMU (sleep.imu_deep);
+    wake_dur: override the policy's IMU wake-up duration; board_patch: what-if figures (patch_board)."""
+    board = patch_board(load_board(board_name), board_patch)
     cap = capacity_mah or board["battery"]["capacity_mah"]
     tmpdir = tempfile.mkdtemp(prefix="mote-power-")
     if trace_path is None:
@@ -181,11 +205,22 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
     with open(bin_path, "wb") as f:
         trace.xyz.tofile(f)
     try:
-        res = run_device(board, trace, bin_path, capacity_mah=cap, policy=policy)
+        res = run_device(board, trace, bin_path, capacity_mah=cap, policy=policy, imu_wake=imu_wake,
+                         imu_deep=imu_deep, wake_dur=wake_dur)
+        delays = sorted(detect_delays(trace, res["detections"]))
         out = {"board": board_name, "trace": str(trace_path), "trace_hours": trace.duration / 3600,
                "capacity_mah": cap, **_summary(res, trace, cap),
                "detections": [round(d, 2) for d in res["detections"]],
-               "transitions": res["events"], "soc_end": res["soc_end"]}
+               "transitions": res["events"], "soc_end": res["soc_end"],
+               # IMU wake: wake-ups, those the firmware's detector did not confirm (knocks), time asleep behind
+               # the IMU, and the delay from each detected event's start to its first detection
+               "imu_wake": res["imu_wake"], "wakes": res["wakes"], "false_wakes": res["false_wakes"],
+               # deep sleep behind the IMU (a reboot per wake: INT1 or the heartbeat/batch timer)
+               "imu_deep": res["imu_deep"], "boots": res["boots"],
+               "armed_fraction": res["armed_s"] * 1000 / res["sim_ms"] if res["sim_ms"] else 0.0,
+               "wake_times": [round(w, 2) for w in res["wake_times"]],
+               "detect_delay_s": {"median": delays[len(delays) // 2] if delays else None,
+                                  "max": delays[-1] if delays else None}}
         if baseline:
             base = None
             for r in BASELINE_RATES:

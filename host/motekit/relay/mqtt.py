@@ -38,7 +38,9 @@ class MqttSink:
         self.client.will_set(self.topic("_gateway", gateway, "status"),
                              json.dumps({"state": "offline", "gateway": gateway, "reason": "gateway lost"}),
                              qos=1, retain=True)
-        self.client.max_inflight_messages_set(window)
+        # our own window bounds what is in flight; paho's limit (0: none) would run its O(in-flight) queue
+        # scan (_update_inflight) on every PUBACK - the relay's hottest loop at a window of 1000
+        self.client.max_inflight_messages_set(0)
         self.client.max_queued_messages_set(0)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

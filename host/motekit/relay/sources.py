@@ -51,7 +51,8 @@ class Source(threading.Thread):
         while not self.relay.stopping.is_set():
             try:
                 self.link = self.open_link()
-            except (MoteError, TransportError, OSError) as e:
+            except Exception as e:       # never let one board's surprise end its source thread (a silent hang)
+                e = e if isinstance(e, (MoteError, TransportError, OSError)) else MoteError(f"{type(e).__name__}: {e}")
                 if str(e) != self.last_error or not announced:
                     self.relay.event(self.device, "source", source=self.label, state="waiting", reason=str(e))
                     announced = True
@@ -63,7 +64,10 @@ class Source(threading.Thread):
             announced = False
             try:
                 self._serve(self.link)
-            except (MoteError, TransportError, OSError) as e:
+            except Exception as e:       # a bug or an odd frame: log it, drop the link, reconnect (never hang)
+                if not isinstance(e, (MoteError, TransportError, OSError)):
+                    import traceback
+                    e = MoteError(f"{type(e).__name__}: {e} | {traceback.format_exc(limit=3)!r}")
                 self.last_error = str(e)
                 self.relay.event(self.device, "source", source=self.label, state="lost", reason=str(e))
             finally:
@@ -86,8 +90,12 @@ class Source(threading.Thread):
             self.relay.device_online(self, self.info)
 
     def _serve(self, link: Link):
+        link.session(timeout=5.0)            # the board resends from its oldest unacked record, in order
         self._hello(link)
         self.last_error = ""
+        self.resyncs = getattr(self, "resyncs", 0)
+        fresh: set = set()                   # boots already seen in this session (their next seq is known)
+        info = link.info
         pending: list = []
         while not self.relay.stopping.is_set():
             self._commands(link)
@@ -101,20 +109,52 @@ class Source(threading.Thread):
                     if r2 is None or len(pending) >= BATCH:
                         break
                     pending.append(r2)
-            if link.info is not self.info and (link.info or {}).get("boot") != self.info.get("boot"):
-                self._hello(link)
-            res = self.relay.ingest(self, [self._to_dict(r) for r in pending])
-            if res.blocked:
-                # spool full, policy "block": keep the batch, don't ack, stop reading until there is room
-                self.relay.stopping.wait(0.2)
-                continue
-            acks = {}
-            for r in pending:
-                acks[r.boot] = max(acks.get(r.boot, 0), r.seq)
-            for boot, seq in acks.items():
-                link.send(T.ACK, [boot, max(seq, self.relay.spool.streams.get((self.device, boot), [seq])[0])])
-            pending = []
+            if link.info is not info:
+                info = link.info             # the board said hello by itself (it rebooted): a new session
+                fresh = set()
+                if (info or {}).get("boot") != self.info.get("boot"):
+                    self._hello(link)
+            pending, resync = self._contiguous(pending, fresh)
+            if pending:
+                res = self.relay.ingest(self, [self._to_dict(r) for r in pending])
+                if res.blocked:
+                    # spool full, policy "block": keep the batch, don't ack, stop reading until there is room
+                    self.relay.stopping.wait(0.2)
+                    continue
+                acks = {}
+                for r in pending:
+                    acks[r.boot] = max(acks.get(r.boot, 0), r.seq)
+                for boot, seq in acks.items():
+                    link.send(T.ACK, [boot, max(seq, self.relay.spool.streams.get((self.device, boot), [seq])[0])])
+                pending = []
+            if resync:
+                # a record went missing on the wire (e.g. a port buffer overflowed): don't record a gap, ask
+                # the board to resend from its oldest unacked record (everything after what we acked)
+                self.resyncs += 1
+                self.relay.metrics.count(self.device, "resyncs", 1)
+                link.session(timeout=5.0)
+                info = link.info
+                fresh = set()
             self._check_link(link)
+
+    def _contiguous(self, pending: list, fresh: set) -> tuple[list, bool]:
+        """The prefix of `pending` without a hole inside this session: a jump in seq on a boot already
+        seen in the session means records were lost in transit (resync); the first record of a boot in a
+        session may jump (those records are gone from the board: its spool dropped them), a gap the spool
+        records."""
+        streams = self.relay.spool.streams
+        hi: dict = {}
+        for i, r in enumerate(pending):
+            h = hi.get(r.boot)
+            if h is None:
+                st = streams.get((self.device, r.boot))
+                h = st[0] if st else None
+            if h is not None and r.seq > h + 1 and r.boot in fresh:
+                return pending[:i], True
+            fresh.add(r.boot)
+            if h is None or r.seq > h:
+                hi[r.boot] = r.seq
+        return pending, False
 
     def _check_link(self, link: Link):
         c = link.dec.dropped + link.malformed

@@ -334,6 +334,9 @@ class BLE:
     def gatts_notify(self, conn, h, data=None):
         if conn not in self._conns:
             raise OSError(errno.ENOTCONN)
+        for op, p in self._pending:       # a disconnect read while waiting before, not dispatched yet
+            if op == OP_DISCONNECTED and (p[0] | p[1] << 8) == conn:
+                raise OSError(errno.ENOTCONN)
         if data is None:
             data = self._attrs[h].value
         # The controller holds WINDOW notifications; beyond that the stack waits for buffers to free up.
