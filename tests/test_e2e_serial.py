@@ -18,7 +18,7 @@ import serial
 
 from motekit import frame as hostframe
 from motekit.link import Link
-from motekit.protocol import BREAK, T
+from motekit.protocol import T
 
 MOTE = str(Path(sys.executable).with_name("mote"))
 

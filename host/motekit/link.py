@@ -16,7 +16,7 @@ import cbor2
 
 from . import frame as framing
 from .protocol import BREAK, VERSION, Status, T, senml_to_json
-from .transport import SerialTransport, TransportError
+from .transport import SerialTransport
 
 
 class MoteError(Exception):

@@ -16,7 +16,6 @@
 # Not run on hardware here: tests/test_hal_mpy.py runs it under the unix port against fake `machine` and
 # I2C modules that behave per the datasheets (register map, auto-increment), heap locked per sample.
 import sys
-import time
 
 import machine
 

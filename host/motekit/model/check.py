@@ -1,7 +1,6 @@
 """`mote model check`: will this .tflite run on that board? (offline: ops, RAM, flash, latency)"""
 
 import json
-from pathlib import Path
 
 from ..paths import boards_dir, firmware_dir
 from .convert import UnsupportedModel, check_support, convert

@@ -265,7 +265,7 @@ def _plot(path, trace, res, out):
         for ax in (a1, a2):
             ax.axvspan(s / 3600, e / 3600, color="orange", alpha=0.3, lw=0)
     pts = [(0.0, tl[0][3] if tl else 0)]
-    hz_q, hz_b = (tl[0][3] if tl else 0), None
+    hz_q = tl[0][3] if tl else 0
     for t, a, b, _ in res["events"]:
         if b == "burst":
             pts.append((t, None))
