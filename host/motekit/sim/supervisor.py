@@ -88,6 +88,10 @@ class VirtualBoard:
         self.baud = baud
         sim = self.board_info.get("sim", {})
         self.heap = heap or str(sim.get("heap", "2M"))
+        if ble is not None and heap is None:
+            # A real board's BLE stack (NimBLE, BTstack) keeps its buffers in its own static memory, outside
+            # the MicroPython heap; the sim's `bluetooth` module is Python and keeps them in the heap.
+            self.heap = str(sim.get("heap_ble", self.heap))
         self.link = Path(link) if link else None
         self.fresh = fresh
         self.log = log or (lambda msg: print(f"mote sim: {msg}", file=sys.stderr, flush=True))
