@@ -7,9 +7,9 @@
 #
 # Kernel sets with identical results (Model(path, kernels=...)):
 #   "pure"     mote.kernels: plain Python, every port (CircuitPython, webassembly, CPython too)
-#   "viper64"  mote.kernels_viper: @micropython.viper, requantization in one 64-bit product; needs a
+#   "viper64"  mote.kernels_viper: viper code, requantization in one 64-bit product; needs a
 #              64-bit machine word (unix/x86-64, aarch64); refuses to import elsewhere
-#   "viper32"  mote.kernels_viper32: @micropython.viper, every intermediate within int32 (limb
+#   "viper32"  mote.kernels_viper32: viper code, every intermediate within int32 (limb
 #              requantization), so it runs on 32-bit ports (RP2040, ESP32, nRF52) and 64-bit ones alike
 #   "viper"    the fastest viper set that imports (viper64, else viper32)
 # The default is "viper" when a viper set imports, else "pure".
