@@ -296,3 +296,35 @@ print(json.dumps(out))
     assert r["cause"] == "imu" and r["resumed"][:4] == ["normal", True, 50, True]
     assert r["resumed"][4] == [[False, 31, None]] and r["resumed"][5] == 0 and r["again"] is None
     assert r["state_deep"] is True
+
+
+def test_detector_timing_survives_the_tick_wrap():
+    """Board ticks wrap at 2**30 ms (~12.4 days): a burst that straddles the wrap still ends after quiet_s."""
+    code = """
+from mote import policy
+print(policy.elapsed(5, 0x3FFFFFF0), policy.elapsed(0x3FFFFFF0, 5), policy.elapsed(1000, 400))
+p = policy.Policy(); p.update(90)
+t = 0x3FFFFFFF - 3000          # 3 s before the wrap
+def tick(ms):
+    global t
+    t = (t + ms) & 0x3FFFFFFF
+for i in range(50):            # quiet, then motion
+    p.sample(t, 0, 0, 16384); tick(20)
+started = stopped = None
+for i in range(100):
+    r = p.sample(t, 9000 if i % 2 else -9000, 0, 16384); tick(20)
+    if r == policy.START and started is None:
+        started = i
+for i in range(1000):          # quiet across the wrap
+    r = p.sample(t, 0, 0, 16384); tick(20)
+    if r == policy.STOP:
+        stopped = i
+        break
+print(started is not None, stopped)
+"""
+    out = run_mpy(code).stdout.decode().split()
+    assert out[:3] == ["21", "-21", "600"]
+    assert out[3] == "True"
+    stopped = int(out[4])
+    pol = json.loads(run_mpy("from mote import policy; import json; print(json.dumps(policy.Policy().quiet_ms))").stdout)
+    assert abs(stopped * 20 - pol) <= 200         # STOP after quiet_ms of quiet, not at the wrap, not never

@@ -36,6 +36,15 @@ STOP = const(-1)
 SLEEP = const(-2)            # a wake-up probe found no motion: re-arm the IMU and sleep
 PROBE_MS = const(1000)       # how long a wake-up listens at burst rate for the detector to confirm motion
 CONFIRM_MS = const(500)      # a probe confirms motion the detector still sees this long after it first did
+_TICKS_MASK = const(0x3FFFFFFF)   # MicroPython's ticks_ms wrap at 2**30 ms (~12.4 days)
+_TICKS_HALF = const(0x20000000)
+
+
+def elapsed(now, then):
+    """now - then in ms, as time.ticks_diff computes it: a board's tick wrap is harmless, and a virtual
+    clock (the energy simulator) works alike. Every intermediate stays a small int on 32-bit ports."""
+    d = (now - then) & _TICKS_MASK
+    return d - _TICKS_MASK - 1 if d & _TICKS_HALF else d
                              # (a knock that woke the IMU rings for < 0.4 s; at 2 Hz the old sampler missed most)
 WAKES = ("sw", "imu", "imu-deep")
 WAKE_DUR = const(2)          # default WAKE_UP_DUR (26 Hz ODR: 3 samples in a row over the threshold, ~115 ms):
@@ -249,18 +258,18 @@ class Policy:
             if self.probing:
                 if self.seen_at < 0:
                     self.seen_at = now_ms
-                if now_ms - self.seen_at < CONFIRM_MS:
+                if elapsed(now_ms, self.seen_at) < CONFIRM_MS:
                     return 0
             if not self.burst and self.mode == MODE_SAMPLE:
                 self.burst = True
                 self.probing = False
                 self._rate()
                 return START
-        elif self.burst and now_ms - self.last_motion > self.quiet_ms:
+        elif self.burst and elapsed(now_ms, self.last_motion) > self.quiet_ms:
             self.burst = False
             self._rate()
             return STOP
-        elif self.probing and now_ms - self.woke_at > PROBE_MS:
+        elif self.probing and elapsed(now_ms, self.woke_at) > PROBE_MS:
             self.probing = False      # a knock, not an activity: back to sleep behind the IMU
             self._rate()
             return SLEEP
