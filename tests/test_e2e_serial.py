@@ -187,6 +187,11 @@ def test_reset_request_reboots(sim):
 def test_user_errors_are_one_line(tmp_path):
     assert_one_line_error(mote("info", "--port", "/dev/does-not-exist"), "no such port /dev/does-not-exist")
     assert_one_line_error(mote("info"), "--port")
+    # click's own usage errors are one line too, naming where to look
+    assert_one_line_error(mote("flash", str(tmp_path / "none.signed"), "--port", "/dev/null"),
+                          "does not exist", "mote flash --help")
+    assert_one_line_error(mote("info", "--bogus"), "No such option '--bogus'")
+    assert_one_line_error(mote("nosuch"), "No such command 'nosuch'")
     # a serial device that says nothing
     m, s = pty.openpty()
     tty.setraw(s)
