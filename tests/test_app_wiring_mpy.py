@@ -419,3 +419,39 @@ print(json.dumps(res))
     ble2 = tel(decode(res["ble2"]))
     assert [r[1] for r in ble2] == list(range(6, n + 1))                            # flash, then RAM
     assert res["depth_end"] == 0 and res["ram"] == 0
+
+
+def test_viewer_reconnect_resumes_after_its_last_record(tmp_path):
+    """A viewer (no acks) that lost its link says hello {"resend": [boot, seq]}: it gets the records the
+    board still holds after that one (from flash, then RAM), then new ones; a plain hello would skip them."""
+    after = hostframe.encode(T.HELLO, cbor2.dumps({"resend": [1, 7]})).hex()
+    plain = hostframe.encode(T.HELLO).hex()
+    body = """
+from mote import telemetry
+res = {}
+fill_window()
+now = time.ticks_ms()
+for i in range(12):
+    a.telemetry()                              # nobody has acked anything: all retained
+a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 1), False)    # older ones written behind to flash
+for i in range(3):
+    a.telemetry()
+frames_out()
+board.serial.feed(binascii.unhexlify(%(plain)r))
+a.link.poll()
+for i in range(10):
+    a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 2), False)
+res["plain"] = frames_out()
+board.serial.feed(binascii.unhexlify(%(after)r))
+a.link.poll()
+for i in range(10):
+    a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 2), False)
+res["after"] = frames_out()
+res["n"] = a.tel.seq
+print(json.dumps(res))
+""" % {"after": after, "plain": plain}
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    n = res["n"]
+    assert n >= 15
+    assert tel(decode(res["plain"])) == []                                   # a viewer's plain hello: live only
+    assert [(r[0], r[1]) for r in tel(decode(res["after"]))] == [(1, s) for s in range(8, n + 1)]

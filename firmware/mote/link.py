@@ -76,8 +76,13 @@ class Link:
                     ask = cbor.loads(bytes(payload)) if len(payload) else None
                 except Exception:
                     ask = None
-                # the session starts before the answer; {"resend": true} (a consumer) resends the backlog
-                self.on_hello(self, isinstance(ask, dict) and ask.get("resend") is True)
+                # the session starts before the answer; {"resend": true} (a consumer) resends the backlog,
+                # {"resend": [boot, seq]} (a viewer reconnecting) resends what came after that record
+                r = ask.get("resend") if isinstance(ask, dict) else None
+                if not (r is True or (isinstance(r, list) and len(r) == 2
+                                      and isinstance(r[0], int) and isinstance(r[1], int))):
+                    r = False
+                self.on_hello(self, r)
             self.send(proto.T_HELLO, self.hello() if self.hello else {})
             return
         if mtype == proto.T_ACK:

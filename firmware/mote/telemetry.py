@@ -129,14 +129,21 @@ class Telemetry:
         return self.sp.last if self.sp is not None else -1
 
     def session(self, link=None, resend=True):
-        """A host said hello on `link` (None: every link). A consumer (`resend`: hello {"resend": true})
-        gets what nobody acknowledged again, oldest first; a viewer (plain hello) gets records from now on."""
+        """A host said hello on `link` (None: every link). A consumer (`resend` True: hello {"resend": true})
+        gets what nobody acknowledged again, oldest first; a viewer (plain hello) gets records from now on;
+        a viewer that reconnects (`resend` [boot, seq]) gets the retained records after that one, then new."""
         self.heard = True
         self.last_rx = time.ticks_ms()
         self.present = True
+        if resend is True:
+            key = -1
+        elif resend:
+            key = (resend[0] << 32) | resend[1]
+        else:
+            key = self.newest()
         for s in self.sessions:
             if link is None or s.link is link:
-                s.key = -1 if resend else self.newest()
+                s.key = key
                 s.pos = None
 
     def _send(self, s, n):
@@ -148,7 +155,8 @@ class Telemetry:
         if sp is not None and sp.depth and sp.last > s.key:
             if s.pos is None:
                 s.pos = list(sp.head)
-            for boot, seq, payload in sp.unsent(n, s.pos):
+            batch = sp.unsent(n, s.pos)
+            for boot, seq, payload in batch:
                 k = (boot << 32) | seq
                 if k <= s.key:
                     continue                 # sent before in this session (the cursor was behind)
@@ -156,8 +164,8 @@ class Telemetry:
                 s.key = k
                 sent += 1
             self.drained += sent
-            if sent >= n:
-                return sent
+            if len(batch) >= n:
+                return sent           # flash may hold more: finish it before the RAM window (order)
         ram = self.ram
         i = len(ram)
         while i > 0 and ram[i - 1][0] > s.key:

@@ -162,13 +162,15 @@ class Link:
         raise NotMotekit(f"no motekit hello from {self.t.name} within {timeout:g} s: "
                          f"not a motekit board, or its firmware is not running")
 
-    def session(self, timeout: float = 3.0) -> dict:
+    def session(self, timeout: float = 3.0, after: tuple[int, int] | None = None) -> dict:
         """Open a telemetry session (docs/protocol.md "Retention, sessions and acks") for a consumer that
         acks: a hello {"resend": true}, fenced by a ping. The board answers it and resends from its oldest unacked
         record; telemetry queued before that answer belongs to an earlier session (it comes again) and is
         dropped here, so the records that follow are contiguous from the oldest unacked one, in order."""
         nonce = b"session:" + os.urandom(6)
-        self.t.write(framing.encode(T.HELLO, cbor2.dumps({"resend": True}), seq=next(self.seq)) +
+        # `after` (boot, seq): a viewer reconnecting gets the retained records after that one, then new ones
+        ask = {"resend": [int(after[0]), int(after[1])] if after else True}
+        self.t.write(framing.encode(T.HELLO, cbor2.dumps(ask), seq=next(self.seq)) +
                      framing.encode(T.PING, nonce, seq=next(self.seq)))
         deadline = time.monotonic() + timeout
         scanned = 0

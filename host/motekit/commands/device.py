@@ -143,7 +143,8 @@ def monitor(port, ble, as_json, count, timeout, reconnect):
     """Decode telemetry live; shows dropped and corrupt frame counts.
 
     A viewer, not a consumer: its plain hello asks for live records only and it never acks, so the
-    board keeps every record for the relay (docs/protocol.md "Retention, sessions and acks")."""
+    board keeps every record for the relay (docs/protocol.md "Retention, sessions and acks"). With
+    --reconnect, after a drop it asks for the records after the last one it showed: none are missed."""
     port = port if ble else need_port(port)
     seen = 0
     last = {}
@@ -154,6 +155,10 @@ def monitor(port, ble, as_json, count, timeout, reconnect):
         while count is None or seen < count:
             if link is None:
                 link = _connect(port, reconnect, timeout, ble)
+                if len(last) == 1:
+                    # back after a drop: the board still holds what it sent meanwhile (nobody acked it):
+                    # continue right after the last record shown, so the drop costs no records
+                    link.session(after=next(iter(last.values())))
                 if not as_json:
                     h = link.info
                     click.echo(f"# {h.get('board')} id={h.get('id')} fw={h.get('fw')} boot={h.get('boot')}", err=True)
