@@ -228,7 +228,8 @@ class SimSource(SerialSource):
 
 
 class BleSource(Source):
-    """BLE (Nordic UART Service) carries the same frames; the host BLE transport is not built yet."""
+    """A board over BLE (Nordic UART Service): the same frames, sessions and acks as serial; the base class
+    reconnects with backoff when the link drops, and the board resends what the relay did not ack."""
     kind = "ble"
 
     def __init__(self, relay, name: str):
@@ -236,7 +237,11 @@ class BleSource(Source):
         self.ble_name = name
 
     def open_link(self) -> Link:
-        raise MoteError("BLE sources are not supported yet (the BLE link is not built): use serial:PORT")
+        try:
+            from ..ble.transport import open_link
+        except ImportError:
+            raise MoteError("BLE sources need the `ble` extra: pip install 'motekit[ble]'") from None
+        return open_link(self.ble_name, hello_timeout=10, attempts=4)
 
 
 class AutoSerial(threading.Thread):
