@@ -17,6 +17,7 @@ import pytest
 import serial
 
 from motekit import frame as hostframe
+from motekit import procs
 from motekit.link import Link
 from motekit.protocol import T
 
@@ -31,14 +32,7 @@ class Sim:
         assert self.port, self.proc.stderr.read()
 
     def stop(self, sig=signal.SIGINT):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return procs.stop(self.proc, sig)
 
 
 @pytest.fixture

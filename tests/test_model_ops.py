@@ -340,3 +340,8 @@ def test_version_too_new_is_named():
     with pytest.raises(UnsupportedModel) as e:
         convert(w.finish([x], [y]))
     assert "SOFTMAX v3 at node 0 (y)" in e.value.problems[0]
+
+
+def test_every_supported_op_has_a_lowering():
+    from motekit.model import convert as cv
+    assert set(cv._LOWER) == set(cv.SUPPORTED)

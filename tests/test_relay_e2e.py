@@ -15,6 +15,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from motekit import procs
 from motekit.relay.consumer import Dedup
 from motekit.relay.testing import INSTALL_HINT, Broker, Recorder, free_port, mosquitto_exe
 
@@ -42,13 +43,7 @@ class Board:
         assert self.proc.stdout.readline().strip() == str(self.link)
 
     def stop(self, sig=signal.SIGINT):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        procs.stop(self.proc, sig)
 
 
 class RelayProc:
@@ -62,14 +57,7 @@ class RelayProc:
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
 
     def stop(self, sig=signal.SIGINT):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return procs.stop(self.proc, sig, timeout=15)
 
     def events(self):
         out = []

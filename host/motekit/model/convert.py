@@ -375,6 +375,33 @@ def _op_concat(b, op):
     return ["CONCAT", dict(xs=list(xs), y=y, outer=outer, chunks=chunks)]
 
 
+def _op_reshape(b, op):
+    # not an op on the device: its output aliases its input's buffer
+    b.need_int8(op, [op.inputs[0], op.outputs[0]])
+    b.alias[op.outputs[0]] = op.inputs[0]
+    return None
+
+
+# TFLite builtin op -> the function that lowers it into the device's op list
+_LOWER = {
+    "FULLY_CONNECTED": _op_fc,
+    "CONV_2D": lambda b, op: _op_conv(b, op, False),
+    "DEPTHWISE_CONV_2D": lambda b, op: _op_conv(b, op, True),
+    "AVERAGE_POOL_2D": _op_pool,
+    "MAX_POOL_2D": _op_pool,
+    "MEAN": _op_mean,
+    "ADD": _op_add,
+    "SOFTMAX": _op_softmax,
+    "QUANTIZE": _op_quantize,
+    "DEQUANTIZE": _op_dequantize,
+    "LOGISTIC": _op_lut_act,
+    "TANH": _op_lut_act,
+    "PAD": _op_pad,
+    "CONCATENATION": _op_concat,
+    "RESHAPE": _op_reshape,
+}
+
+
 def convert(tflite_path, labels=None, name=None, preprocess=None):
     g = read_tflite(tflite_path)
     problems = check_support(g)
@@ -383,34 +410,10 @@ def convert(tflite_path, labels=None, name=None, preprocess=None):
     b = _Builder(g)
     for op in g.ops:
         try:
-            if op.name == "FULLY_CONNECTED":
-                rec = _op_fc(b, op)
-            elif op.name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-                rec = _op_conv(b, op, op.name == "DEPTHWISE_CONV_2D")
-            elif op.name in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
-                rec = _op_pool(b, op)
-            elif op.name == "MEAN":
-                rec = _op_mean(b, op)
-            elif op.name == "ADD":
-                rec = _op_add(b, op)
-            elif op.name == "SOFTMAX":
-                rec = _op_softmax(b, op)
-            elif op.name == "QUANTIZE":
-                rec = _op_quantize(b, op)
-            elif op.name == "DEQUANTIZE":
-                rec = _op_dequantize(b, op)
-            elif op.name in ("LOGISTIC", "TANH"):
-                rec = _op_lut_act(b, op)
-            elif op.name == "PAD":
-                rec = _op_pad(b, op)
-            elif op.name == "CONCATENATION":
-                rec = _op_concat(b, op)
-            elif op.name == "RESHAPE":
-                b.need_int8(op, [op.inputs[0], op.outputs[0]])
-                b.alias[op.outputs[0]] = op.inputs[0]
-                rec = None
-            else:
+            lower = _LOWER.get(op.name)
+            if lower is None:
                 raise _Skip("op not supported")
+            rec = lower(b, op)
         except _Skip as e:
             b.problems.append(f"{op.name} v{op.version} at {g.op_label(op)}: {e}")
             continue

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from .. import procs
 from .consumer import decode
 
 INSTALL_HINT = "mosquitto is not installed: apt-get update && apt-get install -y mosquitto"
@@ -70,13 +71,7 @@ class Broker:
 
     def stop(self, sig=signal.SIGTERM):
         """SIGTERM: mosquitto saves its persistence file (queued QoS 1 messages, retained) before exiting."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        procs.stop(self.proc, sig)
         self.proc = None
 
     @property
