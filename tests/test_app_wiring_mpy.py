@@ -62,6 +62,9 @@ class Board:
 
 board = Board()
 a = app.App(board, {"sample_hz": 50, "window": 50, "hop": 25})
+if WINDOWS:                  # these tests count records: every telemetry() call one (the usb row's reporting)
+    a.sense.policy.report = lambda: "window"
+    a.reporter.set_mode("window")
 def frames_out():
     out = binascii.hexlify(board.serial.out).decode()
     board.serial.out = bytearray()
@@ -76,8 +79,8 @@ def fill_window():
 RESEND = hostframe.encode(T.HELLO, cbor2.dumps({"resend": True}), seq=1).hex()
 
 
-def run_device(body, root):
-    return run_mpy(HARNESS + body, root=root).stdout.decode()
+def run_device(body, root, windows=True):
+    return run_mpy("WINDOWS = %r\n" % windows + HARNESS + body, root=root).stdout.decode()
 
 
 def decode(hexout):

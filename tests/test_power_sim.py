@@ -179,3 +179,32 @@ def test_simulate_deep_sleep_model_reboots_per_wake(tmp_path):
     assert deep["energy_by_state"]["boot"] > 0 and deep["energy_by_state"]["deep_gpio"] > 0.2
     assert deep["detect_delay_s"]["median"] >= 1.5 > light["detect_delay_s"]["median"]
     assert deep["life_days"] < light["life_days"]             # same sleep current + a 1.5 s boot per wake
+
+
+def test_change_reporting_follows_the_model_and_saves_the_radio(tmp_path):
+    """The battery bands report changes (mote.report): with the demo gesture model on the device, a burst's
+    hops fold into a few records; the same policy reporting every window sends one per hop, and the worst
+    case for changes (a new label every moving hop) sends more. Detections (and so recall) do not change:
+    the folded hops are in the records' `held` counts."""
+    sys.path.insert(0, str(ROOT / "firmware"))
+    try:
+        from mote import policy
+    finally:
+        sys.path.pop(0)
+    from motekit.power.simulate import simulate
+    trace = tmp_path / "t.csv"
+    gen_trace.write_csv(trace, gen_trace.generate(0.5, seed=3, quiet_s=(30, 120)))
+    # batches every 5 min (the default 30 would send nothing in half an hour)
+    change = [dict(b, batch_s=300) if b.get("mode", "sample") == "sample" else b for b in policy.DEFAULT["bands"]]
+    window = [dict(b, report="window") if b.get("mode", "sample") == "sample" else b for b in change]
+    ch = simulate("xiao_nrf52840_sense", str(trace), baseline=False, policy={"bands": change})
+    win = simulate("xiao_nrf52840_sense", str(trace), baseline=False, policy={"bands": window})
+    worst = simulate("xiao_nrf52840_sense", str(trace), baseline=False, flicker=True)
+    hops = sum(ch["labels"].values())
+    assert set(ch["labels"]) <= {"idle", "shake", "wave", "updown"} and len(ch["labels"]) >= 3 and hops > 50
+    assert win["reported"] == hops and ch["reported"] < hops / 4 < worst["reported"]
+    assert ch["detections"] == win["detections"] and ch["recall"] == win["recall"] >= 0.95
+    assert ch["energy_mah"]["radio_tx"] < win["energy_mah"]["radio_tx"] / 3
+    assert ch["rec_bytes"]["change"] > ch["rec_bytes"]["window"] > 100 and ch["model"].endswith("gesture.mtm")
+    nomodel = simulate("xiao_nrf52840_sense", str(trace), baseline=False, model=None)
+    assert nomodel["labels"] == {} and nomodel["model"] is None and nomodel["reported"] <= ch["reported"]

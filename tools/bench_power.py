@@ -16,6 +16,10 @@ The adaptive run sleeps behind the IMU's wake-up detector on boards whose file n
 found no activity (knocks) and the median/max delay from an event's start to its first detection.
 --imu-deep: what-if, deep sleep behind the IMU on every board with INT1 (board sleep.imu_deep forced on: a
 reboot of timing.boot_ms per wake); --deep-ma X also sets the deep-sleep current (deep_sleep_imu_wake) to X mA.
+The battery bands report changes (mote.report) with the demo gesture model deciding the labels: the `acc` column
+is records sent / hops classified in bursts. --worst-labels: what-if, the classifier's label changes on every
+moving hop (each one reported); --report window: every hop reported, as before change reporting;
+--baseline-report change: what-if, the fixed-rate baseline reports changes too.
 """
 
 import argparse
@@ -31,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.append(str(ROOT / "firmware"))
 SHARED = Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared"))
 ACCEL = SHARED / "vectors" / "accel"
 
@@ -84,6 +89,11 @@ def main(argv=None):
     ap.add_argument("--no-imu-wake", action="store_true", help="sample in quiet (2 Hz) instead of the IMU wake-up")
     ap.add_argument("--imu-deep", action="store_true", help="what-if: deep sleep behind the IMU on every INT1 board")
     ap.add_argument("--deep-ma", type=float, help="what-if: deep-sleep current while waiting for INT1 (mA)")
+    ap.add_argument("--worst-labels", action="store_true", help="what-if: a new label on every moving hop")
+    ap.add_argument("--baseline-report", choices=("window", "change"), default="window",
+                    help="what-if: what the fixed-rate baseline reports")
+    ap.add_argument("--report", choices=("change", "window"), default="change",
+                    help="what the battery bands report (policy `report`)")
     a = ap.parse_args(argv)
     import gen_trace
     from motekit.power.simulate import simulate
@@ -105,7 +115,13 @@ def main(argv=None):
             patch = {"sleep": {"imu_deep": True}} if a.imu_deep else {}
             if a.deep_ma is not None:
                 patch["power"] = {"states": {"deep_sleep_imu_wake": {"ma": a.deep_ma, "source": "what-if"}}}
-            r = simulate(board, path, imu_wake=not a.no_imu_wake, board_patch=patch)
+            pol = None
+            if a.report == "window":
+                from mote import policy as fw_policy
+                pol = {"bands": [dict(b, report="window") if b.get("mode", "sample") == "sample" else b
+                                 for b in fw_policy.DEFAULT["bands"]]}
+            r = simulate(board, path, imu_wake=not a.no_imu_wake, board_patch=patch, policy=pol,
+                         flicker=a.worst_labels, baseline_report=a.baseline_report)
             ok = r["life_ratio"] >= 3 and r["recall"] >= 0.95
             rows.append({"board": board, "trace": name, "events": r["events"], "life_days": round(r["life_days"], 1),
                          "recall": round(r["recall"], 3), "precision": round(r["precision"], 3),
@@ -113,6 +129,7 @@ def main(argv=None):
                          "baseline_recall": round(r["baseline_recall"], 3), "ratio": round(r["life_ratio"], 2),
                          "imu_wake": r["imu_wake"], "wakes": r["wakes"], "false_wakes": r["false_wakes"],
                          "imu_deep": r["imu_deep"], "boots": r["boots"],
+                         "acc_records": r["reported"], "hops": sum(r["labels"].values()),
                          "delay_s": [round(r["detect_delay_s"]["median"] or 0, 2), round(r["detect_delay_s"]["max"] or 0, 2)],
                          "target_met": ok})
             if not a.json:
@@ -121,7 +138,7 @@ def main(argv=None):
                       f"prec {x['precision']:.3f} | fixed {x['baseline_hz']:>2} Hz {x['baseline_life_days']:6.1f} d "
                       f"rec {x['baseline_recall']:.3f} | {x['ratio']:.2f}x {'OK' if ok else 'MISS'} | "
                       f"{'imu wake' if x['imu_wake'] else 'sw 2 Hz'} {x['wakes']} ({x['false_wakes']} knocks) "
-                      f"delay {x['delay_s'][0]:.2f}/{x['delay_s'][1]:.2f} s"
+                      f"delay {x['delay_s'][0]:.2f}/{x['delay_s'][1]:.2f} s | acc {x['acc_records']}/{x['hops']}"
                       f"{' deep, %d boots' % x['boots'] if x['imu_deep'] else ''}", flush=True)
     if a.json:
         print(json.dumps(rows, indent=1))

@@ -9,8 +9,8 @@ import time
 
 from mote import VERSION, config, proto
 from mote.link import Link
+from mote.report import Reporter, acc_pack, ev_pack
 
-MG_PER_COUNT_NUM = 9.80665 / 16384     # counts -> m/s2
 
 
 def _boot_count():
@@ -54,6 +54,7 @@ class App:
         self.overruns = 0
         self.running = False
         self.sense = None
+        self.reporter = Reporter()
         self._setup_window()
         self._setup_power()
 
@@ -67,6 +68,7 @@ class App:
         self.idx = 0             # next write position (sample index in the ring)
         self.filled = 0
         self.since_hop = 0
+        self.hop_moving = False  # the activity detector saw motion during this hop
         if self.sense is not None:
             self._apply_rate()
             self._load_model()
@@ -204,6 +206,7 @@ class App:
     def _apply_rate(self):
         hz = self.sense.hz(self.cfg["sample_hz"]) if self.sense.policy.band >= 0 else self.cfg["sample_hz"]
         self.hz = hz                              # USB power (the usb row) -> full rate: config sample_hz
+        self.reporter.set_mode(self.sense.policy.report())
         if hz:
             self.period_ms = 1000 // hz
         self.board_rate(hz)
@@ -214,12 +217,7 @@ class App:
             set_rate(hz)                          # a real IMU follows (ODR); the sim generator ignores it
 
     def event(self, what, old, new):
-        s = self.sense
-        self.emit("ev", [{proto.SENML_BN: "ev", proto.SENML_N: "what", proto.SENML_VS: what},
-                         {proto.SENML_N: "from", proto.SENML_VS: str(old)},
-                         {proto.SENML_N: "to", proto.SENML_VS: str(new)},
-                         {proto.SENML_N: "soc", proto.SENML_V: s.soc},
-                         {proto.SENML_N: "hz", proto.SENML_V: self.hz}])
+        self.emit("ev", ev_pack(what, old, new, self.sense.soc, self.hz))
 
     def _power_tick(self, now):
         s = self.sense
@@ -236,6 +234,8 @@ class App:
             if self.hz != old:
                 self.filled = 0                   # a window at one rate only
                 self.since_hop = 0
+                self.hop_moving = False
+                self.reporter.reset()             # a new burst (or its end): its first hop is reported
         if time.ticks_diff(now, self.next_hb) >= 0:
             self.next_hb = time.ticks_add(now, s.policy.hb_ms)
             self.emit("hb", self.heartbeat())
@@ -275,7 +275,10 @@ class App:
         self.board.accel.read_into(self.win, i * 3)
         j = i * 3
         w = self.win
-        self.sense.sample(time.ticks_ms(), w[j], w[j + 1], w[j + 2])     # activity detector (no allocation)
+        s = self.sense
+        s.sample(time.ticks_ms(), w[j], w[j + 1], w[j + 2])     # activity detector (no allocation)
+        if s.policy.c >= 3:                                        # policy.moving(), without the call
+            self.hop_moving = True
         i += 1
         self.idx = 0 if i == self.win_n else i
         if self.filled < self.win_n:
@@ -306,16 +309,20 @@ class App:
         return out
 
     def telemetry(self):
-        f = self.features()
-        k = MG_PER_COUNT_NUM
-        names = ("ax", "sx", "ay", "sy", "az", "sz")
-        pack = []
-        for j in range(6):
-            pack.append({proto.SENML_N: names[j], proto.SENML_V: round(f[j] * k, 3)})
-        pack[0][proto.SENML_BU] = "m/s2"     # base unit once, not per record
+        """One hop: classify, then report it - every hop ("window") or a changed decision ("change")."""
+        moving = self.hop_moving
+        self.hop_moving = False
+        cls = None
         if self.clf.model is not None and self.sense.infer():
-            pack.extend(self.clf.run(self.win, self.idx))      # label, conf, lat_ms (or err)
-        self.emit("acc", pack)
+            cls = self.clf.run(self.win, self.idx)             # label, conf, lat_ms (or err)
+        rep = self.reporter
+        label = None
+        if cls:
+            label = cls[0].get(proto.SENML_VS)
+        if not rep.hop(time.ticks_ms(), moving, label):
+            return
+        held = rep.take_held() if rep.change else 0
+        self.emit("acc", acc_pack(self.features(), cls, rep.change, moving, held))
 
     def emit(self, kind, pack):
         self.tel.emit(kind, pack)

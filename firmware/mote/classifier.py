@@ -11,6 +11,13 @@ from mote.heartbeat import Latency
 from mote import proto
 
 
+def records(label, conf, us):
+    """A classification as SenML records (what the `acc` record carries)."""
+    return [{proto.SENML_N: "label", proto.SENML_VS: str(label)},
+            {proto.SENML_N: "conf", proto.SENML_V: round(conf, 3)},
+            {proto.SENML_N: "lat_ms", proto.SENML_V: round(us / 1000, 2)}]
+
+
 class Classifier:
     def __init__(self, store):
         self.store = store
@@ -77,9 +84,7 @@ class Classifier:
         self.inferences += 1
         us = m.last_us
         self.lat.add(us // 1000)
-        return [{proto.SENML_N: "label", proto.SENML_VS: str(label)},
-                {proto.SENML_N: "conf", proto.SENML_V: round(conf, 3)},
-                {proto.SENML_N: "lat_ms", proto.SENML_V: round(us / 1000, 2)}]
+        return records(label, conf, us)
 
     def status(self):
         return {"model": self.name, "running": self.model is not None, "error": self.error,

@@ -54,13 +54,13 @@ WAKE_DUR = const(2)          # default WAKE_UP_DUR (26 Hz ODR: 3 samples in a ro
 DEFAULT = {
     "bands": [
         {"name": "normal", "soc": 40, "idle_hz": 2, "burst_hz": 50, "infer": 1, "batch_s": 1800, "radio": "batch",
-         "wake": "imu-deep"},
+         "wake": "imu-deep", "report": "change"},
         {"name": "saver", "soc": 15, "idle_hz": 2, "burst_hz": 25, "infer": 1, "batch_s": 3600, "radio": "batch",
-         "wake": "imu-deep"},
+         "wake": "imu-deep", "report": "change"},
         {"name": "low", "soc": 5, "mode": "heartbeat"},
         {"name": "critical", "soc": 0, "mode": "sleep", "wake_s": 3600},
     ],
-    "usb": {"name": "usb", "idle_hz": 50, "burst_hz": 50, "infer": 1, "batch_s": 0, "radio": "on"},
+    "usb": {"name": "usb", "idle_hz": 50, "burst_hz": 50, "infer": 1, "batch_s": 0, "radio": "on", "report": "window"},
     "hysteresis": 3,          # % SoC above a band's floor before moving back up into it
     "hb_s": 600,              # heartbeat interval
     "thresh_mg": 100,         # detector: L1 deviation from the slow mean, in milli-g
@@ -69,6 +69,7 @@ DEFAULT = {
     "wake_dur": WAKE_DUR,     # IMU wake-up duration: over the threshold for wake_dur + 1 ODR samples (0..3)
 }
 RADIO = ("on", "batch", "off")
+REPORTS = ("window", "change")   # mote.report: every hop's record, or only a changed decision (+ keepalive)
 
 
 def _row(r, usb=False):
@@ -87,6 +88,8 @@ def _row(r, usb=False):
             raise ValueError("band %s: radio must be on, batch or off" % r["name"])
         if r.get("wake", "sw") not in WAKES:
             raise ValueError("band %s: wake must be sw, imu or imu-deep" % r["name"])
+        if r.get("report", "window") not in REPORTS:
+            raise ValueError("band %s: report must be window or change" % r["name"])
 
 
 def check(spec):
@@ -218,6 +221,10 @@ class Policy:
 
     def batch_ms(self):
         return self.row.get("batch_s", 0) * 1000 if self.row else 0
+
+    def report(self):
+        """Which hops become telemetry records (mote.report): every one ("window") or changes ("change")."""
+        return self.row.get("report", "window") if self.row else "window"
 
     def radio(self):
         return self.row.get("radio", "off") if self.mode == MODE_SAMPLE else "off"

@@ -23,8 +23,13 @@ def power():
 @click.option("--no-baseline", is_flag=True, help="Skip the fixed-rate baseline runs.")
 @click.option("--no-imu-wake", is_flag=True,
               help="Sample in quiet (idle_hz, software detector) even if the board's IMU can wake the MCU (INT1).")
+@click.option("--model", "-m", type=click.Path(exists=True, dir_okay=False),
+              help="The device's classifier (.mtm): its labels decide what a \"change\" band reports. "
+                   "Default: the demo gesture model (built with numpy).")
+@click.option("--no-model", is_flag=True, help="No classifier on the device (reports follow the detector only).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline, no_imu_wake, as_json):
+def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline, no_imu_wake, model, no_model,
+             as_json):
     """Simulate battery life and event recall (adaptive policy vs fixed-rate baseline).
 
     The policy, detector and SoC estimator are the firmware's own modules running under `micropython`;
@@ -33,7 +38,7 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
     from .simulate import simulate as run
     try:
         r = run(board, trace, policy=policy, capacity_mah=capacity_mah, plot=plot, baseline=not no_baseline,
-                hours=hours, seed=seed, imu_wake=not no_imu_wake)
+                hours=hours, seed=seed, imu_wake=not no_imu_wake, model=None if no_model else (model or "demo"))
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e).splitlines()[0] if "micropython" not in str(e) else str(e))
     if as_json:
@@ -47,6 +52,9 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
         click.echo(f"IMU wake : {r['wakes']} wake-ups ({r['false_wakes']} without activity), asleep behind the IMU "
                    f"{r['armed_fraction'] * 100:.0f}% of the time, detection delay median {d['median'] or 0:.2f} s "
                    f"max {d['max'] or 0:.2f} s")
+    rb = r["rec_bytes"]
+    click.echo(f"telemetry: {r['reported']} acc records in bursts ({rb['change']} B each when reporting changes, "
+               f"{rb['window']} B per hop otherwise); labels per hop {r['labels'] or 'none (no model)'}")
     if "baseline_life_days" in r:
         click.echo(f"fixed {r['baseline_hz']:>2} Hz: {r['baseline_life_days']:7.1f} days  avg {r['baseline_avg_ma']:.3f} mA  "
                    f"recall {r['baseline_recall']:.3f}  precision {r['baseline_precision']:.3f}")

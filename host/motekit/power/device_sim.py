@@ -17,16 +17,19 @@
 # Then it samples at burst rate: the firmware's own detector confirms (START) or the policy goes back to sleep
 # after policy.PROBE_MS (a knock that got through the IMU's duration filter).
 #
-# argv[1]: JSON job {board, trace, n, trace_hz, duration_ms, capacity_mah, policy, fixed_hz, hop, rec_bytes,
-#                    imu_wake}
+# argv[1]: JSON job {board, trace, n, trace_hz, duration_ms, capacity_mah, policy, fixed_hz, hop, imu_wake,
+#                    imu_deep, wake_dur, flicker}
 # stdout: one JSON line {energy_mas: {state: mA*ms}, detections: [s], timeline: [[t_s, soc, soc_est, hz]], ...}
 import sys
 import json
 from array import array
 
-from mote import battery, policy
+from mote import battery, cbor, heartbeat, policy, proto
+from mote.classifier import records
+from mote.frame import Encoder
 from mote.hal.sim_battery import SimBattery
 from mote.hal.sim_imu import WakeModel
+from mote.report import Reporter, acc_pack, ev_pack
 
 job = json.load(open(sys.argv[1]))
 info = job["board"]
@@ -56,13 +59,45 @@ with open(job["trace"], "rb") as f:
 thz = job["trace_hz"]
 dur = job["duration_ms"]
 hop = job["hop"]
-rec_bytes = job["rec_bytes"]
-hb_bytes = 70                       # the heartbeat frame on the wire (<= 60 B payload + framing)
+# What the radio carries, in bytes on the wire: the firmware's own records through its own CBOR encoder and
+# framing (on the unix port a float takes 9 bytes, on a single-precision board 5: the figures err high).
+_enc = Encoder()
+
+
+def wire(kind, pack):
+    return len(_enc.encode(proto.T_TELEMETRY, cbor.dumps([1, 12345, 3600000, kind, pack])))
+
+
+_F = [812.3, 95.1, -1201.7, 140.2, 16001.9, 88.4]          # a gesture window's features, in counts
+REC_WIN = wire("acc", acc_pack(_F, records("wave", 0.913, 12340)))                 # "window": every hop
+REC_CHG = wire("acc", acc_pack(_F, records("wave", 0.913, 12340), True, True, 12))  # "change": on a change
+REC_EV = wire("ev", ev_pack("rate", 2, 50, 87, 50))                                 # burst start / end
+hb_bytes = wire("hb", heartbeat.pack(3712, 87, 1, 0, False, 0, 3, 36000, 1234, 0, 14, 52000, 12, 0))
+flicker = bool(job.get("flicker"))  # worst case for "change": the label differs on every moving hop
+model = None                        # the classifier whose labels the "change" reporting follows (mote.infer)
+if job.get("model"):
+    from mote.infer import Model
+    model = Model(job["model"])
+    win_n = (model.pre or {}).get("n") or 50
+    win = array("h", bytes(6 * win_n))
+
+
+def classify(t, hz):
+    """The model's label for the app's window at t: the last win_n samples at the sampling rate."""
+    per = 1000 // hz
+    for k in range(win_n):
+        j = ((t - (win_n - 1 - k) * per) * thz // 1000) * 3
+        if j < 0:
+            j = 0
+        win[3 * k] = trace[j]
+        win[3 * k + 1] = trace[j + 1]
+        win[3 * k + 2] = trace[j + 2]
+    return model.classify(win)[0]
 
 fixed = job.get("fixed_hz")
 if fixed:
     spec = {"bands": [{"name": "fixed", "soc": 0, "idle_hz": fixed, "burst_hz": fixed, "infer": 1, "batch_s": 0,
-                       "radio": "on"}],
+                       "radio": "on", "report": job.get("baseline_report") or "window"}],
             "usb": {"name": "usb", "idle_hz": fixed, "burst_hz": fixed, "radio": "on"}}
     for k in policy.DEFAULT:
         if k not in spec:
@@ -72,6 +107,7 @@ else:
 wake_ok = bool(imu_info.get("int1_pin")) and not fixed and job.get("imu_wake", True) is not False
 deep_ok = wake_ok and bool(info.get("sleep", {}).get("imu_deep", False)) and job.get("imu_deep", True) is not False
 p = policy.Policy(spec, imu_info.get("counts_per_g", 16384), wake_ok, deep_ok)
+rep = Reporter()
 wm = None
 boot_ms = int(tm.get("boot_ms", 0))
 MA_DEEP = MA.get("deep_sleep_imu_wake", MA["deep_sleep"])
@@ -89,6 +125,7 @@ cell = SimBattery.from_board(info, job["capacity_mah"], soc=job.get("soc0", 100.
 est = battery.Estimator(info["battery"].get("chemistry", "lipo"), info["battery"].get("internal_mohm", 150))
 est.update(cell.read_mv(), 0)
 p.update(est.soc)
+rep.set_mode(p.report())
 
 E = {}
 for k in ("active", "inference", "idle", "light_sleep", "deep_sleep", "radio_tx", "radio_conn", "imu", "sleep_gpio",
@@ -117,6 +154,8 @@ wakes = 0
 false_wakes = 0
 armed_ms = 0
 wake_times = []
+labels_seen = {}
+reported = 0
 while t < dur:
     if t - last_bat >= 10000:                   # battery + policy every 10 s (virtual)
         last_bat = t
@@ -124,6 +163,7 @@ while t < dur:
         ch = p.update(est.soc)
         if ch:
             events.append([t / 1000.0, ch[0], ch[1], est.soc])
+            rep.set_mode(p.report())
     if t - last_tl >= 60000:
         last_tl = t
         timeline.append([t / 1000.0, round(cell.soc(), 3), est.soc, p.hz])
@@ -207,10 +247,12 @@ while t < dur:
     if r == policy.START:
         detections.append(t / 1000.0)
         events.append([t / 1000.0, "quiet", "burst", est.soc])
-        pending += rec_bytes
+        pending += REC_EV
+        rep.reset()                     # mote.app: a rate change restarts the reporting
     elif r == policy.STOP:
         events.append([t / 1000.0, "burst", "quiet", est.soc])
-        pending += rec_bytes
+        pending += REC_EV
+        rep.reset()
     elif r == policy.SLEEP:
         false_wakes += 1
         events.append([t / 1000.0, "probe", "armed", est.soc])
@@ -229,11 +271,21 @@ while t < dur:
         if fixed or p.burst:
             if hop_moving:
                 detections.append(t / 1000.0)
+            label = None
             if fixed or p.infer():
                 spend("inference", MA["inference"], tm["inference_ms"])
                 busy += tm["inference_ms"]
                 inferences += 1
-            pending += rec_bytes
+                if model is not None and (not fixed or rep.change):
+                    label = classify(t, hz)
+                    labels_seen[label] = labels_seen.get(label, 0) + 1
+            # mote.report: the same decision object as the app, on the model's label (None without a model;
+            # with `flicker`, a new label on every moving hop: the worst case, each of those is reported)
+            if flicker:
+                label = inferences if hop_moving else None
+            if rep.hop(t, hop_moving, label):
+                pending += REC_CHG if rep.change else REC_WIN
+                reported += 1
         hop_moving = False
     if radio_on:
         spend("radio_conn", MA["radio_conn"], period)
@@ -262,7 +314,8 @@ while t < dur:
 total = 0.0
 for k in E:
     total += E[k]
-print(json.dumps({"sim_ms": t, "energy_mas": E, "avg_ma": total / t if t else 0.0, "detections": detections,
+print(json.dumps({"rec_bytes": {"window": REC_WIN, "change": REC_CHG, "ev": REC_EV, "hb": hb_bytes},
+                  "labels": labels_seen, "reported": reported, "sim_ms": t, "energy_mas": E, "avg_ma": total / t if t else 0.0, "detections": detections,
                   "timeline": timeline, "events": events, "inferences": inferences, "imu_wake": wake_ok,
                   "wakes": wakes, "false_wakes": false_wakes, "imu_deep": deep_ok, "boots": boots, "armed_s": armed_ms / 1000.0, "wake_times": wake_times,
                   "soc_end": cell.soc(), "soc_est_end": est.soc}))

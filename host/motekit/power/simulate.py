@@ -24,7 +24,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = Path(__file__).resolve().parents[3]
 TOL_S = 2.0                   # a detection up to this long after an event's end still counts for it
 BASELINE_RATES = (1, 2, 3, 5, 10, 25, 50)
-REC_BYTES = 80                # an `acc` telemetry frame on the wire
 
 
 def firmware_dir() -> Path:
@@ -144,10 +143,12 @@ def _micropython() -> str:
 
 
 def run_device(board: dict, trace: Trace, trace_file: str, *, capacity_mah=None, policy=None, fixed_hz=None,
-               hop=25, soc0=100.0, timeout=600, imu_wake=True, imu_deep=True, wake_dur=None) -> dict:
+               hop=25, soc0=100.0, timeout=600, imu_wake=True, imu_deep=True, wake_dur=None,
+               flicker=False, model=None, baseline_report=None) -> dict:
     job = {"board": board, "trace": trace_file, "n": len(trace.labels), "trace_hz": trace.hz,
            "duration_ms": int(trace.duration * 1000), "capacity_mah": capacity_mah or board["battery"]["capacity_mah"],
-           "policy": policy, "fixed_hz": fixed_hz, "hop": hop, "rec_bytes": REC_BYTES, "soc0": soc0,
+           "policy": policy, "fixed_hz": fixed_hz, "hop": hop, "soc0": soc0, "flicker": flicker, "model": model,
+           "baseline_report": baseline_report,
            "imu_wake": imu_wake, "imu_deep": imu_deep, "wake_dur": wake_dur}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as jf:
         json.dump(job, jf)
@@ -183,10 +184,32 @@ def patch_board(board: dict, patch: dict) -> dict:
     return out
 
 
+def demo_model(out_dir) -> Path:
+    """The demo gesture classifier (tools/make_demo_model.py: numpy, trained on the sim's motion - the same
+    shake / wave / updown the synthetic trace is made of), built into out_dir."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import make_demo_model
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            make_demo_model.main(["-o", str(out_dir)])
+    except ImportError as e:
+        raise RuntimeError(f"building the demo model needs the model extra ({e}): pip install 'motekit[model]', "
+                           "or pass --model MODEL.mtm / --no-model") from None
+    finally:
+        sys.path.pop(0)
+    return Path(out_dir) / "gesture.mtm"
+
+
 def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None, plot=None, baseline=True,
-             hours=4.0, seed=1, imu_wake=True, imu_deep=True, wake_dur=None, board_patch=None) -> dict:
+             hours=4.0, seed=1, imu_wake=True, imu_deep=True, wake_dur=None, board_patch=None, model="demo",
+             flicker=False, baseline_report=None) -> dict:
     """imu_deep=False: light sleep even where the board file allows deep sleep behind the IMU (sleep.imu_deep);
-    wake_dur: override the policy's IMU wake-up duration; board_patch: what-if figures (patch_board)."""
+    wake_dur: override the policy's IMU wake-up duration; board_patch: what-if figures (patch_board);
+    model: the .mtm classifier on the device ("demo": the demo gesture model; None: no classifier, labels
+    are None); flicker: the worst case for change reporting (a new label on every moving hop);
+    baseline_report: "change" gives the fixed-rate baseline the same reporting (what-if; default: every hop)."""
     board = patch_board(load_board(board_name), board_patch)
     cap = capacity_mah or board["battery"]["capacity_mah"]
     tmpdir = tempfile.mkdtemp(prefix="mote-power-")
@@ -200,13 +223,17 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
         gen_trace.write_csv(trace_path, gen_trace.generate(hours, seed))
     if isinstance(policy, (str, Path)):
         policy = json.loads(Path(policy).read_text())
+    if model == "demo":
+        model = demo_model(os.path.join(tmpdir, "model"))
+    if model is not None and not Path(model).is_file():
+        raise FileNotFoundError(f"no model file {model}: pass a converted .mtm (mote model convert)")
     trace = read_trace(trace_path)
     bin_path = os.path.join(tmpdir, "trace.bin")
     with open(bin_path, "wb") as f:
         trace.xyz.tofile(f)
     try:
         res = run_device(board, trace, bin_path, capacity_mah=cap, policy=policy, imu_wake=imu_wake,
-                         imu_deep=imu_deep, wake_dur=wake_dur)
+                         imu_deep=imu_deep, wake_dur=wake_dur, model=str(model) if model else None, flicker=flicker)
         delays = sorted(detect_delays(trace, res["detections"]))
         out = {"board": board_name, "trace": str(trace_path), "trace_hours": trace.duration / 3600,
                "capacity_mah": cap, **_summary(res, trace, cap),
@@ -219,12 +246,16 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
                "imu_deep": res["imu_deep"], "boots": res["boots"],
                "armed_fraction": res["armed_s"] * 1000 / res["sim_ms"] if res["sim_ms"] else 0.0,
                "wake_times": [round(w, 2) for w in res["wake_times"]],
+               # mote.report: wire bytes per record kind, `acc` records sent, the classifier's labels per hop
+               "model": str(model) if model else None, "rec_bytes": res["rec_bytes"], "reported": res["reported"],
+               "labels": res["labels"],
                "detect_delay_s": {"median": delays[len(delays) // 2] if delays else None,
                                   "max": delays[-1] if delays else None}}
         if baseline:
             base = None
             for r in BASELINE_RATES:
-                b = run_device(board, trace, bin_path, capacity_mah=cap, fixed_hz=r)
+                b = run_device(board, trace, bin_path, capacity_mah=cap, fixed_hz=r, baseline_report=baseline_report,
+                               model=str(model) if model else None)
                 s = _summary(b, trace, cap)
                 base = (r, s, b)
                 if s["recall"] >= out["recall"] - 1e-9:
