@@ -160,6 +160,7 @@ app.sense.soc = -1; app.sense.usb = True
 link = ble.BleLink(port, Link(port, 1024))
 link.health = lambda: ble.health(app)
 link.radio = lambda: ble.radio(app)
+link.batch = lambda: ble.batch_ms(app)
 out = []
 def step(soc, usb):
     app.sense.policy.update(soc if soc >= 0 else 100, usb)
@@ -177,7 +178,8 @@ step(7, False)          # low: heartbeat mode, radio off -> advertising stops
 step(100, True)         # back on USB: fast advertising again
 print(json.dumps(out))
 """)
-    assert [x[:3] for x in r] == [["usb", "on", 100000], ["normal", "batch", 1000000], ["saver", "batch", 1000000],
+    # the battery bands' radio use is "batch": entering one opens a window at once (fast advertising)
+    assert [x[:3] for x in r] == [["usb", "on", 100000], ["normal", "on", 100000], ["saver", "on", 100000],
                                   ["low", "off", None], ["usb", "on", 100000]]
     assert r[0][3][2:] == [255, ble_st("USB")]
     assert r[1][3][2:] == [70, 0] and r[2][3][2] == 20
@@ -292,3 +294,68 @@ again = port.connected()
 print(json.dumps({"before": before, "after": after, "again": again}))
 """)
     assert r["before"] == [0, False, 50] and r["after"] == [3, True] and r["again"] is False
+
+
+def test_batch_schedule_windows_every_interval_across_the_tick_wrap():
+    """mote.ble.Batch: the "batch" radio use is a WINDOW_MS window of fast advertising once per batch interval,
+    the first at once; other uses pass through; a long sleep skips the windows it slept through."""
+    r = run(r"""
+import time
+sch = ble.Batch()
+out = {"W": ble.WINDOW_MS, "pass": [sch.radio(0, "on", 1800000), sch.radio(0, "off", 0), sch.radio(0, "batch", 0)]}
+t0 = (1 << 30) - 30000                          # 30 s before time.ticks_ms wraps
+seq = []
+for dt in (0, 19999, 20000, 1799999, 1800000, 1819999, 1820000, 9000001, 9019999, 9020001):
+    seq.append([dt, sch.radio(time.ticks_add(t0, dt), "batch", 1800000)])
+out["seq"] = seq
+print(json.dumps(out))
+""")
+    assert r["W"] == 20000 and r["pass"] == ["on", "off", "batch"]
+    assert r["seq"] == [[0, "on"], [19999, "on"], [20000, "off"], [1799999, "off"], [1800000, "on"],
+                        [1819999, "on"], [1820000, "off"], [9000001, "on"], [9019999, "on"], [9020001, "off"]]
+
+
+def test_batch_band_advertises_in_windows_and_lets_an_idle_central_go():
+    """On battery (`normal`, radio batch, batch_s 1 here; window 300 ms, idle 200 ms): advertising runs in the
+    window only; a central that connected stays while it writes, and is disconnected once the window is over and
+    it has been quiet for the idle time; the next window advertises again."""
+    r = run(r"""
+import time
+from mote import policy
+class O:
+    pass
+app = O(); app.board = O(); app.spool = None
+app.sense = app.battery = O()
+spec = policy.merge(policy.DEFAULT, {"bands": [dict(policy.DEFAULT["bands"][0], batch_s=1, soc=0)]})
+app.sense.policy = policy.Policy(spec, 16384)
+app.sense.policy.update(80, False)
+app.sense.soc = 80; app.sense.usb = False
+link = ble.BleLink(port, Link(port, 1024))
+link.radio = lambda: ble.radio(app)
+link.batch = lambda: ble.batch_ms(app)
+link.sched = ble.Batch(300, 200)
+t0 = time.ticks_ms()
+log = []
+def at(ms, what):
+    while time.ticks_diff(time.ticks_ms(), t0) < ms:
+        time.sleep_ms(5)
+    link.poll()
+    log.append([ms, what, port.radio, b.adv[-1][0] if port.advertising else None, port.conn is not None])
+at(0, "start")
+b.connect(64); b.write(64, port.rx, b"\x00")
+at(50, "connected")
+b.write(64, port.rx, b"\x00")
+at(250, "central writes")
+at(350, "window over, heard 100 ms ago")
+at(500, "quiet 250 ms")
+at(700, "between windows")
+at(1050, "next window")
+print(json.dumps({"log": log, "drops": link.drops}))
+""")
+    log = {x[1]: x[2:] for x in r["log"]}
+    assert log["start"] == ["on", 100000, False] and log["connected"][2] is True
+    assert log["window over, heard 100 ms ago"][0] == "off" and log["window over, heard 100 ms ago"][2] is True
+    # let go; advertising stopped at the connect (the stack does that) and does not start again
+    assert log["quiet 250 ms"] == ["off", None, False] and r["drops"] == 1
+    assert log["between windows"] == ["off", None, False]
+    assert log["next window"][:2] == ["on", 100000]

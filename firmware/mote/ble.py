@@ -77,6 +77,32 @@ ST_FAULT = const(0x80)
 ADV_INTERVAL_US = {"on": 100000, "batch": 1000000, "off": 0}
 
 HEALTH_MS = const(5000)
+# "batch" radio use: advertise (fast) for WINDOW_MS once per batch interval, the first window at once; a central
+# that connected may stay while frames flow and is let go IDLE_MS after the last one once the window is over.
+WINDOW_MS = const(20000)
+IDLE_MS = const(5000)
+
+
+class Batch:
+    """The band's "batch" radio use as a schedule (pure: the caller passes now); other uses pass through."""
+
+    def __init__(self, window_ms=WINDOW_MS, idle_ms=IDLE_MS):
+        self.window_ms = window_ms
+        self.idle_ms = idle_ms
+        self.open_at = None           # when the current (or last) window opened
+
+    def radio(self, now, use, batch_ms):
+        """The radio use for the port now: in a batch band "on" inside a window, "off" between windows."""
+        if use != "batch" or not batch_ms:
+            self.open_at = None       # entering a batch band later opens a window at once
+            return use
+        if self.open_at is None:
+            self.open_at = now
+        d = ticks_diff(now, self.open_at)
+        if d >= batch_ms:
+            self.open_at = ticks_add(self.open_at, (d // batch_ms) * batch_ms)
+            d = ticks_diff(now, self.open_at)
+        return "on" if d < self.window_ms else "off"
 STALL_MS = const(2000)        # notifications refused this long: the central is gone, hang up
 
 # requests that change the board: refused over an unbonded BLE link when `secure` is on
@@ -455,16 +481,35 @@ class BleLink(Link):
 
     health = None                 # callable -> (soc, status), polled every HEALTH_MS for the advertisement
     radio = None                  # callable -> the power policy band's radio use ("on", "batch", "off")
+    batch = None                  # callable -> the band's batch interval in ms ("batch" radio use), or None
     _next_health = None           # None: due now (the first poll advertises what the app knows at boot)
+    sched = None                  # Batch, made on first use
+    last_rx = 0                   # ticks of the last frame (or connect) from the central
+    _connects = 0
+    drops = 0                     # centrals let go after a batch window
 
     def poll(self):
         n = Link.poll(self)
-        self.port.flush()
+        port = self.port
+        port.flush()
+        now = ticks_ms()
+        if n or port.connects != self._connects:
+            self._connects = port.connects
+            self.last_rx = now
         if self.radio is not None:
             # every poll (a string compare, no allocation): a band transition re-advertises at once
-            r = self.radio()
-            if r is not None and r != self.port.radio:
-                self.port.update(radio=r)
+            use = self.radio()
+            r = use
+            if use is not None and self.batch is not None:
+                if self.sched is None:
+                    self.sched = Batch()
+                r = self.sched.radio(now, use, self.batch())
+            if r is not None and r != port.radio:
+                port.update(radio=r)
+            if (use == "batch" and r == "off" and port.conn is not None
+                    and ticks_diff(now, self.last_rx) >= self.sched.idle_ms):
+                self.drops += 1
+                port.disconnect()     # the batch is over: the radio sleeps until the next window
         if self.health is not None and (self._next_health is None or
                                         ticks_diff(ticks_ms(), self._next_health) >= 0):
             self._next_health = ticks_add(ticks_ms(), HEALTH_MS)
@@ -540,6 +585,7 @@ def start(app, mtu=247):
     link = BleLink(port, app.link)
     link.health = lambda: health(app)
     link.radio = lambda: radio(app)
+    link.batch = lambda: batch_ms(app)
     return link
 
 
@@ -554,6 +600,14 @@ def radio(app):
         return p.radio()
     except Exception:
         return None
+
+
+def batch_ms(app):
+    """The current band's telemetry batching interval in ms (mote.policy row "batch_s"), 0 if none."""
+    try:
+        return app.sense.policy.batch_ms()
+    except Exception:
+        return 0
 
 
 def health(app):

@@ -203,4 +203,5 @@ def start(app, mtu=247):
     link = _ble.BleLink(port, app.link)
     link.health = lambda: _ble.health(app)
     link.radio = lambda: _ble.radio(app)
+    link.batch = lambda: _ble.batch_ms(app)
     return link

@@ -73,6 +73,9 @@ REC_WIN = wire("acc", acc_pack(_F, records("wave", 0.913, 12340)))              
 REC_CHG = wire("acc", acc_pack(_F, records("wave", 0.913, 12340), True, True, 12))  # "change": on a change
 REC_EV = wire("ev", ev_pack("rate", 2, 50, 87, 50))                                 # burst start / end
 hb_bytes = wire("hb", heartbeat.pack(3712, 87, 1, 0, False, 0, 3, 36000, 1234, 0, 14, 52000, 12, 0))
+# a "batch" band's radio (mote.ble.Batch): at each batch the gateway connects within radio_connect_ms of the
+# window opening (it scans all the time), takes the backlog, and the board lets it go IDLE_MS after the last frame
+from mote.ble import IDLE_MS as BATCH_IDLE_MS
 flicker = bool(job.get("flicker"))  # worst case for "change": the label differs on every moving hop
 model = None                        # the classifier whose labels the "change" reporting follows (mote.infer)
 if job.get("model"):
@@ -220,6 +223,7 @@ while t < dur:
             last_batch = t
             if pending:
                 spend("radio_tx", MA["radio_tx"], tm["radio_connect_ms"] + pending / tm["radio_bytes_per_ms"])
+                spend("radio_conn", MA["radio_conn"], BATCH_IDLE_MS)
                 pending = 0
         if t - last_hb >= p.hb_ms:
             last_hb = t
@@ -299,6 +303,7 @@ while t < dur:
         if pending:
             ms = tm["radio_connect_ms"] + pending / tm["radio_bytes_per_ms"]
             spend("radio_tx", MA["radio_tx"], ms)
+            spend("radio_conn", MA["radio_conn"], BATCH_IDLE_MS)
             pending = 0
     if t - last_hb >= p.hb_ms:
         last_hb = t
