@@ -458,3 +458,37 @@ print(json.dumps(res))
     assert n >= 15
     assert tel(decode(res["plain"])) == []                                   # a viewer's plain hello: live only
     assert [(r[0], r[1]) for r in tel(decode(res["after"]))] == [(1, s) for s in range(8, n + 1)]
+
+
+def test_no_light_sleep_while_ble_advertises_or_is_connected_unless_the_board_keeps_it(tmp_path):
+    """App._wait: on battery with no host, light sleep between samples - but not while the BLE port advertises
+    (a batch window) or holds a connection on a board whose file says lightsleep does not keep BLE."""
+    body = """
+slept = []
+board.lightsleep = lambda ms: slept.append(ms)
+a._power_tick(time.ticks_ms())
+a.tel.present = False
+class P:
+    conn = None
+    advertising = False
+class B:
+    port = P()
+a.ble = B()
+out = []
+def wait(tag):
+    n = len(slept)
+    a._wait(20)
+    out.append([tag, len(slept) > n])
+wait("no radio activity")
+B.port.advertising = True
+wait("advertising, board says nothing")
+board.info["sleep"] = {"keeps_link": {"ble": True}}
+wait("advertising, board keeps ble")
+B.port.conn = 1
+wait("connected")
+print(json.dumps({"radio": a.sense.policy.radio(), "out": out}))
+"""
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    assert res["radio"] == "batch"
+    assert res["out"] == [["no radio activity", True], ["advertising, board says nothing", False],
+                          ["advertising, board keeps ble", True], ["connected", False]]

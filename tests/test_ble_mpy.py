@@ -316,9 +316,9 @@ print(json.dumps(out))
 
 
 def test_batch_band_advertises_in_windows_and_lets_an_idle_central_go():
-    """On battery (`normal`, radio batch, batch_s 1 here; window 300 ms, idle 200 ms): advertising runs in the
-    window only; a central that connected stays while it writes, and is disconnected once the window is over and
-    it has been quiet for the idle time; the next window advertises again."""
+    """On battery (`normal`, radio batch, batch_s 1 here; window 600 ms, idle 200 ms): advertising runs in the
+    window only; a central that took the batch and went quiet for the idle time is let go and the window ends
+    early; one that keeps writing stays past the window's end until it goes quiet; the next window advertises."""
     r = run(r"""
 import time
 from mote import policy
@@ -333,29 +333,39 @@ app.sense.soc = 80; app.sense.usb = False
 link = ble.BleLink(port, Link(port, 1024))
 link.radio = lambda: ble.radio(app)
 link.batch = lambda: ble.batch_ms(app)
-link.sched = ble.Batch(300, 200)
+link.sched = ble.Batch(600, 200)
 t0 = time.ticks_ms()
 log = []
-def at(ms, what):
+def at(ms, what, write=False):
     while time.ticks_diff(time.ticks_ms(), t0) < ms:
         time.sleep_ms(5)
+    if write:
+        b.write(port.conn, port.rx, b"\x00")
     link.poll()
-    log.append([ms, what, port.radio, b.adv[-1][0] if port.advertising else None, port.conn is not None])
+    log.append([ms, what, port.radio, b.adv[-1][0] if port.advertising else None, port.conn is not None, link.drops])
 at(0, "start")
 b.connect(64); b.write(64, port.rx, b"\x00")
 at(50, "connected")
-b.write(64, port.rx, b"\x00")
-at(250, "central writes")
-at(350, "window over, heard 100 ms ago")
-at(500, "quiet 250 ms")
-at(700, "between windows")
+at(100, "writes", True)
+at(250, "quiet 150 ms")
+at(350, "quiet 250 ms")
+at(500, "window closed early")
 at(1050, "next window")
-print(json.dumps({"log": log, "drops": link.drops}))
+b.connect(65); b.write(65, port.rx, b"\x00")
+for ms in (1100, 1250, 1400, 1550, 1700):
+    at(ms, "busy %d" % ms, True)
+at(1850, "quiet 150 ms after the window")
+at(1950, "quiet 250 ms after the window")
+print(json.dumps({"log": log}))
 """)
     log = {x[1]: x[2:] for x in r["log"]}
-    assert log["start"] == ["on", 100000, False] and log["connected"][2] is True
-    assert log["window over, heard 100 ms ago"][0] == "off" and log["window over, heard 100 ms ago"][2] is True
-    # let go; advertising stopped at the connect (the stack does that) and does not start again
-    assert log["quiet 250 ms"] == ["off", None, False] and r["drops"] == 1
-    assert log["between windows"] == ["off", None, False]
-    assert log["next window"][:2] == ["on", 100000]
+    assert log["start"] == ["on", 100000, False, 0]
+    assert log["connected"][2:] == [True, 0] and log["quiet 150 ms"][2:] == [True, 0]
+    # taken and quiet: let go, the window ends before its 600 ms, no advertising until the next one
+    assert log["quiet 250 ms"] == ["off", None, False, 1]
+    assert log["window closed early"] == ["off", None, False, 1]
+    assert log["next window"] == ["on", 100000, False, 1]
+    assert all(log["busy %d" % ms][2:] == [True, 1] for ms in (1100, 1250, 1400, 1550, 1700))
+    assert log["busy 1700"][0] == "off"                            # the window is over, the central stays
+    assert log["quiet 150 ms after the window"][2:] == [True, 1]
+    assert log["quiet 250 ms after the window"] == ["off", None, False, 2]

@@ -255,12 +255,20 @@ class App:
         # light sleep between samples only when no host link must be kept (HAL: board.lightsleep)
         light = getattr(self.board, "lightsleep", None)
         ble = getattr(self, "ble", None)
-        if ble is not None and getattr(ble.port, "conn", None) is not None:
+        if ble is not None and (getattr(ble.port, "conn", None) is not None or
+                                (getattr(ble.port, "advertising", False) and not self._sleep_keeps_ble())):
             light = None                          # lightsleep drops a BLE connection (ESP32, rp2: docs/power.md)
         if light is not None and not self.tel.present and ms >= 5 and self.sense.policy.radio() != "on":
             light(ms)
         else:
             self.board.serial.wait(ms)
+
+    def _sleep_keeps_ble(self):
+        """Board file sleep.keeps_link.ble: BLE (advertising too) survives lightsleep. False unless it says so."""
+        try:
+            return bool(self.board.info["sleep"]["keeps_link"]["ble"])
+        except (KeyError, TypeError):
+            return False
 
     def _deepsleep(self, ms):
         deep = getattr(self.board, "deepsleep", None)

@@ -77,8 +77,9 @@ ST_FAULT = const(0x80)
 ADV_INTERVAL_US = {"on": 100000, "batch": 1000000, "off": 0}
 
 HEALTH_MS = const(5000)
-# "batch" radio use: advertise (fast) for WINDOW_MS once per batch interval, the first window at once; a central
-# that connected may stay while frames flow and is let go IDLE_MS after the last one once the window is over.
+# "batch" radio use: advertise (fast) for up to WINDOW_MS once per batch interval, the first window at once. A
+# central that connects takes the backlog; IDLE_MS after its last frame the board lets it go and the window ends
+# (the batch is done: the radio, and on most boards light sleep, are back).
 WINDOW_MS = const(20000)
 IDLE_MS = const(5000)
 
@@ -90,6 +91,7 @@ class Batch:
         self.window_ms = window_ms
         self.idle_ms = idle_ms
         self.open_at = None           # when the current (or last) window opened
+        self.done = False             # that window's batch was taken (close()): off until the next one
 
     def radio(self, now, use, batch_ms):
         """The radio use for the port now: in a batch band "on" inside a window, "off" between windows."""
@@ -98,11 +100,17 @@ class Batch:
             return use
         if self.open_at is None:
             self.open_at = now
+            self.done = False
         d = ticks_diff(now, self.open_at)
         if d >= batch_ms:
             self.open_at = ticks_add(self.open_at, (d // batch_ms) * batch_ms)
+            self.done = False
             d = ticks_diff(now, self.open_at)
-        return "on" if d < self.window_ms else "off"
+        return "on" if d < self.window_ms and not self.done else "off"
+
+    def close(self):
+        """A central took the batch and went quiet: end this window early."""
+        self.done = True
 STALL_MS = const(2000)        # notifications refused this long: the central is gone, hang up
 
 # requests that change the board: refused over an unbonded BLE link when `secure` is on
@@ -506,9 +514,11 @@ class BleLink(Link):
                 r = self.sched.radio(now, use, self.batch())
             if r is not None and r != port.radio:
                 port.update(radio=r)
-            if (use == "batch" and r == "off" and port.conn is not None
+            if (use == "batch" and self.sched is not None and port.conn is not None
                     and ticks_diff(now, self.last_rx) >= self.sched.idle_ms):
                 self.drops += 1
+                self.sched.close()
+                port.update(radio="off")
                 port.disconnect()     # the batch is over: the radio sleeps until the next window
         if self.health is not None and (self._next_health is None or
                                         ticks_diff(ticks_ms(), self._next_health) >= 0):

@@ -141,6 +141,20 @@ def spend(state, ma, ms):
     cell.draw(ma, ms)
 
 
+keeps_ble = bool(info.get("sleep", {}).get("keeps_link", {}).get("ble", False))
+
+
+def batch_send(nbytes):
+    """One batch over BLE: connect + the bytes at radio_tx, the 5 s idle tail at radio_conn; where lightsleep
+    does not keep BLE (the board file) the CPU idles meanwhile (charged on top of the sleep the caller charges
+    for that time: errs high by the sleep current)."""
+    ms = tm["radio_connect_ms"] + nbytes / tm["radio_bytes_per_ms"]
+    spend("radio_tx", MA["radio_tx"], ms)
+    spend("radio_conn", MA["radio_conn"], BATCH_IDLE_MS)
+    if not keeps_ble:
+        spend("idle", MA["idle"], ms + BATCH_IDLE_MS)
+
+
 detections = []
 timeline = []
 events = []
@@ -222,8 +236,7 @@ while t < dur:
         if t - last_batch >= p.batch_ms():
             last_batch = t
             if pending:
-                spend("radio_tx", MA["radio_tx"], tm["radio_connect_ms"] + pending / tm["radio_bytes_per_ms"])
-                spend("radio_conn", MA["radio_conn"], BATCH_IDLE_MS)
+                batch_send(pending)
                 pending = 0
         if t - last_hb >= p.hb_ms:
             last_hb = t
@@ -301,9 +314,7 @@ while t < dur:
     elif t - last_batch >= p.batch_ms():
         last_batch = t
         if pending:
-            ms = tm["radio_connect_ms"] + pending / tm["radio_bytes_per_ms"]
-            spend("radio_tx", MA["radio_tx"], ms)
-            spend("radio_conn", MA["radio_conn"], BATCH_IDLE_MS)
+            batch_send(pending)
             pending = 0
     if t - last_hb >= p.hb_ms:
         last_hb = t
