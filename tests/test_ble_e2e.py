@@ -79,7 +79,7 @@ def test_scan_shows_the_board_and_its_advertised_health(rig, board):
 
 def test_scan_shows_the_battery_soc_of_a_board_on_battery(rig, battery_board):
     """`mote sim --battery 70`: the app's own SoC estimate is advertised; its band (normal) advertises
-    at the power policy's `batch` interval, and the USB-power flag is clear."""
+    in its first `batch` window (the band starts with one), and the USB-power flag is clear."""
     row = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:          # the first scan may predate the board's first health poll

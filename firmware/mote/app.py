@@ -113,6 +113,9 @@ class App:
         s["policy"] = self.sense.policy.name()
         s["infer"] = [c.inferences, c.failures, c.lat.p95()]
         s["spool"] = [self.tel.depth(), self.tel.dropped()]
+        ble = getattr(self, "ble", None)
+        if ble is not None:
+            s["ble"] = [ble.port.connects, ble.drops]    # centrals connected, let go after a batch
         if c.error:
             s["model_error"] = c.error[:60]
         return s
