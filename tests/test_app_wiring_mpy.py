@@ -492,3 +492,39 @@ print(json.dumps({"radio": a.sense.policy.radio(), "out": out}))
     assert res["radio"] == "batch"
     assert res["out"] == [["no radio activity", True], ["advertising, board says nothing", False],
                           ["advertising, board keeps ble", True], ["connected", False]]
+
+
+def test_sleep_band_deep_sleeps_after_its_heartbeat_has_left_in_the_radio_window(tmp_path):
+    """Critical battery (a `sleep` band): each heartbeat is followed by a deep sleep of wake_s - but not while the
+    BLE port still advertises its window or holds a gateway (the heartbeat would never leave); once the window
+    has ended, it sleeps. On USB power before that, it does not sleep at all."""
+    body = """
+slept = []
+board.deepsleep = lambda ms: slept.append(ms)
+board.power.mv = 3300                      # ~critical
+for i in range(30):
+    a.sense.tick(time.ticks_add(a.sense.next_tick, 1))
+a.tel.present = False
+class P:
+    conn = None
+    advertising = True
+class B:
+    port = P()
+a.ble = B()
+res = {"mode": a.sense.policy.mode, "radio": a.sense.policy.radio(), "batch_ms": a.sense.policy.batch_ms()}
+a.next_hb = time.ticks_ms()
+a._power_tick(time.ticks_ms())
+res["while_advertising"] = list(slept)
+B.port.advertising = False
+B.port.conn = 7
+a._power_tick(time.ticks_ms())
+res["while_connected"] = list(slept)
+B.port.conn = None
+a._power_tick(time.ticks_ms())
+res["after_window"] = list(slept)
+print(json.dumps(res))
+"""
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    assert res["mode"] == 2 and res["radio"] == "batch" and res["batch_ms"] == 3600000
+    assert res["while_advertising"] == [] and res["while_connected"] == []
+    assert res["after_window"] == [3600000]

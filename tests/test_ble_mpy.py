@@ -172,18 +172,19 @@ def step(soc, usb):
         m = list(ble.parse_mfr(b.adv[-1][2][-11:]))
     out.append([app.sense.policy.name(), port.radio, b.adv[-1][0], m])
 step(-1, True)          # USB power, no battery reading: radio on, SoC unknown
-step(69.6, False)       # on battery: band normal, radio batch (1 s), SoC 70
+step(69.6, False)       # on battery: band normal, radio batch (a window opens at once), SoC 70
 step(20, False)         # saver: still batch
-step(7, False)          # low: heartbeat mode, radio off -> advertising stops
+step(7, False)          # low: heartbeat mode, its heartbeats leave in batch windows (one opens at once)
+step(2, False)          # critical: deep sleep; a window at every wake (the band starts again after the reset)
 step(100, True)         # back on USB: fast advertising again
 print(json.dumps(out))
 """)
     # the battery bands' radio use is "batch": entering one opens a window at once (fast advertising)
     assert [x[:3] for x in r] == [["usb", "on", 100000], ["normal", "on", 100000], ["saver", "on", 100000],
-                                  ["low", "off", None], ["usb", "on", 100000]]
+                                  ["low", "on", 100000], ["critical", "on", 100000], ["usb", "on", 100000]]
     assert r[0][3][2:] == [255, ble_st("USB")]
     assert r[1][3][2:] == [70, 0] and r[2][3][2] == 20
-    assert r[4][3][2] == 100
+    assert r[5][3][2] == 100
 
 
 def test_radio_is_none_until_the_policy_has_a_band():

@@ -54,7 +54,7 @@ p = policy.Policy()
 ev = []
 def up(soc, usb=False):
     t = p.update(soc, usb)
-    if t: ev.append([t[0], t[1], p.hz, p.radio()])
+    if t: ev.append([t[0], t[1], p.hz, p.radio(), p.batch_ms()])
 up(80); up(41); up(39); up(41); up(43); up(20); up(14); up(6); up(4); up(50, True); up(3)
 # activity: quiet 5 Hz, a shake burst, back to quiet after quiet_s with a virtual clock
 p = policy.Policy(); p.update(90)
@@ -72,10 +72,12 @@ while t < 80000:                           # quiet, motion at 30..60 s, quiet
 print(json.dumps({"ev": ev, "starts": starts, "stops": stops, "max_hz": max(hz), "min_hz": min(hz),
                   "infer_now": p.infer()}))
 """)
-    names = [(a, b) for a, b, _, _ in r["ev"]]
+    names = [(a, b) for a, b, _, _, _ in r["ev"]]
     assert names == [(None, "normal"), ("normal", "saver"), ("saver", "normal"), ("normal", "saver"),
                      ("saver", "low"), ("low", "critical"), ("critical", "usb"), ("usb", "critical")]
-    assert r["ev"][0][2:] == [2, "batch"] and r["ev"][4][2:] == [0, "off"] and r["ev"][6][2:] == [50, "on"]
+    # heartbeat and sleep bands keep a batch radio (their heartbeats leave in windows): every hb_s, every wake_s
+    assert r["ev"][0][2:] == [2, "batch", 1800000] and r["ev"][6][2:] == [50, "on", 0]
+    assert r["ev"][4][2:] == [0, "batch", 600000] and r["ev"][5][2:] == [0, "batch", 3600000]
     assert len(r["starts"]) == 1 and 30000 <= r["starts"][0] <= 31500
     assert len(r["stops"]) == 1 and 60000 + 5000 <= r["stops"][0] <= 60000 + 5000 + 1000
     assert r["max_hz"] == 50 and r["min_hz"] == 2 and r["infer_now"] is False

@@ -208,3 +208,24 @@ def test_change_reporting_follows_the_model_and_saves_the_radio(tmp_path):
     assert ch["rec_bytes"]["change"] > ch["rec_bytes"]["window"] > 100 and ch["model"].endswith("gesture.mtm")
     nomodel = simulate("xiao_nrf52840_sense", str(trace), baseline=False, model=None)
     assert nomodel["labels"] == {} and nomodel["model"] is None and nomodel["reported"] <= ch["reported"]
+
+
+def test_low_battery_heartbeats_leave_in_radio_windows(tmp_path):
+    """A small cell runs down through saver -> low (heartbeats only) -> critical (deep sleep): the heartbeat band
+    keeps a batch radio by default, so its heartbeats cost radio energy; a policy whose low band says radio
+    "off" spends none there (and keeps them on the board)."""
+    sys.path.insert(0, str(ROOT / "firmware"))
+    try:
+        from mote import policy
+    finally:
+        sys.path.pop(0)
+    from motekit.power.simulate import simulate
+    trace = tmp_path / "t.csv"
+    gen_trace.write_csv(trace, gen_trace.generate(1.0, seed=3, quiet_s=(30, 120)))
+    on = simulate("feather_nrf52840_sense", str(trace), baseline=False, capacity_mah=0.8, model=None)
+    bands = [dict(b, radio="off") if b["name"] == "low" else b for b in policy.DEFAULT["bands"]]
+    off = simulate("feather_nrf52840_sense", str(trace), baseline=False, capacity_mah=0.8, model=None,
+                   policy={"bands": bands})
+    assert [t[2] for t in on["transitions"] if t[2] in ("low", "critical")] == ["low", "critical"]
+    assert on["energy_mah"]["radio_tx"] > off["energy_mah"]["radio_tx"] > 0
+    assert on["energy_mah"]["radio_conn"] > off["energy_mah"]["radio_conn"]

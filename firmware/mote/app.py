@@ -52,6 +52,7 @@ class App:
         self.seq = 0
         self.samples = 0
         self.overruns = 0
+        self.sleep_due = False   # a sleep band's deep sleep, waiting for the radio window to end
         self.running = False
         self.sense = None
         self.reporter = Reporter()
@@ -243,6 +244,12 @@ class App:
             self.next_hb = time.ticks_add(now, s.policy.hb_ms)
             self.emit("hb", self.heartbeat())
             if s.policy.mode == 2:                # MODE_SLEEP: deep sleep with a periodic wake
+                self.sleep_due = True             # once the radio window has taken the heartbeat
+        if self.sleep_due:
+            if s.policy.mode != 2:
+                self.sleep_due = False            # the band changed (e.g. USB power) before it slept
+            elif not self._radio_busy():
+                self.sleep_due = False
                 self._deepsleep(s.policy.wake_ms())
 
     def heartbeat(self):
@@ -265,6 +272,12 @@ class App:
             light(ms)
         else:
             self.board.serial.wait(ms)
+
+    def _radio_busy(self):
+        """The BLE port advertises (a batch window) or holds a central: a deep sleep now would cut it."""
+        ble = getattr(self, "ble", None)
+        return ble is not None and (getattr(ble.port, "conn", None) is not None or
+                                    bool(getattr(ble.port, "advertising", False)))
 
     def _sleep_keeps_ble(self):
         """Board file sleep.keeps_link.ble: BLE (advertising too) survives lightsleep. False unless it says so."""

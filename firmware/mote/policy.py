@@ -80,12 +80,12 @@ def _row(r, usb=False):
         raise ValueError("mode must be one of sample, heartbeat, sleep")
     if not usb and not (isinstance(r.get("soc"), int) and 0 <= r["soc"] <= 100):
         raise ValueError("band %s: soc must be 0..100" % r["name"])
+    if r.get("radio", "batch") not in RADIO:
+        raise ValueError("band %s: radio must be on, batch or off" % r["name"])
     if mode == "sample":
         for k in ("idle_hz", "burst_hz"):
             if not (isinstance(r.get(k), int) and 1 <= r[k] <= 400):
                 raise ValueError("band %s: %s must be 1..400" % (r["name"], k))
-        if r.get("radio", "batch") not in RADIO:
-            raise ValueError("band %s: radio must be on, batch or off" % r["name"])
         if r.get("wake", "sw") not in WAKES:
             raise ValueError("band %s: wake must be sw, imu or imu-deep" % r["name"])
         if r.get("report", "window") not in REPORTS:
@@ -220,14 +220,24 @@ class Policy:
         return self.mode == MODE_SAMPLE and self.burst and bool(self.row.get("infer", 1))
 
     def batch_ms(self):
-        return self.row.get("batch_s", 0) * 1000 if self.row else 0
+        """The telemetry batching interval: the row's batch_s; heartbeat bands default to hb_s, sleep bands to
+        wake_s (each wake is a reset, and the radio window comes with it)."""
+        if not self.row:
+            return 0
+        b = self.row.get("batch_s", 0) * 1000
+        if b or self.mode == MODE_SAMPLE:
+            return b
+        return self.hb_ms if self.mode == MODE_HEARTBEAT else self.wake_ms()
 
     def report(self):
         """Which hops become telemetry records (mote.report): every one ("window") or changes ("change")."""
         return self.row.get("report", "window") if self.row else "window"
 
     def radio(self):
-        return self.row.get("radio", "off") if self.mode == MODE_SAMPLE else "off"
+        """The row's radio use; heartbeat and sleep bands default to "batch" so their heartbeats still leave."""
+        if not self.row:
+            return "off"
+        return self.row.get("radio", "off" if self.mode == MODE_SAMPLE else "batch")
 
     def wake_ms(self):
         return self.row.get("wake_s", 3600) * 1000

@@ -197,8 +197,12 @@ while t < dur:
         t += step
         if t - last_hb >= (p.hb_ms if mode == policy.MODE_HEARTBEAT else p.wake_ms()):
             last_hb = t
-            spend("active", MA["active"], 50)
-            spend("radio_tx", MA["radio_tx"], tm["radio_connect_ms"] + hb_bytes / tm["radio_bytes_per_ms"])
+            if mode == policy.MODE_SLEEP and boot_ms:
+                spend("boot", MA["active"], boot_ms)           # each wake from deep sleep is a reset
+            else:
+                spend("active", MA["active"], 50)
+            if p.radio() != "off":
+                batch_send(hb_bytes)                           # the heartbeat leaves in the band's radio window
         continue
     if p.armed:
         # quiet behind the IMU: sleep until INT1, the next timer wake (heartbeat / batch) or the sim's battery tick
