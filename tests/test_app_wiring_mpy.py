@@ -460,6 +460,17 @@ print(json.dumps(res))
     assert [(r[0], r[1]) for r in tel(decode(res["after"]))] == [(1, s) for s in range(8, n + 1)]
 
 
+# the app's BLE link as far as its sleep decisions look at it: the port's connection and advertising
+FAKE_BLE = """
+class P:
+    conn = None
+    advertising = True
+class B:
+    port = P()
+a.ble = B()
+"""
+
+
 def test_no_light_sleep_while_ble_advertises_or_is_connected_unless_the_board_keeps_it(tmp_path):
     """App._wait: on battery with no host, light sleep between samples - but not while the BLE port advertises
     (a batch window) or holds a connection on a board whose file says lightsleep does not keep BLE."""
@@ -468,12 +479,8 @@ slept = []
 board.lightsleep = lambda ms: slept.append(ms)
 a._power_tick(time.ticks_ms())
 a.tel.present = False
-class P:
-    conn = None
-    advertising = False
-class B:
-    port = P()
-a.ble = B()
+""" + FAKE_BLE + """
+B.port.advertising = False
 out = []
 def wait(tag):
     n = len(slept)
@@ -505,12 +512,7 @@ board.power.mv = 3300                      # ~critical
 for i in range(30):
     a.sense.tick(time.ticks_add(a.sense.next_tick, 1))
 a.tel.present = False
-class P:
-    conn = None
-    advertising = True
-class B:
-    port = P()
-a.ble = B()
+""" + FAKE_BLE + """
 res = {"mode": a.sense.policy.mode, "radio": a.sense.policy.radio(), "batch_ms": a.sense.policy.batch_ms()}
 a.next_hb = time.ticks_ms()
 a._power_tick(time.ticks_ms())
@@ -522,9 +524,18 @@ res["while_connected"] = list(slept)
 B.port.conn = None
 a._power_tick(time.ticks_ms())
 res["after_window"] = list(slept)
+B.port.advertising = True                  # the next heartbeat, its window open ... and USB power arrives
+a.next_hb = time.ticks_ms()
+a._power_tick(time.ticks_ms())
+board.power.on_usb = True
+a.sense.tick(time.ticks_add(a.sense.next_tick, 1))
+B.port.advertising = False
+a._power_tick(time.ticks_ms())
+res["usb"] = [a.sense.policy.name(), list(slept), a.sleep_due]
 print(json.dumps(res))
 """
     res = json.loads(run_device(body, tmp_path).splitlines()[-1])
     assert res["mode"] == 2 and res["radio"] == "batch" and res["batch_ms"] == 3600000
     assert res["while_advertising"] == [] and res["while_connected"] == []
     assert res["after_window"] == [3600000]
+    assert res["usb"] == ["usb", [3600000], False]
