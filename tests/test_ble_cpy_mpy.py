@@ -132,7 +132,7 @@ after = ask(2)
 print(json.dumps({"before": before, "after": after, "iv": adv[0], "resp": adv[2].hex()}))
 """)
     assert r["before"][:2] == [1, 8] and r["after"] == [2, 0, "changed"]
-    assert r["iv"] == 1.0                        # band normal: radio batch -> 1 s advertising
+    assert r["iv"] == 1.0             # radio batch with no schedule (link.batch unset): 1 s advertising
     from motekit.ble import adv as advmod
     m = advmod.decode_mote(advmod.parse(bytes.fromhex(r["resp"])).manufacturer)
     assert m.soc == 55 and "secure" in m.flags           # the app's SoC and the secure-mode bit
@@ -150,3 +150,44 @@ print(json.dumps({"cpy": isinstance(link.port, ble_cpy.Port), "secure": link.por
                   "isble": isinstance(link, ble.BleLink)}))
 """)
     assert r["cpy"] and r["secure"] and r["name"] == "mote-aaaa" and r["isble"]
+
+
+def test_batch_windows_on_adafruit_ble():
+    """The band's batch radio on the CircuitPython port (mote.ble.Batch through the same BleLink): advertising in
+    the window only, a quiet central let go (and advertising stays off), the next window advertises again."""
+    r = run(r"""
+import time
+from mote import policy
+class O:
+    pass
+app = O(); app.board = O(); app.spool = None
+app.sense = app.battery = O()
+spec = policy.merge(policy.DEFAULT, {"bands": [dict(policy.DEFAULT["bands"][0], batch_s=1, soc=0)]})
+app.sense.policy = policy.Policy(spec, 16384)
+app.sense.policy.update(80, False)
+app.sense.soc = 80; app.sense.usb = False
+link = ble.BleLink(port, Link(port, 1024))
+link.radio = lambda: ble.radio(app)
+link.batch = lambda: ble.batch_ms(app)
+link.sched = ble.Batch(600, 200)
+t0 = time.ticks_ms()
+log = []
+def at(ms, what):
+    while time.ticks_diff(time.ticks_ms(), t0) < ms:
+        time.sleep_ms(5)
+    link.poll()
+    log.append([what, A.advertising, A.connected, A._adv[-1][0] if A.advertising else None, link.drops])
+at(0, "start")
+A._connect(max_packet_length=100)
+A._write(NUS_RX, b"\x00")
+at(50, "connected")
+at(400, "quiet 350 ms")
+at(450, "after")
+at(1050, "next window")
+print(json.dumps(log))
+""")
+    log = {x[0]: x[1:] for x in r}
+    assert log["start"] == [True, False, 0.1, 0]
+    assert log["connected"] == [False, True, None, 0]
+    assert log["quiet 350 ms"][3] == 1 and log["after"] == [False, False, None, 1]   # let go, not advertising
+    assert log["next window"] == [True, False, 0.1, 1]
