@@ -77,6 +77,12 @@ ST_FAULT = const(0x80)
 ADV_INTERVAL_US = {"on": 100000, "batch": 1000000, "off": 0}
 
 HEALTH_MS = const(5000)
+STALL_MS = const(2000)        # notifications refused this long: the central is gone, hang up
+
+# requests that change the board: refused over an unbonded BLE link when `secure` is on
+RESTRICTED = ("config.set", "policy.set", "keys.set", "upload.begin", "upload.chunk", "upload.commit",
+              "upload.abort", "store.rollback", "store.confirm", "repl", "reset")
+
 # "batch" radio use: advertise (fast) for up to WINDOW_MS once per batch interval, the first window at once. A
 # central that connects takes the backlog; IDLE_MS after its last frame the board lets it go and the window ends
 # (the batch is done: the radio, and on most boards light sleep, are back).
@@ -111,11 +117,7 @@ class Batch:
     def close(self):
         """A central took the batch and went quiet: end this window early."""
         self.done = True
-STALL_MS = const(2000)        # notifications refused this long: the central is gone, hang up
 
-# requests that change the board: refused over an unbonded BLE link when `secure` is on
-RESTRICTED = ("config.set", "policy.set", "keys.set", "upload.begin", "upload.chunk", "upload.commit",
-              "upload.abort", "store.rollback", "store.confirm", "repl", "reset")
 
 def _uuid_le(s):
     b = bytes.fromhex(s.replace("-", ""))

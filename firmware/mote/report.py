@@ -5,7 +5,7 @@
 # reported only when its decision differs from the last one reported - the detector's moving flag or the
 # classifier's label (or an inference error) - or after KEEPALIVE_MS of the same decision, and the record
 # says how many hops it stands for. On battery the radio is the dearest thing the board does: a 15 s
-# gesture burst at 50 Hz is ~30 hops (~2.6 KB) per window, ~3 records per change (docs/power.md).
+# gesture burst at 50 Hz is ~30 hops, ~5 KB as one record per hop, ~3 records as changes (docs/power.md).
 #
 # Pure and clock-agnostic like mote.policy (the energy simulator drives the same class on a virtual
 # clock); hop() allocates nothing.

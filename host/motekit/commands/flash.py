@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..flash import Flasher, manifest_length
-from ..link import Link, MoteError
+from ..link import MoteError
 from .common import ble_option, connect, need_port, open_link, port_option, user_errors
 
 
