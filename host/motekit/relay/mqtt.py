@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import json
+import socket
 import ssl
 import threading
 import time
@@ -59,15 +60,40 @@ class MqttSink:
         if s.username:
             c.username_pw_set(s.username, s.password)
         if s.tls:
-            ctx = ssl.create_default_context(cafile=s.ca)
-            if s.cert:
-                ctx.load_cert_chain(s.cert, s.key)
-            if s.insecure:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            c.tls_set_context(ctx)
+            c.tls_set_context(self._tls())
         c.reconnect_delay_set(0.2, 2.0)
         return c
+
+    def _tls(self) -> ssl.SSLContext:
+        s = self.spec
+        ctx = ssl.create_default_context(cafile=s.ca)
+        if s.cert:
+            ctx.load_cert_chain(s.cert, s.key)
+        if s.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def diagnose(self) -> str:
+        """Why the broker cannot be reached, in one line (paho's connect-fail callback says nothing): the TCP
+        connect and, for mqtts, the TLS handshake with the relay's own settings."""
+        s = self.spec
+        try:
+            sock = socket.create_connection((s.host, s.port), timeout=3)
+        except OSError as e:
+            return f"cannot connect to {s.host}:{s.port}: {e.strerror or e}"
+        try:
+            if s.tls:
+                with self._tls().wrap_socket(sock, server_hostname=s.host):
+                    pass
+        except ssl.SSLCertVerificationError as e:
+            return (f"TLS: the broker's certificate did not verify ({e.verify_message}); "
+                    "give the CA that signed it with ?ca=FILE (or ca = in the config)")
+        except (ssl.SSLError, OSError) as e:
+            return f"TLS handshake failed: {e}"
+        finally:
+            sock.close()
+        return "it accepts connections now; retrying"
 
     def start(self):
         self.client.connect_async(self.spec.host, self.spec.port, keepalive=self.spec.keepalive)
@@ -108,10 +134,11 @@ class MqttSink:
         self.relay.event(None, "broker", broker=self.spec.name, state="connected")
 
     def _on_connect_fail(self, client, userdata):
-        why = f"broker {self.spec.name} unreachable; retrying"
-        if why != self.last_error:
-            self.relay.event(None, "broker", broker=self.spec.name, state="unreachable")
-        self.last_error = why
+        if self.last_error.startswith(f"broker {self.spec.name} unreachable"):
+            return                                   # said once; paho keeps retrying
+        reason = self.diagnose()
+        self.relay.event(None, "broker", broker=self.spec.name, state="unreachable", reason=reason)
+        self.last_error = f"broker {self.spec.name} unreachable: {reason}"
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.resync = True

@@ -35,15 +35,24 @@ def free_port() -> int:
 class Broker:
     """Mosquitto on 127.0.0.1:PORT with persistence in `workdir`; stop()/start() keep the port and the data."""
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, tls: tuple | None = None):
+        """tls=(certfile, keyfile, password_file): a second listener (`tls_port`) with TLS and passwords only;
+        the plain one stays anonymous for the test's own subscriber."""
         self.exe = mosquitto_exe()
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
+        self.tls_port = free_port() if tls else None
         self.conf = self.dir / "mosquitto.conf"
+        secure = ""
+        if tls:
+            cert, key, passwd = tls
+            secure = (f"listener {self.tls_port} 127.0.0.1\n"
+                      f"certfile {cert}\nkeyfile {key}\npassword_file {passwd}\nallow_anonymous false\n")
         self.conf.write_text(
+            ("per_listener_settings true\n" if tls else "") +
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            "allow_anonymous true\n" + secure +
             # started as root, mosquitto would switch to user "mosquitto" and fail to write its files here
             f"user {getpass.getuser()}\n"
             "persistence true\n"
