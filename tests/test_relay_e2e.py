@@ -358,3 +358,31 @@ def test_unplug_replug_broker_late_downlink_status_metrics(tmp_path):
         if sub:
             sub.close()
         broker.stop()
+
+
+def test_serial_auto_glob_adopts_the_boards_it_matches(tmp_path):
+    """`--from serial:auto:GLOB`: the relay probes only the matching paths, adopts every board that says hello
+    (one started after the relay too, at the next scan) and leaves a matching path that is no board alone."""
+    broker = Broker(tmp_path / "broker").start()
+    sub = Recorder(broker.port)
+    (tmp_path / "ttyMOTEnot-a-board").write_text("")            # matches the glob; Link.open fails: skipped
+    boards = [Board(tmp_path, 41)]
+    relay = None
+    try:
+        sub.wait_connected()
+        relay = RelayProc(tmp_path, [], broker.url, "--from", f"serial:auto:{tmp_path}/ttyMOTE*")
+
+        def devices():
+            with sub.lock:
+                return {r["device"] for _, r in sub.msgs}
+        wait_for(lambda: len(devices()) == 1, 30, "the first board's records")
+        boards.append(Board(tmp_path, 42))                         # plugged in later
+        wait_for(lambda: len(devices()) == 2, 40, "the second board adopted at the next scan")
+        assert relay.proc.poll() is None                           # the path that is no board did not stop it
+    finally:
+        if relay:
+            relay.stop(signal.SIGKILL)
+        for b in boards:
+            b.stop(signal.SIGKILL)
+        sub.close()
+        broker.stop()

@@ -140,7 +140,10 @@ def test_settings():
     assert parse_source("serial:/dev/ttyACM0").arg == "/dev/ttyACM0"
     assert parse_source("serial:auto").kind == "auto" and parse_source("sim").arg == "1"
     assert parse_source("ble:mote-1").kind == "ble"
-    for bad in ("usb:x", "serial:", "sim:x"):
+    g = parse_source("serial:auto:/dev/serial/by-id/usb-*")
+    assert (g.kind, g.arg, str(g)) == ("auto", "/dev/serial/by-id/usb-*", "serial:auto:/dev/serial/by-id/usb-*")
+    assert str(parse_source("serial:auto")) == "serial:auto"
+    for bad in ("usb:x", "serial:", "sim:x", "serial:auto:"):
         with pytest.raises(ConfigError):
             parse_source(bad)
 

@@ -21,7 +21,7 @@ def _hostport(text: str) -> tuple[str, int]:
 
 @click.command()
 @click.option("--from", "sources", multiple=True, metavar="SOURCE",
-              help="serial:PORT, serial:auto, ble:NAME|ADDR|ID or sim[:SEED]; repeat for more boards.")
+              help="serial:PORT, serial:auto[:GLOB], ble:NAME|ADDR|ID or sim[:SEED]; repeat for more boards.")
 @click.option("--to", "brokers", multiple=True, metavar="URL",
               help="mqtt://[USER:PASS@]HOST[:PORT][/PREFIX] or mqtts://… (TLS); ?format=cbor, ?ca=FILE; repeatable.")
 @click.option("--spool", type=click.Path(dir_okay=False), default=None,

@@ -98,6 +98,8 @@ class SourceSpec:
     arg: str = ""
 
     def __str__(self):
+        if self.kind == "auto":
+            return f"serial:auto:{self.arg}" if self.arg else "serial:auto"
         return f"{self.kind}:{self.arg}" if self.arg else self.kind
 
 
@@ -107,7 +109,12 @@ def parse_source(text: str) -> SourceSpec:
     if kind == "serial":
         if not arg:
             raise ConfigError(f"bad source {text!r}: give serial:PORT or serial:auto")
-        return SourceSpec("auto") if arg == "auto" else SourceSpec("serial", arg)
+        if arg == "auto" or arg.startswith("auto:"):
+            pattern = arg[5:]
+            if arg.startswith("auto:") and not pattern:
+                raise ConfigError(f"bad source {text!r}: serial:auto or serial:auto:GLOB (e.g. /dev/serial/by-id/usb-*)")
+            return SourceSpec("auto", pattern)
+        return SourceSpec("serial", arg)
     if kind == "ble":
         if not arg:
             raise ConfigError(f"bad source {text!r}: give ble:NAME")

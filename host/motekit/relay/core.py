@@ -51,7 +51,7 @@ class Relay:
             elif spec.kind == "ble":
                 self.add_source(BleSource(self, spec.arg))
             elif spec.kind == "auto":
-                AutoSerial(self).start()
+                AutoSerial(self, pattern=spec.arg or None).start()
         self._ticker = threading.Thread(target=self._tick, name="relay-tick", daemon=True)
         self._ticker.start()
 

@@ -245,21 +245,29 @@ class BleSource(Source):
 
 
 class AutoSerial(threading.Thread):
-    """`serial:auto`: every few seconds, probe serial ports nobody relays yet; adopt those that say hello."""
+    """`serial:auto`: every few seconds, probe serial ports nobody relays yet; adopt those that say hello.
 
-    def __init__(self, relay, every: float = 5.0):
+    `serial:auto:GLOB` probes only the paths the pattern matches (e.g. /dev/serial/by-id/usb-Raspberry*):
+    a hello written to a GPS or a modem is not harmless, and stable by-id names survive re-plugging."""
+
+    def __init__(self, relay, every: float = 5.0, pattern: str | None = None):
         super().__init__(name="relay-auto", daemon=True)
         self.relay = relay
         self.every = every
+        self.pattern = pattern
         self.failed: dict[str, float] = {}
 
-    def run(self):
+    def candidates(self) -> list[str]:
+        if self.pattern:
+            import glob
+            return sorted(glob.glob(self.pattern))
         from serial.tools import list_ports
+        return [p.device for p in list_ports.comports()]
 
+    def run(self):
         while not self.relay.stopping.is_set():
             taken = {getattr(s, "port", None) for s in self.relay.sources}
-            for p in list_ports.comports():
-                dev = p.device
+            for dev in self.candidates():
                 if dev in taken or time.monotonic() < self.failed.get(dev, 0):
                     continue
                 try:
