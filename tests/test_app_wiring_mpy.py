@@ -539,3 +539,26 @@ print(json.dumps(res))
     assert res["while_advertising"] == [] and res["while_connected"] == []
     assert res["after_window"] == [3600000]
     assert res["usb"] == ["usb", [3600000], False]
+
+
+def test_the_loop_naps_briefly_while_ble_advertises_or_is_connected(tmp_path):
+    """Not sampling (a heartbeat or sleep band), the loop naps NAP_MS; while the BLE port advertises a batch window
+    or holds a central it naps at most RADIO_NAP_MS, so the central is served and the window ends on time."""
+    body = """
+board.power.mv = 3550                      # low / critical: heartbeats only, no sampling
+for i in range(30):
+    a.sense.tick(time.ticks_add(a.sense.next_tick, 1))
+now = time.ticks_ms()
+res = {"mode": a.sense.policy.mode, "idle": a.nap_ms(now)}
+""" + FAKE_BLE + """
+res["advertising"] = a.nap_ms(now)
+B.port.advertising = False
+B.port.conn = 3
+res["connected"] = a.nap_ms(now)
+B.port.conn = None
+res["quiet"] = a.nap_ms(now)
+print(json.dumps(res))
+"""
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    assert res["mode"] in (1, 2) and res["idle"] == res["quiet"] == 1000
+    assert res["advertising"] == res["connected"] == 50

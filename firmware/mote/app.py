@@ -11,6 +11,7 @@ from mote import VERSION, config, proto
 from mote.link import Link
 from mote.report import Reporter, acc_pack, ev_pack
 
+RADIO_NAP_MS = 50                        # the loop's longest nap while BLE advertises or is connected
 
 
 def _boot_count():
@@ -273,6 +274,12 @@ class App:
         else:
             self.board.serial.wait(ms)
 
+    def nap_ms(self, now):
+        """How long the loop may nap with no sampling: the policy's nap, but short while the BLE port advertises
+        or holds a central (a batch window: the central is served and the window ends on time)."""
+        nap = self.sense.nap_ms(now, self.next_hb)
+        return RADIO_NAP_MS if self._radio_busy() and nap > RADIO_NAP_MS else nap
+
     def _radio_busy(self):
         """The BLE port advertises (a batch window) or holds a central: a deep sleep now would cut it."""
         ble = getattr(self, "ble", None)
@@ -380,7 +387,7 @@ class App:
                         self.tel.flush()         # deep sleep is a reset: RAM telemetry to flash, state to sleep memory
                         self.sense.save()
                         self.board.deepsleep_imu(deep)     # wakes through a reset on INT1 or the heartbeat timer
-                    nxt = time.ticks_add(now, self.sense.nap_ms(now, self.next_hb))   # armed: INT1 ends the nap
+                    nxt = time.ticks_add(now, self.nap_ms(now))   # armed: INT1 ends the nap
                     continue
                 if hz0 == 0:                     # sampling resumes (e.g. the IMU's wake-up ended the nap): now
                     nxt = now
