@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_ACCEL = Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared")) / "vectors" / "accel"
+SHARED = Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared"))
+SHARED_ACCEL = SHARED / "vectors" / "accel"
 sys.path.insert(0, str(ROOT / "tools"))
 import gen_trace  # noqa: E402
 
@@ -231,3 +232,18 @@ def test_low_battery_heartbeats_leave_in_radio_windows(tmp_path):
     assert [t[2] for t in on["transitions"] if t[2] in ("low", "critical")] == ["low", "critical"]
     assert on["energy_mah"]["radio_tx"] > off["energy_mah"]["radio_tx"] > 0
     assert on["energy_mah"]["radio_conn"] > off["energy_mah"]["radio_conn"]
+
+
+def test_a_bad_model_is_a_one_line_error(tmp_path):
+    """--model with a file that is no .mtm, or a model that takes no accelerometer window: one line, no trace."""
+    from motekit.model.convert import convert
+    bad = tmp_path / "bad.mtm"
+    bad.write_bytes(b"hello")
+    hello = tmp_path / "hello.mtm"
+    convert(SHARED / "vectors" / "tflite" / "hello_world_int8.tflite").write(hello)
+    for path, words in ((bad, "not a motekit model"), (hello, "takes no accelerometer window")):
+        r = subprocess.run([sys.executable, "-m", "motekit.cli", "power", "simulate", "--board", "pico_w",
+                            "--hours", "0.05", "--no-baseline", "--model", str(path)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and words in r.stderr and "Traceback" not in r.stderr + r.stdout, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1

@@ -80,8 +80,16 @@ flicker = bool(job.get("flicker"))  # worst case for "change": the label differs
 model = None                        # the classifier whose labels the "change" reporting follows (mote.infer)
 if job.get("model"):
     from mote.infer import Model
-    model = Model(job["model"])
-    win_n = (model.pre or {}).get("n") or 50
+    try:
+        model = Model(job["model"])
+    except Exception as e:
+        print(json.dumps({"error": "model %s: %s; give a converted .mtm (mote model convert)" % (job["model"], e)}))
+        sys.exit(3)
+    if (model.pre or {}).get("kind") != "accel_window":
+        print(json.dumps({"error": "model %s takes no accelerometer window (no accel_window preprocess, as the demo "
+                                   "model has): the simulator cannot feed it the trace" % job["model"]}))
+        sys.exit(3)
+    win_n = model.pre.get("n") or 50
     win = array("h", bytes(6 * win_n))
 
 

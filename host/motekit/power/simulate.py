@@ -159,6 +159,8 @@ def run_device(board: dict, trace: Trace, trace_file: str, *, capacity_mah=None,
                               capture_output=True, timeout=timeout, env=env)
     finally:
         os.unlink(jf.name)
+    if proc.returncode == 3:                      # device_sim's own one-line refusal (a bad model file)
+        raise ValueError(json.loads(proc.stdout.decode().strip().splitlines()[-1])["error"])
     if proc.returncode != 0:
         raise RuntimeError("device simulation failed under micropython:\n" + proc.stderr.decode(errors="replace")
                            + proc.stdout.decode(errors="replace")[-2000:])
