@@ -16,5 +16,6 @@ def test_demo_runs_every_stage():
     assert "active: gesture 1.0 (seq 1, slot a, confirmed" in out   # signed model flashed and confirmed
     classified = [line for line in out.splitlines() if "label=" in line and "conf=" in line]
     assert len(classified) >= 3                                     # classifying in telemetry
+    assert "life ratio" in out and "recall 1.000" in out            # the power policy simulated with that model
     relayed = [line for line in out.splitlines() if "/telemetry  boot" in line]
     assert len(relayed) == 3 and all("label=" in line for line in relayed)   # relayed over MQTT

@@ -1,7 +1,7 @@
 """`mote demo`: a guided tour on a virtual board, running the same `mote` commands a user types.
 
-Boot a board, read it, train and convert a gesture model, sign it, flash it, watch it classify, and
-relay its telemetry to an MQTT broker. Everything runs in a temporary directory; nothing is kept.
+Boot a board, read it, train and convert a gesture model, sign it, flash it, watch it classify, simulate
+its battery life on a Pico W, and relay its telemetry to an MQTT broker. Everything runs in a temporary directory; nothing is kept.
 """
 
 from __future__ import annotations
@@ -127,6 +127,11 @@ def _tour(tour: Tour, port: str, count: int, no_relay: bool):
     got = [r for r in _records(p.stdout) if r["type"] == "acc"]
     for r in got[:count * 2]:
         click.echo("     " + _fmt(r))
+
+    tour.step("On battery: the firmware's own power policy, with this model, over a 1-hour synthetic trace "
+              "(a SIMULATION on the board file's figures)")
+    tour.run("power", "simulate", "--board", "pico_w", "--hours", "1", "--model", str(model_dir / "gesture.mtm"),
+             timeout=300)
 
     if no_relay:
         return
