@@ -5,6 +5,7 @@ API, not the library). CircuitPython itself cannot run here."""
 import json
 from pathlib import Path
 
+from ble_batch import BATCH_LINK
 from mpy import run_mpy
 
 CPY = Path(__file__).resolve().parent / "ble_fake" / "cpy"
@@ -156,25 +157,9 @@ def test_batch_windows_on_adafruit_ble():
     """The band's batch radio on the CircuitPython port (mote.ble.Batch through the same BleLink): advertising in
     the window only, a quiet central let go (and advertising stays off), the next window advertises again."""
     r = run(r"""
-import time
-from mote import policy
-class O:
-    pass
-app = O(); app.board = O(); app.spool = None
-app.sense = app.battery = O()
-spec = policy.merge(policy.DEFAULT, {"bands": [dict(policy.DEFAULT["bands"][0], batch_s=1, soc=0)]})
-app.sense.policy = policy.Policy(spec, 16384)
-app.sense.policy.update(80, False)
-app.sense.soc = 80; app.sense.usb = False
-link = ble.BleLink(port, Link(port, 1024))
-link.radio = lambda: ble.radio(app)
-link.batch = lambda: ble.batch_ms(app)
-link.sched = ble.Batch(600, 200)
-t0 = time.ticks_ms()
-log = []
+""" + BATCH_LINK + r"""
 def at(ms, what):
-    while time.ticks_diff(time.ticks_ms(), t0) < ms:
-        time.sleep_ms(5)
+    wait_until(ms)
     link.poll()
     log.append([what, A.advertising, A.connected, A._adv[-1][0] if A.advertising else None, link.drops])
 at(0, "start")

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 
+from ble_batch import BATCH_LINK
 from mpy import run_mpy
 
 FAKE = Path(__file__).resolve().parent / "ble_fake"
@@ -320,25 +321,9 @@ def test_batch_band_advertises_in_windows_and_lets_an_idle_central_go():
     window only; a central that took the batch and went quiet for the idle time is let go and the window ends
     early; one that keeps writing stays past the window's end until it goes quiet; the next window advertises."""
     r = run(r"""
-import time
-from mote import policy
-class O:
-    pass
-app = O(); app.board = O(); app.spool = None
-app.sense = app.battery = O()
-spec = policy.merge(policy.DEFAULT, {"bands": [dict(policy.DEFAULT["bands"][0], batch_s=1, soc=0)]})
-app.sense.policy = policy.Policy(spec, 16384)
-app.sense.policy.update(80, False)
-app.sense.soc = 80; app.sense.usb = False
-link = ble.BleLink(port, Link(port, 1024))
-link.radio = lambda: ble.radio(app)
-link.batch = lambda: ble.batch_ms(app)
-link.sched = ble.Batch(600, 200)
-t0 = time.ticks_ms()
-log = []
+""" + BATCH_LINK + r"""
 def at(ms, what, write=False):
-    while time.ticks_diff(time.ticks_ms(), t0) < ms:
-        time.sleep_ms(5)
+    wait_until(ms)
     if write:
         b.write(port.conn, port.rx, b"\x00")
     link.poll()

@@ -4,6 +4,7 @@ The board runs a while before the relay connects, then the relay's BLE link is d
 board: every record reaches the subscriber, in order from seq 1 (the board's retention drained over BLE),
 and the relay reconnects by itself."""
 
+import contextlib
 import os
 import sys
 import time
@@ -27,63 +28,94 @@ MOTE = str(Path(sys.executable).with_name("mote"))
 pytestmark = pytest.mark.timeout(180)
 
 
-def test_relay_from_ble_drains_and_reconnects(tmp_path):
-    rig = Rig(boards=1)
-    rig.start()
-    bridge = Bridge(rig.address, rig.board_adapter(1), rig=True, log_fn=lambda m: None)
-    vb = VirtualBoard(seed=7, state_dir=tmp_path / "board", ble=bridge, log=lambda m: None)
-    broker = Broker(tmp_path / "broker")
-    relay = sub = None
-    try:
-        vb.start()
-        broker.start()
-        sub = Recorder(broker.port, client_id="motekit-ble-sub")
-        sub.wait_connected()
-        time.sleep(3)                                    # records pile up on the board: nobody acks them
-        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=rig.address, MOTE_BLE_ADAPTER=rig.central)
-        name = "mote-" + sim_uid(7)[:4]
-        relay = subprocess.Popen([MOTE, "relay", "--from", f"ble:{name}", "--to",
-                                  f"mqtt://127.0.0.1:{broker.port}/motekit", "--spool", str(tmp_path / "r.db"),
-                                  "--json-log"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                 text=True, start_new_session=True)
+class Setup:
+    """One board over the BLE rig, a Mosquitto broker and its subscriber; `relay()` starts `mote relay --from ble:`."""
 
-        def seqs():
-            with sub.lock:
-                return [(r["boot"], r["seq"]) for _, r in sub.msgs]
+    def __init__(self, tmp_path: Path, seed: int, **board):
+        self.tmp, self.seed, self.board = tmp_path, seed, board
+        self.rig = Rig(boards=1)
+        self.broker = Broker(tmp_path / "broker")
+        self.vb = self.sub = self.proc = None
 
-        def recs():
-            with sub.lock:
-                return [r for _, r in sub.msgs]
+    def start(self):
+        self.rig.start()
+        bridge = Bridge(self.rig.address, self.rig.board_adapter(1), rig=True, log_fn=lambda m: None)
+        self.vb = VirtualBoard(seed=self.seed, state_dir=self.tmp / "board", ble=bridge, log=lambda m: None,
+                               **self.board)
+        self.vb.start()
+        self.broker.start()
+        self.sub = Recorder(self.broker.port, client_id=f"motekit-ble-sub-{self.seed}")
+        self.sub.wait_connected()
 
-        deadline = time.monotonic() + 60
-        while len(seqs()) < 8 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert len(seqs()) >= 8, relay.stderr.read() if relay.poll() is not None else "too few records"
-        first = seqs()
-        assert first[0] == (1, 1)                        # the backlog drained from the board's first record
-        vb.ble.disconnect_all()                          # the board drops the relay's link once
-        n0 = len(first)
-        deadline = time.monotonic() + 60
-        while len(seqs()) < n0 + 8 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        got = seqs()
-        assert len(got) >= n0 + 8, "no records after the drop: the relay did not reconnect"
-        d = Dedup()
-        once = [(r["boot"], r["seq"]) for r in recs() if d.accept(r)]
-        assert d.gaps == 0 and {b for b, _ in once} == {1}
-        assert [s for _, s in once] == list(range(1, len(once) + 1))     # every record, in order, once
-    finally:
-        if relay is not None:
-            relay.terminate()
+    def relay(self):
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.rig.address, MOTE_BLE_ADAPTER=self.rig.central)
+        self.proc = subprocess.Popen([MOTE, "relay", "--from", f"ble:mote-{sim_uid(self.seed)[:4]}", "--to",
+                                      f"mqtt://127.0.0.1:{self.broker.port}/motekit", "--spool",
+                                      str(self.tmp / "r.db"), "--json-log"], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def why(self) -> str:
+        return self.proc.stderr.read() if self.proc is not None and self.proc.poll() is not None else "relay running"
+
+    def recs(self) -> list[dict]:
+        with self.sub.lock:
+            return [r for _, r in self.sub.msgs]
+
+    def seqs(self) -> list[tuple[int, int]]:
+        return [(r["boot"], r["seq"]) for r in self.recs()]
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
             try:
-                relay.wait(10)
+                self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                relay.kill()
-        if sub is not None:
-            sub.close()
-        broker.stop()
-        vb.stop()
-        rig.stop()
+                self.proc.kill()
+        if self.sub is not None:
+            self.sub.close()
+        self.broker.stop()
+        if self.vb is not None:
+            self.vb.stop()
+        self.rig.stop()
+
+
+@contextlib.contextmanager
+def setup(tmp_path, seed, **board):
+    st = Setup(tmp_path, seed, **board)
+    try:
+        st.start()
+        yield st
+    finally:
+        st.stop()
+
+
+def once_in_order(recs) -> list[tuple[int, int]]:
+    """Every record exactly once after the dedup, one boot, seq 1, 2, 3, ... with no gap."""
+    d = Dedup()
+    once = [(r["boot"], r["seq"]) for r in recs if d.accept(r)]
+    assert d.gaps == 0 and {b for b, _ in once} == {1}
+    assert [s for _, s in once] == list(range(1, len(once) + 1))
+    return once
+
+
+def wait(cond, timeout):
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def test_relay_from_ble_drains_and_reconnects(tmp_path):
+    with setup(tmp_path, 7) as st:
+        time.sleep(3)                                    # records pile up on the board: nobody acks them
+        st.relay()
+        wait(lambda: len(st.seqs()) >= 8, 60)
+        first = st.seqs()
+        assert len(first) >= 8, st.why()
+        assert first[0] == (1, 1)                        # the backlog drained from the board's first record
+        st.vb.ble.disconnect_all()                       # the board drops the relay's link once
+        wait(lambda: len(st.seqs()) >= len(first) + 8, 60)
+        assert len(st.seqs()) >= len(first) + 8, "no records after the drop: the relay did not reconnect"
+        once_in_order(st.recs())                         # every record, in order, once
 
 
 def test_relay_collects_a_battery_board_at_each_batch_window(tmp_path):
@@ -96,32 +128,12 @@ def test_relay_collects_a_battery_board_at_each_batch_window(tmp_path):
     finally:
         sys.path.pop(0)
     from motekit.link import Link
-    rig = Rig(boards=1)
-    rig.start()
-    bridge = Bridge(rig.address, rig.board_adapter(1), rig=True, log_fn=lambda m: None)
-    vb = VirtualBoard(seed=8, state_dir=tmp_path / "board", ble=bridge, battery=70, log=lambda m: None)
-    broker = Broker(tmp_path / "broker")
-    relay = sub = None
-    try:
-        vb.start()
+    with setup(tmp_path, 8, battery=70) as st:
         bands = [dict(b, batch_s=10) if b.get("mode", "sample") == "sample" else b for b in policy.DEFAULT["bands"]]
-        serial = Link.open(vb.port, hello_timeout=10)
+        serial = Link.open(st.vb.port, hello_timeout=10)
         try:
-            st = serial.request("policy.set", {"bands": bands, "hb_s": 7})["state"]
-        finally:
-            serial.close()
-        assert st["band"] in ("-", "normal")
-        broker.start()
-        sub = Recorder(broker.port, client_id="motekit-ble-batch-sub")
-        sub.wait_connected()
-        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=rig.address, MOTE_BLE_ADAPTER=rig.central)
-        name = "mote-" + sim_uid(8)[:4]
-        relay = subprocess.Popen([MOTE, "relay", "--from", f"ble:{name}", "--to",
-                                  f"mqtt://127.0.0.1:{broker.port}/motekit", "--spool", str(tmp_path / "r.db"),
-                                  "--json-log"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                 text=True, start_new_session=True)
-        serial = Link.open(vb.port, hello_timeout=10)
-        try:
+            assert serial.request("policy.set", {"bands": bands, "hb_s": 7})["state"]["band"] in ("-", "normal")
+            st.relay()
             deadline = time.monotonic() + 90
             while True:                                  # three windows: connect, drain, let go, again
                 stats = serial.request("stats")
@@ -131,25 +143,9 @@ def test_relay_collects_a_battery_board_at_each_batch_window(tmp_path):
         finally:
             serial.close()
         time.sleep(1)                                    # the last acked records reach the subscriber
-        with sub.lock:
-            recs = [r for _, r in sub.msgs]
         assert stats["policy"] == "normal"
         connects, drops = stats["ble"]
-        assert connects >= 3 and drops >= 2, (stats, relay.stderr.read() if relay.poll() is not None else "")
-        d = Dedup()
-        once = [(r["boot"], r["seq"]) for r in recs if d.accept(r)]
-        assert len(once) >= 5 and d.gaps == 0 and {b for b, _ in once} == {1}
-        assert [s for _, s in once] == list(range(1, len(once) + 1))     # every record, in order, once
+        assert connects >= 3 and drops >= 2, (stats, st.why())
+        recs = st.recs()
+        assert len(once_in_order(recs)) >= 5
         assert sum(1 for r in recs if r["kind"] == "hb") >= 4
-    finally:
-        if relay is not None:
-            relay.terminate()
-            try:
-                relay.wait(10)
-            except subprocess.TimeoutExpired:
-                relay.kill()
-        if sub is not None:
-            sub.close()
-        broker.stop()
-        vb.stop()
-        rig.stop()

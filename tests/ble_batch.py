@@ -1,0 +1,25 @@
+"""A BleLink on a board in a `batch` band (batch_s 1, window 600 ms, idle 200 ms), as MicroPython code for the
+BLE port tests (mote.ble on the `bluetooth` fake, mote.ble_cpy on the adafruit_ble fake): `port` and `Link`
+come from each test file's prelude; `t0` starts the clock."""
+
+BATCH_LINK = r"""
+import time
+from mote import policy
+class O:
+    pass
+app = O(); app.board = O(); app.spool = None
+app.sense = app.battery = O()
+spec = policy.merge(policy.DEFAULT, {"bands": [dict(policy.DEFAULT["bands"][0], batch_s=1, soc=0)]})
+app.sense.policy = policy.Policy(spec, 16384)
+app.sense.policy.update(80, False)
+app.sense.soc = 80; app.sense.usb = False
+link = ble.BleLink(port, Link(port, 1024))
+link.radio = lambda: ble.radio(app)
+link.batch = lambda: ble.batch_ms(app)
+link.sched = ble.Batch(600, 200)
+t0 = time.ticks_ms()
+log = []
+def wait_until(ms):
+    while time.ticks_diff(time.ticks_ms(), t0) < ms:
+        time.sleep_ms(5)
+"""
