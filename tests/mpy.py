@@ -19,6 +19,16 @@ def micropython_exe() -> str:
     return exe
 
 
+def firmware_module(name: str):
+    """A pure-Python firmware module (e.g. "mote.policy") imported into CPython, for its tables and constants."""
+    import importlib
+    sys.path.insert(0, str(FIRMWARE))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
 # A board's view of the filesystem: `root` mounted at / (its flash) and the firmware tree at /fw, so
 # code that writes /config.json or /models stays inside the test's directory, as on the sim.
 ROOT_PRELUDE = """

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import gen_trace  # noqa: E402
 
 from motekit.power.simulate import read_trace, score  # noqa: E402
+from mpy import firmware_module  # noqa: E402
 
 
 def test_simulate_json_and_recall_recomputes(tmp_path):
@@ -182,22 +183,12 @@ def test_simulate_deep_sleep_model_reboots_per_wake(tmp_path):
     assert deep["life_days"] < light["life_days"]             # same sleep current + a 1.5 s boot per wake
 
 
-def firmware_policy():
-    """The firmware's mote.policy (pure Python) for its DEFAULT table."""
-    sys.path.insert(0, str(ROOT / "firmware"))
-    try:
-        from mote import policy
-    finally:
-        sys.path.pop(0)
-    return policy
-
-
 def test_change_reporting_follows_the_model_and_saves_the_radio(tmp_path):
     """The battery bands report changes (mote.report): with the demo gesture model on the device, a burst's
     hops fold into a few records; the same policy reporting every window sends one per hop, and the worst
     case for changes (a new label every moving hop) sends more. Detections (and so recall) do not change:
     the folded hops are in the records' `held` counts."""
-    policy = firmware_policy()
+    policy = firmware_module("mote.policy")
     from motekit.power.simulate import simulate
     trace = tmp_path / "t.csv"
     gen_trace.write_csv(trace, gen_trace.generate(0.5, seed=3, quiet_s=(30, 120)))
@@ -221,7 +212,7 @@ def test_low_battery_heartbeats_leave_in_radio_windows(tmp_path):
     """A small cell runs down through saver -> low (heartbeats only) -> critical (deep sleep): the heartbeat band
     keeps a batch radio by default, so its heartbeats cost radio energy; a policy whose low band says radio
     "off" spends none there (and keeps them on the board)."""
-    policy = firmware_policy()
+    policy = firmware_module("mote.policy")
     from motekit.power.simulate import simulate
     trace = tmp_path / "t.csv"
     gen_trace.write_csv(trace, gen_trace.generate(1.0, seed=3, quiet_s=(30, 120)))

@@ -122,12 +122,9 @@ def test_relay_collects_a_battery_board_at_each_batch_window(tmp_path):
     """A board on a simulated battery (band `normal`: radio `batch`, here every 10 s, heartbeats every 7 s)
     advertises only in its batch windows and lets the relay go 5 s after the relay's last ack; the relay finds
     it again at the next window: several connections, and every record arrives once, in order, from seq 1."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
-    try:
-        from mote import policy
-    finally:
-        sys.path.pop(0)
     from motekit.link import Link
+    from mpy import firmware_module
+    policy = firmware_module("mote.policy")
     with setup(tmp_path, 8, battery=70) as st:
         bands = [dict(b, batch_s=10) if b.get("mode", "sample") == "sample" else b for b in policy.DEFAULT["bands"]]
         serial = Link.open(st.vb.port, hello_timeout=10)

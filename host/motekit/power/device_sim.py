@@ -181,6 +181,21 @@ armed_ms = 0
 wake_times = []
 labels_seen = {}
 reported = 0
+
+
+def timers(t, batch):
+    """The app's timers: the batch send when due (`batch`: the radio is not kept on), the heartbeat record."""
+    global last_batch, last_hb, pending
+    if batch and t - last_batch >= p.batch_ms():
+        last_batch = t
+        if pending:
+            batch_send(pending)
+            pending = 0
+    if t - last_hb >= p.hb_ms:
+        last_hb = t
+        pending += hb_bytes
+
+
 while t < dur:
     if t - last_bat >= 10000:                   # battery + policy every 10 s (virtual)
         last_bat = t
@@ -245,14 +260,7 @@ while t < dur:
                 t += boot_ms
             else:
                 spend("active", MA["active"], tm["sample_wake_ms"])
-        if t - last_batch >= p.batch_ms():
-            last_batch = t
-            if pending:
-                batch_send(pending)
-                pending = 0
-        if t - last_hb >= p.hb_ms:
-            last_hb = t
-            pending += hb_bytes
+        timers(t, True)
         if w >= 0 and t < dur:
             # INT1: the MCU is up `lag` later (light: resume + I2C; deep: reboot, imports, first sample)
             if deep:
@@ -323,14 +331,7 @@ while t < dur:
             spend("radio_tx", MA["radio_tx"], ms)
             busy += ms
             pending = 0
-    elif t - last_batch >= p.batch_ms():
-        last_batch = t
-        if pending:
-            batch_send(pending)
-            pending = 0
-    if t - last_hb >= p.hb_ms:
-        last_hb = t
-        pending += hb_bytes
+    timers(t, not radio_on)
     rest = period - busy
     if rest > 0:
         if radio_on or not can_sleep:
