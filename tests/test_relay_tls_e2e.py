@@ -80,6 +80,16 @@ def events(log: Path):
     return out
 
 
+def wait_for_broker_state(log: Path, state: str, timeout: float = 30.0):
+    """Wait until the relay has logged this broker state (it first has to start and meet the board)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(e.get("event") == "broker" and e.get("state") == state for e in events(log)):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no broker state {state!r} in {timeout:g} s: " + log.read_text()[-2000:])
+
+
 def test_relay_over_tls_with_a_password_and_refusals(tmp_path):
     ca_key, ca_cert, ca = make_ca(tmp_path, "good")
     _, _, other_ca = make_ca(tmp_path, "other")
@@ -101,11 +111,13 @@ def test_relay_over_tls_with_a_password_and_refusals(tmp_path):
         # wrong password, then a CA that did not sign the broker's certificate: nothing delivered
         bad_pw, bad_pw_log = relay(tmp_path, link, f"mqtts://gw1:nope@{base}?ca={ca}", "badpw")
         procs_.append(bad_pw)
-        time.sleep(4)
+        wait_for_broker_state(bad_pw_log, "refused")
+        time.sleep(1)               # a retry or two: still refused, never connected
         procs.stop(bad_pw, timeout=15)
         bad_ca, bad_ca_log = relay(tmp_path, link, f"mqtts://gw1:s3cret@{base}?ca={other_ca}", "badca")
         procs_.append(bad_ca)
-        time.sleep(4)
+        wait_for_broker_state(bad_ca_log, "unreachable")
+        time.sleep(2)               # retries: said only once
         procs.stop(bad_ca, timeout=15)
         with sub.lock:
             assert sub.msgs == []
