@@ -276,23 +276,28 @@ def _alive(pid) -> bool:
     return "zombie" not in status      # a zombie has exited; only its reaper is missing (PID 1 here)
 
 
+def _all_gone(pids, timeout=10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def test_sim_exits_cleanly_without_orphans(tmp_path):
     s = Sim(tmp_path)
     time.sleep(1.0)
     kids = subprocess.run(["pgrep", "-P", str(s.proc.pid)], capture_output=True, text=True).stdout.split()
     assert kids, "the interpreter should run as a child of mote sim"
     assert s.stop(signal.SIGTERM) == 0
-    time.sleep(0.3)
-    for k in kids:
-        assert not _alive(k)
+    assert _all_gone(kids)
     # and on SIGKILL of the supervisor the interpreter dies too (PR_SET_PDEATHSIG)
     s = Sim(tmp_path)
     time.sleep(1.0)
     kids = subprocess.run(["pgrep", "-P", str(s.proc.pid)], capture_output=True, text=True).stdout.split()
     s.stop(signal.SIGKILL)
-    time.sleep(0.5)
-    for k in kids:
-        assert not _alive(k)
+    assert _all_gone(kids)
 
 
 def test_baud_pacing_limits_the_link_and_requests_still_get_through(tmp_path):
