@@ -225,6 +225,29 @@ def test_low_battery_heartbeats_leave_in_radio_windows(tmp_path):
     assert on["energy_mah"]["radio_conn"] > off["energy_mah"]["radio_conn"]
 
 
+def test_no_gateway_advertises_every_window_and_sends_nothing(tmp_path):
+    """What-if: no gateway in range. Each batch window is 20 s of fast advertising (the CPU awake on a board
+    whose light sleep drops BLE) and nothing is sent; the always-on baseline advertises all the time."""
+    policy = firmware_module("mote.policy")
+    from motekit.power.simulate import simulate
+    trace = tmp_path / "t.csv"
+    gen_trace.write_csv(trace, gen_trace.generate(0.5, seed=3, quiet_s=(30, 120)))
+    bands = [dict(b, batch_s=300) if b.get("mode", "sample") == "sample" else b for b in policy.DEFAULT["bands"]]
+    kw = dict(policy={"bands": bands}, model=None, baseline=True)
+    gw = simulate("feather_nrf52840_sense", str(trace), **kw)
+    nogw = simulate("feather_nrf52840_sense", str(trace), gateway=False, **kw)
+    assert gw["gateway"] is True and nogw["gateway"] is False
+    assert gw["energy_mah"]["radio_adv"] == 0 < gw["energy_mah"]["radio_tx"]
+    assert nogw["energy_mah"]["radio_tx"] == 0 == nogw["energy_mah"]["radio_conn"]
+    # 6 windows in 30 min (one at once, then every 300 s) of 20 s at 10x the 1 s-interval advertising figure
+    board = json.loads((ROOT / "boards" / "feather_nrf52840_sense.json").read_text())["power"]["states"]
+    fast = min(board["radio_adv"]["ma"] * 10, board["radio_tx"]["ma"])
+    assert nogw["energy_mah"]["radio_adv"] == pytest.approx(6 * 20 * fast / 3600, rel=0.01)
+    assert nogw["energy_mah"]["idle"] > gw["energy_mah"]["idle"]     # lightsleep would drop the advertising
+    assert nogw["detections"] == gw["detections"]
+    assert nogw["baseline_avg_ma"] > gw["baseline_avg_ma"]          # advertising at 100 ms costs more than a link
+
+
 def test_a_bad_model_is_a_one_line_error(tmp_path):
     """--model with a file that is no .mtm, or a model that takes no accelerometer window: one line, no trace."""
     from motekit.model.convert import convert

@@ -92,6 +92,8 @@ def main(argv=None):
     ap.add_argument("--worst-labels", action="store_true", help="what-if: a new label on every moving hop")
     ap.add_argument("--baseline-report", choices=("window", "change"), default="window",
                     help="what-if: what the fixed-rate baseline reports")
+    ap.add_argument("--no-gateway", action="store_true",
+                    help="what-if: no gateway in range (the radio advertises for nobody, nothing is sent)")
     ap.add_argument("--report", choices=("change", "window"), default="change",
                     help="what the battery bands report (policy `report`)")
     a = ap.parse_args(argv)
@@ -121,7 +123,7 @@ def main(argv=None):
                 pol = {"bands": [dict(b, report="window") if b.get("mode", "sample") == "sample" else b
                                  for b in fw_policy.DEFAULT["bands"]]}
             r = simulate(board, path, imu_wake=not a.no_imu_wake, board_patch=patch, policy=pol,
-                         flicker=a.worst_labels, baseline_report=a.baseline_report)
+                         flicker=a.worst_labels, baseline_report=a.baseline_report, gateway=not a.no_gateway)
             ok = r["life_ratio"] >= 3 and r["recall"] >= 0.95
             rows.append({"board": board, "trace": name, "events": r["events"], "life_days": round(r["life_days"], 1),
                          "recall": round(r["recall"], 3), "precision": round(r["precision"], 3),

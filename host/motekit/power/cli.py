@@ -27,9 +27,11 @@ def power():
               help="The device's classifier (.mtm): its labels decide what a \"change\" band reports. "
                    "Default: the demo gesture model (built with numpy).")
 @click.option("--no-model", is_flag=True, help="No classifier on the device (reports follow the detector only).")
+@click.option("--no-gateway", is_flag=True,
+              help="What-if: no gateway in range; the board advertises its batch windows for nobody.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline, no_imu_wake, model, no_model,
-             as_json):
+             no_gateway, as_json):
     """Simulate battery life and event recall (adaptive policy vs fixed-rate baseline).
 
     The policy, detector and SoC estimator are the firmware's own modules running under `micropython`;
@@ -38,13 +40,15 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
     from .simulate import simulate as run
     try:
         r = run(board, trace, policy=policy, capacity_mah=capacity_mah, plot=plot, baseline=not no_baseline,
-                hours=hours, seed=seed, imu_wake=not no_imu_wake, model=None if no_model else (model or "demo"))
+                hours=hours, seed=seed, imu_wake=not no_imu_wake, model=None if no_model else (model or "demo"),
+                gateway=not no_gateway)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e).splitlines()[0] if "micropython" not in str(e) else str(e))
     if as_json:
         click.echo(json.dumps(r))
         return
-    click.echo(f"board {r['board']}  trace {r['trace_hours']:.1f} h, {r['events']} events  capacity {r['capacity_mah']:.0f} mAh")
+    click.echo(f"board {r['board']}  trace {r['trace_hours']:.1f} h, {r['events']} events  capacity {r['capacity_mah']:.0f} mAh"
+               + ("" if r["gateway"] else "  (no gateway in range: advertising for nobody)"))
     click.echo(f"adaptive : {r['life_days']:7.1f} days  avg {r['avg_ma']:.3f} mA  recall {r['recall']:.3f}  "
                f"precision {r['precision']:.3f}")
     if r.get("imu_wake"):

@@ -18,7 +18,12 @@
 # after policy.PROBE_MS (a knock that got through the IMU's duration filter).
 #
 # argv[1]: JSON job {board, trace, n, trace_hz, duration_ms, capacity_mah, policy, fixed_hz, hop, imu_wake,
-#                    imu_deep, wake_dur, flicker}
+#                    imu_deep, wake_dur, flicker, model, baseline_report, gateway}
+#
+# gateway false (what-if: no gateway in range): nobody connects. A "batch" band advertises its whole window
+# (mote.ble.WINDOW_MS at the "on" advertising interval) once per batch; an "on" radio advertises all the time;
+# nothing is sent (the records stay in the spool). Fast advertising is charged at the board's `radio_adv`
+# figure (its average at a 1 s interval) scaled to the "on" interval, capped at `radio_tx`: an estimate.
 # stdout: one JSON line {energy_mas: {state: mA*ms}, detections: [s], timeline: [[t_s, soc, soc_est, hz]], ...}
 import sys
 import json
@@ -75,7 +80,9 @@ REC_EV = wire("ev", ev_pack("rate", 2, 50, 87, 50))                             
 hb_bytes = wire("hb", heartbeat.pack(3712, 87, 1, 0, False, 0, 3, 36000, 1234, 0, 14, 52000, 12, 0))
 # a "batch" band's radio (mote.ble.Batch): at each batch the gateway connects within radio_connect_ms of the
 # window opening (it scans all the time), takes the backlog, and the board lets it go IDLE_MS after the last frame
-from mote.ble import IDLE_MS as BATCH_IDLE_MS
+from mote.ble import ADV_INTERVAL_US, IDLE_MS as BATCH_IDLE_MS, WINDOW_MS as BATCH_WINDOW_MS
+gateway = job.get("gateway", True) is not False
+ADV_FAST_MA = min(MA["radio_adv"] * 1000000 / ADV_INTERVAL_US["on"], MA["radio_tx"])
 flicker = bool(job.get("flicker"))  # worst case for "change": the label differs on every moving hop
 model = None                        # the classifier whose labels the "change" reporting follows (mote.infer)
 if job.get("model"):
@@ -139,8 +146,8 @@ p.update(est.soc)
 rep.set_mode(p.report())
 
 E = {}
-for k in ("active", "inference", "idle", "light_sleep", "deep_sleep", "radio_tx", "radio_conn", "imu", "sleep_gpio",
-          "deep_gpio", "boot"):
+for k in ("active", "inference", "idle", "light_sleep", "deep_sleep", "radio_tx", "radio_conn", "radio_adv", "imu",
+          "sleep_gpio", "deep_gpio", "boot"):
     E[k] = 0.0
 
 
@@ -155,12 +162,19 @@ keeps_ble = bool(info.get("sleep", {}).get("keeps_link", {}).get("ble", False))
 def batch_send(nbytes):
     """One batch over BLE: connect + the bytes at radio_tx, the 5 s idle tail at radio_conn; where lightsleep
     does not keep BLE (the board file) the CPU idles meanwhile (charged on top of the sleep the caller charges
-    for that time: errs high by the sleep current)."""
+    for that time: errs high by the sleep current). Without a gateway: the whole window advertising, nothing
+    sent. True when the bytes left."""
+    if not gateway:
+        spend("radio_adv", ADV_FAST_MA, BATCH_WINDOW_MS)
+        if not keeps_ble:
+            spend("idle", MA["idle"], BATCH_WINDOW_MS)
+        return False
     ms = tm["radio_connect_ms"] + nbytes / tm["radio_bytes_per_ms"]
     spend("radio_tx", MA["radio_tx"], ms)
     spend("radio_conn", MA["radio_conn"], BATCH_IDLE_MS)
     if not keeps_ble:
         spend("idle", MA["idle"], ms + BATCH_IDLE_MS)
+    return True
 
 
 detections = []
@@ -170,7 +184,7 @@ t = 0
 since_hop = 0
 hop_moving = False
 pending = 0                 # telemetry bytes waiting for the next batch
-last_batch = 0
+last_batch = None          # no window yet: mote.ble.Batch opens the first one at once
 last_hb = 0
 last_bat = -10000
 last_tl = -60000
@@ -186,10 +200,9 @@ reported = 0
 def timers(t, batch):
     """The app's timers: the batch send when due (`batch`: the radio is not kept on), the heartbeat record."""
     global last_batch, last_hb, pending
-    if batch and t - last_batch >= p.batch_ms():
-        last_batch = t
-        if pending:
-            batch_send(pending)
+    if batch and (last_batch is None or t - last_batch >= p.batch_ms()):
+        last_batch = t                      # mote.ble.Batch: the first window at once, then every batch_ms;
+        if batch_send(pending):             # a gateway connects even when there is nothing to take
             pending = 0
     if t - last_hb >= p.hb_ms:
         last_hb = t
@@ -230,7 +243,7 @@ while t < dur:
     if p.armed:
         # quiet behind the IMU: sleep until INT1, the next timer wake (heartbeat / batch) or the sim's battery tick
         deep = p.deep
-        timer = min(last_hb + p.hb_ms, last_batch + p.batch_ms() if p.batch_ms() else dur)
+        timer = min(last_hb + p.hb_ms, (last_batch or 0) + p.batch_ms() if p.batch_ms() else dur)
         stop = min(dur, last_bat + 10000, max(timer, t))
         w = wm.first_wake(trace, n, thz, t, stop)
         lag = boot_ms if deep else wake_lag
@@ -324,7 +337,9 @@ while t < dur:
                 pending += REC_CHG if rep.change else REC_WIN
                 reported += 1
         hop_moving = False
-    if radio_on:
+    if radio_on and not gateway:
+        spend("radio_adv", ADV_FAST_MA, period)          # advertising for a gateway that never comes
+    elif radio_on:
         spend("radio_conn", MA["radio_conn"], period)
         if pending:
             ms = pending / tm["radio_bytes_per_ms"]

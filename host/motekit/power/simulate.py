@@ -144,11 +144,11 @@ def _micropython() -> str:
 
 def run_device(board: dict, trace: Trace, trace_file: str, *, capacity_mah=None, policy=None, fixed_hz=None,
                hop=25, soc0=100.0, timeout=600, imu_wake=True, imu_deep=True, wake_dur=None,
-               flicker=False, model=None, baseline_report=None) -> dict:
+               flicker=False, model=None, baseline_report=None, gateway=True) -> dict:
     job = {"board": board, "trace": trace_file, "n": len(trace.labels), "trace_hz": trace.hz,
            "duration_ms": int(trace.duration * 1000), "capacity_mah": capacity_mah or board["battery"]["capacity_mah"],
            "policy": policy, "fixed_hz": fixed_hz, "hop": hop, "soc0": soc0, "flicker": flicker, "model": model,
-           "baseline_report": baseline_report,
+           "baseline_report": baseline_report, "gateway": gateway,
            "imu_wake": imu_wake, "imu_deep": imu_deep, "wake_dur": wake_dur}
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as jf:
         json.dump(job, jf)
@@ -206,12 +206,13 @@ def demo_model(out_dir) -> Path:
 
 def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None, plot=None, baseline=True,
              hours=4.0, seed=1, imu_wake=True, imu_deep=True, wake_dur=None, board_patch=None, model="demo",
-             flicker=False, baseline_report=None) -> dict:
+             flicker=False, baseline_report=None, gateway=True) -> dict:
     """imu_deep=False: light sleep even where the board file allows deep sleep behind the IMU (sleep.imu_deep);
     wake_dur: override the policy's IMU wake-up duration; board_patch: what-if figures (patch_board);
     model: the .mtm classifier on the device ("demo": the demo gesture model; None: no classifier, labels
     are None); flicker: the worst case for change reporting (a new label on every moving hop);
-    baseline_report: "change" gives the fixed-rate baseline the same reporting (what-if; default: every hop)."""
+    baseline_report: "change" gives the fixed-rate baseline the same reporting (what-if; default: every hop);
+    gateway=False: no gateway in range, the radio advertises for nobody (both runs; what-if)."""
     board = patch_board(load_board(board_name), board_patch)
     cap = capacity_mah or board["battery"]["capacity_mah"]
     tmpdir = tempfile.mkdtemp(prefix="mote-power-")
@@ -235,9 +236,10 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
         trace.xyz.tofile(f)
     try:
         res = run_device(board, trace, bin_path, capacity_mah=cap, policy=policy, imu_wake=imu_wake,
-                         imu_deep=imu_deep, wake_dur=wake_dur, model=str(model) if model else None, flicker=flicker)
+                         imu_deep=imu_deep, wake_dur=wake_dur, model=str(model) if model else None, flicker=flicker,
+                         gateway=gateway)
         delays = sorted(detect_delays(trace, res["detections"]))
-        out = {"board": board_name, "trace": str(trace_path), "trace_hours": trace.duration / 3600,
+        out = {"board": board_name, "trace": str(trace_path), "trace_hours": trace.duration / 3600, "gateway": gateway,
                "capacity_mah": cap, **_summary(res, trace, cap),
                "detections": [round(d, 2) for d in res["detections"]],
                "transitions": res["events"], "soc_end": res["soc_end"],
@@ -257,7 +259,7 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
             base = None
             for r in BASELINE_RATES:
                 b = run_device(board, trace, bin_path, capacity_mah=cap, fixed_hz=r, baseline_report=baseline_report,
-                               model=str(model) if model else None)
+                               model=str(model) if model else None, gateway=gateway)
                 s = _summary(b, trace, cap)
                 base = (r, s, b)
                 if s["recall"] >= out["recall"] - 1e-9:
