@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -131,3 +132,35 @@ def test_build_for_32_bit_boards_leaves_out_the_64_bit_viper_kernels():
     for f in plan.files:
         if f.dest.endswith(".mpy"):
             assert f.data[:2] == b"M\x06" and f.data[2] >> 2 in (0, 4), f.dest     # .mpy v6, arch armv6m (or none)
+
+
+def test_a_board_that_freezes_mid_install_is_resynced_and_the_file_written_again(tmp_path, home, monkeypatch):
+    """The board stops answering in the middle of a file (its interpreter SIGSTOPped for longer than the
+    install's stall timeout, then resumed): instead of waiting forever as mpremote would, the install
+    resyncs to the raw REPL, writes that file again from its start, and everything verifies."""
+    from motekit import install as inst
+    from motekit.sim import VirtualBoard
+
+    env, _ = home
+    monkeypatch.setenv("MOTEKIT_HOME", env["MOTEKIT_HOME"])
+    monkeypatch.setattr(inst, "STALL_S", 2)
+    vb = VirtualBoard(state_dir=tmp_path / "board", blank=True, log=lambda m: None)
+    vb.start()
+    froze = []
+    logs = []
+
+    def progress(done, total, what):
+        if not froze and done > 40_000:             # mid-install, between two chunks of some file
+            froze.append(what)
+            pid = vb._proc.pid
+            os.kill(pid, signal.SIGSTOP)
+            threading.Timer(4.0, os.kill, (pid, signal.SIGCONT)).start()
+
+    try:
+        rep = inst.Installer(vb.port, "sim", log=logs.append, progress=progress).run()
+    finally:
+        vb.stop()
+    assert froze, "the freeze was never injected"
+    resent = [m for m in logs if "writing it again" in m]
+    assert resent and resent[0].startswith(froze[0] + ":"), logs
+    assert rep["hello"]["board"] == "sim" and rep["files"] >= 30      # verified (size + SHA-256) and booted

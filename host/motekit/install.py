@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -43,8 +44,17 @@ WIDE = {"x64", "rv64imc"}              # 64-bit machine words: small ints are 63
 CHUNK = 2048                            # raw bytes per write exec (base64 literal ~2.7 KiB on the device)
 
 
+STALL_S = 10                            # no byte from the board for this long inside an exec: it stalled
+RETRIES = 2                             # a file whose write stalled is written again from its start, this often
+
+
 class InstallError(MoteError):
     pass
+
+
+class Stalled(InstallError):
+    """The board stopped answering inside an exec (bytes lost on the line, e.g. the unix port flushing its
+    input as its REPL switches terminal modes): resync and redo the step."""
 
 
 @dataclass
@@ -247,6 +257,8 @@ class Installer:
                                f"mpremote?) or gone") from None
         except OSError as e:
             raise InstallError(f"cannot open {self.port}: {e}") from None
+        # mpremote reads without a timeout: one lost byte and it waits forever; with one, a stall is an error
+        self.t.serial.timeout = STALL_S
 
     def _to_repl(self):
         """Break out of whatever runs (motekit's link, a program, a half-typed line) to a prompt."""
@@ -288,7 +300,9 @@ class Installer:
         try:
             out, err = self.t.exec_raw(code, timeout=timeout)
         except MpTransportError as e:
-            raise InstallError(f"lost the REPL of {self.port}: {e}") from None
+            raise Stalled(f"lost the REPL of {self.port}: {e}") from None
+        except struct.error:                  # raw-paste header cut short by the read timeout
+            raise Stalled(f"lost the REPL of {self.port}: no raw-paste answer in {STALL_S} s") from None
         if err:
             msg = err.decode(errors="replace").strip().splitlines()
             raise InstallError(f"the board failed: {msg[-1] if msg else '?'}")
@@ -304,9 +318,25 @@ class Installer:
         if dirs:
             self._exec("import os\nfor d in %r:\n try:\n  os.mkdir(d)\n except OSError:\n  pass\n" % dirs)
 
+    def _write_again(self, f: FileSpec, total: int):
+        """Write f; if the board stalls, get back to the raw REPL and write it again from the start (the
+        .new file is reopened, so nothing half-written survives)."""
+        for attempt in range(RETRIES + 1):
+            start = self.written
+            try:
+                return self._write(f, total)
+            except Stalled as e:
+                if attempt == RETRIES:
+                    raise
+                self.log(f"{f.dest}: {e}; resyncing and writing it again")
+                self.written = start
+                self._to_repl()
+                self._raw()
+
     def _write(self, f: FileSpec, total: int):
         tmp = f.dest + ".new"
-        self._exec("from binascii import a2b_base64 as _d\n_f=open(%r,'wb')\n_w=_f.write" % tmp)
+        self._exec("try:\n _f.close()\nexcept Exception:\n pass\n"
+                   "from binascii import a2b_base64 as _d\n_f=open(%r,'wb')\n_w=_f.write" % tmp)
         for i in range(0, len(f.data), CHUNK):
             chunk = f.data[i:i + CHUNK]
             self._exec("_w(_d(%r))" % base64.b64encode(chunk))
@@ -383,7 +413,7 @@ class Installer:
             self._mkdirs(files)
             t0 = time.monotonic()
             for f in files:
-                self._write(f, total)
+                self._write_again(f, total)
             dt = time.monotonic() - t0
             keep = [f.dest for f in files if f.dest.startswith("/mote/") or f.dest == "/main.py"]
             out = self._exec(_CLEAN % keep).decode().split()

@@ -114,7 +114,14 @@ def repl(port):
     """Stop the firmware's link and leave the board at the MicroPython REPL (mpremote can then attach)."""
     with open_link(port) as link, user_errors():
         link.request("repl")
-    click.echo(f"{link.t.name} is at the REPL; Ctrl-D there (soft reset) restarts the firmware")
+        # return only once the prompt is out: a tool that starts talking before the REPL is up can lose
+        # its first bytes (the unix port flushes pending input as it enters the REPL)
+        got = b""
+        deadline = time.monotonic() + 5
+        while b">>> " not in got and time.monotonic() < deadline:
+            got = (got + link.t.read(0.2))[-64:]
+    note = "" if b">>> " in got else " (no prompt seen within 5 s)"
+    click.echo(f"{link.t.name} is at the REPL{note}; Ctrl-D there (soft reset) restarts the firmware")
 
 
 @click.command()
