@@ -50,11 +50,10 @@ def battery_board(rig, tmp_path_factory):        # only for its test: a second b
     vb = VirtualBoard(seed=4, state_dir=tmp_path_factory.mktemp("blebat"), ble=bridge, battery=70,
                       log=lambda m: None)
     vb.start()
-    # a 20 s batch window every 30 s instead of every 30 min: a slow start must not outlast the only window
-    # (a window that never closes, batch_s <= 20, is no good either: on the rig a scanner did not see the
-    # live advertisement's SoC change; a new window re-registers it)
+    # a batch window every 10 s instead of every 30 min, so a slow start cannot outlast the only window; with
+    # the 20 s window that is advertising without a break, so the SoC appears in a live advertisement's update
     from mpy import firmware_module
-    bands = [dict(b, batch_s=30) if b.get("mode", "sample") == "sample" else b
+    bands = [dict(b, batch_s=10) if b.get("mode", "sample") == "sample" else b
              for b in firmware_module("mote.policy").DEFAULT["bands"]]
     link = Link.open(vb.port, hello_timeout=20)
     try:
@@ -90,7 +89,7 @@ def test_scan_shows_the_board_and_its_advertised_health(rig, board):
 
 def test_scan_shows_the_battery_soc_of_a_board_on_battery(rig, battery_board):
     """`mote sim --battery 70`: the app's own SoC estimate is advertised; its band (normal) advertises
-    only in its `batch` windows (here every 30 s), and the USB-power flag is clear."""
+    only in its `batch` windows (here every 10 s: without a break), and the USB-power flag is clear."""
     row = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:          # the first scan may predate the board's first health poll

@@ -450,8 +450,13 @@ class Bridge:
         ms = max(20, int(a.get("interval_us", 100000)) // 1000)
         props["MinInterval"] = props["MaxInterval"] = ms
         if self.adv is not None and self.adv_registered:
-            self.adv.update(**{k: v for k, v in props.items() if k not in ("Type",)})
-            return
+            if self.rig and self.adv.props.get("ManufacturerData") != props.get("ManufacturerData"):
+                # BlueZoo's scanners keep a registered advertisement's first manufacturer data (the SoC and
+                # status bytes); a controller sends new data in its next event: register it afresh
+                await self._unadvertise_locked()
+            else:
+                self.adv.update(**{k: v for k, v in props.items() if k not in ("Type",)})
+                return
         self.adv = Advertisement(props)
         path = f"{self.base}/adv0"
         self.bus.export(path, self.adv)
