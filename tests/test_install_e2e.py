@@ -135,8 +135,8 @@ def test_build_for_32_bit_boards_leaves_out_the_64_bit_viper_kernels():
 
 
 def test_a_board_that_freezes_mid_install_is_resynced_and_the_file_written_again(tmp_path, home, monkeypatch):
-    """The board stops answering in the middle of a file (its interpreter SIGSTOPped for longer than the
-    install's stall timeout, then resumed): instead of waiting forever as mpremote would, the install
+    """The board stops answering in the middle of a file (its interpreter SIGSTOPped for 15 s, longer than
+    any wait of the install's, then resumed): instead of waiting forever as mpremote would, the install
     resyncs to the raw REPL, writes that file again from its start, and everything verifies."""
     from motekit import install as inst
     from motekit.sim import VirtualBoard
@@ -154,7 +154,8 @@ def test_a_board_that_freezes_mid_install_is_resynced_and_the_file_written_again
             froze.append(what)
             pid = vb._proc.pid
             os.kill(pid, signal.SIGSTOP)
-            threading.Timer(4.0, os.kill, (pid, signal.SIGCONT)).start()
+            # longer than any of mpremote's own waits (10 s between bytes), so it cannot be waited out
+            threading.Timer(15.0, os.kill, (pid, signal.SIGCONT)).start()
 
     try:
         rep = inst.Installer(vb.port, "sim", log=logs.append, progress=progress).run()

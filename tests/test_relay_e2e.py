@@ -56,7 +56,8 @@ class RelayProc:
     def start(self):
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=open(self.log, "a"))
 
-    def stop(self, sig=signal.SIGINT):
+    def stop(self, sig=signal.SIGTERM):
+        """SIGTERM, as a service manager stops it (and a shell's background job has SIGINT ignored)."""
         return procs.stop(self.proc, sig, timeout=15)
 
     def events(self):
