@@ -70,6 +70,19 @@ class RelayProc:
         return out
 
 
+def teardown(relay, boards, sub, broker, cmds=None):
+    """Kill what a test started (SIGKILL: the test has checked what it wanted), whichever of it exists."""
+    if cmds:
+        cmds.close()
+    if relay:
+        relay.stop(signal.SIGKILL)
+    for b in boards:
+        b.stop(signal.SIGKILL)
+    if sub:
+        sub.close()
+    broker.stop()
+
+
 def spool_view(path: Path):
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
@@ -234,14 +247,7 @@ def test_chaos_10000_records_zero_loss_exactly_once_after_dedup(tmp_path):
         evs = relay.events()
         assert any(e.get("event") == "broker" and e.get("state") == "disconnected" for e in evs)
     finally:
-        if cmds:
-            cmds.close()
-        if relay:
-            relay.stop(signal.SIGKILL)
-        for b in boards:
-            b.stop(signal.SIGKILL)
-        sub.close()
-        broker.stop()
+        teardown(relay, boards, sub, broker, cmds)
 
 
 def test_device_spool_drains_into_the_gateway_on_reconnect(tmp_path):
@@ -270,13 +276,7 @@ def test_device_spool_drains_into_the_gateway_on_reconnect(tmp_path):
         streams, gaps, _ = spool_view(tmp_path / "spool.db")
         assert gaps == []
     finally:
-        if cmds:
-            cmds.close()
-        if relay:
-            relay.stop(signal.SIGKILL)
-        board.stop(signal.SIGKILL)
-        sub.close()
-        broker.stop()
+        teardown(relay, [board], sub, broker, cmds)
 
 
 def test_unplug_replug_broker_late_downlink_status_metrics(tmp_path):
@@ -354,11 +354,7 @@ def test_unplug_replug_broker_late_downlink_status_metrics(tmp_path):
         wait_for(lambda: any(t.endswith("/status") and b'gateway lost' in p for t, p, _ in sub.other), 60,
                  "the last will after the relay died")
     finally:
-        relay.stop(signal.SIGKILL)
-        board.stop(signal.SIGKILL)
-        if sub:
-            sub.close()
-        broker.stop()
+        teardown(relay, [board], sub, broker)
 
 
 def test_serial_auto_glob_adopts_the_boards_it_matches(tmp_path):
@@ -381,9 +377,4 @@ def test_serial_auto_glob_adopts_the_boards_it_matches(tmp_path):
         wait_for(lambda: len(devices()) == 2, 40, "the second board adopted at the next scan")
         assert relay.proc.poll() is None                           # the path that is no board did not stop it
     finally:
-        if relay:
-            relay.stop(signal.SIGKILL)
-        for b in boards:
-            b.stop(signal.SIGKILL)
-        sub.close()
-        broker.stop()
+        teardown(relay, boards, sub, broker)
