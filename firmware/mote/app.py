@@ -5,9 +5,9 @@
 # CBOR, frames - happens once per hop.
 import gc
 import sys
-import time
 
 from mote import VERSION, config, proto
+from mote.compat import print_exception, ticks_add, ticks_diff, ticks_ms
 from mote.link import Link
 from mote.report import Reporter, acc_pack, ev_pack
 
@@ -49,7 +49,7 @@ class App:
         self.link.on("repl", self._repl)
         self.link.on("reset", self._reset)
         self._setup_store(board)
-        self.t0 = time.ticks_ms()
+        self.t0 = ticks_ms()
         self.seq = 0
         self.samples = 0
         self.overruns = 0
@@ -89,7 +89,7 @@ class App:
         try:
             self.store.boot()
         except Exception as e:  # never keep the board from booting over its model
-            sys.print_exception(e)
+            print_exception(e)
         upload.register(self.link, self.store)
 
     def _model(self):
@@ -99,7 +99,7 @@ class App:
             return None
 
     def uptime_ms(self):
-        return time.ticks_diff(time.ticks_ms(), self.t0)
+        return ticks_diff(ticks_ms(), self.t0)
 
     def stats(self):
         gc.collect()
@@ -157,7 +157,7 @@ class App:
             from mote import ble
             self.ble = ble.start(self)
         except Exception as e:  # a radio problem never stops the board
-            sys.print_exception(e)
+            print_exception(e)
         if self.ble is not None:
             self.link.mirrors.append(self.ble)      # logs also go to a connected BLE host (telemetry: self.tel)
         return self.ble
@@ -174,14 +174,14 @@ class App:
         segs = max(8, min(64, fs_bytes // 8 // 4096))          # the spool: 1/8 of the filesystem, 32..256 KiB
         self.tel = Telemetry(self.link, self.boot, self.uptime_ms, usb_link=kinds[0] == "usb-cdc", max_segs=segs)
         self.clf = Classifier(self.store)
-        self.next_hb = time.ticks_add(time.ticks_ms(), self.sense.policy.hb_ms)
+        self.next_hb = ticks_add(ticks_ms(), self.sense.policy.hb_ms)
         self.link.on("policy.get", lambda p: self.sense.get())
         self.link.on("policy.set", self._policy_set)
         self.link.on("infer.status", lambda p: dict(self.clf.status(), telemetry=self.tel.stats()))
         for name in ("upload.commit", "store.rollback", "store.confirm"):   # the active model may change
             self.link.on(name, self._reloading(self.link.methods[name]))
-        self.sense.tick(time.ticks_ms(), True)
-        self.sense.resume(time.ticks_ms())           # after a deep sleep behind the IMU: band/SoC, INT1 -> probe
+        self.sense.tick(ticks_ms(), True)
+        self.sense.resume(ticks_ms())           # after a deep sleep behind the IMU: band/SoC, INT1 -> probe
         self._apply_rate()
         self._load_model()
 
@@ -202,8 +202,8 @@ class App:
 
     def _policy_set(self, params):
         r = self.sense.set(params)
-        now = time.ticks_ms()
-        self.next_hb = time.ticks_add(now, self.sense.policy.hb_ms)
+        now = ticks_ms()
+        self.next_hb = ticks_add(now, self.sense.policy.hb_ms)
         self._power_tick(now)
         r["state"] = self.sense.state()
         return r
@@ -241,8 +241,8 @@ class App:
                 self.since_hop = 0
                 self.hop_moving = False
                 self.reporter.reset()             # a new burst (or its end): its first hop is reported
-        if time.ticks_diff(now, self.next_hb) >= 0:
-            self.next_hb = time.ticks_add(now, s.policy.hb_ms)
+        if ticks_diff(now, self.next_hb) >= 0:
+            self.next_hb = ticks_add(now, s.policy.hb_ms)
             self.emit("hb", self.heartbeat())
             if s.policy.mode == 2:                # MODE_SLEEP: deep sleep with a periodic wake
                 self.sleep_due = True             # once the radio window has taken the heartbeat
@@ -307,7 +307,7 @@ class App:
         j = i * 3
         w = self.win
         s = self.sense
-        s.sample(time.ticks_ms(), w[j], w[j + 1], w[j + 2])     # activity detector (no allocation)
+        s.sample(ticks_ms(), w[j], w[j + 1], w[j + 2])     # activity detector (no allocation)
         if s.policy.c >= 3:                                        # policy.moving(), without the call
             self.hop_moving = True
         i += 1
@@ -350,7 +350,7 @@ class App:
         label = None
         if cls:
             label = cls[0].get(proto.SENML_VS)
-        if not rep.hop(time.ticks_ms(), moving, label):
+        if not rep.hop(ticks_ms(), moving, label):
             return
         held = rep.take_held() if rep.change else 0
         self.emit("acc", acc_pack(self.features(), cls, rep.change, moving, held))
@@ -370,15 +370,15 @@ class App:
             self.tel.add_link(ble)               # its own host session (resend on hello); presence too
         try:
             link.send(proto.T_HELLO, self.hello())
-            nxt = time.ticks_ms()
+            nxt = ticks_ms()
             while self.running and not link.broken:
-                wait = time.ticks_diff(nxt, time.ticks_ms())
+                wait = ticks_diff(nxt, ticks_ms())
                 if wait > 0:
                     self._wait(wait)
                 link.poll()
                 if ble is not None:
                     ble.poll()
-                now = time.ticks_ms()
+                now = ticks_ms()
                 hz0 = self.hz
                 self._power_tick(now)
                 if self.hz == 0:                 # heartbeat-only / sleep band / quiet behind the IMU: no sampling
@@ -387,15 +387,15 @@ class App:
                         self.tel.flush()         # deep sleep is a reset: RAM telemetry to flash, state to sleep memory
                         self.sense.save()
                         self.board.deepsleep_imu(deep)     # wakes through a reset on INT1 or the heartbeat timer
-                    nxt = time.ticks_add(now, self.nap_ms(now))   # armed: INT1 ends the nap
+                    nxt = ticks_add(now, self.nap_ms(now))   # armed: INT1 ends the nap
                     continue
                 if hz0 == 0:                     # sampling resumes (e.g. the IMU's wake-up ended the nap): now
                     nxt = now
-                if time.ticks_diff(now, nxt) >= 0:
+                if ticks_diff(now, nxt) >= 0:
                     if self.sample():
                         self.telemetry()
-                    nxt = time.ticks_add(nxt, self.period_ms)
-                    if time.ticks_diff(now, nxt) > 4 * self.period_ms:
+                    nxt = ticks_add(nxt, self.period_ms)
+                    if ticks_diff(now, nxt) > 4 * self.period_ms:
                         self.overruns += 1       # fell behind (e.g. a long request): resync, don't burst
                         nxt = now
         finally:

@@ -23,22 +23,7 @@ except ImportError:  # CPython (host tests of the advertising format)
     def const(x):
         return x
 
-try:
-    from time import ticks_ms, ticks_add, ticks_diff
-except ImportError:  # CircuitPython (mote.ble_cpy shares BleLink), CPython
-    try:
-        from supervisor import ticks_ms           # CircuitPython: wraps at 2**29
-    except ImportError:
-        def ticks_ms():
-            return int(time.monotonic() * 1000) % _PERIOD
-    _PERIOD = 1 << 29
-
-    def ticks_add(t, d):
-        return (t + d) % _PERIOD
-
-    def ticks_diff(a, b):
-        d = (a - b) % _PERIOD
-        return d - _PERIOD if d >= _PERIOD // 2 else d
+from mote.compat import ticks_add, ticks_diff, ticks_ms   # CircuitPython too (mote.ble_cpy shares BleLink)
 
 IMPL = sys.implementation.name     # "circuitpython": start() brings up mote.ble_cpy (adafruit_ble) instead
 

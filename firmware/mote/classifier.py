@@ -5,8 +5,7 @@
 # samples in time order, so run() unrolls the ring into a preallocated array (two slice copies per hop,
 # nothing per sample). A model that fails to load or run never stops the board: the error is kept for
 # hello / stats and reported once as an `ev` record by the app.
-import sys
-
+from mote.compat import print_exception
 from mote.heartbeat import Latency
 from mote import proto
 
@@ -54,7 +53,7 @@ class Classifier:
                 raise ValueError("model wants %d-sample windows, config window is %d" % (n, win_n))
             self.model = m
         except Exception as e:  # never stop the board over its model
-            sys.print_exception(e)
+            print_exception(e)
             self.error = "%s: %s" % (type(e).__name__, e)
             return "load failed: " + self.error
         from array import array

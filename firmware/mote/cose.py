@@ -24,12 +24,9 @@ except ImportError:  # pragma: no cover - running from the firmware dir itself
     import ed25519
 
 try:
-    import hashlib
-except ImportError:  # pragma: no cover - old MicroPython naming
-    try:
-        import uhashlib as hashlib
-    except ImportError:
-        hashlib = None
+    from mote.compat import sha256
+except ImportError:  # pragma: no cover - running from the firmware dir itself
+    from compat import sha256
 
 COSE_SIGN1_TAG = 18
 HDR_ALG = 1
@@ -116,9 +113,10 @@ def _check_manifest(m):
 
 
 def _sha256():
-    if hashlib is None:
+    try:
+        return sha256()
+    except OSError:
         raise CoseError("no sha256")
-    return hashlib.sha256()
 
 
 def verify_signed(data, keys_by_kid, revoked=()):

@@ -36,16 +36,7 @@ _viper = _viper64 if _viper64 is not None else _viper32
 if _viper is not None:
     viper_error = None
 
-try:
-    from time import ticks_us, ticks_diff
-except ImportError:  # CPython
-    from time import perf_counter as _pc
-
-    def ticks_us():
-        return int(_pc() * 1000000)
-
-    def ticks_diff(a, b):
-        return a - b
+from mote.compat import ticks_diff, ticks_us
 
 MAGIC = b"MTM1"
 BLOB_ALIGN = 16

@@ -25,9 +25,8 @@
 #
 # A board without board.power (a test harness, a board with no battery sense) is treated as USB-powered:
 # the policy's `usb` row applies (full rate), exactly the behaviour before battery-aware sampling.
-import time
-
 from mote import battery, policy
+from mote.compat import ticks_add, ticks_diff, ticks_ms
 from mote.hal import read_json
 
 PATH = "/policy.json"
@@ -120,9 +119,9 @@ class Sense:
         """Battery + band every TICK_MS (or now with force). Returns (old, new) band names on a change."""
         if self.imu_wake is not None and (self.policy.armed or self.wake_armed):
             self.wake_check(now_ms)
-        if not force and time.ticks_diff(now_ms, self.next_tick) < 0:
+        if not force and ticks_diff(now_ms, self.next_tick) < 0:
             return None
-        self.next_tick = time.ticks_add(now_ms, TICK_MS)
+        self.next_tick = ticks_add(now_ms, TICK_MS)
         self.read()
         return self.policy.update(self.soc if self.soc >= 0 else 100, self.usb)
 
@@ -132,7 +131,7 @@ class Sense:
         otherwise NAP_MS."""
         if not self.policy.armed:
             return NAP_MS
-        d = time.ticks_diff(next_hb, now_ms)
+        d = ticks_diff(next_hb, now_ms)
         return NAP_MS if d < NAP_MS else (ARMED_NAP_MS if d > ARMED_NAP_MS else d)
 
     def deep_ms(self, now_ms, next_hb):
@@ -141,7 +140,7 @@ class Sense:
         p = self.policy
         if not (p.deep and p.armed and self.wake_armed):
             return 0
-        d = time.ticks_diff(next_hb, now_ms)
+        d = ticks_diff(next_hb, now_ms)
         return d if d > 0 else 1
 
     def save(self):
@@ -228,7 +227,7 @@ class Sense:
         p.row = None
         p.burst = False
         p.probing = False
-        self.next_tick = time.ticks_ms()
+        self.next_tick = ticks_ms()
         return self.get()
 
     def state(self):

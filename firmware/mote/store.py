@@ -25,11 +25,11 @@
 # then runs the same checks on the result. A power cut while inflating leaves the pointer alone; the next
 # upload.begin of the same file resumes at the end of .z and the commit inflates again.
 import gc
-import hashlib
 import json
 import os
 
 from mote import cbor, fs
+from mote.compat import sha256
 
 try:
     import deflate
@@ -118,7 +118,7 @@ def write_atomic(path, data):
 
 
 def _sha256_file(path, buf=None):
-    h = hashlib.sha256()
+    h = sha256()
     buf = buf or bytearray(1024)
     mv = memoryview(buf)
     with open(path, "rb") as f:
@@ -550,7 +550,7 @@ class Store:
             for ext in ("man", "bin"):
                 with open(self.path(slot, ext), "wb"):
                     pass
-        h = hashlib.sha256()
+        h = sha256()
         if nb:
             # rebuild the hash state (hashlib cannot be saved) from what reached the flash
             buf = bytearray(1024)
@@ -641,7 +641,7 @@ class Store:
         slot = u["slot"]
         size = u["size"]
         mlen = u["mlen"]
-        h = hashlib.sha256()
+        h = sha256()
         buf = bytearray(INFLATE_BUF)
         mv = memoryview(buf)
         got = 0

@@ -25,9 +25,8 @@
 #
 # Host presence (per link): serial - a host frame arrived in the last PRESENT_MS on any link, or the link
 # is USB-CDC and the board runs on USB power; a link whose port says connected() (BLE) - while connected.
-import time
-
 from mote import cbor, proto
+from mote.compat import ticks_diff, ticks_ms
 
 PRESENT_MS = 60000
 DRAIN = 8                 # backlog records sent per link per loop pass
@@ -61,7 +60,7 @@ class Telemetry:
         self.marks = {}           # boot & 0xFFFF -> highest seq a host acknowledged
         self.present = True
         self.usb = usb_link
-        self.last_rx = time.ticks_ms()
+        self.last_rx = ticks_ms()
         self.heard = False        # a host frame arrived this boot
         self._frames = -1
         self.sent_live = 0
@@ -110,10 +109,10 @@ class Telemetry:
                 self.heard = True
             self._frames = n
         self.usb = usb
-        self.present = (self.heard and time.ticks_diff(now_ms, self.last_rx) < PRESENT_MS) or \
+        self.present = (self.heard and ticks_diff(now_ms, self.last_rx) < PRESENT_MS) or \
                        (self.usb_link and usb)
         ram = self.ram
-        if ram and (len(ram) >= RAM_MAX or time.ticks_diff(now_ms, ram[0][4]) >= FLUSH_MS):
+        if ram and (len(ram) >= RAM_MAX or ticks_diff(now_ms, ram[0][4]) >= FLUSH_MS):
             self.flush()
         for s in self.sessions:
             self._send(s, DRAIN)
@@ -133,7 +132,7 @@ class Telemetry:
         gets what nobody acknowledged again, oldest first; a viewer (plain hello) gets records from now on;
         a viewer that reconnects (`resend` [boot, seq]) gets the retained records after that one, then new."""
         self.heard = True
-        self.last_rx = time.ticks_ms()
+        self.last_rx = ticks_ms()
         self.present = True
         if resend is True:
             key = -1
@@ -219,7 +218,7 @@ class Telemetry:
     def emit(self, kind, pack):
         self.seq += 1
         payload = cbor.dumps([self.boot, self.seq, self.uptime(), kind, pack])
-        self.ram.append((((self.boot & 0xFFFF) << 32) | self.seq, self.boot, self.seq, payload, time.ticks_ms()))
+        self.ram.append((((self.boot & 0xFFFF) << 32) | self.seq, self.boot, self.seq, payload, ticks_ms()))
         if len(self.ram) >= 2 * RAM_MAX:
             self.flush()                      # bounded RAM even if poll() is not called
         for s in self.sessions:
