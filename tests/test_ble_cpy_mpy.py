@@ -46,7 +46,7 @@ print(json.dumps({"iv": iv, "adv": adv.hex(), "resp": resp.hex(), "conn": conn, 
     a.update_from(advmod.parse(bytes.fromhex(r["resp"])))
     assert a.uuids == [advmod.NUS] and a.name == "mote-0102" and a.flags == 6
     m = advmod.decode_mote(a.manufacturer)
-    assert (m.device, m.soc, m.flags) == ("0102030405060708", 64, ["model"])
+    assert (m.device, m.soc, m.flags) == ("0102030405060708", 64, ["model", "secure"])   # secure by default
     assert r["iv"] == 0.1 and r["conn"] is True and r["name"] == "mote-0102"
     assert len(bytes.fromhex(r["adv"])) <= 31 and len(bytes.fromhex(r["resp"])) <= 31
 

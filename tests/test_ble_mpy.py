@@ -43,7 +43,7 @@ print(json.dumps({"services": b.services, "iv": b.adv[-1][0], "adv": adv.hex(), 
     a.update_from(advmod.parse(bytes.fromhex(r["resp"])))
     assert a.uuids == [advmod.NUS] and a.name == "mote-0102" and a.flags == 6
     m = advmod.decode_mote(a.manufacturer)
-    assert (m.device, m.soc, m.flags) == ("0102030405060708", 87, ["model"])
+    assert (m.device, m.soc, m.flags) == ("0102030405060708", 87, ["model", "secure"])   # secure by default
     assert r["buf"] == {"2": [1024, True]}          # RX buffer grown (append mode), not the default 20
 
 
@@ -182,8 +182,8 @@ print(json.dumps(out))
     # the battery bands' radio use is "batch": entering one opens a window at once (fast advertising)
     assert [x[:3] for x in r] == [["usb", "on", 100000], ["normal", "on", 100000], ["saver", "on", 100000],
                                   ["low", "on", 100000], ["critical", "on", 100000], ["usb", "on", 100000]]
-    assert r[0][3][2:] == [255, ble_st("USB")]
-    assert r[1][3][2:] == [70, 0] and r[2][3][2] == 20
+    assert r[0][3][2:] == [255, ble_st("USB") | ble_st("SECURE")]
+    assert r[1][3][2:] == [70, ble_st("SECURE")] and r[2][3][2] == 20
     assert r[5][3][2] == 100
 
 
@@ -218,6 +218,7 @@ bluetooth.BONDING = True
 from mote import ble
 b = bluetooth.BLE()
 port = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(PATH))
+port.pair({"seconds": 60})                          # bonds are taken inside a pairing window only
 ok = [b.secret(30, (1, memoryview(b"peerA-ltk"), memoryview(b"secretA"))),
       b.secret(30, (2, b"peerA-irk", b"irkA")),
       b.secret(30, (1, b"peerB-ltk", b"secretB")),
@@ -354,3 +355,107 @@ print(json.dumps({"log": log}))
     assert log["busy 1700"][0] == "off"                            # the window is over, the central stays
     assert log["quiet 150 ms after the window"][2:] == [True, 1]
     assert log["quiet 250 ms after the window"] == ["off", None, False, 2]
+
+
+PAIRING = r"""
+bluetooth.BONDING = True
+b = bluetooth.BLE(); b.bonding = True
+port = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(%r), io=%r)
+prim = Link(port, 1024)
+prim.on("config.set", lambda p: "changed")
+link = ble.BleLink(port, prim)
+def pair_attempt(conn, peer):
+    # what a stack does when a central pairs: the new bond's secret is offered, then the link is encrypted
+    b.connect(conn)
+    ok = b.secret(30, (1, peer, b"ltk-" + peer))
+    b.encrypt(conn, bonded=True)
+    t = port.trusted()
+    link.poll()
+    return [ok, t, port.conn]
+"""
+
+
+def test_bonds_only_inside_a_pairing_window_up_to_the_limit(tmp_path):
+    """Outside a window a new bond is refused (its secret is not kept, the link is not trusted and the central
+    is let go); inside one it is kept and trusted, up to MAX_BONDS gateways; a known gateway reconnects
+    trusted after the window closed; ble.pair validates its params and clear forgets every bond."""
+    r = run(PAIRING % (str(tmp_path / "bonds.json"), "none") + r"""
+out = {"closed": pair_attempt(64, b"attacker")}
+out["refused"] = port.pair_refused
+out["win"] = port.pair({"seconds": 60})
+out["gw"] = [pair_attempt(65 + i, b"gw" + bytes([48 + i])) for i in range(ble.MAX_BONDS + 1)]
+out["peers"] = port.store.peers()
+port.pair({"seconds": 0})                          # window closed: a known gateway's bond is looked up
+b.disconnect(port.conn) if port.conn is not None else None
+b.connect(90); known = b.secret(29, (1, 0, b"gw0")); b.encrypt(90, bonded=True)
+out["known"] = [bytes(known).decode(), port.trusted()]
+errs = []
+for bad in ([1], {"seconds": -1}, {"seconds": 301}, {"seconds": "60"}, {"seconds": True}, {"clear": 1}):
+    try:
+        port.pair(bad)
+    except ValueError as e:
+        errs.append(str(e))
+out["errs"] = errs
+out["cleared"] = port.pair({"seconds": 0, "clear": True})["bonds"]
+out["file"] = json.load(open(port.store.path))
+print(json.dumps(out))
+""")
+    assert r["closed"] == [False, False, None]                   # refused, untrusted, disconnected
+    assert r["refused"] == 1 and r["win"]["open_s"] == 60 and r["win"]["max_bonds"] == 4
+    gw = r["gw"]
+    assert all(g == [True, True, 65 + i] for i, g in enumerate(gw[:4]))   # bonded and trusted
+    assert gw[4] == [False, False, None]                         # a fifth gateway: the store is full
+    assert r["peers"] == 4 and r["known"] == ["ltk-gw0", True]
+    assert len(r["errs"]) == 6 and all(len(e.splitlines()) == 1 for e in r["errs"])
+    assert r["cleared"] == 0 and r["file"] == []
+
+
+def test_a_pairing_window_closes_by_itself(tmp_path):
+    r = run(PAIRING % (str(tmp_path / "bonds.json"), "none") + r"""
+import time
+port.pair({"seconds": 1})
+a = port.pairing()
+time.sleep_ms(1100)
+print(json.dumps([a, port.pairing(), pair_attempt(64, b"late")]))
+""")
+    assert r == [True, False, [False, False, None]]
+
+
+def test_passkey_is_shown_on_serial_and_refused_outside_the_window(tmp_path):
+    """Board file ble.io "display": MITM protection by passkey entry; the board shows the key on its serial
+    console (never to the central) inside a window; outside it, and for numeric comparison (no yes/no input),
+    the exchange is refused."""
+    r = run(PAIRING % (str(tmp_path / "bonds.json"), "display") + r"""
+shown = []
+port.show = shown.append
+b.connect(64)
+b.handler(31, (64, 3, 0))                          # outside the window: refused
+port.pair({"seconds": 30})
+b.connect(65)
+b.handler(31, (65, 3, 0))                          # display: a random 6-digit key
+b.handler(31, (65, 4, 123456))                     # numeric comparison: no yes/no input, refused
+print(json.dumps({"cfg": b.cfg, "keys": b.passkeys, "shown": shown, "refused": port.pair_refused}))
+""")
+    assert r["cfg"]["mitm"] is True and r["cfg"]["io"] == 0               # DisplayOnly
+    (c0, a0, v0), (c1, a1, v1), (c2, a2, v2) = r["keys"]
+    assert (c0, a0, v0) == (64, 3, 0) and (c1, a1) == (65, 3) and 0 <= v1 < 1000000 and v2 == 0
+    assert r["shown"] == ["BLE pairing passkey %06d: type it on the gateway" % v1]
+    assert r["refused"] == 2
+
+
+def test_acks_count_only_on_a_bonded_link(tmp_path):
+    """An unbonded central's ack must not make the board drop telemetry: ignored and counted."""
+    r = run(PAIRING % (str(tmp_path / "bonds.json"), "none") + r"""
+acks = []
+prim.on_ack = lambda boot, seq: acks.append([boot, seq])
+enc = Encoder()
+def ack(conn, seq):
+    b.write(conn, port.rx, enc.encode(proto.T_ACK, cbor.dumps([1, seq])))
+    link.poll()
+b.connect(64); ack(64, 5)
+port.pair({"seconds": 30})
+b.disconnect(64)
+pair_attempt(65, b"gw"); ack(65, 7)
+print(json.dumps({"acks": acks, "ignored": link.acks_ignored}))
+""")
+    assert r == {"acks": [[1, 7]], "ignored": 1}

@@ -48,6 +48,7 @@ class App:
         self.link.on("config.set", self.config_set)
         self.link.on("repl", self._repl)
         self.link.on("reset", self._reset)
+        self.link.on("ble.pair", self._ble_pair)     # serial only (mote.requests): the pairing window
         self._setup_store(board)
         self.t0 = ticks_ms()
         self.seq = 0
@@ -118,6 +119,8 @@ class App:
         ble = getattr(self, "ble", None)
         if ble is not None:
             s["ble"] = [ble.port.connects, ble.drops]    # centrals connected, let go after a batch
+            # refused by the gate (mote.requests), acks ignored (untrusted link), bonds refused (no window)
+            s["sec"] = [self.link.denied + ble.denied, ble.acks_ignored, ble.port.pair_refused]
         if c.error:
             s["model_error"] = c.error[:60]
         return s
@@ -134,6 +137,12 @@ class App:
         self.cfg = new
         self._setup_window()
         return new
+
+    def _ble_pair(self, params):
+        ble = getattr(self, "ble", None)
+        if ble is None:
+            raise ValueError("this board has no BLE radio running")
+        return ble.port.pair(params)
 
     def _repl(self, params):
         self.link.after = self.stop

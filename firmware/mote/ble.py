@@ -27,8 +27,8 @@ from mote.compat import ticks_add, ticks_diff, ticks_ms   # CircuitPython too (m
 
 IMPL = sys.implementation.name     # "circuitpython": start() brings up mote.ble_cpy (adafruit_ble) instead
 
-from mote import proto
-from mote.link import Denied, Link
+from mote import proto, requests
+from mote.link import Link
 
 _IRQ_CENTRAL_CONNECT = const(1)
 _IRQ_CENTRAL_DISCONNECT = const(2)
@@ -38,6 +38,8 @@ _IRQ_ENCRYPTION_UPDATE = const(28)
 _IRQ_GET_SECRET = const(29)
 _IRQ_SET_SECRET = const(30)
 _IRQ_PASSKEY_ACTION = const(31)
+_PASSKEY_DISPLAY = const(3)
+_PASSKEY_NUMCMP = const(4)
 
 _FLAG_WRITE_NO_RESPONSE = const(0x0004)
 _FLAG_WRITE = const(0x0008)
@@ -64,9 +66,12 @@ ADV_INTERVAL_US = {"on": 100000, "batch": 1000000, "off": 0}
 HEALTH_MS = const(5000)
 STALL_MS = const(2000)        # notifications refused this long: the central is gone, hang up
 
-# requests that change the board: refused over an unbonded BLE link when `secure` is on
-RESTRICTED = ("config.set", "policy.set", "keys.set", "upload.begin", "upload.chunk", "upload.commit",
-              "upload.abort", "store.rollback", "store.confirm", "repl", "reset")
+# Who may call what over BLE: mote.requests (BleLink.trust). Bonds are made only inside a pairing window
+# opened over serial (`ble.pair`, `mote pair --port P`), at most MAX_BONDS gateways.
+PAIR_S = const(60)            # default pairing window
+PAIR_MAX_S = const(300)       # the longest window a request may open
+MAX_BONDS = const(4)          # gateways with a bond (a bond is a few secrets of one peer)
+IO = {"none": 3, "display": 0}   # board file ble.io -> the stack's IO capability (3 NoInputNoOutput: Just Works)
 
 # "batch" radio use: advertise (fast) for up to WINDOW_MS once per batch interval, the first window at once. A
 # central that connects takes the backlog; IDLE_MS after its last frame the board lets it go and the window ends
@@ -139,7 +144,7 @@ def parse_mfr(data):
 class Port:
     """NUS peripheral; the byte port of a Link (readinto/write), one central at a time."""
 
-    def __init__(self, ble, uid, name, mtu=247, rxbuf=2048, secure=False, store=None):
+    def __init__(self, ble, uid, name, mtu=247, rxbuf=2048, secure=True, store=None, io="none"):
         import bluetooth
         self.bt = bluetooth
         self.ble = ble
@@ -155,6 +160,11 @@ class Port:
         self.encrypted = False
         self.conn_bonded = False      # this connection is encrypted with a bond (LESC): what trust needs
         self.bonded = bool(store is not None and store.peers())   # a gateway has bonded (advertised)
+        self.pair_until = None        # ticks_ms when the pairing window closes; None: closed
+        self.pair_refused = 0         # bonds (or passkey exchanges) refused: outside the window, or full
+        self.rogue = None             # a connection that tried to bond outside the window: dropped (BleLink.poll)
+        self.io = io if io in IO else "none"
+        self.show = None              # callable(text): the passkey to type on the gateway (serial console)
         self.soc = 255
         self.status = 0
         self.radio = "on"
@@ -179,7 +189,9 @@ class Port:
             pass
         self.bond_supported = False
         try:
-            ble.config(bond=True, le_secure=True, mitm=False, io=3)   # io 3: NoInputNoOutput (Just Works)
+            # LE Secure Connections with bonding; MITM (passkey entry: the board displays it) when the board
+            # file says it can show one (ble.io "display"), else Just Works - bonding inside a window only
+            ble.config(bond=True, le_secure=True, mitm=self.io != "none", io=IO[self.io])
             self.bond_supported = True
         except Exception:
             pass
@@ -232,6 +244,7 @@ class Port:
             self.mtu = 23
             self.encrypted = False
             self.conn_bonded = False
+            self.rogue = None
             self.stalled = None
             self.heard = False
             self.advertising = False
@@ -252,17 +265,79 @@ class Port:
         elif event == _IRQ_ENCRYPTION_UPDATE:
             if data[0] == self.conn:      # conn, encrypted, authenticated, bonded, key_size
                 self.encrypted = bool(data[1])
-                self.conn_bonded = self.encrypted and bool(data[3])
+                self.conn_bonded = self.encrypted and bool(data[3]) and self.rogue != data[0]
                 self.bonded = self.bonded or self.conn_bonded
         elif event == _IRQ_GET_SECRET:
             return self.store.get(data) if self.store else None
         elif event == _IRQ_SET_SECRET:
-            return self.store.set(data) if self.store else False
+            return self._set_secret(data)
         elif event == _IRQ_PASSKEY_ACTION:
             conn, action, passkey = data
-            if action == 4:            # numeric comparison: no display, accept (Just Works)
-                self.ble.gap_passkey(conn, action, 1)
+            if not self.pairing():
+                self._refuse(conn)
+                self.ble.gap_passkey(conn, action, 0)
+            elif action == _PASSKEY_DISPLAY:
+                # passkey entry: the board "displays" a random key on its serial console (mote pair --port P
+                # prints it), the gateway's user types it: a central in the middle does not know it
+                import random
+                key = random.getrandbits(20) % 1000000
+                if self.show is not None:
+                    self.show("BLE pairing passkey %06d: type it on the gateway" % key)
+                self.ble.gap_passkey(conn, action, key)
+            else:                      # numeric comparison needs a yes/no input this board does not have
+                self._refuse(conn)
+                self.ble.gap_passkey(conn, action, 0)
         return None
+
+    # -- pairing window and bonds ------------------------------------------------------------------
+    def pairing(self):
+        """Is the pairing window open? (closes by itself when its time is up)"""
+        u = self.pair_until
+        if u is None:
+            return False
+        if ticks_diff(u, ticks_ms()) > 0:
+            return True
+        self.pair_until = None
+        return False
+
+    def _refuse(self, conn):
+        self.pair_refused += 1
+        self.rogue = conn             # its bond is not kept, its link is not trusted, and it is let go
+        self.conn_bonded = False
+
+    def _set_secret(self, data):
+        st = self.store
+        if st is None:
+            return False
+        sec_type, key, value = data
+        if value is not None and not st.knows(key):        # a new peer's secret: a new bond
+            if not self.pairing() or st.peers() >= MAX_BONDS:
+                self._refuse(self.conn)
+                return False
+        return st.set(data)
+
+    def pair(self, params):
+        """`ble.pair` (serial only, mote.requests): open the pairing window for `seconds` (1..PAIR_MAX_S,
+        default PAIR_S), or close it (0); `clear: true` forgets every bond first."""
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            raise ValueError("ble.pair takes {seconds: 0..%d, clear: true|false}" % PAIR_MAX_S)
+        sec = params.get("seconds", PAIR_S)
+        if not isinstance(sec, int) or isinstance(sec, bool) or not 0 <= sec <= PAIR_MAX_S:
+            raise ValueError("seconds must be an integer in 0..%d (0 closes the window)" % PAIR_MAX_S)
+        clear = params.get("clear", False)
+        if not isinstance(clear, bool):
+            raise ValueError("clear must be true or false")
+        if clear and self.store is not None:
+            self.store.clear()
+            self.bonded = False
+            self.conn_bonded = False
+            if self.conn is not None:
+                self.disconnect()     # its bond is gone
+        self.pair_until = ticks_add(ticks_ms(), sec * 1000) if sec else None
+        return {"open_s": sec, "bonds": self.store.peers() if self.store else 0, "max_bonds": MAX_BONDS,
+                "io": self.io, "bonding": self.bond_supported}
 
     def _push(self, data):
         r = self.ring
@@ -378,8 +453,9 @@ class Port:
         return self.conn is not None and self.heard
 
     def trusted(self):
-        """May a state-changing request come over this link? (serial peers always may)"""
-        return not self.secure or (self.encrypted and self.conn_bonded)
+        """Is this connection bonded (encrypted with a bond made in a pairing window)? Off secure mode
+        (board file ble.secure false) every central is."""
+        return not self.secure or (self.encrypted and self.conn_bonded and self.rogue is None)
 
     def disconnect(self):
         if self.conn is not None:
@@ -388,7 +464,7 @@ class Port:
     def stats(self):
         return {"ble_connects": self.connects, "ble_mtu": self.mtu, "ble_rx_overflow": self.rx_overflow,
                 "ble_tx_dropped": self.tx_dropped, "ble_tx_notifies": self.tx_notifies,
-                "ble_stalls": getattr(self, "stalls", 0)}
+                "ble_stalls": getattr(self, "stalls", 0), "ble_pair_refused": getattr(self, "pair_refused", 0)}
 
 
 BONDS = "/ble_bonds.json"
@@ -397,8 +473,9 @@ MAX_SECRETS = const(32)       # a bond is a few secrets (LTK, IRK, ...): several
 
 class BondStore:
     """The stack's bond secrets (_IRQ_GET_SECRET / _IRQ_SET_SECRET) kept in flash, so a bonded gateway
-    stays bonded across resets. File: JSON [[sec_type, key hex, value hex], ...], replaced atomically;
-    the oldest secrets go first beyond MAX_SECRETS."""
+    stays bonded across resets. File: JSON [[sec_type, key hex, value hex], ...], replaced atomically.
+    Nothing is evicted: beyond MAX_SECRETS a new secret is refused (Port allows new peers only inside a
+    pairing window and up to MAX_BONDS; `ble.pair {clear: true}` over serial forgets them all)."""
 
     def __init__(self, path=BONDS):
         self.path = path
@@ -412,7 +489,15 @@ class BondStore:
             self.items = []
 
     def peers(self):
-        return len(self.items)
+        """Bonded peers: distinct keys (a bond is a few secrets, each keyed by the peer)."""
+        return len(set(k for t, k, v in self.items))
+
+    def knows(self, key):
+        key = bytes(key)
+        for t, k, v in self.items:
+            if k == key:
+                return True
+        return False
 
     def get(self, data):
         sec_type, index, key = data
@@ -435,8 +520,10 @@ class BondStore:
         key = bytes(key)
         items = [e for e in self.items if not (e[0] == sec_type and e[1] == key)]
         if value is not None:     # None: delete
+            if len(items) >= MAX_SECRETS:
+                return False      # full: refuse, never evict a gateway's bond
             items.append((sec_type, key, bytes(value)))
-        self.items = items[-MAX_SECRETS:]
+        self.items = items
         try:
             self._save()
         except OSError:
@@ -464,15 +551,18 @@ def _unhex(s):
 class BleLink(Link):
     """A Link on the BLE port sharing the primary (serial) link's request handlers.
 
-    Requests in RESTRICTED are refused (status `denied`) unless the port trusts the peer; an `after`
-    action a handler sets on the primary link (reset, repl) runs once the answer is out on BLE.
+    Its trust is the connection's (BONDED or OPEN: mote.requests decides in Link); an `after` action a
+    handler sets on the primary link (reset) runs once the answer is out on BLE.
     """
 
     def __init__(self, port, primary):
         Link.__init__(self, port, primary.mtu)
         self.primary = primary
-        self.methods = _Guarded(primary.methods, port)
+        self.methods = primary.methods
         self.hello = primary.hello
+
+    def trust(self):
+        return requests.BONDED if self.port.trusted() else requests.OPEN
 
     health = None                 # callable -> (soc, status), polled every HEALTH_MS for the advertisement
     radio = None                  # callable -> the power policy band's radio use ("on", "batch", "off")
@@ -487,6 +577,10 @@ class BleLink(Link):
         n = Link.poll(self)
         port = self.port
         port.flush()
+        if port.rogue is not None and port.rogue == port.conn:
+            port.rogue = None
+            port.conn_bonded = False
+            port.disconnect()         # it tried to bond outside a pairing window (or past MAX_BONDS)
         now = ticks_ms()
         if n or port.connects != self._connects:
             self._connects = port.connects
@@ -528,34 +622,15 @@ class BleLink(Link):
             after()
 
 
-class _Guarded:
-    def __init__(self, methods, port):
-        self.methods = methods
-        self.port = port
-
-    def get(self, name):
-        fn = self.methods.get(name)
-        if fn is not None and name in RESTRICTED and not self.port.trusted():
-            return _denied
-        return fn
-
-    def __setitem__(self, k, v):
-        self.methods[k] = v
-
-
-def _denied(params):
-    raise Denied("this request needs a bonded BLE peer or the serial link (mote pair ADDR)")
+def ble_info(app):
+    b = app.board.info.get("ble")
+    return b if isinstance(b, dict) else {}
 
 
 def secure_mode(app):
-    """Board file "ble": {"secure": true}, overridden by the config key ble_secure."""
-    info = app.board.info
-    secure = bool(info.get("ble", {}).get("secure", False)) if isinstance(info.get("ble"), dict) else False
-    try:
-        secure = bool(app.cfg.get("ble_secure", secure))
-    except Exception:
-        pass
-    return secure
+    """On unless the board file says "ble": {"secure": false}: the board file is written over USB only
+    (mote install), so nobody in radio range can turn it off."""
+    return ble_info(app).get("secure", True) is not False
 
 
 def start(app, mtu=247):
@@ -576,9 +651,10 @@ def start(app, mtu=247):
     try:
         # the ring holds what a flash upload keeps in flight (several frames) while the board writes flash
         port = Port(ble, app.board.uid, name_for(app.device), mtu=mtu, secure=secure,
-                    rxbuf=max(2048, 4 * app.link.mtu + 512), store=BondStore())
+                    rxbuf=max(2048, 4 * app.link.mtu + 512), store=BondStore(), io=ble_info(app).get("io", "none"))
     except OSError:
         return None           # e.g. a virtual board started without --ble
+    port.show = lambda text: app.link.send(proto.T_LOG, raw=text.encode(), mirror=False)   # serial only
     link = BleLink(port, app.link)
     link.health = lambda: health(app)
     link.radio = lambda: radio(app)

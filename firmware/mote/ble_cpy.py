@@ -15,7 +15,9 @@
 #     BLERadio.connected and starts the decoder over with a delimiter, as the irq path does on MicroPython
 #     (what a central wrote before that poll stays in the ring: frames start with their own 0x00).
 #   * pairing/bonding is CircuitPython's (bonds kept in its own flash area); a paired connection counts
-#     as encrypted and bonded for the secure-mode rule (mote.ble.RESTRICTED).
+#     as encrypted and bonded for the gate (mote.requests BONDED). _bleio has no hook to refuse a bond or to
+#     tell a new bond from a stored one, so the pairing window is NOT enforced here: `ble.pair` can only
+#     forget every bond (clear: _bleio.adapter.erase_bonding()) and says so (docs/security.md).
 #
 # Not run on hardware here: tests/test_ble_cpy_mpy.py runs it under micropython against a fake of the
 # adafruit_ble / _bleio API surface used (tests/ble_fake/cpy).
@@ -46,7 +48,7 @@ def _service_class(rxbuf):
 class Port:
     """The byte port of a Link on adafruit_ble: readinto()/write() like mote.ble.Port (one central)."""
 
-    def __init__(self, radio, uid, name, rxbuf=2048, secure=False):
+    def __init__(self, radio, uid, name, rxbuf=2048, secure=True):
         from adafruit_ble.advertising import Advertisement
         from adafruit_ble.advertising.standard import ProvideServicesAdvertisement
         self.ble = radio
@@ -78,6 +80,9 @@ class Port:
         self.tx_notifies = 0
         self.connects = 0
         self._sep = False                        # a delimiter owed to the decoder (new / lost central)
+        self.rogue = None                        # (mote.ble.Port's: never set here, see the header)
+        self.pair_refused = 0
+        self.bond_supported = True
         self.heard = False                       # the central has written since it connected
         self.advertise()
 
@@ -187,6 +192,21 @@ class Port:
     def disconnect(self):
         if self.conn is not None:
             self.conn.disconnect()
+
+    def pair(self, params):
+        """`ble.pair`: CircuitPython's core bonds whenever a central asks (no window can be enforced);
+        `clear: true` forgets every bond."""
+        p = params if isinstance(params, dict) else {}
+        if params is not None and not isinstance(params, dict):
+            raise ValueError("ble.pair takes {seconds: 0..%d, clear: true|false}" % _ble.PAIR_MAX_S)
+        if p.get("clear", False) is True:
+            import _bleio
+            _bleio.adapter.erase_bonding()
+            self.bonded = False
+            self.encrypted = False
+            self.disconnect()
+        return {"open_s": 0, "bonds": None, "max_bonds": None, "io": "none", "bonding": True,
+                "note": "CircuitPython bonds with any central that asks: no pairing window (docs/security.md)"}
 
     stats = _ble.Port.stats
 

@@ -1,6 +1,6 @@
 # The device end of a link: frames in, requests dispatched, responses/telemetry out.
 # Transport-agnostic: `port` is anything with readinto(buf) -> n (non-blocking) and write(buf).
-from mote import cbor, proto
+from mote import cbor, proto, requests
 from mote.frame import Decoder, Encoder
 
 
@@ -24,6 +24,12 @@ class Link:
         self.on_ack = None         # callable(boot, seq): the host has stored telemetry up to seq
         self.on_hello = None       # callable(link): a host opened a session here (mote.telemetry resends)
         self.mirrors = []          # other links (BLE) whose hosts also get logs (telemetry: mote.telemetry)
+        self.denied = 0            # requests refused by the gate (mote.requests)
+        self.acks_ignored = 0      # acks from an untrusted link, not taken
+
+    def trust(self):
+        """Who is on the other end (mote.requests SERIAL / BONDED / OPEN): serial is physical access."""
+        return requests.SERIAL
 
     def on(self, method, fn):
         self.methods[method] = fn
@@ -40,7 +46,7 @@ class Link:
             self.dec.feed(buf, n)
         return total
 
-    def send(self, mtype, obj=None, raw=None, flags=0):
+    def send(self, mtype, obj=None, raw=None, flags=0, mirror=True):
         payload = raw if raw is not None else (b"" if obj is None else cbor.dumps(obj))
         if len(payload) + proto.HEADER + proto.TRAILER > self.mtu:
             # never emit a frame the other side may not accept: report instead
@@ -50,7 +56,7 @@ class Link:
         self.port.write(wire)
         self.tx_frames += 1
         self.tx_bytes += len(wire)
-        if mtype == proto.T_LOG:
+        if mtype == proto.T_LOG and mirror:
             for m in self.mirrors:
                 m.send(mtype, raw=payload, flags=flags)
 
@@ -86,6 +92,9 @@ class Link:
             self.send(proto.T_HELLO, self.hello() if self.hello else {})
             return
         if mtype == proto.T_ACK:
+            if not requests.may_ack(self.trust()):
+                self.acks_ignored += 1     # an unbonded central must not make the board drop telemetry
+                return
             if self.on_ack is not None:
                 try:
                     a = cbor.loads(bytes(payload))
@@ -107,8 +116,13 @@ class Link:
             self.error(proto.E_BAD_REQUEST, "request is not [id, method, params]", mtype, seq)
             return
         fn = self.methods.get(method)
-        if fn is None:
+        if fn is None or method not in requests.TABLE:
             self.send(proto.T_RESPONSE, [rid, proto.E_UNKNOWN_METHOD, "unknown method " + method])
+            return
+        why = requests.check(method, self.trust(), params)
+        if why is not None:                # the one gate: mote.requests.TABLE
+            self.denied += 1
+            self.send(proto.T_RESPONSE, [rid, proto.E_DENIED, why])
             return
         try:
             result = fn(params)

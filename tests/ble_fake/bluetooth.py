@@ -33,6 +33,7 @@ class _BLE:
         self.enomem_hits = 0
         self.conns = set()
         self.bonding = BONDING
+        self.passkeys = []
 
     def secret(self, event, data):
         """The stack asks the firmware for / gives it a bond secret (_IRQ_GET_SECRET 29 / _IRQ_SET_SECRET 30)."""
@@ -87,6 +88,9 @@ class _BLE:
 
     def gap_disconnect(self, conn):
         self.disconnect(conn)
+
+    def gap_passkey(self, conn, action, value):
+        self.passkeys.append((conn, action, value))
 
     # -- the test plays the central ---------------------------------------------------------------
     def connect(self, conn):
