@@ -1,7 +1,10 @@
-"""End to end over BLE with no radio: bleak -> BlueZ D-Bus API (BlueZoo on a private bus) -> the bridge ->
-the sim's `bluetooth` module -> the firmware's own mote.ble, in the real MicroPython interpreter.
+"""End to end over BLE with no radio: bleak -> BlueZoo on a private bus) -> the bridge -> the sim's
+`bluetooth` module -> the firmware's own mote.ble, in the real MicroPython interpreter.
 
-The rig has no radio timing, RSSI or pairing (see README); those paths are unit-tested.
+The rig has no radio timing, RSSI or pairing (see README); those paths are unit-tested. The `board` stands in
+for a board this machine's central bonded with (the sim stack pairs the rig's central, `ble_pairing`, and the
+board keeps the bond because `mote pair --port` opened its window); `mote sim --virtual-radio` (seed 5) is a
+board nobody bonded with: the unbonded central's state-changing requests are refused.
 """
 
 import json
@@ -18,7 +21,7 @@ pytest.importorskip("bleak")
 pytest.importorskip("bluezoo")
 
 from motekit.ble.bridge import Bridge  # noqa: E402
-from motekit.ble.rig import Rig, board_address  # noqa: E402
+from motekit.ble.rig import CENTRAL_ADDRESS, Rig, board_address  # noqa: E402
 from motekit.link import Link  # noqa: E402
 from motekit.sim import VirtualBoard  # noqa: E402
 from motekit.sim.supervisor import sim_uid  # noqa: E402
@@ -38,8 +41,13 @@ def rig():
 @pytest.fixture(scope="module")
 def board(rig, tmp_path_factory):
     bridge = Bridge(rig.address, rig.board_adapter(1), rig=True, log_fn=lambda m: None)
-    vb = VirtualBoard(seed=3, state_dir=tmp_path_factory.mktemp("bleboard"), ble=bridge, log=lambda m: None)
+    vb = VirtualBoard(seed=3, state_dir=tmp_path_factory.mktemp("bleboard"), ble=bridge, log=lambda m: None,
+                      ble_pairing=[CENTRAL_ADDRESS])
     vb.start()
+    # the operator opens the board's pairing window over USB: the rig's central bonds on its first connection
+    r = subprocess.run([MOTE, "pair", "--port", vb.port, "--seconds", "300"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "pairing window open for 300 s (0 of 4 bonds used, Just Works)" in r.stdout, r
     yield vb
     vb.stop()
 
@@ -203,6 +211,29 @@ def test_mote_sim_virtual_radio_prints_port_then_bus(tmp_path):
         assert json.loads(r.stdout)["id"] == sim_uid(5)
         r = subprocess.run([MOTE, "info", "--port", port, "--json"], capture_output=True, text=True, timeout=60)
         assert json.loads(r.stdout)["id"] == sim_uid(5)
+        # an unbonded central (the rig's cannot pair) reads, but cannot change the board or its keys
+        home = tmp_path / "attacker"
+        e["MOTEKIT_HOME"] = str(home)
+        for args in (["keys", "generate", "evil"], ["keys", "trust", "evil"]):
+            assert subprocess.run([MOTE, *args], capture_output=True, text=True, env=e).returncode == 0
+        before = Link.open(port, hello_timeout=10)
+        try:
+            keys0, cfg0 = before.request("keys.get"), before.request("config.get")
+        finally:
+            before.close()
+        for args, method in ((["provision"], "keys.set"), (["config", "hop=7"], "config.set"),
+                             (["reset"], "reset")):
+            r = subprocess.run([MOTE, *args, "--ble", name(5)], capture_output=True, text=True, env=e, timeout=60)
+            err = r.stderr.strip().splitlines()
+            assert r.returncode == 1 and len(err) == 1 and method in err[0], (args, r.stderr)
+            assert "refused over an unbonded BLE link" in err[0] or "serial link only" in err[0], err
+        after = Link.open(port, hello_timeout=10)
+        try:
+            assert after.request("keys.get") == keys0 and after.request("config.get") == cfg0
+            st = after.request("stats")
+            assert st["sec"][0] >= 3 and st["samples"] > 0          # counted; the board keeps running
+        finally:
+            after.close()
     finally:
         p.terminate()
         p.wait(15)
@@ -225,8 +256,12 @@ def test_flash_over_ble_resumes_after_a_dropped_link(rig, board):
     try:
         tl = Keystore().trust_list()
         board.ble.disconnect_all()         # a central an earlier test left behind would keep it from advertising
-        link = open_link(name(), hello_timeout=10, attempts=3)
-        link.request("keys.set", {"keys": tl.public_keys(), "revoked": sorted(tl.revoked_kids())}, timeout=10)
+        serial = Link.open(board.port, hello_timeout=10)          # keys go over USB (mote provision --port)
+        try:
+            serial.request("keys.set", {"keys": tl.public_keys(), "revoked": sorted(tl.revoked_kids())}, timeout=10)
+        finally:
+            serial.close()
+        link = open_link(name(), hello_timeout=10, attempts=3)     # a bonded central may flash
         # ~48 KB that does not compress (the wire may be deflated): a drop lands mid-upload
         import random
         data = fl.signed(e, 1, blob=e["blob"] + random.Random(5).randbytes(48 * 1024))

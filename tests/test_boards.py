@@ -48,3 +48,25 @@ def test_device_reads_its_board_file():
                  "assert b['power']['states']['light_sleep']['ma'] > 0 and b['battery']['capacity_mah'] > 0\n")
     code += "print('ok')\n"
     assert run_mpy(code).stdout.strip() == b"ok"
+
+
+def test_every_board_with_a_radio_is_secure_by_default():
+    """BLE secure by default (docs/security.md): each shipped board with a radio says so, and the firmware's
+    default without a `ble` block is secure too."""
+    from mpy import firmware_module
+    ble = firmware_module("mote.ble")
+    for p in FILES:
+        b = json.loads(p.read_text())
+        if "ble" in b["link"]["kinds"] or b["name"] == "sim":
+            assert b["ble"]["secure"] is True, p.name
+
+    class App:
+        class board:
+            info = {}
+    assert ble.secure_mode(App) is True
+    App.board.info = {"ble": {"secure": False}}
+    assert ble.secure_mode(App) is False
+    b = json.loads((BOARDS / "pico_w.json").read_text())
+    del b["ble"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(b, SCHEMA)                  # a radio board must say how its BLE is secured

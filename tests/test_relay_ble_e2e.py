@@ -2,7 +2,11 @@
 
 The board runs a while before the relay connects, then the relay's BLE link is dropped once by the
 board: every record reaches the subscriber, in order from seq 1 (the board's retention drained over BLE),
-and the relay reconnects by itself."""
+and the relay reconnects by itself.
+
+The gateway bonds as it would in the field: the operator opens the board's pairing window over USB
+(`mote pair --port P`) and the relay's central pairs on its first connection (the rig cannot pair: the sim
+stack stands in for the security manager, `ble_pairing`); its acks count only because the link is bonded."""
 
 import contextlib
 import os
@@ -16,7 +20,7 @@ pytest.importorskip("bleak")
 pytest.importorskip("bluezoo")
 
 from motekit.ble.bridge import Bridge  # noqa: E402
-from motekit.ble.rig import Rig  # noqa: E402
+from motekit.ble.rig import CENTRAL_ADDRESS, Rig  # noqa: E402
 from motekit.relay.consumer import Dedup  # noqa: E402
 from motekit.relay.testing import Broker, Recorder  # noqa: E402
 from motekit.sim import VirtualBoard  # noqa: E402
@@ -41,8 +45,11 @@ class Setup:
         self.rig.start()
         bridge = Bridge(self.rig.address, self.rig.board_adapter(1), rig=True, log_fn=lambda m: None)
         self.vb = VirtualBoard(seed=self.seed, state_dir=self.tmp / "board", ble=bridge, log=lambda m: None,
-                               **self.board)
+                               ble_pairing=[CENTRAL_ADDRESS], **self.board)
         self.vb.start()
+        r = subprocess.run([MOTE, "pair", "--port", self.vb.port, "--seconds", "120"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0 and "pairing window open" in r.stdout, r
         self.broker.start()
         self.sub = Recorder(self.broker.port, client_id=f"motekit-ble-sub-{self.seed}")
         self.sub.wait_connected()
@@ -116,6 +123,19 @@ def test_relay_from_ble_drains_and_reconnects(tmp_path):
         wait(lambda: len(st.seqs()) >= len(first) + 8, 60)
         assert len(st.seqs()) >= len(first) + 8, "no records after the drop: the relay did not reconnect"
         once_in_order(st.recs())                         # every record, in order, once
+        acked(st)
+
+
+def acked(st):
+    """The relay's acks counted (a bonded link): none ignored, and the board let the records go."""
+    from motekit.link import Link
+    serial = Link.open(st.vb.port, hello_timeout=10)
+    try:
+        s = serial.request("stats")
+    finally:
+        serial.close()
+    assert s["sec"][1] == 0 and s["sec"][2] == 0, s           # no ack ignored, no bond refused
+    assert s["spool"][0] < s["telemetry_seq"] // 2, s         # most records released by the relay's acks
 
 
 def test_relay_collects_a_battery_board_at_each_batch_window(tmp_path):
@@ -146,3 +166,4 @@ def test_relay_collects_a_battery_board_at_each_batch_window(tmp_path):
         recs = st.recs()
         assert len(once_in_order(recs)) >= 5
         assert sum(1 for r in recs if r["kind"] == "hb") >= 4
+        acked(st)                                        # across windows: the stored bond, not a new pairing

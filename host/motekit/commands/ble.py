@@ -44,11 +44,49 @@ def scan(timeout, as_json, all_devices, adapter):
 
 
 @click.command()
-@click.argument("target", metavar="NAME|ADDR")
+@click.argument("target", metavar="[NAME|ADDR]", required=False)
+@click.option("--port", "-p", envvar="MOTE_PORT", metavar="PORT", default=None,
+              help="Open the board's pairing window over this serial port first (the board bonds only then).")
+@click.option("--seconds", type=click.IntRange(0, 300), default=60, show_default=True,
+              help="With --port: how long the window stays open (0 closes it).")
+@click.option("--clear", is_flag=True, help="With --port: forget every bond the board keeps first.")
+@click.option("--watch", is_flag=True, help="With --port: stay until the window closes, printing the passkey a "
+                                            "board with a display (board file ble.io) shows for the gateway.")
 @click.option("--timeout", "-t", type=float, default=15.0, show_default=True)
 @click.option("--adapter", envvar="MOTE_BLE_ADAPTER", default=None, help="BlueZ adapter (e.g. hci0).")
-def pair(target, timeout, adapter):
-    """Pair and bond with a board (LE Secure Connections), so it accepts state-changing requests over BLE."""
+def pair(target, port, seconds, clear, watch, timeout, adapter):
+    """Bond a gateway with a board: `--port P` opens the board's pairing window over USB serial (bonds are
+    refused outside it); NAME|ADDR then pairs this machine with it over BLE (LE Secure Connections)."""
+    if not port and not target:
+        raise click.ClickException("give --port PORT (open the board's pairing window) and/or the board's "
+                                   "NAME|ADDR (pair this machine with it over BLE)")
+    if port:
+        from ..link import Link
+        with user_errors():
+            link = Link.open(port, hello_timeout=3.0)
+            try:
+                r = link.request("ble.pair", {"seconds": seconds, "clear": clear}, timeout=5)
+                if r.get("note"):
+                    click.echo(f"{link.device}: {r['note']}")
+                elif seconds:
+                    click.echo(f"{link.device}: pairing window open for {seconds} s "
+                               f"({r['bonds']} of {r['max_bonds']} bonds used"
+                               + (", passkey entry" if r.get("io") == "display" else ", Just Works") + ")")
+                else:
+                    click.echo(f"{link.device}: pairing window closed ({r['bonds']} bonds)")
+                if watch and seconds and not target:
+                    import time
+                    end = time.monotonic() + seconds
+                    while time.monotonic() < end:
+                        from ..protocol import T
+                        f = link.next_frame(0.5, want={T.LOG})
+                        msg = bytes(f.payload).decode(errors="replace") if f is not None else ""
+                        if "passkey" in msg:
+                            click.echo(msg)
+            finally:
+                link.close()
+    if not target:
+        return
     _need_bleak()
     from ..ble.pairing import pair as do_pair
     with user_errors():

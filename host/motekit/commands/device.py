@@ -91,7 +91,8 @@ def stats(port, ble, as_json):
 @click.command()
 @port_option
 @click.argument("settings", nargs=-1, metavar="[KEY=VALUE]...")
-def config(port, settings):
+@ble_option
+def config(port, settings, ble):
     """Show the board's configuration, or change it (KEY=VALUE, integers)."""
     params = {}
     for s in settings:
@@ -102,7 +103,7 @@ def config(port, settings):
             params[key] = int(value)
         except ValueError:
             raise click.ClickException(f"{s!r}: the value must be an integer") from None
-    with open_link(port) as link, user_errors():
+    with open_link(port, ble=ble) as link, user_errors():
         cfg = link.request("config.set", params) if params else link.request("config.get")
     for k, v in cfg.items():
         click.echo(f"{k:12} {v}")
@@ -126,9 +127,10 @@ def repl(port):
 
 @click.command()
 @port_option
-def reset(port):
+@ble_option
+def reset(port, ble):
     """Reboot the board."""
-    with open_link(port) as link, user_errors():
+    with open_link(port, ble=ble) as link, user_errors():
         link.request("reset")
     click.echo("board is rebooting")
 

@@ -33,11 +33,15 @@ from .common import user_errors
                    "`export DBUS_SYSTEM_BUS_ADDRESS=...` as the second line.")
 @click.option("--ble-adapter", default=None, help="With --ble: the BlueZ adapter the board uses (default hci0; "
                                                    "hci1 with --virtual-radio, hci0 being the host's).")
+@click.option("--ble-pairing", "ble_pairing", multiple=True, metavar="ADDR",
+              help="With --ble: this central pairs when it connects (repeatable). The rig cannot pair: the sim's "
+                   "stack stands in for a security manager; the board keeps the bond only inside a pairing "
+                   "window (`mote pair --port P`).")
 @click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Replay this accelerometer trace (CSV t,x,y,z,event in g, as `mote power simulate`) in a loop.")
 @click.option("--battery", type=click.FloatRange(0, 100), default=None,
               help="Run on the simulated battery at this state of charge (%%) instead of USB power.")
-def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_adapter, trace, battery):
+def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_adapter, ble_pairing, trace, battery):
     """Run a virtual board: the firmware in MicroPython's unix port behind a pseudo-terminal.
 
     The first line of stdout is the port to use with --port; runs until interrupted.
@@ -47,6 +51,8 @@ def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_ad
         bridge = None
         if virtual_radio and not ble:
             raise click.ClickException("--virtual-radio goes with --ble")
+        if ble_pairing and not ble:
+            raise click.ClickException("--ble-pairing goes with --ble")
         if ble:
             try:
                 from ..ble.bridge import Bridge
@@ -65,7 +71,7 @@ def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_ad
                 bridge = Bridge(None, ble_adapter or "hci0", rig=False,
                                 log_fn=lambda m: click.echo(f"mote sim: {m}", err=True))
         vb = VirtualBoard(board=board, seed=seed, state_dir=state, baud=baud, link=link, fresh=fresh, ble=bridge,
-                          blank=blank,
+                          blank=blank, ble_pairing=ble_pairing,
                           trace=trace, battery=battery)
         try:
             port = vb.start()

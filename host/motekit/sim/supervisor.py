@@ -70,7 +70,7 @@ class VirtualBoard:
     def __init__(self, board: str = "sim", seed: int = 1, state_dir: Path | None = None,
                  baud: int | None = None, heap: str | None = None, link: Path | None = None,
                  fresh: bool = False, log=None, ble=None, trace: Path | None = None,
-                 battery: float | None = None, blank: bool = False):
+                 battery: float | None = None, blank: bool = False, ble_pairing=()):
         self.board = board
         # blank: a stock MicroPython board - erased flash, no firmware, boots to the REPL (`mote install`)
         self.blank = blank
@@ -81,6 +81,9 @@ class VirtualBoard:
         # ble: a motekit.ble.bridge.Bridge (the board's radio on a BlueZ adapter) or None (no radio)
         self.ble = ble
         self.ble_port: int | None = None
+        # ble_pairing: central addresses that pair when they connect (the rig has no security manager; the
+        # sim `bluetooth` module stands in for one: host/motekit/sim/mpy/bluetooth.py)
+        self.ble_pairing = list(ble_pairing)
         self.board_info = load_board(board)
         self.seed = seed
         self.state = Path(state_dir) if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{board}-{seed}"
@@ -204,6 +207,9 @@ class VirtualBoard:
         env.pop("MOTE_BLE", None)
         if self.ble_port:
             env["MOTE_BLE"] = f"127.0.0.1:{self.ble_port}"     # the sim `bluetooth` module's bridge
+        env.pop("MOTE_BLE_PAIRING", None)
+        if self.ble_pairing:
+            env["MOTE_BLE_PAIRING"] = ",".join(self.ble_pairing)
         self._proc = subprocess.Popen(
             [self.exe, "-X", f"heapsize={self.heap}", "-i", str(ROM)],
             stdin=con_slave, stdout=con_slave, stderr=con_slave, env=env, cwd=str(self.flash),

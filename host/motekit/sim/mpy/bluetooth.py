@@ -9,6 +9,14 @@
 # (a window of unconfirmed ones) and gatts_notify blocks briefly when it is full, events arrive through
 # the irq handler (while the board waits, as scheduled callbacks do on a port).
 #
+# Security manager stand-in: the rig (BlueZoo) cannot pair. MOTE_BLE_PAIRING names the central addresses
+# (comma-separated, e.g. the rig's C0:DE:C0:DE:00:00) that pair when they connect, as a gateway that ran
+# `mote pair` does: the stack asks the firmware for a stored bond (_IRQ_GET_SECRET) and encrypts with it,
+# else it pairs (LE Secure Connections; passkey entry when the firmware asked for MITM with a display) and
+# offers the new bond's secret (_IRQ_SET_SECRET) - the firmware keeps it only inside a pairing window - then
+# reports the encryption (_IRQ_ENCRYPTION_UPDATE: bonded when the secret was kept). Other centrals never
+# encrypt: they are the unbonded centrals an attacker would use.
+#
 # Wire (both ways): u16le length | u8 op | payload. See motekit/ble/bridge.py for the op table.
 import errno
 import json
@@ -39,6 +47,9 @@ _IRQ_GATTS_WRITE = 3
 _IRQ_GATTS_INDICATE_DONE = 20
 _IRQ_MTU_EXCHANGED = 21
 _IRQ_ENCRYPTION_UPDATE = 28
+_IRQ_GET_SECRET = 29
+_IRQ_SET_SECRET = 30
+_IRQ_PASSKEY_ACTION = 31
 
 # device -> bridge
 OP_HELLO = 0x01
@@ -124,6 +135,8 @@ class BLE:
         self._adv = None
         self._pending = []      # events received while waiting for credit, dispatched later
         self._sec = {}
+        self._pairs = _addrs(os.getenv("MOTE_BLE_PAIRING") or "")   # centrals that pair (see the header)
+        self._passkey = None
 
     # -- plumbing -----------------------------------------------------------------------------
     def _connect(self):
@@ -188,7 +201,27 @@ class BLE:
 
     def _irq(self, event, data):
         if self._handler is not None:
-            self._handler(event, data)
+            return self._handler(event, data)
+        return None
+
+    def _security(self, conn, addr_type, addr):
+        """A pairing central (MOTE_BLE_PAIRING) connected: encrypt with its stored bond, or pair."""
+        key = bytes([addr_type]) + addr
+        mitm = bool(self._sec.get("mitm"))
+        if self._irq(_IRQ_GET_SECRET, (1, 0, key)) is not None:
+            self._irq(_IRQ_ENCRYPTION_UPDATE, (conn, True, mitm, True, 16))
+            return
+        if mitm and self._sec.get("io") in (0, 4):      # passkey entry: the board displays, the central types
+            self._passkey = None
+            self._irq(_IRQ_PASSKEY_ACTION, (conn, 3, 0))
+            if not self._passkey or conn not in self._conns:
+                self._irq(_IRQ_ENCRYPTION_UPDATE, (conn, False, False, False, 0))   # pairing failed
+                return
+        import random
+        ltk = bytes(random.getrandbits(8) for _ in range(16))
+        kept = self._irq(_IRQ_SET_SECRET, (1, key, ltk))
+        if conn in self._conns:
+            self._irq(_IRQ_ENCRYPTION_UPDATE, (conn, True, mitm, bool(kept), 16))
 
     def _event(self, op, p):
         if op == OP_CREDIT:
@@ -198,6 +231,8 @@ class BLE:
             self._conns[conn] = 23
             self._adv = None                       # a connection ends advertising (as NimBLE does)
             self._irq(_IRQ_CENTRAL_CONNECT, (conn, p[2], memoryview(bytes(p[3:9]))))
+            if bytes(p[3:9]) in self._pairs:
+                self._security(conn, p[2], bytes(p[3:9]))
         elif op == OP_DISCONNECTED:
             conn = p[0] | p[1] << 8
             if conn in self._conns:
@@ -366,8 +401,24 @@ class BLE:
         self._send(OP_DISCONNECT, struct.pack("<H", conn))
         return True
 
+    def gap_passkey(self, conn, action, value):
+        self._passkey = value               # the stand-in central "types" it (0: the board refused)
+
     def gap_pair(self, conn):
         raise OSError(errno.EOPNOTSUPP)     # the rig has no pairing (BlueZoo): see README
+
+
+def _addrs(text):
+    """'AA:BB:..,..' -> addresses as the bridge sends them (little-endian bytes)."""
+    out = []
+    for a in text.split(","):
+        a = a.strip()
+        if a:
+            try:
+                out.append(bytes(int(x, 16) for x in reversed(a.split(":"))))
+            except ValueError:
+                pass
+    return out
 
 
 def _hex(b):
