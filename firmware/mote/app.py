@@ -87,10 +87,14 @@ class App:
         # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
         from mote import store, upload
         self.store = store.Store(board.name)
+        before = self.store.pointer().get("slot")
         try:
             self.store.boot()
         except Exception as e:  # never keep the board from booting over its model
             print_exception(e)
+        p = self.store.pointer()
+        # a rollback at boot (revoked signer, corruption, failed trial) becomes an `ev` once telemetry runs
+        self._boot_ev = (before, p.get("note") or "rolled back") if p.get("slot") != before else None
         upload.register(self.link, self.store)
 
     def _model(self):
@@ -193,6 +197,8 @@ class App:
         self.sense.resume(ticks_ms())           # after a deep sleep behind the IMU: band/SoC, INT1 -> probe
         self._apply_rate()
         self._load_model()
+        if self._boot_ev is not None:
+            self.event("model", self._boot_ev[0], self._boot_ev[1][:60])
 
     def _reloading(self, fn):
         def call(p):

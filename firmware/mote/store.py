@@ -50,6 +50,8 @@ FLUSH_EVERY = 16384      # bytes between flushes of an upload (what survives a p
 WBITS = (8, 12)          # deflate window bits a compressed upload may use (RAM: 2^wbits + ~1.3 KiB)
 INFLATE_BUF = 512        # bytes per read while inflating a compressed upload
 UPLOAD_KEYS = ("size", "sha256", "mlen", "enc", "zsize", "wbits")
+KEYS_AAD = b"motekit keys"   # COSE external AAD of a signed key list: no model manifest passes for one
+MAX_STATEMENT = 4096     # bytes of a signed key list
 
 
 def caps():
@@ -247,10 +249,45 @@ class Store:
             keys[_unhex(kid)] = _unhex(pk)
         return keys, [_unhex(r) for r in (k.get("revoked") or [])]
 
+    def keys_seq(self):
+        v = (_read_json(self.keys_path, {}) or {}).get("seq", 0)
+        return v if isinstance(v, int) and not isinstance(v, bool) else 0
+
     def set_keys(self, params):
+        """keys.set: a plain key list (serial only: mote.requests) or {signed: COSE_Sign1} (a key rotation
+        signed by a key the board trusts, any link; docs/protocol.md "Key rotation")."""
+        if isinstance(params, dict) and "signed" in params:
+            return self._set_keys_signed(params["signed"])
+        return self._set_keys(params, self.keys_seq())
+
+    def _set_keys_signed(self, signed):
+        from mote import cose
+        from mote.link import Denied
+        if not isinstance(signed, (bytes, bytearray)) or len(signed) > MAX_STATEMENT:
+            raise StoreError("signed is the COSE_Sign1 bytes of a key list (mote provision --sign KEY)")
+        keys, revoked = self.keys()
+        if not keys:
+            raise Denied("this board trusts no key to check a signed key list with: provision it over serial")
+        try:
+            p = cose.verify_sign1(bytes(signed), keys, revoked, external_aad=KEYS_AAD)
+        except ValueError as e:
+            raise Denied("signed key list refused: %s" % e)
+        if not isinstance(p, dict) or not isinstance(p.get("seq"), int) or isinstance(p.get("seq"), bool):
+            raise StoreError("a signed key list is {keys, revoked, seq}")
+        cur = self.keys_seq()
+        if p["seq"] <= cur:
+            raise Denied("signed key list refused: seq %d is not above the board's %d (a replay?)" % (p["seq"], cur))
+        p = dict(p)
+        p["revoked"] = list(p.get("revoked") or ()) + [r for r in revoked if r not in (p.get("revoked") or ())]
+        return self._set_keys(p, p["seq"])      # revocations only add up: a signed list cannot un-revoke
+
+    def _set_keys(self, params, seq):
         if not isinstance(params, dict) or not isinstance(params.get("keys"), dict):
             raise StoreError("keys.set takes {keys: {kid: public key}, revoked: [kid, ...]}")
-        out = {"keys": {}, "revoked": []}
+        out = {"keys": {}, "revoked": [], "seq": seq}
+        if len(params["keys"]) > 16 or not isinstance(params.get("revoked") or [], list) or \
+                len(params.get("revoked") or []) > 64:
+            raise StoreError("at most 16 keys and 64 revoked kids, revoked a list")
         for kid, pk in params["keys"].items():
             if not isinstance(kid, (bytes, bytearray)) or not isinstance(pk, (bytes, bytearray)) or len(pk) != 32:
                 raise StoreError("each key is kid (bytes) -> 32-byte Ed25519 public key")
@@ -260,11 +297,11 @@ class Store:
                 raise StoreError("revoked kids are bytes")
             out["revoked"].append(_hex(kid))
         write_atomic(self.keys_path, json.dumps(out))
-        return {"keys": sorted(out["keys"]), "revoked": out["revoked"]}
+        return {"keys": sorted(out["keys"]), "revoked": out["revoked"], "seq": seq}
 
     def get_keys(self):
         k = _read_json(self.keys_path, {}) or {}
-        return {"keys": sorted(k.get("keys") or {}), "revoked": k.get("revoked") or []}
+        return {"keys": sorted(k.get("keys") or {}), "revoked": k.get("revoked") or [], "seq": self.keys_seq()}
 
     # -- verification ----------------------------------------------------------------------------
     def verify(self, man, blob_sha, blob_size, check_floor=True):
@@ -294,6 +331,23 @@ class Store:
         if check_floor and seq <= self.floor():
             raise StoreError("sequence number %d is not newer than the installed %d (anti-rollback)" % (seq, self.floor()))
         return m
+
+    def untrusted(self, slot):
+        """Why the model in `slot` must not run any more - its signer's kid revoked or no longer in the
+        board's keys (keys.set after the commit) - or None. The signature itself was checked at the commit."""
+        try:
+            t = cbor.loads(self.slot_manifest(slot))
+            kid = cbor.loads(t.value[0]).get(4) if t.value[0] else None
+            if kid is None:
+                kid = t.value[1].get(4)
+        except Exception:
+            return "its manifest is unreadable"
+        keys, revoked = self.keys()
+        if not isinstance(kid, (bytes, bytearray)) or kid in revoked:
+            return "its signing key %s is revoked" % (_hex(kid) if isinstance(kid, (bytes, bytearray)) else "?")
+        if kid not in keys:
+            return "its signing key %s is no longer trusted" % _hex(kid)
+        return None
 
     def slot_manifest(self, slot):
         with open(self.path(slot, "man"), "rb") as f:
@@ -335,15 +389,22 @@ class Store:
                 return self.rollback("trial of slot %s crashed the board %d times" % (slot, tries - 1))
             try:
                 m = self.check_slot(slot)
+                self._revoked(slot)
                 self._trial(slot, m)
             except Exception as e:
                 return self.rollback("trial of slot %s failed: %s" % (slot, e))
             return self.confirm()
         try:
             m = self.check_slot(slot)
+            self._revoked(slot)
         except Exception as e:
             return self.rollback(str(e))
         return summary(m, slot, "confirmed")
+
+    def _revoked(self, slot):
+        why = self.untrusted(slot)          # revocation reaches the active model at the next boot
+        if why is not None:
+            raise StoreError("model in slot %s not run: %s" % (slot, why))
 
     def _trial(self, slot, m):
         canary = _field(m, "canary")
@@ -396,6 +457,7 @@ class Store:
         if prev is not None:
             try:
                 m = self.check_slot(prev)
+                self._revoked(prev)
             except Exception as e:
                 reason += "; previous slot %s unusable (%s)" % (prev, e)
                 prev = None

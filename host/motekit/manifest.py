@@ -102,6 +102,19 @@ def sign_manifest(manifest: Mapping, key: Ed25519PrivateKey) -> bytes:
     return _dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, sig]))
 
 
+KEYS_AAD = b"motekit keys"      # external AAD of a signed key list (firmware mote.store.KEYS_AAD)
+
+
+def sign_key_list(keys: Mapping[bytes, bytes], revoked: Iterable[bytes], seq: int, key: Ed25519PrivateKey) -> bytes:
+    """A key rotation a board takes over any link (`keys.set {signed: ...}`): COSE_Sign1 over
+    {keys, revoked, seq} with external AAD "motekit keys" (so a model manifest never passes for one)."""
+    protected = _dumps({HDR_ALG: ALG_EDDSA, HDR_KID: kid_of(key)})
+    payload = _dumps({"keys": {bytes(k): bytes(v) for k, v in keys.items()},
+                      "revoked": sorted(bytes(r) for r in revoked), "seq": int(seq)})
+    sig = key.sign(sig_structure(protected, payload, KEYS_AAD))
+    return _dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [protected, {}, payload, sig]))
+
+
 def sign_model(blob: bytes, key: Ed25519PrivateKey, **fields) -> bytes:
     """The signed model file: COSE_Sign1 manifest immediately followed by `blob`."""
     blob = bytes(blob)

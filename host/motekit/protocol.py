@@ -37,6 +37,42 @@ class Status(IntEnum):
     BAD_FRAME = 10
 
 
+# Who may call each device request: firmware/mote/requests.py TABLE, mirrored (tests/test_requests.py checks
+# firmware == host == docs/protocol.md). SERIAL: USB serial / UART; BONDED: a BLE connection bonded in a
+# pairing window; OPEN: any BLE central; RELAY: the relay's MQTT downlink forwards it by default; SIGNED: also
+# taken anywhere as a statement signed by a key the board trusts (keys.set).
+SERIAL, BONDED, OPEN, RELAY, SIGNED = 1, 2, 4, 8, 16
+_READ, _WRITE = SERIAL | BONDED | OPEN, SERIAL | BONDED
+REQUESTS: dict[str, tuple[bool, int]] = {       # method: (changes state, who may call it)
+    "info": (False, _READ | RELAY),
+    "stats": (False, _READ | RELAY),
+    "config.get": (False, _READ | RELAY),
+    "policy.get": (False, _READ | RELAY),
+    "infer.status": (False, _READ | RELAY),
+    "store.status": (False, _READ | RELAY),
+    "store.check": (False, _READ),
+    "upload.status": (False, _READ),
+    "keys.get": (False, _READ),
+    "config.set": (True, _WRITE),
+    "policy.set": (True, _WRITE),
+    "upload.begin": (True, _WRITE),
+    "upload.chunk": (True, _WRITE),
+    "upload.commit": (True, _WRITE),
+    "upload.abort": (True, _WRITE),
+    "store.rollback": (True, _WRITE),
+    "store.confirm": (True, _WRITE),
+    "reset": (True, _WRITE),
+    "keys.set": (True, SERIAL | SIGNED),
+    "repl": (True, SERIAL),
+    "ble.pair": (True, SERIAL),
+}
+
+
+def relay_default_methods() -> set[str]:
+    """The device requests the relay's downlink forwards without --allow-cmd (read-only ones)."""
+    return {m for m, (_, who) in REQUESTS.items() if who & RELAY}
+
+
 # SenML (RFC 8428) CBOR labels -> JSON names
 SENML_LABELS = {-1: "bver", -2: "bn", -3: "bt", -4: "bu", -5: "bv", -6: "bs", 0: "n", 1: "u", 2: "v",
                 3: "vs", 4: "vb", 5: "s", 6: "t", 7: "ut", 8: "vd"}

@@ -154,7 +154,13 @@ def confirm(port, ble):
 @click.command()
 @port_option
 @ble_option
-def provision(port, ble):
+@click.option("--sign", "sign_key", metavar="KEY", default=None,
+              help="Send the key list as a statement signed by KEY (a key the board already trusts): a key "
+                   "rotation the board takes over any link, BLE included. Without it: serial only.")
+@click.option("--seq", type=click.IntRange(min=1), default=None,
+              help="With --sign: the statement's sequence number (default: now, in seconds); the board takes "
+                   "only a seq above its current one.")
+def provision(port, ble, sign_key, seq):
     """Push the host's trusted public keys and revoked kids (`mote keys`) to the board."""
     with user_errors():
         from ..keys import KeystoreError
@@ -165,7 +171,15 @@ def provision(port, ble):
         keys = tl.public_keys()
         if not keys:
             raise MoteError("no trusted keys on this host: `mote keys trust` one first")
+        params = {"keys": keys, "revoked": sorted(tl.revoked_kids())}
+    if sign_key:
+        from ..keys import Keystore
+        from ..manifest import sign_key_list
+        from .keys_cli import load_private_key
+        key = load_private_key(Keystore(), sign_key)
+        params = {"signed": sign_key_list(keys, tl.revoked_kids(), seq or int(time.time()), key)}
     with open_link(port, ble=ble) as link, user_errors():
-        r = link.request("keys.set", {"keys": keys, "revoked": sorted(tl.revoked_kids())})
+        r = link.request("keys.set", params, timeout=30)
     click.echo(f"board trusts {len(r['keys'])} key(s): {', '.join(r['keys'])}"
-               + (f"; revoked: {', '.join(r['revoked'])}" if r["revoked"] else ""))
+               + (f"; revoked: {', '.join(r['revoked'])}" if r["revoked"] else "")
+               + (f" (signed key list, seq {r['seq']})" if sign_key else ""))
