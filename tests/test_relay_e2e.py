@@ -327,7 +327,7 @@ def test_unplug_replug_broker_late_downlink_status_metrics(tmp_path):
         wait_for(lambda: {7, 8, 9} <= set(responses()), 15, "command responses")
         r = responses()
         assert r[7]["ok"] and r[7]["result"]["rtt_ms"] < 1000
-        assert r[8]["ok"] and r[8]["result"]["hop"] == 20
+        assert not r[8]["ok"] and "--allow-cmd config.set" in r[8]["error"]   # the downlink is read-only
         assert not r[9]["ok"] and "not connected" in r[9]["error"]
         pub.loop_stop()
         pub.disconnect()

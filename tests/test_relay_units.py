@@ -178,3 +178,88 @@ def test_cli_errors_are_one_line(tmp_path):
                    "cannot use", "spool")
     one_line_error(["--config", str(tmp_path / "none.toml")], "no config file")
     one_line_error(["--from", "sim", "--to", "mqtt://x", "--metrics", "a:b"], "--metrics")
+
+
+def test_downlink_is_read_only_by_default_and_checks_every_command():
+    from motekit.relay.downlink import CommandError, check, forwarded, parse, parse_allow
+    ro = forwarded()
+    assert ro == {"ping", "status", "info", "stats", "config.get", "policy.get", "store.status", "infer.status"}
+    assert check({"id": 1, "method": "info"}, ro)["timeout"] == 3.0
+    assert check({"id": "a", "method": "config.set", "params": {"hop": 2}, "timeout": 10},
+                 forwarded({"config.set"}))["params"] == {"hop": 2}
+    bad = [({"method": "config.set"}, ro, "--allow-cmd config.set"),
+           ({"method": "repl"}, forwarded({"config.set"}), "never forwarded"),
+           ({"method": "nosuch"}, ro, "unknown method"),
+           ({"method": "info", "timeout": 0}, ro, "timeout"),
+           ({"method": "info", "timeout": float("nan")}, ro, "timeout"),
+           ({"method": "info", "timeout": True}, ro, "timeout"),
+           ({"method": "info", "timeout": 121}, ro, "timeout"),
+           ({"method": "info", "id": [1]}, ro, "id must be"),
+           ({"method": "info", "id": "x" * 65}, ro, "id must be"),
+           ({"method": "info", "params": "x" * 20000}, ro, "bytes of JSON"),
+           ({"method": "info", "params": [[[[[[[[[[1]]]]]]]]]]}, ro, "nest deeper")]
+    for req, allowed, needle in bad:
+        with pytest.raises(CommandError) as e:
+            check(req, allowed)
+        assert needle in str(e.value) and "\n" not in str(e.value), (req, str(e.value))
+    for payload in (b"\xff", b"[1]", b'{"method": 3}', b"x" * 40000):
+        with pytest.raises(CommandError):
+            parse(payload, ro)
+    assert parse_allow(["config.set,reset", "policy.set"]) == {"config.set", "reset", "policy.set"}
+    for bad_allow in (["repl"], ["config.set,nosuch"]):
+        with pytest.raises(ValueError):
+            parse_allow(bad_allow)
+
+
+def test_relay_allow_cmd_settings(tmp_path):
+    from motekit.relay.cli import _config
+    cfg = _config(("sim",), ("mqtt://h",), None, None, None, None, None, None, None, None, None, ("config.set",))
+    assert cfg.allow_cmd == {"config.set"}
+    p = tmp_path / "r.toml"
+    p.write_text('from = "sim"\nto = "mqtt://h"\nallow_cmd = ["reset", "config.set"]\n')
+    assert _config((), (), None, None, None, None, None, None, None, None, str(p)).allow_cmd == {"reset", "config.set"}
+    p.write_text('from = "sim"\nto = "mqtt://h"\nallow_cmd = ["repl"]\n')
+    with pytest.raises(ConfigError, match="never forwarded"):
+        _config((), (), None, None, None, None, None, None, None, None, str(p))
+    r = subprocess.run([MOTE, "relay", "--from", "sim", "--to", "mqtt://127.0.0.1:1", "--allow-cmd", "repl"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "never forwarded" in r.stderr
+
+
+def _rec(boot, seq, v, dev="victim"):
+    return {"device": dev, "boot": boot, "seq": seq, "uptime_ms": seq * 500, "kind": "acc", "rx_time": 1.0 + seq,
+            "records": [{"n": "ax", "v": v}]}
+
+
+def test_identity_conflicts_are_kept_aside_counted_published_and_never_acked(tmp_path):
+    """An impostor claims the victim's id and boot with a high seq, and re-sends one of its records with
+    other content: the victim's real records are neither dropped as duplicates nor acked on its behalf."""
+    from types import SimpleNamespace
+
+    from motekit.relay.config import RelayConfig
+    from motekit.relay.core import Relay
+    from motekit.relay.sources import Source
+    events = []
+    relay = Relay(RelayConfig(spool=str(tmp_path / "r.db")), log=events.append)
+    victim = SimpleNamespace(device="victim", label="serial:/dev/ttyACM0", connected=True)
+    rogue = SimpleNamespace(device="victim", label="ble:rogue", connected=True)
+    relay.sources = [victim, rogue]
+    res = relay.ingest(victim, [_rec(1, s, 1.0) for s in (1, 2, 3)])
+    assert res.stored == 3 and res.conflicts == []
+    assert relay.ingest(victim, [_rec(1, 3, 1.0)]).duplicates == 1     # a true resend: a duplicate
+    res = relay.ingest(rogue, [_rec(1, 2, 9.9), _rec(1, 1000, 9.9)])   # other content; then a jump
+    assert res.conflicts and res.conflicts[0][:2] == (1, 2) and res.stored == 1 and res.lost == 996
+    res = relay.ingest(victim, [_rec(1, s, 1.0) for s in (4, 5, 6)])   # the victim's next records: in the gap
+    assert res.stored == 0 and res.duplicates == 0 and [c[1] for c in res.conflicts] == [4, 5, 6]
+    recs = [SimpleNamespace(boot=1, seq=s) for s in (4, 5, 6)]
+    assert Source._acks(recs, res.conflicts) == {}                      # nothing acked for the victim
+    mixed = [SimpleNamespace(boot=1, seq=s) for s in (7, 8, 9)] + [SimpleNamespace(boot=2, seq=1)]
+    assert Source._acks(mixed, [(1, 8, "x")]) == {1: 7, 2: 1}           # only below the first conflict
+    relay.device_online(rogue, {"board": "sim"})                        # two sources with one id at once
+    kinds = [e for e in events if e.get("event") == "conflict"]
+    assert len(kinds) == 5 and kinds[-1]["also_on"] == ["serial:/dev/ttyACM0"]
+    assert all(e["device"] == "victim" and e["reason"] for e in kinds)
+    assert relay.metrics.snapshot()["devices"]["victim"]["conflicts"] == 5
+    assert b"motekit_relay_conflicts_total" in generate_latest(relay.metrics.registry())
+    assert [r[2] for r in relay.spool.conflict_rows()] == [2, 4, 5, 6]  # kept aside, not lost
+    relay.spool.close()

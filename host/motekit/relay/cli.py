@@ -37,10 +37,14 @@ def _hostport(text: str) -> tuple[str, int]:
 @click.option("--password", default=None, envvar="MOTE_MQTT_PASSWORD", help="MQTT password (or MOTE_MQTT_PASSWORD).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML file with the same settings (options on the command line win).")
+@click.option("--allow-cmd", "allow_cmd", multiple=True, metavar="METHOD[,METHOD]",
+              help="Also forward these device requests from PREFIX/DEVICE/cmd (default: read-only ones only: "
+                   "info, stats, config.get, policy.get, store.status, infer.status); never repl. The broker's "
+                   "write ACL on +/cmd is then what guards the boards.")
 @click.option("--json-log/--live", "json_log", default=None,
               help="JSON log lines on stderr, or a live summary [default: live on a terminal].")
 def relay(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_addr, gateway, username, password,
-          config_file, json_log):
+          config_file, json_log, allow_cmd):
     """Relay telemetry from boards to MQTT brokers, store-and-forward, until interrupted.
 
     Topics: PREFIX/DEVICE/telemetry (one record per message, QoS 1), PREFIX/DEVICE/status (retained),
@@ -48,7 +52,7 @@ def relay(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_addr,
     """
     try:
         cfg = _config(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_addr, gateway,
-                      username, password, config_file)
+                      username, password, config_file, allow_cmd)
         from .core import Relay
 
         r = Relay(cfg)
@@ -74,7 +78,7 @@ def relay(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_addr,
     live = (not json_log) if json_log is not None else sys.stderr.isatty()
     if live:
         r.log = lambda ev: None
-    r.event(None, "start", gateway=r.gateway, sources=[str(s) for s in cfg.sources],
+    r.event(None, "start", gateway=r.gateway, sources=[str(s) for s in cfg.sources], allow_cmd=sorted(cfg.allow_cmd),
             brokers=[b.name for b in cfg.brokers], spool=cfg.spool, spool_depth=r.spool.depth())
     r.start()
     try:
@@ -91,7 +95,7 @@ def relay(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_addr,
 
 
 def _config(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_addr, gateway, username, password,
-            config_file) -> RelayConfig:
+            config_file, allow_cmd=()) -> RelayConfig:
     data = load_toml(config_file) if config_file else {}
     cfg = RelayConfig()
     srcs = list(sources) or ([data["from"]] if isinstance(data.get("from"), str) else list(data.get("from", [])))
@@ -117,6 +121,16 @@ def _config(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_add
             cfg.metrics = f"127.0.0.1:{cfg.metrics}"
     cfg.gateway = gateway or data.get("gateway")
     cfg.reference_s = float(data.get("reference_s", cfg.reference_s))
+    from .downlink import parse_allow
+    allow = list(allow_cmd) or data.get("allow_cmd", [])
+    if isinstance(allow, str):
+        allow = [allow]
+    if not isinstance(allow, list):
+        raise ConfigError("allow_cmd is a list of device requests, e.g. [\"config.set\"]")
+    try:
+        cfg.allow_cmd = parse_allow(allow)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return cfg
 
 

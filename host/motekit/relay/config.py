@@ -7,6 +7,7 @@ spool = "/var/lib/motekit/relay.db"
 spool_max = 1000000
 spool_policy = "block"          # or "drop-oldest"
 metrics = "127.0.0.1:9108"
+allow_cmd = ["config.set"]      # the downlink forwards read-only requests only, unless listed here (never repl)
 
 [[to]]
 url = "mqtts://broker.example:8883/motekit?format=json"
@@ -137,6 +138,7 @@ class RelayConfig:
     metrics: str | None = None          # HOST:PORT for the Prometheus endpoint
     gateway: str | None = None          # gateway id (default: hostname)
     reference_s: float = 86400.0        # drift reference period
+    allow_cmd: set = field(default_factory=set)   # device requests the downlink forwards beyond the read-only ones
 
 
 def load_toml(path: str) -> dict:
@@ -147,7 +149,8 @@ def load_toml(path: str) -> dict:
         raise ConfigError(f"no config file {path}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: {e}") from None
-    known = {"from", "to", "spool", "spool_max", "spool_policy", "fsync", "metrics", "gateway", "reference_s"}
+    known = {"from", "to", "spool", "spool_max", "spool_policy", "fsync", "metrics", "gateway", "reference_s",
+             "allow_cmd"}
     bad = set(data) - known
     if bad:
         raise ConfigError(f"config file {path}: unknown key {sorted(bad)[0]!r} (known: {', '.join(sorted(known))})")

@@ -34,6 +34,8 @@ class Relay:
         self._acks: dict[int, int] = {}          # spool id -> sinks that acknowledged it (with >1 sink)
         self._ack_lock = threading.Lock()
         self.started = time.time()
+        from .downlink import forwarded
+        self.allowed = forwarded(cfg.allow_cmd)     # what PREFIX/DEVICE/cmd may ask (motekit.relay.downlink)
         self.state_dir = Path(cfg.spool).resolve().parent
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -90,6 +92,13 @@ class Relay:
             m.observe(dev, r["records"], r["rx_time"])
         m.count(dev, "duplicates", res.duplicates)
         m.count(dev, "lost", res.lost)
+        if res.conflicts:
+            # another source claims this device's (boot, seq): kept aside, not acked, said loudly
+            m.count(dev, "conflicts", len(res.conflicts))
+            for boot, seq, why in res.conflicts[:10]:
+                self.event(dev, "conflict", source=src.label, boot=boot, seq=seq, reason=why)
+            if len(res.conflicts) > 10:
+                self.event(dev, "conflict", source=src.label, more=len(res.conflicts) - 10)
         if res.lost:
             self.event(dev, "gap", lost=res.lost)
         if res.stored:
@@ -97,6 +106,12 @@ class Relay:
         return res
 
     def device_online(self, src, info: dict):
+        others = [s.label for s in self.sources if s is not src and s.connected and s.device == src.device]
+        if others:
+            # one device id on two links at once: one of them is not that board (or a cloned id)
+            self.metrics.count(src.device, "conflicts", 1)
+            self.event(src.device, "conflict", source=src.label, also_on=others,
+                       reason="device id seen on two sources at once")
         self.metrics.set_connected(src.device, True)
         self.event(src.device, "online", source=src.label, board=info.get("board"), fw=info.get("fw"),
                    boot=info.get("boot"))
@@ -136,6 +151,13 @@ class Relay:
             self.metrics.dev(dev).published += 1
 
     def command(self, device: str, req: dict, reply):
+        from .downlink import CommandError, check
+        try:
+            req = check(req, self.allowed)              # the one place a downlink command is let through
+        except CommandError as e:
+            reply({"id": req.get("id") if isinstance(req.get("id"), (int, str)) else None, "ok": False,
+                   "error": str(e)})
+            return
         for src in self.sources:
             if src.device == device and src.connected:
                 src.commands.put((req, reply))

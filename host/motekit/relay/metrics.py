@@ -56,6 +56,7 @@ class DeviceStats:
         self.connected = False
         self.records = self.duplicates = self.lost = self.corrupt = self.published = 0
         self.resyncs = 0          # sessions reopened after a record went missing in transit (no loss)
+        self.conflicts = 0        # records / links another source also claims (identity conflicts)
         self.inferences = self.inferences_ok = 0
         self.latencies: collections.deque = collections.deque(maxlen=RECENT)
         self.soc: float | None = None
@@ -171,7 +172,7 @@ class Metrics:
             for k, d in sorted(self.devices.items()):
                 devs[k] = {"connected": d.connected, "rate": round(d.rate, 1), "records": d.records,
                            "published": d.published, "duplicates": d.duplicates, "lost": d.lost,
-                           "corrupt": d.corrupt, "resyncs": d.resyncs,
+                           "corrupt": d.corrupt, "resyncs": d.resyncs, "conflicts": d.conflicts,
                            "age_s": None if d.last_rx is None else round(now - d.last_rx, 3),
                            "inference_success": (d.inferences_ok / d.inferences) if d.inferences else None,
                            "latency_p95_ms": p95(d.latencies) if d.latencies else None,
@@ -196,6 +197,7 @@ class Metrics:
             "lost": ("motekit_relay_dropped", "Records that never reached the gateway (sequence gaps)"),
             "corrupt": ("motekit_relay_corrupt_frames", "Frames dropped by the link (CRC, COBS, malformed payload)"),
             "resyncs": ("motekit_relay_resyncs", "Sessions reopened after records went missing in transit (resent by the board)"),
+            "conflicts": ("motekit_relay_conflicts", "Identity conflicts: a (device, boot, seq) with other content, a record inside a gap another source made, or a device id on two sources at once"),
             "inferences": ("motekit_device_inferences", "Inference results received"),
             "inferences_ok": ("motekit_device_inferences_ok", "Successful inference results received"),
         }.items()}

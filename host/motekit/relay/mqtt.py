@@ -155,12 +155,18 @@ class MqttSink:
         if len(parts) < 3 or parts[-1] != "cmd":
             return
         device = parts[-2]
+        from .downlink import CommandError, parse
         try:
-            req = json.loads(msg.payload)
-            if not isinstance(req, dict) or not isinstance(req.get("method"), str):
-                raise ValueError
-        except ValueError:
-            self.respond(device, {"id": None, "ok": False, "error": 'a command is {"id": .., "method": "..", "params": ..}'})
+            req = parse(msg.payload, self.relay.allowed)
+        except CommandError as e:
+            rid = None
+            try:
+                j = json.loads(msg.payload) if len(msg.payload) <= 4096 else None
+                rid = j.get("id") if isinstance(j, dict) and isinstance(j.get("id"), (int, str)) else None
+            except (ValueError, UnicodeDecodeError):
+                pass
+            self.relay.event(device, "cmd_refused", reason=str(e))
+            self.respond(device, {"id": rid, "ok": False, "error": str(e)})
             return
         self.relay.command(device, req, lambda resp: self.respond(device, resp))
 

@@ -121,11 +121,8 @@ class Source(threading.Thread):
                     # spool full, policy "block": keep the batch, don't ack, stop reading until there is room
                     self.relay.stopping.wait(0.2)
                     continue
-                acks = {}
-                for r in pending:
-                    acks[r.boot] = max(acks.get(r.boot, 0), r.seq)
-                for boot, seq in acks.items():
-                    link.send(T.ACK, [boot, max(seq, self.relay.spool.streams.get((self.device, boot), [seq])[0])])
+                for boot, seq in self._acks(pending, res.conflicts).items():
+                    link.send(T.ACK, [boot, seq])
                 pending = []
             if resync:
                 # a record went missing on the wire (e.g. a port buffer overflowed): don't record a gap, ask
@@ -136,6 +133,20 @@ class Source(threading.Thread):
                 info = link.info
                 fresh = set()
             self._check_link(link)
+
+    @staticmethod
+    def _acks(pending: list, conflicts) -> dict:
+        """Per boot, the seq to ack: the highest record of this batch (stored or a true resend), but below the
+        first record another source also claims (a conflict): never ack on another board's behalf."""
+        first: dict = {}
+        for boot, seq, _why in conflicts or ():
+            first[boot] = min(first.get(boot, seq), seq)
+        acks: dict = {}
+        for r in pending:
+            cap = first.get(r.boot)
+            if cap is None or r.seq < cap:
+                acks[r.boot] = max(acks.get(r.boot, 0), r.seq)
+        return acks
 
     def _contiguous(self, pending: list, fresh: set) -> tuple[list, bool]:
         """The prefix of `pending` without a hole inside this session: a jump in seq on a boot already
@@ -189,7 +200,7 @@ class Source(threading.Thread):
                 elif method == "status":
                     result = {"info": link.info, "stats": link.request("stats"), "link": link.dec.counters()}
                 else:
-                    result = link.request(method, req.get("params"), timeout=float(req.get("timeout", 3.0)))
+                    result = link.request(method, req.get("params"), timeout=req["timeout"])
                 reply({"id": rid, "ok": True, "result": result})
             except MoteError as e:
                 reply({"id": rid, "ok": False, "error": str(e)})

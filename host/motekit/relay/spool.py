@@ -7,6 +7,13 @@ seq > hi + 1 means records hi+1..seq-1 never reached the gateway (lost at the de
 the gap is recorded. This assumes a device sends each boot's records in increasing seq order (the
 protocol's telemetry is; a device-side spool must drain oldest-first).
 
+Identity: a resent record must be the same record. The spool keeps a short digest of every committed record
+(`seen`, the most recent SEEN_MAX). A record with seq <= hi whose digest differs from the committed one, or
+that falls inside a recorded gap (another source jumped the sequence), is a *conflict*: another source
+claims this device's (boot, seq). It is neither stored as telemetry nor counted as a duplicate nor acked
+(the caller acks only below the first conflict, so the real board keeps it); it goes to the `conflicts`
+table and the caller logs, counts and publishes it. A record older than the digests kept is a duplicate.
+
 Forward: rows are published in id order (= arrival order, so per-stream seq order) and deleted when
 the broker acknowledges them (PUBACK); the delete and the stream's `delivered` watermark commit together.
 
@@ -48,11 +55,28 @@ CREATE TABLE IF NOT EXISTS gaps (
     device TEXT NOT NULL, boot INTEGER NOT NULL, from_seq INTEGER NOT NULL, to_seq INTEGER NOT NULL,
     at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS seen (
+    device TEXT NOT NULL, boot INTEGER NOT NULL, seq INTEGER NOT NULL, digest BLOB NOT NULL,
+    PRIMARY KEY (device, boot, seq)
+);
+CREATE TABLE IF NOT EXISTS conflicts (
+    device TEXT NOT NULL, boot INTEGER NOT NULL, seq INTEGER NOT NULL, why TEXT NOT NULL, body BLOB NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 POLICIES = ("block", "drop-oldest")
+SEEN_MAX = 1_000_000         # record digests kept to tell a resend from an impostor (about 60 MB of SQLite)
+
+
+def digest(rec: dict) -> bytes:
+    """What identifies a record's content (not when or how it arrived): uptime, kind and its SenML."""
+    import hashlib
+    body = json.dumps([rec.get("uptime_ms"), rec.get("kind"), rec.get("records")], sort_keys=True,
+                      separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).digest()[:8]
 
 
 class SpoolError(Exception):
@@ -66,6 +90,7 @@ class IngestResult:
     lost: int = 0            # records missing in gaps detected by this batch
     dropped_oldest: int = 0  # rows evicted by the drop-oldest policy
     blocked: bool = False    # the spool is full and the policy is "block": nothing was stored
+    conflicts: list = None   # [(boot, seq, why)]: records another source also claims (not stored, not to ack)
 
 
 class Spool:
@@ -87,6 +112,26 @@ class Spool:
         for dev, boot, hi, delivered in self.db.execute("SELECT device, boot, hi, delivered FROM streams"):
             self.streams[(dev, boot)] = [hi, delivered]
         self._depth = self.db.execute("SELECT count(*) FROM spool").fetchone()[0]
+        self._seen = self.db.execute("SELECT count(*) FROM seen").fetchone()[0]
+
+    def _conflict(self, device: str, r: dict, d: bytes, batch: dict) -> str | None:
+        """Why a record at or below its stream's hi is not a plain resend, or None (a duplicate)."""
+        boot, seq = r["boot"], r["seq"]
+        known = batch.get((boot, seq))
+        if known is None:
+            row = self.db.execute("SELECT digest FROM seen WHERE device=? AND boot=? AND seq=?",
+                                  (device, boot, seq)).fetchone()
+            known = row[0] if row else None
+        if known is not None:
+            return None if known == d else "same device, boot and seq as a stored record, different content"
+        if self.db.execute("SELECT 1 FROM gaps WHERE device=? AND boot=? AND ? BETWEEN from_seq AND to_seq LIMIT 1",
+                           (device, boot, seq)).fetchone():
+            return "a record inside a gap another source's higher seq made"
+        return None
+
+    def conflict_rows(self) -> list[tuple]:
+        with self.lock:
+            return self.db.execute("SELECT device, boot, seq, why FROM conflicts ORDER BY rowid").fetchall()
 
     # -- ingest ----------------------------------------------------------------------------------
     @staticmethod
@@ -95,10 +140,11 @@ class Spool:
 
     def ingest(self, device: str, recs: list[dict]) -> IngestResult:
         """Commit a batch of one device's records (dicts with boot, seq, rx_time, ...) in one transaction."""
-        res = IngestResult()
+        res = IngestResult(conflicts=[])
         now = time.time()
         with self.lock:
             new = []
+            digests: dict[tuple, bytes] = {}     # this batch's committed records
             touched: dict[tuple, dict] = {}      # this batch's view of each stream
             for r in recs:
                 key = (device, r["boot"])
@@ -110,10 +156,17 @@ class Spool:
                     else:
                         st = {"hi": known[0], "delivered": known[1], "first": None, "n": 0, "dups": 0, "lost": 0}
                     touched[key] = st
+                d = digest(r)
                 if r["seq"] <= st["hi"]:
+                    why = self._conflict(device, r, d, digests)
+                    if why:
+                        res.conflicts.append((r["boot"], r["seq"], why))
+                        new.append(("conflict", device, r["boot"], r["seq"], why, self.encode(r), now))
+                        continue
                     res.duplicates += 1
                     st["dups"] += 1
                     continue
+                digests[(r["boot"], r["seq"])] = d
                 if r["seq"] > st["hi"] + 1:
                     missing = r["seq"] - st["hi"] - 1
                     res.lost += missing
@@ -134,6 +187,18 @@ class Spool:
                 if stored:
                     self.db.executemany("INSERT INTO spool(device, boot, seq, rx_time, body) VALUES (?,?,?,?,?)",
                                         [x[1:] for x in stored])
+                if digests:
+                    self.db.executemany("INSERT OR REPLACE INTO seen(device, boot, seq, digest) VALUES (?,?,?,?)",
+                                        [(device, b, q, d) for (b, q), d in digests.items()])
+                    self._seen += len(digests)
+                    if self._seen > SEEN_MAX + SEEN_MAX // 10:
+                        self.db.execute("DELETE FROM seen WHERE rowid <= (SELECT max(rowid) FROM seen) - ?",
+                                        (SEEN_MAX,))
+                        self._seen = SEEN_MAX
+                cf = [x for x in new if x[0] == "conflict"]
+                if cf:
+                    self.db.executemany("INSERT INTO conflicts(device, boot, seq, why, body, at) VALUES (?,?,?,?,?,?)",
+                                        [x[1:] for x in cf])
                 gaps = [x for x in new if x[0] == "gap"]
                 if gaps:
                     self.db.executemany("INSERT INTO gaps(device, boot, from_seq, to_seq, at) VALUES (?,?,?,?,?)",

@@ -35,9 +35,10 @@ def free_port() -> int:
 class Broker:
     """Mosquitto on 127.0.0.1:PORT with persistence in `workdir`; stop()/start() keep the port and the data."""
 
-    def __init__(self, workdir: Path, port: int | None = None, tls: tuple | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, tls: tuple | None = None, extra: str = ""):
         """tls=(certfile, keyfile, password_file): a second listener (`tls_port`) with TLS and passwords only;
-        the plain one stays anonymous for the test's own subscriber."""
+        the plain one stays anonymous for the test's own subscriber. extra: more mosquitto.conf lines (e.g.
+        password_file / acl_file)."""
         self.exe = mosquitto_exe()
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,7 @@ class Broker:
         self.conf.write_text(
             ("per_listener_settings true\n" if tls else "") +
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n" + secure +
+            "allow_anonymous true\n" + secure + extra +
             # started as root, mosquitto would switch to user "mosquitto" and fail to write its files here
             f"user {getpass.getuser()}\n"
             "persistence true\n"
