@@ -149,6 +149,8 @@ def test_one_line_errors(home):
     fails(verify, ["missing.signed"], "not found")
     (home / "junk.pem").write_text("not a key")
     fails(keys, ["trust", "junk.pem"], "not a PEM public key")
+    fails(sign, ["m.mtm", "--key", "junk.pem"], "chmod 600 junk.pem")   # like ssh: the mode first
+    (home / "junk.pem").chmod(0o600)
     fails(sign, ["m.mtm", "--key", "junk.pem"], "not a PEM private key")
     (home / "bad.json").write_text("{")
     ok(sign, ["m.mtm", "--key", "a", "-o", "a.signed"])
@@ -167,3 +169,31 @@ def test_one_line_errors(home):
     ok(keys, ["revoke", "a"])
     fails(verify, ["a.signed"], "revoked key")
     fails(verify, ["a.signed", "--key", "a"], "revoked key")  # keystore revocations still apply
+
+
+def test_private_keys_like_ssh_and_a_writable_trust_list_warns(home, capsys):
+    """A private key readable by group/other or reached through a symlink is refused with the fix in one
+    line (nothing is signed); a world-writable trust list is used with a warning."""
+    ok(keys, ["generate", "k1", "--trust"])
+    kdir = home / "home" / "keys"
+    kp = kdir / "k1.key"
+    kp.chmod(0o644)
+    fails(sign, ["m.mtm", "--key", "k1"], f"chmod 600 {kp}")
+    assert not (home / "m.signed.mtm").exists() and not list(home.glob("*.signed*"))
+    kp.chmod(0o600)
+    ok(sign, ["m.mtm", "--key", "k1", "-o", "a.mtm"])
+    real = home / "elsewhere.key"
+    kp.rename(real)
+    kp.symlink_to(real)
+    fails(sign, ["m.mtm", "--key", "k1", "-o", "b.mtm"], "is a symlink")
+    fails(sign, ["m.mtm", "--key", str(kp), "-o", "b.mtm"], "is a symlink")
+    kp.unlink()
+    real.rename(kp)
+    tl = kdir / "trust.json"
+    tl.chmod(0o666)
+    capsys.readouterr()
+    from motekit import keys as keysmod
+    keysmod._warned.clear()
+    TrustList.load(tl)
+    err = capsys.readouterr().err
+    assert f"trust list {tl} is writable by everyone (mode 0666): chmod o-w {tl}" in err

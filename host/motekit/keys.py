@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,40 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 class KeystoreError(Exception):
     """A user-facing problem with keys or the trust list (the message is one line)."""
+
+
+def check_private_file(path: Path) -> None:
+    """Like ssh: refuse a private key that is a symlink or that group/other may read or write."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return                       # reading it fails with its own message
+    if stat.S_ISLNK(st.st_mode):
+        raise KeystoreError(f"private key {path} is a symlink: refusing it (whoever controls the link chooses the "
+                            f"key); use the file itself: cp --dereference {path} {path}.real && mv {path}.real {path}")
+    if os.name != "nt" and st.st_mode & 0o077:
+        raise KeystoreError(f"private key {path} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}): "
+                            f"chmod 600 {path}")
+
+
+_warned: set = set()
+
+
+def warn_if_writable(path: Path) -> None:
+    """A trust list (or its directory) anyone may write lets anyone add a key: say so once per file."""
+    if os.name == "nt" or str(path) in _warned:
+        return
+    for p in (path, path.parent):
+        try:
+            mode = os.stat(p).st_mode
+        except OSError:
+            continue
+        if mode & 0o002 and not (p == path.parent and mode & stat.S_ISVTX):
+            _warned.add(str(path))
+            import sys
+            print(f"warning: {'trust list' if p == path else 'the directory of trust list'} {p} is writable by "
+                  f"everyone (mode {stat.S_IMODE(mode):04o}): chmod o-w {p}", file=sys.stderr)
+            return
 
 
 def home_dir() -> Path:
@@ -120,6 +155,7 @@ class TrustList:
     @classmethod
     def load(cls, path: str | os.PathLike, missing_ok: bool = False) -> TrustList:
         path = Path(path)
+        warn_if_writable(path)
         try:
             doc = json.loads(path.read_text())
         except FileNotFoundError:
@@ -268,9 +304,9 @@ class Keystore:
 
     def _private_path(self, ref: str) -> Path:
         p = Path(ref)
-        if _NAME_RE.match(ref) and self.key_path(ref).exists():
+        if _NAME_RE.match(ref) and (self.key_path(ref).exists() or self.key_path(ref).is_symlink()):
             return self.key_path(ref)
-        if p.is_file():
+        if p.is_file() or p.is_symlink():
             return p
         raise KeystoreError(f"no key {ref!r}: not a key in {self.path} nor a file "
                             "(see `mote keys list`, or create one with `mote keys generate NAME`)")
@@ -278,6 +314,7 @@ class Keystore:
     def private_key(self, ref: str, passphrase: str | bytes | None = None) -> Ed25519PrivateKey:
         """Load a private key by keystore name or PEM file path."""
         path = self._private_path(ref)
+        check_private_file(path)
         data = path.read_bytes()
         pw = passphrase.encode() if isinstance(passphrase, str) else passphrase
         try:
