@@ -106,14 +106,16 @@ def test_downlink_behind_the_documented_acl(tmp_path):
             nested = {"a": nested}
         ops.cmd(dev, 9, "config.set", nested)
         ops.cmd(dev, 10, "config.get")
-        wait(lambda: set(range(3, 11)) <= set(ops.responses()), 20, "the operator's responses")
+        ops.cmd(dev, 11, "upload.begin", {"size": 10 ** 6, "sha256": "00" * 32, "manifest_len": 100})
+        wait(lambda: set(range(3, 12)) <= set(ops.responses()), 20, "the operator's responses")
         time.sleep(1.0)
         r = ops.responses()
         assert 1 not in r and 2 not in r                    # never reached the relay
         assert r[3]["ok"] and r[3]["result"]["hop"] == 20
         assert r[10]["ok"] and r[10]["result"]["hop"] == 20 # not 9: the anonymous / read-only writes did nothing
         for rid, needle in ((4, "never forwarded"), (5, "--allow-cmd policy.set"), (6, "--allow-cmd keys.set"),
-                            (7, "timeout must be"), (8, "timeout must be"), (9, "nest deeper")):
+                            (7, "timeout must be"), (8, "timeout must be"), (9, "nest deeper"),
+                            (11, "--allow-cmd upload.begin")):
             assert not r[rid]["ok"] and needle in r[rid]["error"] and "\n" not in r[rid]["error"], r[rid]
         n = sum(1 for t, _ in list(ops.got) if t.endswith("/telemetry"))
         wait(lambda: sum(1 for t, _ in list(ops.got) if t.endswith("/telemetry")) > n, 10, "more telemetry")
