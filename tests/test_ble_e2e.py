@@ -227,9 +227,27 @@ def test_mote_sim_virtual_radio_prints_port_then_bus(tmp_path):
             err = r.stderr.strip().splitlines()
             assert r.returncode == 1 and len(err) == 1 and method in err[0], (args, r.stderr)
             assert "refused over an unbonded BLE link" in err[0] or "serial link only" in err[0], err
+        mid = Link.open(port, hello_timeout=10)
+        try:
+            assert mid.request("keys.get") == keys0 and mid.request("config.get") == cfg0   # kept its keys
+        finally:
+            mid.close()
+        # the owner provisions over USB, then rotates keys over BLE as a statement signed by a key the board
+        # trusts: taken from an unbonded central, because the signature, not the link, is the authority
+        owner = dict(e, MOTEKIT_HOME=str(tmp_path / "owner"))
+        for args in (["keys", "generate", "ops1", "--trust"], ["provision", "--port", port],
+                     ["keys", "generate", "ops2", "--trust"]):
+            r = subprocess.run([MOTE, *args], capture_output=True, text=True, env=owner, timeout=60)
+            assert r.returncode == 0, (args, r.stderr)
+        r = subprocess.run([MOTE, "provision", "--ble", name(5), "--sign", "evil"], capture_output=True, text=True,
+                           env=e, timeout=60)                      # the stranger's own key: not trusted there
+        assert r.returncode == 1 and "signed key list refused: unknown kid" in r.stderr, r.stderr
+        r = subprocess.run([MOTE, "provision", "--ble", name(5), "--sign", "ops1"], capture_output=True,
+                           text=True, env=owner, timeout=60)
+        assert r.returncode == 0 and "board trusts 2 key(s)" in r.stdout and "signed key list" in r.stdout, r
         after = Link.open(port, hello_timeout=10)
         try:
-            assert after.request("keys.get") == keys0 and after.request("config.get") == cfg0
+            assert len(after.request("keys.get")["keys"]) == 2 and after.request("config.get") == cfg0
             st = after.request("stats")
             assert st["sec"][0] >= 3 and st["samples"] > 0          # counted; the board keeps running
         finally:
