@@ -130,6 +130,7 @@ def test_info_over_ble_while_serial_is_open(rig, board):
         assert r.returncode == 0, r.stderr
         h = json.loads(r.stdout)
         assert h["id"] == sim_uid(3) and h["impl"] == "micropython"
+        assert h["link"] == "bonded" and serial_link.info["link"] == "serial"   # what each host may do there
         assert serial_link.request("stats")["samples"] > 0      # serial still answers
         r = mote(rig, "info", "--ble", board_address(1), "--json")  # by address, reconnecting
         assert r.returncode == 0 and json.loads(r.stdout)["id"] == sim_uid(3)
@@ -208,7 +209,7 @@ def test_mote_sim_virtual_radio_prints_port_then_bus(tmp_path):
         r = subprocess.run([MOTE, "info", "--ble", name(5), "--json"], capture_output=True, text=True, env=e,
                            timeout=60)
         assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["id"] == sim_uid(5)
+        assert json.loads(r.stdout)["id"] == sim_uid(5) and json.loads(r.stdout)["link"] == "open"
         r = subprocess.run([MOTE, "info", "--port", port, "--json"], capture_output=True, text=True, timeout=60)
         assert json.loads(r.stdout)["id"] == sim_uid(5)
         # an unbonded central (the rig's cannot pair) reads, but cannot change the board or its keys

@@ -263,3 +263,21 @@ def test_identity_conflicts_are_kept_aside_counted_published_and_never_acked(tmp
     assert b"motekit_relay_conflicts_total" in generate_latest(relay.metrics.registry())
     assert [r[2] for r in relay.spool.conflict_rows()] == [2, 4, 5, 6]  # kept aside, not lost
     relay.spool.close()
+
+
+def test_relay_says_when_a_board_ignores_its_acks(tmp_path):
+    """A board answers the relay's hello with the link's trust; on an unbonded BLE link ("open") its acks are
+    ignored, so the relay says how to bond instead of leaving records piling up on the board unexplained."""
+    from types import SimpleNamespace
+
+    from motekit.relay.config import RelayConfig
+    from motekit.relay.core import Relay
+    from motekit.relay.sources import Source
+    events = []
+    relay = Relay(RelayConfig(spool=str(tmp_path / "r.db")), log=events.append)
+    for link, n in (("serial", 0), ("bonded", 0), ("open", 1)):
+        src = Source(relay, f"ble:{link}")
+        src._hello(SimpleNamespace(device="d1", info={"board": "sim", "boot": 1, "link": link}))
+        got = [e for e in events if e.get("event") == "untrusted_link" and e.get("source") == f"ble:{link}"]
+        assert len(got) == n and all("mote pair --port P" in e["reason"] for e in got)
+    relay.spool.close()

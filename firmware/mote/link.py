@@ -89,7 +89,9 @@ class Link:
                                       and isinstance(r[0], int) and isinstance(r[1], int))):
                     r = False
                 self.on_hello(self, r)
-            self.send(proto.T_HELLO, self.hello() if self.hello else {})
+            h = self.hello() if self.hello else {}
+            h["link"] = requests.LINK_WORDS.get(self.trust(), "?")   # what this host may do here
+            self.send(proto.T_HELLO, h)
             return
         if mtype == proto.T_ACK:
             if not requests.may_ack(self.trust()):

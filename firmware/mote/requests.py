@@ -44,6 +44,7 @@ TABLE = {
     "ble.pair": (True, SERIAL),
 }
 
+LINK_WORDS = {SERIAL: "serial", BONDED: "bonded", OPEN: "open"}     # hello's "link"
 LINK_NAMES = {SERIAL: "the serial link", BONDED: "a bonded BLE link", OPEN: "an unbonded BLE link"}
 
 

@@ -71,7 +71,9 @@ def pair(target, port, seconds, clear, watch, timeout, adapter):
                 elif seconds:
                     click.echo(f"{link.device}: pairing window open for {seconds} s "
                                f"({r['bonds']} of {r['max_bonds']} bonds used"
-                               + (", passkey entry" if r.get("io") == "display" else ", Just Works") + ")")
+                               + (", passkey entry" if r.get("io") == "display" else ", Just Works") + ")"
+                               + ("; the board is full: --clear forgets every bond" if r["bonds"] >= r["max_bonds"]
+                                  else ""))
                 else:
                     click.echo(f"{link.device}: pairing window closed ({r['bonds']} bonds)")
                 if watch and seconds and not target:

@@ -88,6 +88,12 @@ class Source(threading.Thread):
         if new or not self.connected:
             self.connected = True
             self.relay.device_online(self, self.info)
+        if self.info.get("link") == "open":
+            # the board does not trust this link (an unbonded BLE connection): it ignores our acks and keeps
+            # every record, and the relay's records are deduplicated; say how to fix it
+            self.relay.event(self.device, "untrusted_link", source=self.label,
+                             reason="the board ignores this gateway's acks over an unbonded BLE link: open its "
+                                    "pairing window (mote pair --port P) and bond (mote pair NAME)")
 
     def _serve(self, link: Link):
         link.session(timeout=5.0)            # the board resends from its oldest unacked record, in order
