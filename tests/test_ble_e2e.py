@@ -315,3 +315,23 @@ class _Factory:
         p = self.base / name
         p.mkdir()
         return p
+
+
+def test_pairing_outside_the_window_is_refused_and_the_central_dropped(rig, board):
+    """The board forgets its bonds and closes its window: the rig's central pairs on connect (the sim stack's
+    stand-in), the board refuses to keep the bond and drops it, so `mote info` over BLE fails in one line;
+    reopened over USB, the next connection bonds again."""
+    r = subprocess.run([MOTE, "pair", "--port", board.port, "--seconds", "0", "--clear"], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0 and "pairing window closed (0 bonds)" in r.stdout, r
+    board.ble.disconnect_all()
+    r = mote(rig, "info", "--ble", name(), "--json")
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r
+    serial = Link.open(board.port, hello_timeout=10)
+    try:
+        assert serial.request("stats")["sec"][2] >= 1                  # the bond was refused, and counted
+        serial.request("ble.pair", {"seconds": 120})
+    finally:
+        serial.close()
+    r = mote(rig, "info", "--ble", name(), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["link"] == "bonded", r.stderr
