@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 POLICIES = ("block", "drop-oldest")
-SEEN_MAX = 1_000_000         # record digests kept to tell a resend from an impostor (about 60 MB of SQLite)
+SEEN_MAX = 500_000           # record digests kept to tell a resend from an impostor: 74 B each in SQLite
+                             # (measured), ~37 MB; a board resends at most its spool (~2,000 records)
 
 
 def digest(rec: dict) -> bytes:
