@@ -219,6 +219,7 @@ from mote import ble
 b = bluetooth.BLE()
 port = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(PATH))
 port.pair({"seconds": 60})                          # bonds are taken inside a pairing window only
+b.connect(64)                                       # a bond's secrets come while its central is connected
 ok = [b.secret(30, (1, memoryview(b"peerA-ltk"), memoryview(b"secretA"))),
       b.secret(30, (2, b"peerA-irk", b"irkA")),
       b.secret(30, (1, b"peerB-ltk", b"secretB")),
@@ -459,3 +460,19 @@ pair_attempt(65, b"gw"); ack(65, 7)
 print(json.dumps({"acks": acks, "ignored": link.acks_ignored}))
 """)
     assert r == {"acks": [[1, 7]], "ignored": 1}
+
+
+def test_the_stacks_own_secrets_need_no_window_and_are_not_bonds(tmp_path):
+    """NimBLE stores its own identity key (type 10) at start-up, with no central connected: kept outside any
+    window, not counted as a bond, and kept when the bonds are cleared."""
+    r = run(PAIRING % (str(tmp_path / "bonds.json"), "none") + r"""
+own = b.secret(30, (10, b"nimble", b"our-irk"))
+port.pair({"seconds": 30})
+pair_attempt(64, b"gw")
+before = port.store.peers()
+port.pair({"seconds": 0, "clear": True})
+print(json.dumps({"own": own, "before": before, "after": port.store.peers(),
+                  "irk": bytes(b.secret(29, (10, 0, b"nimble"))).decode(), "file": json.load(open(port.store.path))}))
+""")
+    assert r["own"] is True and r["before"] == 1 and r["after"] == 0 and r["irk"] == "our-irk"
+    assert r["file"] == [[10, b"nimble".hex(), b"our-irk".hex(), 0]]

@@ -71,6 +71,7 @@ STALL_MS = const(2000)        # notifications refused this long: the central is 
 PAIR_S = const(60)            # default pairing window
 PAIR_MAX_S = const(300)       # the longest window a request may open
 MAX_BONDS = const(4)          # gateways with a bond (a bond is a few secrets of one peer)
+OWN_IRK = const(10)           # NimBLE (MicroPython) stores its own identity key as secret type 10
 IO = {"none": 3, "display": 0}   # board file ble.io -> the stack's IO capability (3 NoInputNoOutput: Just Works)
 
 # "batch" radio use: advertise (fast) for up to WINDOW_MS once per batch interval, the first window at once. A
@@ -310,11 +311,14 @@ class Port:
         if st is None:
             return False
         sec_type, key, value = data
-        if value is not None and not st.knows(key):        # a new peer's secret: a new bond
+        # a secret written while a central is connected belongs to its bond; the stack's own (NimBLE's local
+        # IRK, type OWN_IRK, written at start-up) is not a bond and needs no window
+        peer = self.conn is not None and sec_type != OWN_IRK
+        if value is not None and peer and not st.knows(key):   # a new peer's secret: a new bond
             if not self.pairing() or st.peers() >= MAX_BONDS:
                 self._refuse(self.conn)
                 return False
-        return st.set(data)
+        return st.set(data, peer)
 
     def pair(self, params):
         """`ble.pair` (serial only, mote.requests): open the pairing window for `seconds` (1..PAIR_MAX_S,
@@ -473,7 +477,9 @@ MAX_SECRETS = const(32)       # a bond is a few secrets (LTK, IRK, ...): several
 
 class BondStore:
     """The stack's bond secrets (_IRQ_GET_SECRET / _IRQ_SET_SECRET) kept in flash, so a bonded gateway
-    stays bonded across resets. File: JSON [[sec_type, key hex, value hex], ...], replaced atomically.
+    stays bonded across resets. File: JSON [[sec_type, key hex, value hex, peer 0|1], ...], replaced
+    atomically. `peer`: written while a central was connected (a bond's secret), else the stack's own
+    (NimBLE's local IRK at start-up, type 10): only peers count as bonds, and `clear` keeps the stack's own.
     Nothing is evicted: beyond MAX_SECRETS a new secret is refused (Port allows new peers only inside a
     pairing window and up to MAX_BONDS; `ble.pair {clear: true}` over serial forgets them all)."""
 
@@ -483,19 +489,19 @@ class BondStore:
         try:
             import json
             with open(path) as f:
-                for t, k, v in json.load(f):
-                    self.items.append((int(t), _unhex(k), _unhex(v)))
+                for e in json.load(f):
+                    self.items.append((int(e[0]), _unhex(e[1]), _unhex(e[2]), bool(e[3]) if len(e) > 3 else True))
         except Exception:         # none yet, or a damaged file: start without bonds
             self.items = []
 
     def peers(self):
-        """Bonded peers: distinct keys (a bond is a few secrets, each keyed by the peer)."""
-        return len(set(k for t, k, v in self.items))
+        """Bonded peers: distinct keys of peer secrets (a bond is a few secrets, each keyed by the peer)."""
+        return len(set(e[1] for e in self.items if e[3]))
 
     def knows(self, key):
         key = bytes(key)
-        for t, k, v in self.items:
-            if k == key:
+        for e in self.items:
+            if e[1] == key:
                 return True
         return False
 
@@ -503,26 +509,26 @@ class BondStore:
         sec_type, index, key = data
         if key is None:           # the index'th secret of this type
             i = 0
-            for t, k, v in self.items:
-                if t == sec_type:
+            for e in self.items:
+                if e[0] == sec_type:
                     if i == index:
-                        return v
+                        return e[2]
                     i += 1
             return None
         key = bytes(key)
-        for t, k, v in self.items:
-            if t == sec_type and k == key:
-                return v
+        for e in self.items:
+            if e[0] == sec_type and e[1] == key:
+                return e[2]
         return None
 
-    def set(self, data):
+    def set(self, data, peer=True):
         sec_type, key, value = data
         key = bytes(key)
         items = [e for e in self.items if not (e[0] == sec_type and e[1] == key)]
         if value is not None:     # None: delete
             if len(items) >= MAX_SECRETS:
                 return False      # full: refuse, never evict a gateway's bond
-            items.append((sec_type, key, bytes(value)))
+            items.append((sec_type, key, bytes(value), peer))
         self.items = items
         try:
             self._save()
@@ -531,13 +537,14 @@ class BondStore:
         return True
 
     def clear(self):
-        self.items = []
+        self.items = [e for e in self.items if not e[3]]     # the stack's own secrets stay
         self._save()
 
     def _save(self):
         import json
         from mote import fs
-        fs.write_atomic(self.path, json.dumps([[t, _hex(k), _hex(v)] for t, k, v in self.items]).encode())
+        fs.write_atomic(self.path, json.dumps([[t, _hex(k), _hex(v), 1 if p else 0]
+                                               for t, k, v, p in self.items]).encode())
 
 
 def _hex(b):
