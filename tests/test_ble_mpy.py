@@ -476,3 +476,37 @@ print(json.dumps({"own": own, "before": before, "after": port.store.peers(),
 """)
     assert r["own"] is True and r["before"] == 1 and r["after"] == 0 and r["irk"] == "our-irk"
     assert r["file"] == [[10, b"nimble".hex(), b"our-irk".hex(), 0]]
+
+
+def test_btstack_bonds_count_only_for_centrals_approved_in_a_window(tmp_path):
+    """BTstack (Pico W) keeps bonds itself and never asks the firmware: a bonded connection is trusted only for
+    a central whose address was approved inside a window (kept in the bond store); any other is dropped."""
+    r = run(r"""
+bluetooth.BONDING = True
+b = bluetooth.BLE(); b.bonding = True
+port = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(%r), stack="btstack", io="display")
+prim = Link(port, 1024)
+link = ble.BleLink(port, prim)
+def bond(conn, addr):
+    b.connect(conn, addr)
+    b.encrypt(conn, bonded=True)                  # BTstack: pairing (or its stored bond) -> bonded, no secret irq
+    t = port.trusted()
+    link.poll()
+    c = port.conn
+    if c is not None:
+        b.disconnect(c)
+    return [t, c]
+out = {"io": port.io, "stranger": bond(64, b"\xaa" * 6)}
+port.pair({"seconds": 30})
+out["gateway"] = bond(65, b"\xbb" * 6)
+port.pair({"seconds": 0})
+out["again"] = bond(66, b"\xbb" * 6)
+out["stranger2"] = bond(67, b"\xaa" * 6)
+out["peers"] = port.store.peers()
+out["refused"] = port.pair_refused
+print(json.dumps(out))
+""" % str(tmp_path / "bonds.json"))
+    assert r["io"] == "none"                                   # BTstack has no gap_passkey: Just Works
+    assert r["stranger"] == [False, None] and r["stranger2"] == [False, None]
+    assert r["gateway"] == [True, 65] and r["again"] == [True, 66]
+    assert r["peers"] == 1 and r["refused"] == 2

@@ -72,6 +72,7 @@ PAIR_S = const(60)            # default pairing window
 PAIR_MAX_S = const(300)       # the longest window a request may open
 MAX_BONDS = const(4)          # gateways with a bond (a bond is a few secrets of one peer)
 OWN_IRK = const(10)           # NimBLE (MicroPython) stores its own identity key as secret type 10
+PEER_OK = const(200)          # (BTstack) a central approved in a window, keyed by its address
 IO = {"none": 3, "display": 0}   # board file ble.io -> the stack's IO capability (3 NoInputNoOutput: Just Works)
 
 # "batch" radio use: advertise (fast) for up to WINDOW_MS once per batch interval, the first window at once. A
@@ -145,7 +146,7 @@ def parse_mfr(data):
 class Port:
     """NUS peripheral; the byte port of a Link (readinto/write), one central at a time."""
 
-    def __init__(self, ble, uid, name, mtu=247, rxbuf=2048, secure=True, store=None, io="none"):
+    def __init__(self, ble, uid, name, mtu=247, rxbuf=2048, secure=True, store=None, io="none", stack="nimble"):
         import bluetooth
         self.bt = bluetooth
         self.ble = ble
@@ -164,7 +165,11 @@ class Port:
         self.pair_until = None        # ticks_ms when the pairing window closes; None: closed
         self.pair_refused = 0         # bonds (or passkey exchanges) refused: outside the window, or full
         self.rogue = None             # a connection that tried to bond outside the window: dropped (BleLink.poll)
-        self.io = io if io in IO else "none"
+        self.io = io if io in IO and stack != "btstack" else "none"   # BTstack: gap_passkey unsupported
+        # "btstack" (rp2: Pico W): the stack keeps bonds in its own flash and never asks the firmware
+        # (no _IRQ_SET_SECRET), so a bond is trusted only if its central's address was approved in a window
+        self.stack = stack
+        self.peer = None              # the central's address (type + 6 bytes), as NimBLE keys its secrets
         self.show = None              # callable(text): the passkey to type on the gateway (serial console)
         self.soc = 255
         self.status = 0
@@ -242,6 +247,7 @@ class Port:
                 self._push(self.ble.gatts_read(self.rx))
         elif event == _IRQ_CENTRAL_CONNECT:
             self.conn = data[0]
+            self.peer = bytes((data[1],)) + bytes(data[2])
             self.mtu = 23
             self.encrypted = False
             self.conn_bonded = False
@@ -266,7 +272,10 @@ class Port:
         elif event == _IRQ_ENCRYPTION_UPDATE:
             if data[0] == self.conn:      # conn, encrypted, authenticated, bonded, key_size
                 self.encrypted = bool(data[1])
-                self.conn_bonded = self.encrypted and bool(data[3]) and self.rogue != data[0]
+                bonded = self.encrypted and bool(data[3]) and self.rogue != data[0]
+                if bonded and self.stack == "btstack":
+                    bonded = self._approve_peer()
+                self.conn_bonded = bonded
                 self.bonded = self.bonded or self.conn_bonded
         elif event == _IRQ_GET_SECRET:
             return self.store.get(data) if self.store else None
@@ -319,6 +328,19 @@ class Port:
                 self._refuse(self.conn)
                 return False
         return st.set(data, peer)
+
+    def _approve_peer(self):
+        """BTstack: a bonded connection counts only for a central approved inside a window (kept in the
+        bond store under its address), at most MAX_BONDS of them; any other is refused and dropped."""
+        st = self.store
+        if st is None or self.peer is None:
+            return False
+        if st.knows(self.peer):
+            return True
+        if self.pairing() and st.peers() < MAX_BONDS and st.set((PEER_OK, self.peer, b"\x01"), True):
+            return True
+        self._refuse(self.conn)
+        return False
 
     def pair(self, params):
         """`ble.pair` (serial only, mote.requests): open the pairing window for `seconds` (1..PAIR_MAX_S,
@@ -658,7 +680,8 @@ def start(app, mtu=247):
     try:
         # the ring holds what a flash upload keeps in flight (several frames) while the board writes flash
         port = Port(ble, app.board.uid, name_for(app.device), mtu=mtu, secure=secure,
-                    rxbuf=max(2048, 4 * app.link.mtu + 512), store=BondStore(), io=ble_info(app).get("io", "none"))
+                    rxbuf=max(2048, 4 * app.link.mtu + 512), store=BondStore(), io=ble_info(app).get("io", "none"),
+                    stack=ble_info(app).get("stack", "nimble"))
     except OSError:
         return None           # e.g. a virtual board started without --ble
     port.show = lambda text: app.link.send(proto.T_LOG, raw=text.encode(), mirror=False)   # serial only

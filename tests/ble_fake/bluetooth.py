@@ -93,9 +93,9 @@ class _BLE:
         self.passkeys.append((conn, action, value))
 
     # -- the test plays the central ---------------------------------------------------------------
-    def connect(self, conn):
+    def connect(self, conn, addr=b"\x00" * 6):
         self.conns.add(conn)
-        self.handler(1, (conn, 0, b"\x00" * 6))
+        self.handler(1, (conn, 0, addr))
 
     def disconnect(self, conn):
         self.conns.discard(conn)
