@@ -1,0 +1,173 @@
+"""Run code on an emulated Cortex-M board: qemu-system-arm with MicroPython's qemu port (see __init__).
+
+    with Board("armv6m", heap_bytes=196608, flash=path) as b:    # boots, mounts littlefs on the flash file
+        b.put("/mote/cbor.mpy", data)                           # files through the raw REPL, as mote install
+        out = b.exec("import mote.cbor; print(1)")              # stdout; a guest exception raises GuestError
+
+The guest's console is its UART on qemu's stdio (pipes); ARM semihosting backs the flash with a host file and
+hands the guest the `-append` string. qemu runs with `-icount shift=0`: one instruction is one nanosecond of
+virtual time, so `time.ticks_us()` differences x 1000 are instructions retired (docs/emulation.md).
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .. import builds
+from . import CORES, qemu_image
+
+BLOCK = 4096
+
+
+class GuestError(RuntimeError):
+    """Code run on the emulated board raised: the guest's traceback is the message."""
+
+
+def _pdeathsig():
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG: dies with us
+    except OSError:
+        pass
+
+
+def make_flash(path: Path, size: int) -> Path:
+    """A blank flash file of ``size`` bytes (whole 4 KiB blocks); an existing one is kept as it is (its data
+    and its geometry survive: littlefs refuses a device whose block count changed)."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:
+            f.truncate(max(8, size // BLOCK) * BLOCK)
+    return path
+
+
+def qemu_command(image: Path, serial: str = "stdio", append: str = "") -> list[str]:
+    q = json.loads((Path(image) / "qemu.json").read_text())
+    exe = shutil.which("qemu-system-arm")
+    if exe is None:
+        raise builds.BuildError("qemu-system-arm not found: install the Debian package qemu-system-arm (./dev test does)")
+    cmd = [exe, "-machine", q["machine"], *q["args"], "-nographic", "-monitor", "null", "-semihosting",
+           "-icount", "shift=0", "-serial", serial, "-kernel", str(Path(image) / "firmware.elf")]
+    if append:
+        cmd += ["-append", append]
+    return cmd
+
+
+def mount_code(flash: Path) -> str:
+    """Guest code: the flash file as littlefs at / (formatted on first use), the import path as on a board."""
+    n = Path(flash).stat().st_size // BLOCK
+    return (f"import vfs, sys, moteemu\n"
+            f"_bd = moteemu.Flash({str(flash)!r}, {BLOCK}, {n})\n"
+            f"try:\n vfs.mount(vfs.VfsLfs2(_bd), '/')\n"
+            f"except OSError:\n vfs.VfsLfs2.mkfs(_bd)\n vfs.mount(vfs.VfsLfs2(_bd), '/')\n"
+            f"sys.path[:] = ['', '/lib', '/']\ndel _bd\n")
+
+
+class Board:
+    def __init__(self, arch: str, heap_bytes: int, flash: Path | None = None, flash_bytes: int = 1 << 20,
+                 append: str = "", timeout: float = 120):
+        if arch not in CORES:
+            raise ValueError(f"no emulated core for {arch}")
+        self.arch = arch
+        self.image = qemu_image(arch, heap_bytes)
+        self.flash = make_flash(flash, flash_bytes) if flash else None
+        self.append = append
+        self.timeout = timeout
+        self.proc: subprocess.Popen | None = None
+        self._buf = bytearray()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        self.proc = subprocess.Popen(qemu_command(self.image, append=self.append), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_pdeathsig,
+                                     start_new_session=True)
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self._read_until(b">>> ", 30)
+        self._write(b"\x01")
+        self._read_until(b"raw REPL; CTRL-B to exit\r\n>", 10)
+        if self.flash:
+            self.exec(mount_code(self.flash))
+
+    def stop(self):
+        p = self.proc
+        if p and p.poll() is None:
+            p.kill()
+            p.wait(timeout=5)
+        for f in (p.stdin, p.stdout) if p else ():
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def _write(self, data: bytes):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def _read_until(self, marker: bytes, timeout: float) -> bytes:
+        end = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while True:
+            i = self._buf.find(marker)
+            if i >= 0:
+                out = bytes(self._buf[:i])
+                del self._buf[:i + len(marker)]
+                return out
+            left = end - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None:
+                more = b""
+                try:
+                    more = os.read(fd, 1 << 16) or b""
+                except (BlockingIOError, OSError):
+                    pass
+                self._buf += more
+                if self._buf.find(marker) >= 0:
+                    continue
+                why = "exited" if self.proc.poll() is not None else f"gave no {marker!r} within {timeout:.0f} s"
+                raise GuestError(f"emulated {self.arch} board {why}; output: {bytes(self._buf[-2000:])!r}")
+            r, _, _ = select.select([fd], [], [], min(left, 0.5))
+            if r:
+                try:
+                    self._buf += os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    pass
+
+    def exec(self, code: str, timeout: float | None = None) -> str:
+        """Run ``code`` through the raw REPL; return its stdout (raise GuestError with the guest's traceback)."""
+        self._write(code.encode() + b"\x04")
+        t = timeout or self.timeout
+        self._read_until(b"OK", 10 + len(code) / 20000)
+        out = self._read_until(b"\x04", t)
+        err = self._read_until(b"\x04", 10)
+        self._read_until(b">", 10)
+        if err:
+            raise GuestError(err.decode(errors="replace").strip())
+        return out.decode(errors="replace").replace("\r\n", "\n")
+
+    def put(self, path: str, data: bytes, chunk: int = 4096):
+        """Write a file onto the board's filesystem through the raw REPL (base64 chunks, as mote install)."""
+        parts = [p for p in path.split("/")[1:-1] if p]
+        d = ""
+        mk = []
+        for p in parts:
+            d += "/" + p
+            mk.append(d)
+        self.exec("import os\nfor d in %r:\n try: os.mkdir(d)\n except OSError: pass\n_f = open(%r, 'wb')\n"
+                  "from binascii import a2b_base64 as _d\n" % (mk, path))
+        for i in range(0, len(data), chunk):
+            self.exec(f"_f.write(_d({base64.b64encode(data[i:i + chunk]).decode()!r}))")
+        self.exec("_f.close()\ndel _f, _d")
