@@ -171,3 +171,34 @@ class Board:
         for i in range(0, len(data), chunk):
             self.exec(f"_f.write(_d({base64.b64encode(data[i:i + chunk]).decode()!r}))")
         self.exec("_f.close()\ndel _f, _d")
+
+
+def write_image(path: Path, files: dict[str, bytes], size: int) -> Path:
+    """A littlefs flash file holding ``files`` ({"/mote/x.mpy": bytes}), made on the host (littlefs-python) in
+    the geometry the guest mounts: the fast way to a board's flash for tests; `mote install` writes the same
+    files over the UART."""
+    try:
+        from littlefs import LittleFS
+    except ImportError:
+        raise builds.BuildError("littlefs-python missing: pip install 'motekit[emulate]'") from None
+    n = max(8, size // BLOCK)
+    fs = LittleFS(block_size=BLOCK, block_count=n, read_size=32, prog_size=32, lookahead_size=32)
+    for p, data in sorted(files.items()):
+        d = p.rsplit("/", 1)[0]
+        if d:
+            fs.makedirs(d, exist_ok=True)
+        with fs.open(p, "wb") as f:
+            f.write(data)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(fs.context.buffer))
+    return path
+
+
+def firmware_files(board_info: dict, arch: str | None = None) -> dict[str, bytes]:
+    """The firmware as `mote install` writes it for the board: .mpy for its arch (mpy-cross built from the pinned
+    source), main.py, /board.json."""
+    from .. import install
+    from . import mpy_cross
+    plan = install.build(board_info, arch or board_info["mpy_arch"], exe=str(mpy_cross()))
+    return {f.dest: f.data for f in plan.files}
