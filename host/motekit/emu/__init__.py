@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import builds
 
 PORT = Path(__file__).with_name("port")
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 
 # mpy arch (boards/*.json "mpy_arch") -> the emulated core standing in for the board's MCU
 CORES = {

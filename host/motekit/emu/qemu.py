@@ -62,14 +62,12 @@ def qemu_command(image: Path, serial: str = "stdio", append: str = "") -> list[s
     return cmd
 
 
-def mount_code(flash: Path) -> str:
-    """Guest code: the flash file as littlefs at / (formatted on first use), the import path as on a board."""
-    n = Path(flash).stat().st_size // BLOCK
-    return (f"import vfs, sys, moteemu\n"
-            f"_bd = moteemu.Flash({str(flash)!r}, {BLOCK}, {n})\n"
-            f"try:\n vfs.mount(vfs.VfsLfs2(_bd), '/')\n"
-            f"except OSError:\n vfs.VfsLfs2.mkfs(_bd)\n vfs.mount(vfs.VfsLfs2(_bd), '/')\n"
-            f"sys.path[:] = ['', '/lib', '/']\ndel _bd\n")
+def flash_args(flash: Path) -> str:
+    """The -append words that make the board's ROM mount ``flash`` as littlefs at / (moteemu.c)."""
+    flash = Path(flash).resolve()
+    if " " in str(flash) or len(str(flash)) > 180:
+        raise ValueError(f"flash path {flash} must be short and have no spaces (the guest's command line)")
+    return f"flash={flash} blocks={flash.stat().st_size // BLOCK}"
 
 
 class Board:
@@ -93,15 +91,16 @@ class Board:
         self.stop()
 
     def start(self):
-        self.proc = subprocess.Popen(qemu_command(self.image, append=self.append), stdin=subprocess.PIPE,
+        append = self.append
+        if self.flash:
+            append = f"{flash_args(self.flash)} main=0 {append}".strip()
+        self.proc = subprocess.Popen(qemu_command(self.image, append=append), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, preexec_fn=_pdeathsig,
                                      start_new_session=True)
         os.set_blocking(self.proc.stdout.fileno(), False)
         self._read_until(b">>> ", 30)
         self._write(b"\x01")
         self._read_until(b"raw REPL; CTRL-B to exit\r\n>", 10)
-        if self.flash:
-            self.exec(mount_code(self.flash))
 
     def stop(self):
         p = self.proc
@@ -195,10 +194,43 @@ def write_image(path: Path, files: dict[str, bytes], size: int) -> Path:
     return path
 
 
+def update_image(path: Path, files: dict[str, bytes], size: int) -> Path:
+    """Write ``files`` into the littlefs flash file at ``path``, keeping what else it holds (a board's models,
+    keys, config and spool survive a firmware update); a missing or unreadable file becomes a new image."""
+    path = Path(path)
+    if not path.exists():
+        return write_image(path, files, size)
+    from littlefs import LittleFS, LittleFSError
+    n = path.stat().st_size // BLOCK
+    fs = LittleFS(block_size=BLOCK, block_count=n, read_size=32, prog_size=32, lookahead_size=32, mount=False)
+    fs.context.buffer[:] = path.read_bytes()
+    try:
+        fs.mount()
+    except LittleFSError:
+        return write_image(path, files, size)
+    for p, data in sorted(files.items()):
+        d = p.rsplit("/", 1)[0]
+        if d:
+            fs.makedirs(d, exist_ok=True)
+        twin = p[:-4] + ".py" if p.endswith(".mpy") else None
+        if twin:
+            try:
+                fs.remove(twin)                 # MicroPython imports X.py before X.mpy
+            except (FileNotFoundError, LittleFSError):
+                pass
+        with fs.open(p, "wb") as f:
+            f.write(data)
+    fs.unmount()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(bytes(fs.context.buffer))
+    tmp.replace(path)
+    return path
+
+
 def firmware_files(board_info: dict, arch: str | None = None) -> dict[str, bytes]:
     """The firmware as `mote install` writes it for the board: .mpy for its arch (mpy-cross built from the pinned
     source), main.py, /board.json."""
     from .. import install
     from . import mpy_cross
-    plan = install.build(board_info, arch or board_info["mpy_arch"], exe=str(mpy_cross()))
+    plan = install.build(board_info, arch or board_info["mpy_arch"], exe=str(mpy_cross()), platform="qemu")
     return {f.dest: f.data for f in plan.files}

@@ -20,3 +20,6 @@ SRC_BOARD_O = shared/runtime/gchelper_native.o shared/runtime/gchelper_thumb1.o
 
 MPY_CROSS_FLAGS += -march=armv6m
 MICROPY_VFS_LFS2 = 1
+# the board's ROM and soft reset (cmod/moteemu/moteemu.c)
+CFLAGS += '-DMICROPY_PORT_INIT_FUNC=extern void moteemu_init(void); moteemu_init()'
+CFLAGS += '-DMICROPY_PORT_DEINIT_FUNC=extern void moteemu_deinit(void); moteemu_deinit()'

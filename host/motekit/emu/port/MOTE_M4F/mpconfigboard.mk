@@ -16,3 +16,6 @@ MPY_CROSS_FLAGS += -march=armv7emsp
 MICROPY_FLOAT_IMPL = float
 SUPPORTS_HARDWARE_FP_SINGLE = 1
 MICROPY_VFS_LFS2 = 1
+# the board's ROM and soft reset (cmod/moteemu/moteemu.c)
+CFLAGS += '-DMICROPY_PORT_INIT_FUNC=extern void moteemu_init(void); moteemu_init()'
+CFLAGS += '-DMICROPY_PORT_DEINIT_FUNC=extern void moteemu_deinit(void); moteemu_deinit()'

@@ -6,14 +6,23 @@
 //                                                  unique id, sensor settings: see hal/emu.py)
 //   mp_hal_time_ns()                               the host's wall clock (littlefs file times), missing from
 //                                                  the qemu port
+//   moteemu_init() / moteemu_deinit()              the board's ROM (MICROPY_PORT_INIT_FUNC/DEINIT_FUNC, set by
+//                                                  our board dirs): at boot mount the flash named by -append
+//                                                  ("flash=PATH blocks=N") as littlefs at / and run /main.py
+//                                                  ("main=0": don't); a soft reset (Ctrl-D) ends qemu, and the
+//                                                  supervisor boots the board again, so each boot is a cold one
 //
 // Every size and offset is checked before the host is asked to touch guest memory.
 
+#include <stdlib.h>
 #include <string.h>
 #include "py/runtime.h"
 #include "py/mperrno.h"
 #include "py/mphal.h"
 #include "extmod/vfs.h"
+#include "py/compile.h"
+#include "py/lexer.h"
+#include "py/parse.h"
 
 #define SYS_OPEN 0x01
 #define SYS_CLOSE 0x02
@@ -178,3 +187,52 @@ const mp_obj_module_t moteemu_module = {
 };
 
 MP_REGISTER_MODULE(MP_QSTR_moteemu, moteemu_module);
+
+// The ROM, run at the end of mp_init (before the REPL): what a board's _boot.py + main.py do.
+static const char moteemu_rom[] =
+    "import vfs, sys, os, moteemu\n"
+    "def _rom():\n"
+    "    a = {}\n"
+    "    for w in moteemu.cmdline().split():\n"
+    "        k, e, v = w.partition('=')\n"
+    "        if e:\n"
+    "            a[k] = v\n"
+    "    sys.path[:] = ['', '/lib', '/']\n"
+    "    if 'flash' not in a:\n"
+    "        return\n"
+    "    bd = moteemu.Flash(a['flash'], 4096, int(a['blocks']))\n"
+    "    try:\n"
+    "        vfs.mount(vfs.VfsLfs2(bd), '/')\n"
+    "    except OSError:\n"
+    "        vfs.VfsLfs2.mkfs(bd)\n"
+    "        vfs.mount(vfs.VfsLfs2(bd), '/')\n"
+    "    os.chdir('/')\n"
+    "    if a.get('main') == '0':\n"
+    "        return\n"
+    "    try:\n"
+    "        os.stat('/main.py')\n"
+    "    except OSError:\n"
+    "        print('no main.py on the board\\'s flash')\n"
+    "        return\n"
+    "    exec(open('/main.py').read(), {'__name__': '__main__'})\n"
+    "_rom()\n"
+    "del _rom, vfs, sys, os, moteemu\n";
+
+void moteemu_init(void) {
+    nlr_buf_t nlr;
+    if (nlr_push(&nlr) == 0) {
+        mp_lexer_t *lex = mp_lexer_new_from_str_len(MP_QSTR__lt_stdin_gt_, moteemu_rom, sizeof(moteemu_rom) - 1, 0);
+        qstr source_name = lex->source_name;
+        mp_parse_tree_t tree = mp_parse(lex, MP_PARSE_FILE_INPUT);
+        mp_obj_t fun = mp_compile(&tree, source_name, false);
+        mp_call_function_0(fun);
+        nlr_pop();
+    } else {
+        mp_obj_print_exception(&mp_plat_print, MP_OBJ_FROM_PTR(nlr.ret_val));
+    }
+}
+
+void moteemu_deinit(void) {
+    // a soft reset: end qemu (status 0); the supervisor boots the board again with its ROM
+    exit(0);                            // the qemu port's exit(): semihosting SYS_EXIT
+}
