@@ -7,6 +7,7 @@ import gc
 import sys
 
 from mote import VERSION, config, proto
+from mote.hal import native_arch
 from mote.compat import print_exception, ticks_add, ticks_diff, ticks_ms
 from mote.link import Link
 from mote.report import Reporter, acc_pack, ev_pack
@@ -80,7 +81,8 @@ class App:
     def hello(self):
         return {"proto": proto.VERSION, "id": self.device, "board": self.board.name, "fw": VERSION,
                 "mtu": self.link.mtu, "boot": self.boot, "uptime_ms": self.uptime_ms(),
-                "impl": sys.implementation.name, "model": self._model(), "model_error": self.clf.error,
+                "impl": sys.implementation.name, "arch": native_arch(),
+                "model": self._model(), "model_error": self.clf.error,
                 "policy": self.sense.policy.name(), "caps": store_caps()}
 
     def _setup_store(self, board):

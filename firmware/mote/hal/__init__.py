@@ -9,6 +9,9 @@ def load():
     if impl == "circuitpython":
         from mote.hal import cpy
         return cpy.Board()
+    if sys.platform == "qemu":
+        from mote.hal import emu          # MicroPython's qemu port: `mote sim --emulate`
+        return emu.Board()
     if sys.platform in ("linux", "darwin"):
         from mote.hal import sim
         return sim.Board()
@@ -23,3 +26,14 @@ def read_json(path, default=None):
             return json.load(f)
     except OSError:
         return default
+
+
+# sys.implementation._mpy >> 10: the native code architecture (mpy-cross -march names)
+_ARCHS = (None, "x86", "x64", "armv6", "armv6m", "armv7m", "armv7em", "armv7emsp", "armv7emdp", "xtensa",
+          "xtensawin", "rv32imc", "rv64imc")
+
+
+def native_arch():
+    """The machine code this interpreter runs (hello "arch"), or None (no native emitter / not told)."""
+    a = getattr(sys.implementation, "_mpy", 0) >> 10
+    return _ARCHS[a] if a < len(_ARCHS) else "arch%d" % a

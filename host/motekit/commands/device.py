@@ -58,7 +58,7 @@ def info(port, ble, as_json):
     if as_json:
         click.echo(json.dumps(h))
         return
-    for k in ("id", "board", "fw", "proto", "mtu", "boot", "uptime_ms", "impl", "model"):
+    for k in ("id", "board", "fw", "proto", "mtu", "boot", "uptime_ms", "impl", "arch", "model"):
         if k in h:
             click.echo(f"{k:10} {h[k]}")
 
@@ -135,8 +135,22 @@ def reset(port, ble):
     click.echo("board is rebooting")
 
 
+def _num(v):
+    """A value for display: a float that is exactly a float32 (what a board with single-precision floats
+    sends) in float32's shortest form (0.208, not 0.20800000429153442)."""
+    if isinstance(v, float) and v == v:
+        import struct
+        try:
+            if struct.unpack("<f", struct.pack("<f", v))[0] == v:
+                import numpy as np
+                return str(np.float32(v))
+        except OverflowError:
+            pass
+    return v
+
+
 def _line(r) -> str:
-    vals = "  ".join(f"{x.get('n')}={x.get('v', x.get('vs', x.get('vb')))}" for x in r.to_json()["records"])
+    vals = "  ".join(f"{x.get('n')}={_num(x.get('v', x.get('vs', x.get('vb'))))}" for x in r.to_json()["records"])
     return f"{r.seq:6d}  {r.type:5} {r.size:4d}B  {vals}"
 
 

@@ -41,7 +41,12 @@ from .common import user_errors
               help="Replay this accelerometer trace (CSV t,x,y,z,event in g, as `mote power simulate`) in a loop.")
 @click.option("--battery", type=click.FloatRange(0, 100), default=None,
               help="Run on the simulated battery at this state of charge (%%) instead of USB power.")
-def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_adapter, ble_pairing, trace, battery):
+@click.option("--emulate", is_flag=True,
+              help="Run the firmware on an emulated core standing in for the board's MCU (MicroPython's qemu "
+                   "port: Cortex-M0 for pico_w, Cortex-M4F for the nRF52840 boards and pico2_w), heap as "
+                   "the board file says, firmware as .mpy for its arch (docs/emulation.md).")
+def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_adapter, ble_pairing, trace, battery,
+        emulate):
     """Run a virtual board: the firmware in MicroPython's unix port behind a pseudo-terminal.
 
     The first line of stdout is the port to use with --port; runs until interrupted.
@@ -49,6 +54,8 @@ def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_ad
     rig = None
     with user_errors():
         bridge = None
+        if emulate and ble:
+            raise click.ClickException("--emulate has no radio: leave out --ble")
         if virtual_radio and not ble:
             raise click.ClickException("--virtual-radio goes with --ble")
         if ble_pairing and not ble:
@@ -70,12 +77,18 @@ def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_ad
             else:
                 bridge = Bridge(None, ble_adapter or "hci0", rig=False,
                                 log_fn=lambda m: click.echo(f"mote sim: {m}", err=True))
-        vb = VirtualBoard(board=board, seed=seed, state_dir=state, baud=baud, link=link, fresh=fresh, ble=bridge,
-                          blank=blank, ble_pairing=ble_pairing,
-                          trace=trace, battery=battery)
+        if emulate:
+            vb = _emulated(board, seed, state, baud, link, fresh, blank, ble, trace, battery)
+        else:
+            vb = VirtualBoard(board=board, seed=seed, state_dir=state, baud=baud, link=link, fresh=fresh,
+                              ble=bridge, blank=blank, ble_pairing=ble_pairing, trace=trace, battery=battery)
         try:
             port = vb.start()
         except Exception as e:
+            if emulate:
+                from ..builds import BuildError
+                if isinstance(e, BuildError):
+                    raise click.ClickException(str(e).splitlines()[0]) from None
             if rig:
                 rig.stop()
             if bridge is not None and not isinstance(e, FileNotFoundError):
@@ -102,3 +115,16 @@ def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_ad
         if rig:
             rig.stop()
     click.echo("mote sim: stopped", err=True)
+
+
+def _emulated(board, seed, state, baud, link, fresh, blank, ble, trace, battery):
+    """The board on an emulated core (motekit.emu.board), or one line saying why not."""
+    if ble:
+        raise click.ClickException("--emulate has no radio: leave out --ble")
+    from ..emu import NoCore
+    from ..emu.board import EmulatedBoard
+    try:
+        return EmulatedBoard(board=board, seed=seed, state_dir=state, baud=baud, link=link, fresh=fresh,
+                             blank=blank, trace=trace, battery=battery)
+    except NoCore as e:
+        raise click.ClickException(str(e)) from None
