@@ -41,6 +41,15 @@ ENGINE_CODE_RAM_64 = 38720
 ENGINE_CODE_RAM_32 = 27104
 
 
+def _latency_range(macs, rate_range):
+    """[fastest, slowest] ms from a board file's [low, high] MAC/s (tools/bench_mcu.py: instruction counts on an
+    emulated core over an assumed CPI range), or None."""
+    if not rate_range or len(rate_range) != 2 or min(rate_range) <= 0:
+        return None
+    lo, hi = sorted(rate_range)
+    return [macs / hi * 1000.0, macs / lo * 1000.0]
+
+
 def check(tflite_path, board):
     b = load_board(board)
     g = read_tflite(tflite_path)
@@ -79,6 +88,7 @@ def check(tflite_path, board):
         model_file_bytes=mtm, engine_flash_bytes=engine_flash, flash_bytes=mtm + engine_flash, fs_bytes=fs,
         kernels=kern, macs_per_s=speed.get(kern), speed_source=speed.get("source", "board file"),
         est_latency_ms=(st["macs"] / speed[kern] * 1000.0) if speed.get(kern) else None,
+        est_latency_ms_range=_latency_range(st["macs"], speed.get(f"{kern}_range")),
     )
     fails = []
     if heap is not None and ram_total > heap:

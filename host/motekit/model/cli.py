@@ -68,6 +68,8 @@ def check_cmd(tflite, board, as_json):
             if r["est_latency_ms"] is not None:
                 click.echo(f"  est. latency      {r['est_latency_ms']:.2f} ms at {r['macs_per_s']:.3g} MAC/s "
                            f"({r['speed_source']})")
+                if r.get("est_latency_ms_range"):
+                    click.echo(f"  latency range     {r['est_latency_ms_range'][0]:.2f}-{r['est_latency_ms_range'][1]:.2f} ms")
         for f in r.get("fails", []):
             click.echo(f"DOES NOT FIT: {f}")
     if not r["fits"]:
