@@ -123,3 +123,46 @@ def test_install_over_the_emulated_uart(env, tmp_path):
         assert (h["board"], h["arch"]) == ("pico_w", "armv6m"), h
     finally:
         vb.stop()
+
+
+def _children(pid):
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(x) for x in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def test_cli_refuses_esp32_and_qemu_dies_with_its_supervisor(env, tmp_path):
+    p = mote("sim", "--board", "esp32s3_devkitc", "--emulate")
+    err = [x for x in p.stderr.splitlines() if x.startswith("Error:")]
+    assert p.returncode != 0 and len(err) == 1 and "no emulated core" in err[0], p.stderr
+    import signal
+    import time
+    sim = subprocess.Popen([MOTE, "sim", "--board", "pico_w", "--emulate", "--state", str(tmp_path / "b")],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        port = sim.stdout.readline().strip()
+        assert port.startswith("/dev/")
+        h = json.loads(mote("info", "--port", port, "--json").stdout)
+        assert h["arch"] == "armv6m"
+        kids = _children(sim.pid)
+        assert kids, "no qemu under the supervisor"
+        sim.send_signal(signal.SIGKILL)
+        sim.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{k}").exists() and "zombie" not in _state(k) for k in kids):
+            assert time.monotonic() < deadline, "qemu outlived its supervisor"
+            time.sleep(0.05)
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+
+
+def _state(pid):
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0].lower()
+    except (OSError, IndexError):
+        return "gone"
