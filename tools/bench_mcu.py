@@ -65,6 +65,7 @@ for k in %r:
         continue
     best = None
     for r in range(%d):
+        gc.collect()
         t = time.ticks_us(); m.invoke(); dt = time.ticks_diff(time.ticks_us(), t)
         best = dt if best is None or dt < best else best
     res[k] = best
@@ -84,6 +85,21 @@ for r in range(5):
     t = time.ticks_us(); m.run(px, prob); ts.append(time.ticks_diff(time.ticks_us(), t))
 ts.sort()
 print(ts[2])
+"""
+
+DEMO_RUN = """
+import time, array, gc
+from mote.infer import Model
+w = array.array('h', [((i * 37) % 2000) - 1000 for i in range(150)])
+for k in ('viper32', 'pure'):
+    m = Model('/demo.mtm', kernels=k)
+    m.classify(w)
+    best = None
+    for r in range(3):
+        gc.collect()
+        t = time.ticks_us(); m.classify(w); dt = time.ticks_diff(time.ticks_us(), t)
+        best = dt if best is None or dt < best else best
+    print(best)
 """
 
 MISC_RUN = """
@@ -126,6 +142,19 @@ print(ed, fr, hop)
 """
 
 
+def _demo_model(tmp: Path):
+    """The README's demo gesture classifier (.mtm), as tools/make_demo_model.py writes it, or None."""
+    out = tmp / "demo"
+    if not (out / "gesture.mtm").exists():
+        import subprocess
+        r = subprocess.run([sys.executable, str(ROOT / "tools" / "make_demo_model.py"), "-o", str(out)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"  (no demo model: {r.stderr.strip().splitlines()[-1:]})", file=sys.stderr)
+            return None
+    return (out / "gesture.mtm").read_bytes()
+
+
 def _signed():
     import hashlib
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -160,6 +189,11 @@ def run_core(arch, models, tmp):
         with board({"/peer/emlearn_cnn_int8.mpy": (peer / arch / "emlearn_cnn_int8.mpy").read_bytes(),
                     "/peer/mnist.tmdl": (peer / "mnist_cnn_int8.tmdl").read_bytes()}) as b:
             out["peer_mnist_insns"] = int(b.exec(PEER_RUN).split()[-1]) * 1000
+    demo = _demo_model(Path(tmp))
+    if demo:
+        with board({"/demo.mtm": demo}) as b:
+            v, p = b.exec(DEMO_RUN).split()
+            out["demo_classify_insns"] = {"viper32": int(v) * 1000, "pure": int(p) * 1000}
     pk, msg, sig = _signed()
     with board({}) as b:
         ed, fr, hop = map(int, b.exec(MISC_RUN % (pk.hex(), msg.hex(), sig.hex())).split())
@@ -206,6 +240,10 @@ def main(argv=None):
         if r.get("peer_mnist_insns") and mn.get("viper32_insns"):
             print(f"  mnist_cnn: emlearn peer {r['peer_mnist_insns'] / 1e6:.2f}M, viper32 "
                   f"{mn['viper32_insns'] / 1e6:.2f}M = {mn['viper32_insns'] / r['peer_mnist_insns']:.1f}x the peer")
+        if r.get("demo_classify_insns"):
+            d = r["demo_classify_insns"]
+            print(f"  demo gesture classify (quantize a 50x3 window + infer): viper32 {d['viper32'] / 1e3:.0f}k, "
+                  f"pure {d['pure'] / 1e3:.0f}k")
         print(f"  Ed25519 verify (512 B message) {r['ed25519_verify_insns'] / 1e6:.1f}M; frame encode (64 B) "
               f"{r['frame_encode_64B_insns'] / 1e3:.1f}k; telemetry hop (acc record) {r['telemetry_hop_insns'] / 1e3:.1f}k")
         print(f"  median instructions/MAC: viper32 {r['viper32_insns_per_mac'] or 0:.1f}, pure {r['pure_insns_per_mac'] or 0:.1f}")
@@ -221,6 +259,12 @@ def main(argv=None):
                 print(f"  {k}: {clock / (ipm * hi) / 1e6:.2f}-{clock / (ipm * lo) / 1e6:.2f} M MAC/s")
         print(f"  Ed25519 verify {_fmt_ms(r['ed25519_verify_insns'], clock, lo, hi)}; telemetry hop "
               f"{_fmt_ms(r['telemetry_hop_insns'], clock, lo, hi)}")
+        if r.get("demo_classify_insns"):
+            bf = json.loads((boards_dir() / f"{board}.json").read_text())
+            kern = (bf.get("infer") or {}).get("kernels", "viper32")
+            print(f"  demo classify ({kern}) {_fmt_ms(r['demo_classify_insns'][kern], clock, lo, hi)} (board file "
+                  f"timing.inference_ms {bf.get('timing', {}).get('inference_ms')}: the power simulator's figure, "
+                  f"not written here)")
     if a.json:
         Path(a.json).write_text(json.dumps({"cores": res, "boards": {b: v[:4] for b, v in BOARDS.items()}}, indent=1))
     if a.write_boards:
