@@ -21,6 +21,9 @@ def main(argv):
         names = argv[1:] or [p.stem for p in sorted(paths.boards_dir().glob("*.json")) if p.stem != "schema"]
         for name in names:
             p = paths.boards_dir() / f"{name}.json"
+            if not p.exists():
+                print(f"no board file {p}", file=sys.stderr)
+                return 2
             b = json.loads(p.read_text())
             key = (b.get("mpy_arch"), b.get("ram", {}).get("heap_bytes"))
             if key[0] in CORES and key not in seen:

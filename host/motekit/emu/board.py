@@ -47,6 +47,7 @@ class EmulatedBoard(VirtualBoard):
         if (self.fresh or self.blank) and self.state.exists():
             shutil.rmtree(self.state)
         self.state.mkdir(parents=True, exist_ok=True)
+        (self.state / "qemu.log").write_bytes(b"")     # qemu's own messages, this run's boots only
         self.image = qemu_image(self.core["arch"], self.heap_bytes)
         if self.blank:
             make_flash(self.flash, self.fs_bytes)          # erased: the ROM formats it, boots to the REPL
