@@ -72,6 +72,9 @@ def mpy_cross() -> Path:
 
 def unix32() -> Path:
     """MicroPython's unix port built for a 32-bit machine word (i386: 31-bit small ints, viper32's world)."""
+    if not any(Path(d, "gnu", "stubs-32.h").exists() for d in ("/usr/include/x86_64-linux-gnu", "/usr/include")):
+        raise builds.BuildError("no 32-bit C library headers: install the Debian package gcc-multilib (./dev test does)")
+
     def fn(src: Path, out: Path):
         _need("cc", "gcc-multilib")
         _make([f"BUILD={out}/build", "PROG=micropython", "MICROPY_FORCE_32BIT=1", "MICROPY_PY_FFI=0",
