@@ -1,6 +1,10 @@
+import inspect
 import os
 import sys
+import types
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -17,3 +21,52 @@ if not os.environ.get("MOTEKIT_MICROPYTHON32"):
             print(f"conftest: no 32-bit MicroPython, its tests skip: {str(e).splitlines()[0]}", file=sys.stderr)
     finally:
         sys.path.pop(0)
+
+import mpy  # noqa: E402
+
+
+def _reaches(fn, module, names=("run_mpy",), seen=None) -> bool:
+    """Whether `fn` (a test or fixture) calls one of `names`, directly or through the module's own helpers."""
+    seen = set() if seen is None else seen
+    code = getattr(fn, "__code__", None)
+    if code is None or code in seen:
+        return False
+    seen.add(code)
+    stack, refs = [code], set()
+    while stack:
+        c = stack.pop()
+        refs.update(c.co_names)
+        stack.extend(k for k in c.co_consts if isinstance(k, types.CodeType))
+    if refs & set(names):
+        return True
+    for r in refs:
+        obj = getattr(module, r, None)
+        if isinstance(obj, types.FunctionType) and obj.__module__ == module.__name__:
+            if _reaches(obj, module, names, seen):
+                return True
+    return False
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that reaches tests/mpy.py's run_mpy runs under each interpreter (mpy.IMPLS), same assertions."""
+    if "impl" in metafunc.fixturenames and not any(m.name == "parametrize" and "impl" in m.args[0]
+                                                   for m in metafunc.definition.iter_markers()):
+        metafunc.parametrize("impl", mpy.IMPLS)
+        return
+    fn = metafunc.function
+    fixtures = [metafunc._arg2fixturedefs.get(n, [None])[-1] for n in metafunc.fixturenames]
+    mod = metafunc.module
+    if _reaches(fn, mod) or any(fd is not None and inspect.getmodule(fd.func) is mod and _reaches(fd.func, mod)
+                                for fd in fixtures):
+        metafunc.fixturenames.append("impl")
+        metafunc.parametrize("impl", mpy.IMPLS)
+
+
+@pytest.fixture(autouse=True)
+def _device_impl(request):
+    """Point run_mpy at the test's interpreter (parametrized `impl`), else MicroPython."""
+    cs = getattr(request.node, "callspec", None)
+    impl = cs.params.get("impl", "micropython") if cs is not None else "micropython"
+    mpy.CURRENT = impl
+    yield
+    mpy.CURRENT = "micropython"

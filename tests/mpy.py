@@ -1,4 +1,10 @@
-"""Run firmware code under the real MicroPython unix port (the `micropython` command)."""
+"""Run firmware code under the real interpreters: MicroPython's unix port (the `micropython` command) and
+CircuitPython's unix port built board-like (motekit.sim.circuitpython). The one place that knows them.
+
+Device-side tests run under every interpreter in IMPLS with the same assertions: tests/conftest.py
+parametrizes each test that reaches run_mpy with `impl` and sets CURRENT, which run_mpy uses by default.
+A test skips an interpreter only where a board feature is genuinely absent: `absent(impl, "what")`.
+"""
 
 import os
 import shutil
@@ -10,6 +16,28 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 SHARED = Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared"))
 VECTORS = SHARED / "vectors"
+
+
+IMPLS = ("micropython", "circuitpython")
+CURRENT = "micropython"       # the interpreter run_mpy uses when not told (set per test by conftest.py)
+
+# What CircuitPython boards lack (so the interpreter the tests build lacks it too): a test that needs one
+# of these skips on circuitpython naming it, through absent().
+CPY_ABSENT = {
+    "viper": "no native/viper emitter on CircuitPython boards",
+    "deflate": "no deflate module on CircuitPython boards (uploads stay uncompressed)",
+    "vfs": "no vfs module on CircuitPython boards",
+    "machine": "no machine module on CircuitPython boards (the mpy HAL is MicroPython's)",
+    "bluetooth": "no `bluetooth` module on CircuitPython boards (mote.ble is MicroPython's; ble_cpy is theirs)",
+    "ticks": "no time.ticks_* on CircuitPython boards",
+}
+
+
+def absent(impl: str, feature: str):
+    """Skip the running test on `impl` when a board of that kind lacks `feature` (a CPY_ABSENT key)."""
+    if impl == "circuitpython":
+        import pytest
+        pytest.skip(f"circuitpython: {CPY_ABSENT[feature]}")
 
 
 def micropython_exe() -> str:
@@ -29,8 +57,30 @@ def firmware_module(name: str):
         sys.path.pop(0)
 
 
+def interpreter(impl: str) -> tuple[str, list[str]]:
+    """(executable, directories first on its path) for `impl`: the board-like modules the build lacks."""
+    if impl == "micropython":
+        return micropython_exe(), []
+    if impl == "circuitpython":
+        from motekit.sim import circuitpython
+        return circuitpython.circuitpython_exe(), [str(circuitpython.LIB)]
+    raise ValueError(f"unknown interpreter {impl!r}; known: {', '.join(IMPLS)}")
+
+
 # A board's view of the filesystem: `root` mounted at / (its flash) and the firmware tree at /fw, so
 # code that writes /config.json or /models stays inside the test's directory, as on the sim.
+# CircuitPython has no `vfs` module (boards mount with `storage`); its unix port keeps MicroPython's
+# os.mount/os.VfsPosix, which is what the harness uses there (the firmware never mounts).
+ROOT_PRELUDE_CPY = """
+import os, sys
+os.umount('/')
+os.mount(os.VfsPosix({root!r}), '/')
+os.mount(os.VfsPosix({fw!r}), '/fw')
+os.mount(os.VfsPosix({lib!r}), '/cpylib')
+os.chdir('/')
+sys.path[:] = ['/fw', '/cpylib'] + [p for p in sys.path if p.startswith('/fw')]
+"""
+
 ROOT_PRELUDE = """
 import vfs, os, sys
 vfs.umount('/')
@@ -43,21 +93,24 @@ del vfs
 
 
 def run_mpy(code: str, *, heap: str = "2M", timeout: float = 120, path=(), check: bool = True,
-            stdin: bytes | None = None, root=None) -> subprocess.CompletedProcess:
-    """Run `code` under micropython with the firmware tree on sys.path; return the completed process.
+            stdin: bytes | None = None, root=None, impl: str | None = None) -> subprocess.CompletedProcess:
+    """Run `code` under the interpreter `impl` (default: CURRENT) with the firmware tree on sys.path.
 
     `path` adds extra directories in front of the firmware tree. With `root`, that directory becomes
-    the board's flash at / (firmware at /fw). On failure (`check`), raise with MicroPython's own
+    the board's flash at / (firmware at /fw). On failure (`check`), raise with the interpreter's own
     traceback so the test report shows what broke on the device side.
     """
+    impl = impl or CURRENT
+    exe, lib = interpreter(impl)
     if root is not None:
-        code = ROOT_PRELUDE.format(root=str(root), fw=str(FIRMWARE)) + code
+        prelude = ROOT_PRELUDE_CPY if impl == "circuitpython" else ROOT_PRELUDE
+        code = prelude.format(root=str(root), fw=str(FIRMWARE), lib=lib[0] if lib else "") + code
     env = dict(os.environ)
-    env["MICROPYPATH"] = os.pathsep.join([*map(str, path), str(FIRMWARE), ".frozen"])
-    proc = subprocess.run([micropython_exe(), "-X", f"heapsize={heap}", "-c", code], input=stdin,
+    env["MICROPYPATH"] = os.pathsep.join([*map(str, path), str(FIRMWARE), *lib, ".frozen"])
+    proc = subprocess.run([exe, "-X", f"heapsize={heap}", "-c", code], input=stdin,
                           capture_output=True, timeout=timeout, env=env, cwd=str(ROOT))
     if check and proc.returncode != 0:
         raise AssertionError(
-            f"micropython exited {proc.returncode}\n--- stdout ---\n{proc.stdout.decode(errors='replace')}"
+            f"{impl} exited {proc.returncode}\n--- stdout ---\n{proc.stdout.decode(errors='replace')}"
             f"\n--- stderr ---\n{proc.stderr.decode(errors='replace')}")
     return proc
