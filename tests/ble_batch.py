@@ -4,6 +4,7 @@ come from each test file's prelude; `t0` starts the clock."""
 
 BATCH_LINK = r"""
 import time
+from mote import compat
 from mote import policy
 class O:
     pass
@@ -17,9 +18,9 @@ link = ble.BleLink(port, Link(port, 1024))
 link.radio = lambda: ble.radio(app)
 link.batch = lambda: ble.batch_ms(app)
 link.sched = ble.Batch(600, 200)
-t0 = time.ticks_ms()
+t0 = compat.ticks_ms()
 log = []
 def wait_until(ms):
-    while time.ticks_diff(time.ticks_ms(), t0) < ms:
-        time.sleep_ms(5)
+    while compat.ticks_diff(compat.ticks_ms(), t0) < ms:
+        time.sleep(0.005)
 """

@@ -58,12 +58,12 @@ def firmware_module(name: str):
 
 
 def interpreter(impl: str) -> tuple[str, list[str]]:
-    """(executable, directories first on its path) for `impl`: the board-like modules the build lacks."""
+    """(executable, directories to put after the firmware on its path) for `impl`."""
     if impl == "micropython":
         return micropython_exe(), []
     if impl == "circuitpython":
         from motekit.sim import circuitpython
-        return circuitpython.circuitpython_exe(), [str(circuitpython.LIB)]
+        return circuitpython.circuitpython_exe(), []
     raise ValueError(f"unknown interpreter {impl!r}; known: {', '.join(IMPLS)}")
 
 
@@ -76,9 +76,8 @@ import os, sys
 os.umount('/')
 os.mount(os.VfsPosix({root!r}), '/')
 os.mount(os.VfsPosix({fw!r}), '/fw')
-os.mount(os.VfsPosix({lib!r}), '/cpylib')
 os.chdir('/')
-sys.path[:] = ['/fw', '/cpylib'] + [p for p in sys.path if p.startswith('/fw')]
+sys.path[:] = ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
 """
 
 ROOT_PRELUDE = """
@@ -104,7 +103,7 @@ def run_mpy(code: str, *, heap: str = "2M", timeout: float = 120, path=(), check
     exe, lib = interpreter(impl)
     if root is not None:
         prelude = ROOT_PRELUDE_CPY if impl == "circuitpython" else ROOT_PRELUDE
-        code = prelude.format(root=str(root), fw=str(FIRMWARE), lib=lib[0] if lib else "") + code
+        code = prelude.format(root=str(root), fw=str(FIRMWARE)) + code
     env = dict(os.environ)
     env["MICROPYPATH"] = os.pathsep.join([*map(str, path), str(FIRMWARE), *lib, ".frozen"])
     proc = subprocess.run([exe, "-X", f"heapsize={heap}", "-c", code], input=stdin,

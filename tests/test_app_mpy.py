@@ -11,6 +11,7 @@ from mpy import run_mpy
 # A board whose serial is a byte queue: the script feeds host frames in and prints what came out (hex).
 HARNESS = """
 import sys, json, binascii, gc, time, micropython
+from mote import compat
 from mote import app, motion
 
 class Serial:
@@ -26,7 +27,7 @@ class Serial:
         self.pos += n
         return n
     def write(self, b): self.out.extend(b)
-    def wait(self, ms): time.sleep_ms(ms)
+    def wait(self, ms): time.sleep(ms / 1000)
 
 class Accel:
     def __init__(self): self.m = motion.Motion(3, 50)
@@ -101,11 +102,11 @@ def test_requests_errors_and_repl():
 def test_break_sequence_leaves_for_repl_and_telemetry_flows():
     # no input for a while (telemetry flows), then garbage and the break sequence
     body = """
-t0 = time.ticks_ms()
+t0 = compat.ticks_ms()
 data = board.serial.data
 board.serial.data = b""
 def later():
-    if time.ticks_diff(time.ticks_ms(), t0) > 400:
+    if compat.ticks_diff(compat.ticks_ms(), t0) > 400:
         board.serial.data = data
     return Serial.readinto
 orig = board.serial.readinto

@@ -19,6 +19,7 @@ from mote import heartbeat  # noqa: E402  (pure Python: the host decodes heartbe
 
 HARNESS = """
 import sys, json, binascii, gc, time, micropython
+from mote import compat
 from mote import app, motion
 
 class Serial:
@@ -37,7 +38,7 @@ class Serial:
         self.pos += n
         return n
     def write(self, b): self.out.extend(b)
-    def wait(self, ms): time.sleep_ms(ms)
+    def wait(self, ms): time.sleep(ms / 1000)
 
 class Accel:
     def __init__(self): self.m = motion.Motion(3, 50)
@@ -100,13 +101,13 @@ board.serial.feed(binascii.unhexlify(%r))       # a host spoke: present for 60 s
 a.link.poll()
 res = {"boot_hz": a.hz, "band": a.sense.policy.name(), "soc": a.sense.soc}
 board.power.on_usb = True
-a._power_tick(time.ticks_add(a.sense.next_tick, 1))
+a._power_tick(compat.ticks_add(a.sense.next_tick, 1))
 res["usb_hz"] = a.hz
 res["usb_band"] = a.sense.policy.name()
 board.power.on_usb = False
 board.power.mv = 3300                    # ~1 pct: critical band (sleep mode, no sampling)
 for i in range(40):                      # the estimator's filter follows over a few readings
-    a._power_tick(time.ticks_add(a.sense.next_tick, 1))
+    a._power_tick(compat.ticks_add(a.sense.next_tick, 1))
 res["low_band"] = a.sense.policy.name()
 res["low_hz"] = a.hz
 print(json.dumps(res)); print(frames_out())
@@ -149,13 +150,13 @@ def test_offline_spool_survives_reset_drains_in_order_and_leaves_on_ack(tmp_path
     # boot 1: on battery, no host: the records go to the flash spool, nothing on the wire
     boot1 = """
 fill_window()
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 for i in range(30):
     a.telemetry()
 a.emit("hb", a.heartbeat())
 from mote import telemetry
 ram = len(a.tel.ram)
-a.tel.poll(time.ticks_add(time.ticks_ms(), telemetry.FLUSH_MS), False)     # the write-behind timer: RAM -> flash
+a.tel.poll(compat.ticks_add(compat.ticks_ms(), telemetry.FLUSH_MS), False)     # the write-behind timer: RAM -> flash
 print(json.dumps({"present": a.tel.present, "depth": a.tel.depth(), "seq": a.tel.seq, "ram": ram,
                   "flushes": a.tel.flushes, "ram_after": len(a.tel.ram)})); print(frames_out())
 """
@@ -172,7 +173,7 @@ res = {"boot": a.boot, "depth0": a.tel.depth()}
 board.serial.feed(binascii.unhexlify(%r))
 a.link.poll()
 for i in range(10):
-    a._power_tick(time.ticks_ms())
+    a._power_tick(compat.ticks_ms())
 res["present"] = a.tel.present
 res["out"] = frames_out()
 board.serial.feed(binascii.unhexlify(%r))
@@ -205,7 +206,7 @@ print(json.dumps(res))
 board.serial.feed(binascii.unhexlify(%r))
 a.link.poll()
 for i in range(10):
-    a._power_tick(time.ticks_ms())
+    a._power_tick(compat.ticks_ms())
 recs = frames_out()
 board.serial.feed(binascii.unhexlify(%r))
 a.link.poll()
@@ -222,7 +223,7 @@ from mote.spool import Spool
 a.tel._spool()
 a.tel.sp = Spool("/spool", seg_bytes=512, max_segs=2)       # a small ring to overflow
 fill_window()
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 for i in range(60):
     a.telemetry()
 a.tel.flush()                              # the write-behind (RAM window -> flash): overflows the small ring
@@ -230,7 +231,7 @@ hb = a.heartbeat()
 board.serial.feed(binascii.unhexlify(%r))
 a.link.poll()
 for i in range(20):
-    a._power_tick(time.ticks_ms())
+    a._power_tick(compat.ticks_ms())
 print(json.dumps({"dropped": a.tel.dropped(), "depth": a.tel.depth(), "hb": binascii.hexlify(hb[0][8]).decode(), "n": a.tel.seq,
                   "out": frames_out()}))
 """ % RESEND
@@ -293,7 +294,7 @@ def test_inference_on_the_unrolled_ring_in_telemetry(tmp_path, demo_model):
 from array import array
 a._load_model()
 board.power.on_usb = True                  # usb row: classify every hop
-a._power_tick(time.ticks_add(a.sense.next_tick, 1))
+a._power_tick(compat.ticks_add(a.sense.next_tick, 1))
 m = a.clf.model
 for i in range(37):                        # the ring's write position is mid-window
     a.sample()
@@ -367,7 +368,7 @@ res = {}
 board.serial.feed(binascii.unhexlify(%(hello)r))    # the serial host (a relay) opens a session
 a.link.poll()
 fill_window()
-now = time.ticks_ms()
+now = compat.ticks_ms()
 a.tel.poll(now, False)
 for i in range(10):
     a.telemetry()                              # 1..10 (+ maybe a burst event): live on serial; BLE is down
@@ -387,7 +388,7 @@ res["depth_ack5"] = a.tel.depth()
 bp.conn = None                                 # BLE drops; more records; the write-behind timer flushes
 for i in range(5):
     a.telemetry()
-a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 1), False)
+a.tel.poll(compat.ticks_add(now, telemetry.FLUSH_MS + 1), False)
 res["flushes"] = a.tel.flushes
 for i in range(3):
     a.telemetry()                              # newer ones in RAM, older in flash
@@ -396,7 +397,7 @@ bp.conn = 2                                    # BLE reconnects: resend 6.. from
 bp.feed(binascii.unhexlify(%(hello)r))
 ble.poll()
 for i in range(10):
-    a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 2), False)
+    a.tel.poll(compat.ticks_add(now, telemetry.FLUSH_MS + 2), False)
 res["ble2"] = ble_out()
 from mote.frame import Encoder
 from mote import cbor, proto
@@ -433,22 +434,22 @@ def test_viewer_reconnect_resumes_after_its_last_record(tmp_path):
 from mote import telemetry
 res = {}
 fill_window()
-now = time.ticks_ms()
+now = compat.ticks_ms()
 for i in range(12):
     a.telemetry()                              # nobody has acked anything: all retained
-a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 1), False)    # older ones written behind to flash
+a.tel.poll(compat.ticks_add(now, telemetry.FLUSH_MS + 1), False)    # older ones written behind to flash
 for i in range(3):
     a.telemetry()
 frames_out()
 board.serial.feed(binascii.unhexlify(%(plain)r))
 a.link.poll()
 for i in range(10):
-    a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 2), False)
+    a.tel.poll(compat.ticks_add(now, telemetry.FLUSH_MS + 2), False)
 res["plain"] = frames_out()
 board.serial.feed(binascii.unhexlify(%(after)r))
 a.link.poll()
 for i in range(10):
-    a.tel.poll(time.ticks_add(now, telemetry.FLUSH_MS + 2), False)
+    a.tel.poll(compat.ticks_add(now, telemetry.FLUSH_MS + 2), False)
 res["after"] = frames_out()
 res["n"] = a.tel.seq
 print(json.dumps(res))
@@ -477,7 +478,7 @@ def test_no_light_sleep_while_ble_advertises_or_is_connected_unless_the_board_ke
     body = """
 slept = []
 board.lightsleep = lambda ms: slept.append(ms)
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 a.tel.present = False
 """ + FAKE_BLE + """
 B.port.advertising = False
@@ -510,27 +511,27 @@ slept = []
 board.deepsleep = lambda ms: slept.append(ms)
 board.power.mv = 3300                      # ~critical
 for i in range(30):
-    a.sense.tick(time.ticks_add(a.sense.next_tick, 1))
+    a.sense.tick(compat.ticks_add(a.sense.next_tick, 1))
 a.tel.present = False
 """ + FAKE_BLE + """
 res = {"mode": a.sense.policy.mode, "radio": a.sense.policy.radio(), "batch_ms": a.sense.policy.batch_ms()}
-a.next_hb = time.ticks_ms()
-a._power_tick(time.ticks_ms())
+a.next_hb = compat.ticks_ms()
+a._power_tick(compat.ticks_ms())
 res["while_advertising"] = list(slept)
 B.port.advertising = False
 B.port.conn = 7
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 res["while_connected"] = list(slept)
 B.port.conn = None
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 res["after_window"] = list(slept)
 B.port.advertising = True                  # the next heartbeat, its window open ... and USB power arrives
-a.next_hb = time.ticks_ms()
-a._power_tick(time.ticks_ms())
+a.next_hb = compat.ticks_ms()
+a._power_tick(compat.ticks_ms())
 board.power.on_usb = True
-a.sense.tick(time.ticks_add(a.sense.next_tick, 1))
+a.sense.tick(compat.ticks_add(a.sense.next_tick, 1))
 B.port.advertising = False
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 res["usb"] = [a.sense.policy.name(), list(slept), a.sleep_due]
 print(json.dumps(res))
 """
@@ -547,8 +548,8 @@ def test_the_loop_naps_briefly_while_ble_advertises_or_is_connected(tmp_path):
     body = """
 board.power.mv = 3550                      # low / critical: heartbeats only, no sampling
 for i in range(30):
-    a.sense.tick(time.ticks_add(a.sense.next_tick, 1))
-now = time.ticks_ms()
+    a.sense.tick(compat.ticks_add(a.sense.next_tick, 1))
+now = compat.ticks_ms()
 res = {"mode": a.sense.policy.mode, "idle": a.nap_ms(now)}
 """ + FAKE_BLE + """
 res["advertising"] = a.nap_ms(now)

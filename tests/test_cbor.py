@@ -192,10 +192,10 @@ else:
 '''
 
 
-def on_mpy(fn, *args, heap="2M"):
-    """Run DEVICE_CODE's `fn(cbor, *args)` in one micropython subprocess; return its results."""
+def on_mpy(fn, *args, heap="2M", impl=None):
+    """Run DEVICE_CODE's `fn(cbor, *args)` in one micropython (or `impl`) subprocess; return its results."""
     # ensure_ascii=False: MicroPython's json does not join \ud800\udc00-style surrogate pairs
-    proc = mpy.run_mpy(DEVICE_CODE + MPY_MAIN, heap=heap, timeout=60,
+    proc = mpy.run_mpy(DEVICE_CODE + MPY_MAIN, heap=heap, timeout=60, impl=impl,
                        stdin=json.dumps({"fn": fn, "args": list(args)}, ensure_ascii=False).encode())
     lines = proc.stdout.decode().splitlines()
     if fn == "half_table":
@@ -211,11 +211,15 @@ def on_cpython(fn, *args):
     return _NS[fn](cbor, *args)
 
 
-RUNNERS = {"micropython": on_mpy, "cpython": on_cpython}
+def on_cpy(fn, *args, heap="2M"):
+    return on_mpy(fn, *args, heap=heap, impl="circuitpython")
+
+
+RUNNERS = {"micropython": on_mpy, "circuitpython": on_cpy, "cpython": on_cpython}
 # MicroPython dicts do not keep insertion order, so there a decoded map is re-encoded with
 # canonical=True (cbor2's key order, which is also the order of every map in Appendix A);
 # CPython re-encodes in insertion order (cbor2's default behaviour).
-CANONICAL = {"micropython": True, "cpython": False}
+CANONICAL = {"micropython": True, "circuitpython": True, "cpython": False}
 runners = pytest.mark.parametrize("run", list(RUNNERS), ids=list(RUNNERS))
 
 
@@ -255,6 +259,14 @@ def test_appendix_a(run):
         assert r["i"] == c["i"]
         if r.get("error") or not (r["decode_ok"] and r["encode_ok"] and r["prefix_ok"]):
             bad.append((c["hex"], c.get("decoded", c.get("diagnostic")), r))
+    if run == "circuitpython":
+        # single-precision floats there (as on the boards): a float64 no float32 holds (1.1, 1e300,
+        # 1(1363896240.5)) cannot round-trip; every other vector must
+        # and a float's expected value reaches the board as JSON text: its float32 parser is not exact
+        # (json.loads("6.103515625e-05") != 2**-14 there), so the decode check of a float stands on the
+        # half/single tables (test_all_half_floats) instead
+        bad = [b for b in bad if not _lossy32(b[0]) and not (isinstance(b[1], float) and b[2]["encode_ok"]
+                                                             and b[2]["prefix_ok"])]
     assert not bad, bad
     # the file exercises what it should: diagnostic-only items, non-roundtrip items, floats
     assert sum("diagnostic" in c for c in cases) == 23
@@ -296,12 +308,14 @@ def float_samples(n=3000, seed=99):
 @runners
 def test_float_shortest_width_matches_cbor2_canonical_batch(run):
     xs = float_samples()
+    if run == "circuitpython":          # single-precision floats there: the values a float32 holds
+        xs = [x for x in xs if not _lossy32(cbor2.dumps(x).hex())]
     got = RUNNERS[run]("encode_floats", [struct.pack(">d", x).hex() for x in xs])
     want = [cbor2.dumps(x, canonical=True).hex() for x in xs]
-    assert len(got) == len(want) == len(xs) > 3000
+    assert len(got) == len(want) == len(xs) > (1900 if run == "circuitpython" else 3000)
     assert got == want, [(x, g, w) for x, g, w in zip(xs, got, want) if g != w][:5]
-    # every width is exercised
-    assert {w[:2] for w in want} == {"f9", "fa", "fb"}
+    # every width is exercised (a float32 never needs "fb")
+    assert {w[:2] for w in want} == ({"f9", "fa"} if run == "circuitpython" else {"f9", "fa", "fb"})
 
 
 # --------------------------------------------------------------------------- fuzz (both)
@@ -342,7 +356,53 @@ def fuzz_inputs(n=2500, seed=1234):
     return out
 
 
-def test_fuzz_same_outcomes_on_micropython_and_cpython():
+def _f32(x):
+    """A decoded CBOR item with every float rounded to single precision (a CircuitPython board's float)."""
+    if isinstance(x, float):
+        try:
+            return struct.unpack("<f", struct.pack("<f", x))[0]
+        except OverflowError:
+            return math.copysign(math.inf, x)
+    if isinstance(x, (list, tuple)):
+        return [_f32(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _f32(v) for k, v in x.items()}
+    if isinstance(x, cbor.Tag):
+        return cbor.Tag(x.tag, _f32(x.value))
+    return x
+
+
+def _loads(h):
+    # the firmware's own decoder (run by CPython, doubles): tags stay Tags (cbor2 interprets 1, 4, ...)
+    return cbor.loads(bytes.fromhex(h))
+
+
+def _lossy32(h):
+    """Whether an encoding holds a float that single precision cannot hold exactly."""
+    try:
+        x = _loads(h)
+    except Exception:
+        return False
+
+    def lossy(v):
+        if isinstance(v, float):
+            return v == v and _f32(v) != v
+        if isinstance(v, (list, tuple)):
+            return any(lossy(e) for e in v)
+        if isinstance(v, dict):
+            return any(lossy(e) for e in v.values())
+        return isinstance(v, cbor.Tag) and lossy(v.value)
+    return lossy(x)
+
+
+def _same32(a, b):
+    try:
+        return _f32(_loads(a)) == _f32(_loads(b))
+    except Exception:
+        return False
+
+
+def test_fuzz_same_outcomes_on_micropython_and_cpython(impl):
     inputs = fuzz_inputs()
     # a heap like an RP2040's: small malformed inputs must never need much memory
     mp = on_mpy("fuzz", inputs)
@@ -350,7 +410,12 @@ def test_fuzz_same_outcomes_on_micropython_and_cpython():
     assert len(mp) == len(cp) == len(inputs)
     bugs = [(h, r) for h, r in zip(inputs, mp + cp) if r.startswith("X")]
     assert not bugs, bugs[:5]
-    assert mp == cp, [(h, a, b) for h, a, b in zip(inputs, mp, cp) if a != b][:5]
+    diff = [(h, a, b) for h, a, b in zip(inputs, mp, cp) if a != b]
+    if impl == "circuitpython":
+        # single-precision floats there (as on the boards): a float64 decodes to the nearest float32 and
+        # re-encodes as that; every accept/reject decision and every other byte stays the same
+        diff = [(h, a, b) for h, a, b in diff if "E" in (a, b) or not _same32(a, b)]
+    assert not diff, diff[:5]
     # not vacuous: plenty of both outcomes
     n_err = mp.count("E")
     assert 500 < n_err < len(inputs) - 150, n_err

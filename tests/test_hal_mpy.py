@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from mpy import ROOT, run_mpy
+from mpy import ROOT, absent, run_mpy
 
 # -- fakes -----------------------------------------------------------------------------------------
 FAKE_LSM6 = '''
@@ -305,7 +305,8 @@ print(json.dumps(res))
 """
 
 
-def test_mpy_hal_pico_w(fakes, tmp_path):
+def test_mpy_hal_pico_w(fakes, tmp_path, impl):
+    absent(impl, "machine")
     info = board_json("pico_w")
     code = MPY_CODE % (json.dumps(info), "0x6C", "GP29", "WL_GPIO2", "False")
     res = json.loads(run(code, fakes, tmp_path).splitlines()[-1])
@@ -321,7 +322,8 @@ def test_mpy_hal_pico_w(fakes, tmp_path):
     assert res["uid"] == "e6605838832a6b2f" and res["sleep"] and res["slept"] == ["lightsleep", 20]
 
 
-def test_mpy_hal_esp32s3_lsm6ds3_and_read_uv(fakes, tmp_path):
+def test_mpy_hal_esp32s3_lsm6ds3_and_read_uv(fakes, tmp_path, impl):
+    absent(impl, "machine")
     info = board_json("esp32s3_devkitc")
     code = MPY_CODE % (json.dumps(info), "0x69", 1, 4, "True")
     res = json.loads(run(code, fakes, tmp_path).splitlines()[-1])
@@ -346,7 +348,8 @@ except OSError as e:
     assert out.startswith("refused") and "WHO_AM_I 0x33" in out
 
 
-def test_mpy_usb_serial_reads_what_is_there_without_blocking(fakes, tmp_path):
+def test_mpy_usb_serial_reads_what_is_there_without_blocking(fakes, tmp_path, impl):
+    absent(impl, "machine")
     code = """
 from mote.hal import mpy
 s = mpy.UsbSerial()
@@ -358,11 +361,13 @@ print(n, bytes(buf[:n]), s.readinto(buf), s.wait(10))
     assert out.startswith("5 b'\\x00abc\\x03' 0")
 
 
-def test_app_runs_on_the_mpy_hal(fakes, tmp_path):
+def test_app_runs_on_the_mpy_hal(fakes, tmp_path, impl):
+    absent(impl, "machine")
     """The whole app (policy, spool, heartbeat) on the MicroPython HAL with the fake IMU and battery ADC."""
     info = board_json("pico_w")
     code = """
 import json, time, machine
+from mote import compat
 from fake_lsm6 import DEVICES, LSM6Regs
 info = json.loads(%r)
 DEVICES[106] = LSM6Regs(0x6C)
@@ -373,7 +378,7 @@ b = mpy.Board(info)
 a = app.App(b, {"sample_hz": 50, "window": 50, "hop": 25})
 for i in range(60):
     a.sample()
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 hb = heartbeat.decode(a.heartbeat())
 imu = DEVICES[106]
 res = {"hz": a.hz, "band": a.sense.policy.name(), "hb": {k: hb[k] for k in ("batt_mv", "soc", "source")},
@@ -382,7 +387,7 @@ res = {"hz": a.hz, "band": a.sense.policy.name(), "hb": {k: hb[k] for k in ("bat
 for k in range(4):
     imu.push(0, 0, 16384 if k %% 2 else 4000)
 machine.drive("GP6", imu.int1)
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 res.update({"hz2": a.hz, "probing": a.sense.policy.probing, "md1_2": imu.r[0x5E], "ctrl1_2": imu.r[0x10],
             "int1_after": imu.int1, "irqs": [c for c in machine.CALLS if c[0] == "irq"]})
 print(json.dumps(res))
@@ -497,7 +502,8 @@ def test_lsm6_wake_up_detector_registers_rule_and_latch(fakes, tmp_path, who):
     assert res["big"] == 63 * 2000 // 64 and res["small"] == 31           # clamped to 1..63 LSB
 
 
-def test_mpy_hal_lightsleep_polls_int1_on_rp2(fakes, tmp_path):
+def test_mpy_hal_lightsleep_polls_int1_on_rp2(fakes, tmp_path, impl):
+    absent(impl, "machine")
     """rp2: lightsleep is not ended by a GPIO IRQ, so the armed HAL sleeps in int1_poll_ms slices."""
     info = board_json("pico_w")
     code = """

@@ -18,7 +18,7 @@ def cpython_stream(seed, n):
     return list(buf), acts
 
 
-def test_same_stream_on_both_interpreters():
+def test_same_stream_on_both_interpreters(impl):
     code = """
 import json
 from array import array
@@ -30,6 +30,13 @@ print(json.dumps([list(buf), acts]))
 """
     dev = json.loads(run_mpy(code).stdout)
     host = cpython_stream(42, 3000)
+    if impl == "circuitpython":
+        # single-precision floats there (as on the boards): the same activities, a count off by one at most
+        # in a handful of samples (measured: 3 of 9000)
+        assert dev[1] == host[1]
+        off = [abs(a - b) for a, b in zip(dev[0], host[0])]
+        assert len(off) == len(host[0]) and max(off) <= 1 and sum(1 for d in off if d) <= 30, max(off)
+        return
     assert dev == [host[0], host[1]]
 
 

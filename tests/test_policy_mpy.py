@@ -301,15 +301,17 @@ print(json.dumps(out))
 
 
 def test_detector_timing_survives_the_tick_wrap():
-    """Board ticks wrap at 2**30 ms (~12.4 days): a burst that straddles the wrap still ends after quiet_s."""
+    """Board ticks wrap (MicroPython: 2**30 ms, ~12.4 days; CircuitPython: 2**29 ms, first ~65 s after power-on):
+    a burst that straddles the wrap still ends after quiet_s."""
     code = """
-from mote import policy
-print(policy.elapsed(5, 0x3FFFFFF0), policy.elapsed(0x3FFFFFF0, 5), policy.elapsed(1000, 400))
+from mote import policy, compat
+M = (compat.TICKS_PERIOD or 1 << 30) - 1
+print(policy.elapsed(5, M - 15), policy.elapsed(M - 15, 5), policy.elapsed(1000, 400))
 p = policy.Policy(); p.update(90)
-t = 0x3FFFFFFF - 3000          # 3 s before the wrap
+t = M - 3000                   # 3 s before the wrap
 def tick(ms):
     global t
-    t = (t + ms) & 0x3FFFFFFF
+    t = (t + ms) & M
 for i in range(50):            # quiet, then motion
     p.sample(t, 0, 0, 16384); tick(20)
 started = stopped = None

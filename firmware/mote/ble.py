@@ -472,7 +472,7 @@ class Port:
                     except Exception:
                         pass
                     return False
-                time.sleep_ms(5)           # the stack's buffers are full: let it drain
+                time.sleep(0.005)          # the stack's buffers are full: let it drain (sleep_ms: not on CircuitPython)
 
     def connected(self):
         """A central is connected and listening (it has written since it connected: see write())."""

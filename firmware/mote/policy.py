@@ -27,6 +27,8 @@ except ImportError:
     def const(x):
         return x
 
+from mote.compat import TICKS_PERIOD
+
 MODE_SAMPLE = const(0)
 MODE_HEARTBEAT = const(1)
 MODE_SLEEP = const(2)
@@ -36,8 +38,11 @@ STOP = const(-1)
 SLEEP = const(-2)            # a wake-up probe found no motion: re-arm the IMU and sleep
 PROBE_MS = const(1000)       # how long a wake-up listens at burst rate for the detector to confirm motion
 CONFIRM_MS = const(500)      # a probe confirms motion the detector still sees this long after it first did
-_TICKS_MASK = const(0x3FFFFFFF)   # MicroPython's ticks_ms wrap at 2**30 ms (~12.4 days)
-_TICKS_HALF = const(0x20000000)
+# The board's tick wrap: MicroPython's ticks_ms at 2**30 ms (~12.4 days; any multiple works alike), CircuitPython's
+# supervisor.ticks_ms at 2**29 ms, the first time ~65 s after power-on (a 2**30 mask there made every interval
+# that straddles the wrap ~-6 days: a burst that never ended)
+_TICKS_MASK = (TICKS_PERIOD or 1 << 30) - 1
+_TICKS_HALF = (_TICKS_MASK + 1) >> 1
 
 
 def elapsed(now, then):

@@ -16,6 +16,7 @@ except ImportError:
         return x
 
 from mote import proto
+from mote.policy import elapsed
 
 MS2_PER_COUNT = 9.80665 / 16384     # counts (+-2 g, 16 bit) -> m/s2
 _FEATURES = ("ax", "sx", "ay", "sy", "az", "sz")
@@ -45,8 +46,7 @@ class Reporter:
         """This hop's decision (moving: bool, label: str or None). True: send it; False: fold it."""
         m = 1 if moving else 0
         if self.change and m == self.moving and label == self.label:
-            d = (now_ms - self.at) & 0x3FFFFFFF      # time.ticks_diff, as mote.policy.elapsed
-            if d < KEEPALIVE_MS:
+            if elapsed(now_ms, self.at) < KEEPALIVE_MS:      # across the board's tick wrap too
                 self.held += 1
                 return False
         self.moving = m

@@ -5,8 +5,9 @@ attached here, so the tests and ``mote sim --impl circuitpython`` run the firmwa
 unix port instead, built from the pinned source (``CIRCUITPY_SRC``, else ``../shared/circuitpython/``) by
 :mod:`motekit.builds`, cached outside the checkout. The variant makes the interpreter itself board-like where
 CircuitPython's configuration allows it: CircuitPython's ``time`` (no ``ticks_*``) and ``hashlib`` (only
-``new``), no ``vfs``, no ``deflate``, no native emitter, single-precision floats. What a build cannot express
-(``supervisor.ticks_ms``) is a module in ``ports/circuitpython/lib/``, put first on the interpreter's path.
+``new``), ``supervisor.ticks_ms`` (wrapping at 2**29, first ~65 s after start), no ``vfs``, no ``deflate``, no
+native emitter, single-precision floats. The board's peripherals (``board``, ``busio``, ...) are not in it:
+the tests bring fakes of those, the virtual board runs the simulator's HAL.
 
     python -m motekit.sim.circuitpython      # build (once) and print the interpreter's path
 """
@@ -23,7 +24,6 @@ from pathlib import Path
 from .. import builds
 
 VARIANT = Path(__file__).with_name("ports") / "circuitpython"
-LIB = VARIANT / "lib"
 CP_VERSION = "10.2.1"
 
 

@@ -68,3 +68,25 @@ void common_hal_hashlib_hash_digest(hashlib_hash_obj_t *self, uint8_t *data, siz
 size_t common_hal_hashlib_hash_get_digest_size(hashlib_hash_obj_t *self) {
     return 32;
 }
+
+// `supervisor.ticks_ms()` as shared-bindings/supervisor defines it (the rest of CircuitPython's supervisor
+// module needs a board): milliseconds since start offset so the first wrap at 2**29 comes ~65 s after start,
+// always a small int (no allocation, as on a board). Extensible, so a test's fake supervisor.py can extend it.
+static mp_obj_t supervisor_ticks_ms(void) {
+    uint64_t ms = common_hal_time_monotonic_ms();
+    return mp_obj_new_int((mp_int_t)((ms + 0x1fff0000) % (1 << 29)));
+}
+static MP_DEFINE_CONST_FUN_OBJ_0(supervisor_ticks_ms_obj, supervisor_ticks_ms);
+
+static const mp_rom_map_elem_t supervisor_module_globals_table[] = {
+    { MP_ROM_QSTR(MP_QSTR___name__), MP_ROM_QSTR(MP_QSTR_supervisor) },
+    { MP_ROM_QSTR(MP_QSTR_ticks_ms), MP_ROM_PTR(&supervisor_ticks_ms_obj) },
+};
+static MP_DEFINE_CONST_DICT(supervisor_module_globals, supervisor_module_globals_table);
+
+const mp_obj_module_t supervisor_module = {
+    .base = { &mp_type_module },
+    .globals = (mp_obj_dict_t *)&supervisor_module_globals,
+};
+
+MP_REGISTER_EXTENSIBLE_MODULE(MP_QSTR_supervisor, supervisor_module);
