@@ -49,8 +49,9 @@ def _reaches(fn, module, names=("run_mpy",), seen=None) -> bool:
 
 def pytest_generate_tests(metafunc):
     """Every test that reaches tests/mpy.py's run_mpy runs under each interpreter (mpy.IMPLS), same assertions."""
-    if "impl" in metafunc.fixturenames and not any(m.name == "parametrize" and "impl" in m.args[0]
-                                                   for m in metafunc.definition.iter_markers()):
+    if any(m.name == "parametrize" and "impl" in m.args[0] for m in metafunc.definition.iter_markers()):
+        return                                  # the test names its interpreters itself
+    if "impl" in metafunc.fixturenames:
         metafunc.parametrize("impl", mpy.IMPLS)
         return
     fn = metafunc.function

@@ -211,6 +211,15 @@ class I2C:
         DEVICES[addr].write(buf[0], buf[1:])
 ''',
     "supervisor.py": '''
+import sys
+_path = sys.path
+sys.path = []                      # an empty path reaches the built-in this file extends (CircuitPython's)
+try:
+    from supervisor import ticks_ms
+except ImportError:                # MicroPython: no supervisor at all
+    from time import ticks_ms
+finally:
+    sys.path = _path
 class _R:
     usb_connected = True
 runtime = _R()
