@@ -83,8 +83,21 @@ def board(tmp_path):
     vb.stop()
 
 
-def test_provision_flash_status_rollback_and_rejections(env, board, tmp_path):
-    vb, port = board
+@pytest.mark.parametrize("impl", ["micropython", "circuitpython"])
+def test_provision_flash_status_rollback_and_rejections(env, tmp_path, impl):
+    """The serial flow with signed models on the virtual board under each interpreter: on CircuitPython
+    (no deflate: the hello's caps are empty) the upload goes uncompressed and is verified on the device."""
+    vb = VirtualBoard(state_dir=tmp_path / "board", log=lambda m: None, impl=impl)
+    port = vb.start()
+    try:
+        _flow(env, vb, port, tmp_path, impl)
+    finally:
+        vb.stop()
+
+
+def _flow(env, vb, port, tmp_path, impl):
+    h = json.loads(mote("info", "--port", port, "--json").stdout)
+    assert h["impl"] == impl and h["caps"] == ([] if impl == "circuitpython" else ["deflate"]), h
     p = mote("provision", "--port", port)
     assert p.returncode == 0 and "board trusts 1 key(s)" in p.stdout, p.stderr
     f1 = tmp_path / "m1.signed"

@@ -5,16 +5,15 @@ import sys
 
 
 def load():
-    impl = sys.implementation.name
-    if impl == "circuitpython":
-        from mote.hal import cpy
-        return cpy.Board()
+    if sys.platform in ("linux", "darwin"):   # a unix port: the virtual board (`mote sim`), either interpreter
+        from mote.hal import sim
+        return sim.Board()
     if sys.platform == "qemu":
         from mote.hal import emu          # MicroPython's qemu port: `mote sim --emulate`
         return emu.Board()
-    if sys.platform in ("linux", "darwin"):
-        from mote.hal import sim
-        return sim.Board()
+    if sys.implementation.name == "circuitpython":
+        from mote.hal import cpy
+        return cpy.Board()
     from mote.hal import mpy          # rp2, esp32, ...: machine.* (raises ImportError elsewhere)
     return mpy.Board()
 

@@ -1,4 +1,5 @@
-# The virtual board: MicroPython's unix port on a pseudo-terminal, supervised by `mote sim`.
+# The virtual board: MicroPython's (or CircuitPython's, `mote sim --impl circuitpython`) unix port on a
+# pseudo-terminal, supervised by `mote sim`.
 #
 # A faithful model of the hardware API the firmware uses on a real board: a USB-CDC-like serial on
 # stdin/stdout (non-blocking reads, blocking writes, Ctrl-C off while the link runs), a unique id,
@@ -11,6 +12,7 @@ import time
 import micropython
 
 from mote import motion
+from mote.compat import ticks_add, ticks_diff, ticks_us
 from mote.hal import read_json
 
 
@@ -35,7 +37,7 @@ class StdioSerial:
         # FIFO is full, so the firmware feels a slow link as on hardware (not a kernel pty buffer).
         self.byte_us = 10000000 // baud if baud else 0
         self.fifo_us = 32 * self.byte_us
-        self.line_free = time.ticks_us()
+        self.line_free = ticks_us()
 
     def begin(self):
         # The unix port leaves a script's tty cooked: ONLCR/ICANON would corrupt binary frames and the
@@ -67,12 +69,12 @@ class StdioSerial:
     def write(self, data):
         self.tx.write(data)
         if self.byte_us:
-            now = time.ticks_us()
-            start = self.line_free if time.ticks_diff(self.line_free, now) > 0 else now
-            self.line_free = time.ticks_add(start, len(data) * self.byte_us)
-            wait = time.ticks_diff(self.line_free, now) - self.fifo_us
+            now = ticks_us()
+            start = self.line_free if ticks_diff(self.line_free, now) > 0 else now
+            self.line_free = ticks_add(start, len(data) * self.byte_us)
+            wait = ticks_diff(self.line_free, now) - self.fifo_us
             if wait > 0:
-                time.sleep_us(wait)
+                time.sleep(wait / 1000000)
 
     def wait(self, ms):
         if _sources:

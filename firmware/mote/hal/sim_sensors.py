@@ -8,8 +8,9 @@
 #
 # SimPower is board.power for the sim: mote.hal.sim_battery's cell discharged by the elapsed wall time at
 # the board's `active` current (sim.json "usb": true keeps it on USB power, the default).
-import time
 from array import array
+
+from mote.compat import ticks_diff, ticks_ms
 
 _BLOCK = 64
 
@@ -54,11 +55,11 @@ class SimPower:
         self.cell = SimBattery.from_board(info, soc=soc, usb=usb)
         st = ((info.get("power") or {}).get("states") or {}) if isinstance(info, dict) else {}
         self.ma = float((st.get("active") or {}).get("ma", 20.0))
-        self.t = time.ticks_ms()
+        self.t = ticks_ms()
 
     def read_mv(self):
-        now = time.ticks_ms()
-        self.cell.draw(self.ma, time.ticks_diff(now, self.t))
+        now = ticks_ms()
+        self.cell.draw(self.ma, ticks_diff(now, self.t))
         self.t = now
         return self.cell.read_mv()
 

@@ -45,9 +45,12 @@ from .common import user_errors
               help="Run the firmware on an emulated core standing in for the board's MCU (MicroPython's qemu "
                    "port: Cortex-M0 for pico_w, Cortex-M4F for the nRF52840 boards and pico2_w), heap as "
                    "the board file says, firmware as .mpy for its arch (docs/emulation.md).")
+@click.option("--impl", type=click.Choice(["micropython", "circuitpython"]), default=None,
+              help="The interpreter: MicroPython's unix port, or CircuitPython 10.2.1's built board-like from "
+                   "pinned source (once, ~15 s). Default: what the board file runs (`firmware`).")
 def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_adapter, ble_pairing, trace, battery,
-        emulate):
-    """Run a virtual board: the firmware in MicroPython's unix port behind a pseudo-terminal.
+        emulate, impl):
+    """Run a virtual board: the firmware in MicroPython's (or CircuitPython's) unix port behind a pseudo-terminal.
 
     The first line of stdout is the port to use with --port; runs until interrupted.
     """
@@ -78,10 +81,19 @@ def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_ad
                 bridge = Bridge(None, ble_adapter or "hci0", rig=False,
                                 log_fn=lambda m: click.echo(f"mote sim: {m}", err=True))
         if emulate:
+            if impl == "circuitpython":
+                raise click.ClickException("--emulate runs MicroPython's qemu port: leave out --impl circuitpython "
+                                           "(CircuitPython runs as its unix port)")
             vb = _emulated(board, seed, state, baud, link, fresh, blank, ble, trace, battery)
         else:
-            vb = VirtualBoard(board=board, seed=seed, state_dir=state, baud=baud, link=link, fresh=fresh,
-                              ble=bridge, blank=blank, ble_pairing=ble_pairing, trace=trace, battery=battery)
+            try:
+                vb = VirtualBoard(board=board, seed=seed, state_dir=state, baud=baud, link=link, fresh=fresh,
+                                  ble=bridge, blank=blank, ble_pairing=ble_pairing, trace=trace, battery=battery,
+                                  impl=impl)
+            except ValueError as e:
+                if rig:
+                    rig.stop()
+                raise click.ClickException(str(e)) from None
         try:
             port = vb.start()
         except Exception as e:
@@ -98,7 +110,7 @@ def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_ad
     if rig:
         click.echo(f"export DBUS_SYSTEM_BUS_ADDRESS={rig.address}")
     sys.stdout.flush()
-    click.echo(f"mote sim: board {board!r} seed {seed} on {port}"
+    click.echo(f"mote sim: board {board!r} ({getattr(vb, 'impl', 'micropython')}) seed {seed} on {port}"
                + (f" paced at {baud} baud" if baud else "") + (" (blank flash)" if blank else "") + f"; flash in {vb.flash}; Ctrl-C stops", err=True)
 
     def _stop(signum, frame):

@@ -1,5 +1,9 @@
 """Supervisor of the virtual board.
 
+The interpreter is MicroPython's unix port, or CircuitPython's (``impl="circuitpython"``, the default for a
+board file whose ``firmware`` is circuitpython): built board-like from the pinned source by
+motekit.sim.circuitpython; the firmware runs unchanged on it (hello ``"impl": "circuitpython"``).
+
 Two pseudo-terminals: the *port* (its slave end is what the host opens with pyserial, like a USB
 board's /dev/ttyACM0, and it stays put across board resets) and the *console* the interpreter
 runs on. A pump copies bytes between them, optionally paced to a baud rate, and restarts the
@@ -38,6 +42,23 @@ def micropython_exe() -> str:
     return exe
 
 
+IMPLS = ("micropython", "circuitpython")
+
+
+def interpreter_exe(impl: str) -> str:
+    """The unix-port executable of `impl` (CircuitPython's is built once from pinned source, ~15 s)."""
+    if impl == "micropython":
+        return micropython_exe()
+    if impl == "circuitpython":
+        from . import circuitpython
+        from ..builds import BuildError
+        try:
+            return circuitpython.circuitpython_exe()
+        except BuildError as e:
+            raise FileNotFoundError(f"the CircuitPython virtual board needs its interpreter: {e}") from None
+    raise ValueError(f"unknown interpreter {impl!r}: use one of {', '.join(IMPLS)}")
+
+
 def sim_uid(seed: int) -> str:
     return hashlib.sha256(b"motekit-sim-%d" % seed).hexdigest()[:16]
 
@@ -70,7 +91,7 @@ class VirtualBoard:
     def __init__(self, board: str = "sim", seed: int = 1, state_dir: Path | None = None,
                  baud: int | None = None, heap: str | None = None, link: Path | None = None,
                  fresh: bool = False, log=None, ble=None, trace: Path | None = None,
-                 battery: float | None = None, blank: bool = False, ble_pairing=()):
+                 battery: float | None = None, blank: bool = False, ble_pairing=(), impl: str | None = None):
         self.board = board
         # blank: a stock MicroPython board - erased flash, no firmware, boots to the REPL (`mote install`)
         self.blank = blank
@@ -85,6 +106,16 @@ class VirtualBoard:
         # sim `bluetooth` module stands in for one: host/motekit/sim/mpy/bluetooth.py)
         self.ble_pairing = list(ble_pairing)
         self.board_info = load_board(board)
+        # impl: the interpreter (micropython / circuitpython); default: what the board file says it runs
+        self.impl = impl or self.board_info.get("firmware") or "micropython"
+        if self.impl not in IMPLS:
+            raise ValueError(f"unknown interpreter {self.impl!r}: use one of {', '.join(IMPLS)}")
+        if self.impl == "circuitpython" and ble is not None:
+            raise ValueError("the CircuitPython virtual board has no radio: its BLE peripheral (mote.ble_cpy on "
+                             "adafruit_ble) is bridged to BlueZ only on MicroPython; drop --ble or use --impl micropython")
+        if self.impl == "circuitpython" and blank:
+            raise ValueError("--blank is a stock MicroPython board (for `mote install`); a CircuitPython board "
+                             "is written over its CIRCUITPY drive, not the raw REPL: use --impl micropython")
         self.seed = seed
         self.state = Path(state_dir) if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{board}-{seed}"
         self.flash = self.state / "flash"
@@ -145,7 +176,7 @@ class VirtualBoard:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> str:
-        self.exe = micropython_exe()
+        self.exe = interpreter_exe(self.impl)
         self.install()
         if self.ble is not None:
             self.ble_port = self.ble.start()

@@ -8,7 +8,9 @@ FROZEN_MANIFEST =
 MICROPY_PY_FFI = 0
 MICROPY_PY_THREAD = 0
 # termios: only the virtual board's HAL (mote/hal/sim.py) uses it, to put its console in raw mode
+# (CircuitPython's unix Makefile sets the flag but does not compile the module)
 MICROPY_PY_TERMIOS = 1
+SRC_C += modtermios.c
 MICROPY_PY_SOCKET = 0
 MICROPY_PY_SSL = 0
 MICROPY_PY_BTREE = 0
