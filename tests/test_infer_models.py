@@ -77,6 +77,33 @@ def test_model_bit_exact(name, tmp_path):
                       "us": {k: r["us"] for k, r in res["runs"].items()}}))
 
 
+# CircuitPython boards have no native emitter: the pure kernels are their engine. The models small enough
+# for a Feather/XIAO nRF52840's heap, each case bit-exact against BUILTIN_REF under the board-like CircuitPython.
+CPY_MODELS = ["hello_world_int8", "magic_wand_arduino_int8", "simple_add_model", "tiny_ad01_int8", "mnist_cnn_int8"]
+
+
+@pytest.mark.parametrize("name", CPY_MODELS)
+def test_pure_kernels_bit_exact_on_circuitpython(name, tmp_path):
+    from motekit.sim.circuitpython import circuitpython_exe
+    path = TFLITE / f"{name}.tflite"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    cases = _stored(np.load(TFLITE / f"{name}.npz"))
+    ref = Reference(path)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    ins = [rng.integers(-128, 128, d["shape"]).astype(np.int8) for d in ref.inputs]
+    cases.append((ins, ref.run(*ins)[0]))
+    mtm = tmp_path / f"{name}.mtm"
+    convert(path).write(mtm)
+    res = run_device(mtm, [[a.tobytes() for a in i] for i, _ in cases], kernels=("pure",), heap="16M",
+                     timeout=600, exe=circuitpython_exe())
+    assert res["available"] == ["pure"], res["available"]        # the viper kernels fail to import there
+    for i, ((_, want), outs) in enumerate(zip(cases, res["runs"]["pure"]["outputs"])):
+        got = np.frombuffer(bytes.fromhex(outs[0]), np.int8)
+        assert np.array_equal(got, want.reshape(-1)), f"{name} case {i}: {np.count_nonzero(got != want.reshape(-1))} mismatches"
+    print(json.dumps({"model": name, "circuitpython_pure_us": res["runs"]["pure"]["us"]}))
+
+
 @pytest.mark.skipif(not MPY32, reason="MOTEKIT_MICROPYTHON32 not set (a 32-bit micropython unix build)")
 @pytest.mark.parametrize("name", MODELS)
 def test_model_bit_exact_32bit_word(name, tmp_path):

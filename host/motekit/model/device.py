@@ -1,4 +1,5 @@
-"""Run the device engine (firmware/mote/infer.py) under the `micropython` unix port from the host."""
+"""Run the device engine (firmware/mote/infer.py) under the `micropython` unix port from the host (or another
+interpreter: `exe`, e.g. motekit.sim.circuitpython's board-like CircuitPython)."""
 
 import json
 import os
@@ -11,7 +12,8 @@ from pathlib import Path
 from ..paths import firmware_dir
 
 RUNNER = r'''
-import sys, time, gc
+import sys, gc
+from mote.compat import ticks_diff, ticks_us
 from mote.infer import Model, available_kernels
 def main(spec):
     with open(spec) as f:
@@ -39,9 +41,9 @@ def main(spec):
         rep = S.get("repeat", 0)
         best = None
         for _ in range(rep):
-            t = time.ticks_us()
+            t = ticks_us()
             m.invoke()
-            dt = time.ticks_diff(time.ticks_us(), t)
+            dt = ticks_diff(ticks_us(), t)
             best = dt if best is None or dt < best else best
         res["runs"][k] = {"outputs": outs, "us": times, "best_us": best, "load_bytes": after - before,
                           "ram_bytes": m.ram_bytes, "weights_bytes": m.weights_bytes, "arena": len(m.arena)}
