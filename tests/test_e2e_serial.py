@@ -36,10 +36,16 @@ class Sim:
 
 
 @pytest.fixture
-def sim(tmp_path):
-    s = Sim(tmp_path)
+def sim(tmp_path, request):
+    # the MicroPython virtual board, or (parametrized indirectly) the CircuitPython one
+    impl = getattr(request, "param", "micropython")
+    s = Sim(tmp_path, "--impl", impl)
+    s.impl = impl
     yield s
     s.stop()
+
+
+BOTH = pytest.mark.parametrize("sim", ["micropython", "circuitpython"], indirect=True)
 
 
 def mote(*args, timeout=60):
@@ -55,6 +61,7 @@ def assert_one_line_error(proc, *words):
         assert w in err, err
 
 
+@BOTH
 def test_monitor_json_20_records_within_30s(sim):
     t0 = time.monotonic()
     p = mote("monitor", "--port", sim.port, "--json", "--count", "20", timeout=40)
@@ -73,11 +80,12 @@ def test_monitor_json_20_records_within_30s(sim):
     assert m and int(m.group(2)) <= 1, p.stderr
 
 
+@BOTH
 def test_info_ping_stats_config(sim):
     p = mote("info", "--port", sim.port, "--json")
     assert p.returncode == 0, p.stderr
     h = json.loads(p.stdout)
-    assert h["proto"] == 1 and h["board"] == "sim" and h["impl"] == "micropython" and h["mtu"] == 1024
+    assert h["proto"] == 1 and h["board"] == "sim" and h["impl"] == sim.impl and h["mtu"] == 1024
     assert mote("ping", "--port", sim.port).stdout.startswith("pong from " + h["id"])
     p = mote("config", "--port", sim.port, "hop=10")
     assert p.returncode == 0 and "hop          10" in p.stdout
@@ -92,6 +100,7 @@ def test_ports_lists_given_pty(sim):
     assert p.returncode == 0 and f"{sim.port}  motekit  sim" in p.stdout
 
 
+@BOTH
 def test_garbage_on_the_line_is_survived_and_counted(sim):
     link = Link.open(sim.port)
     try:
@@ -175,6 +184,7 @@ def test_port_busy_while_monitoring(sim):
     assert mon.returncode == 0 and len(out.splitlines()) == 7
 
 
+@BOTH
 def test_reset_request_reboots(sim):
     h1 = json.loads(mote("info", "--port", sim.port, "--json").stdout)
     assert mote("reset", "--port", sim.port).returncode == 0
@@ -232,6 +242,7 @@ def test_wrong_protocol_version_is_named():
         os.close(m)
 
 
+@BOTH
 def test_repl_request_and_break_sequence_reach_the_repl(sim):
     assert mote("repl", "--port", sim.port).returncode == 0
     with serial.Serial(sim.port, timeout=2) as ser:

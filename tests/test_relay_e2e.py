@@ -31,14 +31,15 @@ def need_mosquitto():
 
 
 class Board:
-    def __init__(self, tmp: Path, seed: int):
-        self.tmp, self.seed = tmp, seed
+    def __init__(self, tmp: Path, seed: int, impl: str = "micropython"):
+        self.tmp, self.seed, self.impl = tmp, seed, impl
         self.link = tmp / f"ttyMOTE{seed}"
         self.start()
 
     def start(self):
         self.proc = subprocess.Popen([MOTE, "sim", "--seed", str(self.seed), "--state", str(self.tmp / f"board{self.seed}"),
-                                      "--link", str(self.link)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      "--link", str(self.link), "--impl", self.impl],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                      text=True)
         assert self.proc.stdout.readline().strip() == str(self.link)
 
@@ -250,12 +251,14 @@ def test_chaos_10000_records_zero_loss_exactly_once_after_dedup(tmp_path):
         teardown(relay, boards, sub, broker, cmds)
 
 
-def test_device_spool_drains_into_the_gateway_on_reconnect(tmp_path):
+@pytest.mark.parametrize("impl", ["micropython", "circuitpython"])
+def test_device_spool_drains_into_the_gateway_on_reconnect(tmp_path, impl):
     """A board runs with no relay for a while (its records wait in its own spool, RAM then flash); the
-    relay starts: every record arrives, in order, from seq 1, and the board's spool empties (acked)."""
+    relay starts: every record arrives, in order, from seq 1, and the board's spool empties (acked).
+    Under each interpreter: the CircuitPython virtual board through the same relay."""
     broker = Broker(tmp_path / "broker").start()
     sub = Recorder(broker.port)
-    board = Board(tmp_path, 31)
+    board = Board(tmp_path, 31, impl)
     relay = cmds = None
     try:
         sub.wait_connected()
@@ -266,6 +269,7 @@ def test_device_spool_drains_into_the_gateway_on_reconnect(tmp_path):
         dev = sub.msgs[0][1]["device"]
         cmds = Commands(broker.port, sub)
         info = cmds.call(dev, "info")
+        assert info["impl"] == impl, info
         st = cmds.call(dev, "stats")
         assert st["telemetry_seq"] >= 200
         msgs = check_every_record(sub, {(dev, info["boot"]): st["telemetry_seq"]}, 60)
