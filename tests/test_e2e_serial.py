@@ -269,6 +269,7 @@ def test_repl_request_and_break_sequence_reach_the_repl(sim):
     assert_one_line_error(mote("info", "--port", sim.port), "REPL")
 
 
+@BOTH
 def test_mpremote_drives_the_virtual_board_at_its_repl(sim):
     assert mote("repl", "--port", sim.port).returncode == 0
     mpremote = str(Path(sys.executable).with_name("mpremote"))

@@ -60,9 +60,10 @@ def home(tmp_path):
 
 
 @pytest.fixture
-def blank(tmp_path):
+def blank(tmp_path, request):
     state = tmp_path / "board"
-    proc = subprocess.Popen([MOTE, "sim", "--state", str(state), "--blank"],
+    impl = getattr(request, "param", "micropython")     # indirect: a blank CircuitPython virtual board
+    proc = subprocess.Popen([MOTE, "sim", "--state", str(state), "--blank", "--impl", impl],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     port = proc.stdout.readline().strip()
     assert port, proc.stderr.read()
@@ -114,6 +115,26 @@ def test_install_on_a_stock_board_then_over_running_firmware(blank, home):
     assert rep["files"] >= 30
     p = run(MOTE, "info", "--port", port, "--json", env=env)
     assert p.returncode == 0 and json.loads(p.stdout)["board"] == "sim", p.stderr
+
+
+@pytest.mark.parametrize("blank", ["circuitpython"], indirect=True)
+def test_install_source_on_a_blank_circuitpython_virtual_board(blank, home):
+    """CircuitPython loads its own .mpy format: --source copies the .py files over the raw REPL, leaves out the
+    viper modules (no native emitter), verifies every file with hashlib.new("sha256") (no hashlib.sha256()
+    there) and the firmware boots under CircuitPython."""
+    port, flash = blank
+    env, want_keys = home
+    one_line_error(run(MOTE, "install", "--port", port, "--board", "sim", env=env), "--source")
+    p = run(MOTE, "install", "--port", port, "--board", "sim", "--source", "--json", env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    rep = json.loads(p.stdout)
+    assert rep["device"]["impl"] == "circuitpython" and not rep["compiled"] and rep["files"] >= 30
+    assert rep["hello"]["impl"] == "circuitpython" and rep["hello"]["board"] == "sim" and rep["hello"]["caps"] == []
+    assert any("frame_viper.py (no native emitter)" in s for s in rep["skipped"])
+    assert (flash / "mote" / "app.py").exists() and not (flash / "mote" / "frame_viper.py").exists()
+    assert json.loads((flash / "keys.json").read_text()) == want_keys
+    p = run(MOTE, "info", "--port", port, "--json", env=env)
+    assert p.returncode == 0 and json.loads(p.stdout)["impl"] == "circuitpython", p.stderr
 
 
 def test_build_for_32_bit_boards_leaves_out_the_64_bit_viper_kernels():

@@ -211,7 +211,8 @@ def _h(p):
   n=os.stat(p)[6]
  except OSError:
   return (p,-1,'')
- h=hashlib.sha256();b=bytearray(1024);m=memoryview(b)
+ h=getattr(hashlib,'sha256',None);h=h() if h else hashlib.new('sha256')
+ b=bytearray(1024);m=memoryview(b)
  with open(p,'rb') as f:
   while 1:
    k=f.readinto(b)
@@ -386,10 +387,12 @@ class Installer:
             self.device = {"impl": impl, "platform": platform, "mpy": f"v{ver}.{sub}" if ver else None,
                            "arch": dev_arch, "free": free}
             want_impl = board.get("firmware", "micropython")
+            if board.get("name") == "sim" and platform in ("linux", "darwin"):
+                want_impl = impl           # the virtual board: either unix port (`mote sim --impl`)
             if impl != want_impl:
                 raise InstallError(f"board {board['name']!r} runs {want_impl} but {self.port} runs {impl}: wrong --board?")
             arch = board.get("mpy_arch")
-            if arch and dev_arch and arch != dev_arch:
+            if arch and dev_arch and arch != dev_arch and not (self.source and impl == "circuitpython"):
                 raise InstallError(f"arch mismatch: board {board['name']!r} is {arch} but {self.port} runs "
                                    f"{dev_arch} code: wrong --board?")
             arch = arch or dev_arch

@@ -113,9 +113,6 @@ class VirtualBoard:
         if self.impl == "circuitpython" and ble is not None:
             raise ValueError("the CircuitPython virtual board has no radio: its BLE peripheral (mote.ble_cpy on "
                              "adafruit_ble) is bridged to BlueZ only on MicroPython; drop --ble or use --impl micropython")
-        if self.impl == "circuitpython" and blank:
-            raise ValueError("--blank is a stock MicroPython board (for `mote install`); a CircuitPython board "
-                             "is written over its CIRCUITPY drive, not the raw REPL: use --impl micropython")
         self.seed = seed
         self.state = Path(state_dir) if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{board}-{seed}"
         self.flash = self.state / "flash"
