@@ -26,10 +26,7 @@ CURRENT = "micropython"       # the interpreter run_mpy uses when not told (set 
 CPY_ABSENT = {
     "viper": "no native/viper emitter on CircuitPython boards",
     "deflate": "no deflate module on CircuitPython boards (uploads stay uncompressed)",
-    "vfs": "no vfs module on CircuitPython boards",
     "machine": "no machine module on CircuitPython boards (the mpy HAL is MicroPython's)",
-    "bluetooth": "no `bluetooth` module on CircuitPython boards (mote.ble is MicroPython's; ble_cpy is theirs)",
-    "ticks": "no time.ticks_* on CircuitPython boards",
 }
 
 

@@ -1,6 +1,6 @@
-"""mote.ble_cpy (the NUS peripheral on CircuitPython's adafruit_ble) under micropython, against a fake of the
-adafruit_ble / _bleio API surface it uses (tests/ble_fake/cpy: a fake following the library's documented
-API, not the library). CircuitPython itself cannot run here."""
+"""mote.ble_cpy (the NUS peripheral on CircuitPython's adafruit_ble) under micropython and under CircuitPython's
+own interpreter (tests/mpy.py), against a fake of the adafruit_ble / _bleio API surface it uses
+(tests/ble_fake/cpy: a fake following the library's documented API, not the library; no radio here)."""
 
 import json
 from pathlib import Path

@@ -18,8 +18,9 @@
 #            nrf, adafruit/circuitpython issue #10664: INT1 could not wake it). NB on nRF52840 CircuitPython's
 #            deep sleep is System ON idle + reset, not System OFF (docs/power.md): the board files keep it off.
 #
-# Not run on hardware here: tests/test_hal_cpy.py runs it under micropython against fake `board`,
-# `analogio`, `busio`, `alarm`, `microcontroller`, `supervisor` and `usb_cdc` modules.
+# Not run on hardware here: tests/test_hal_mpy.py runs it under micropython and under CircuitPython's own
+# interpreter (its unix port, built board-like) against fake `board`, `analogio`, `busio`, `alarm`,
+# `microcontroller`, `supervisor` and `usb_cdc` modules.
 import time
 
 import board
@@ -29,7 +30,7 @@ from mote.hal import read_json
 
 try:
     _mono = time.monotonic
-except AttributeError:            # the unix port the tests run this under (fakes of the CircuitPython modules)
+except AttributeError:            # MicroPython, which the tests also run this HAL under (with the fakes)
     def _mono():
         return time.ticks_ms() / 1000
 
