@@ -57,8 +57,9 @@ def pytest_generate_tests(metafunc):
     fn = metafunc.function
     fixtures = [metafunc._arg2fixturedefs.get(n, [None])[-1] for n in metafunc.fixturenames]
     mod = metafunc.module
-    if _reaches(fn, mod) or any(fd is not None and inspect.getmodule(fd.func) is mod and _reaches(fd.func, mod)
-                                for fd in fixtures):
+    # a broader-scoped fixture runs once, before any test's interpreter is chosen: it does not count
+    if _reaches(fn, mod) or any(fd is not None and fd.scope == "function" and inspect.getmodule(fd.func) is mod
+                                and _reaches(fd.func, mod) for fd in fixtures):
         metafunc.fixturenames.append("impl")
         metafunc.parametrize("impl", mpy.IMPLS)
 

@@ -388,7 +388,9 @@ res["depth_ack5"] = a.tel.depth()
 bp.conn = None                                 # BLE drops; more records; the write-behind timer flushes
 for i in range(5):
     a.telemetry()
-a.tel.poll(compat.ticks_add(now, telemetry.FLUSH_MS + 1), False)
+# FLUSH_MS after the newest record, not after `now`: on a loaded machine the records above are made some
+# ms after `now`, and at now + FLUSH_MS + 1 they were not yet FLUSH_MS old (the flush never came)
+a.tel.poll(compat.ticks_add(compat.ticks_ms(), telemetry.FLUSH_MS + 1), False)
 res["flushes"] = a.tel.flushes
 for i in range(3):
     a.telemetry()                              # newer ones in RAM, older in flash
