@@ -186,3 +186,25 @@ print(open("/state.json").read(), open("/d/x").read(), sorted(os.listdir("/")))
     assert out[:2] == ["two", "four"]
     assert (tmp_path / "state.json").read_text() == "two" and (tmp_path / "d" / "x").read_text() == "four"
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_uptime_keeps_counting_past_the_tick_wrap():
+    """The board's tick counter wraps (CircuitPython: 2**29 ms, the first time ~65 s after power-on;
+    MicroPython boards: 2**30 ms): uptime_ms still counts up, past half the period, where a plain
+    ticks_diff from boot turns negative (3.1 days on CircuitPython)."""
+    body = """
+from mote import compat
+P = compat.TICKS_PERIOD or compat.ticks_add(0, -1) + 1      # the port's own period (2**62 on 64-bit unix)
+clock = [P - 5000]                               # 5 s before the wrap
+app.ticks_ms = lambda: clock[0]
+a.t0 = clock[0]
+a.up = 0
+seen = []
+for i in range(12):                              # 12 steps of P/8: one and a half periods
+    clock[0] = (clock[0] + P // 8) % P
+    seen.append(a.uptime_ms())
+print(json.dumps({"P": P, "seen": seen}))
+"""
+    res = json.loads(run_device(b"", body).splitlines()[-1])
+    step = res["P"] // 8
+    assert res["seen"] == [step * (i + 1) for i in range(12)]

@@ -52,6 +52,7 @@ class App:
         self.link.on("ble.pair", self._ble_pair)     # serial only (mote.requests): the pairing window
         self._setup_store(board)
         self.t0 = ticks_ms()
+        self.up = 0               # ms since boot, accumulated by uptime_ms()
         self.seq = 0
         self.samples = 0
         self.overruns = 0
@@ -106,7 +107,12 @@ class App:
             return None
 
     def uptime_ms(self):
-        return ticks_diff(ticks_ms(), self.t0)
+        # accumulated: ticks_diff alone goes negative after half the tick period (CircuitPython: 2**28 ms,
+        # 3.1 days; MicroPython boards: 6.2 days); it is called at least every heartbeat, far more often
+        now = ticks_ms()
+        self.up += ticks_diff(now, self.t0)
+        self.t0 = now
+        return self.up
 
     def stats(self):
         gc.collect()
