@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))
 
 if not os.environ.get("MOTEKIT_MICROPYTHON32"):
     # `./dev test` exports it; a bare pytest finds the same cached 32-bit unix port (building it once, ~1 min,
@@ -41,8 +42,11 @@ def _reaches(fn, module, names=("run_mpy",), seen=None) -> bool:
         return True
     for r in refs:
         obj = getattr(module, r, None)
-        if isinstance(obj, types.FunctionType) and obj.__module__ == module.__name__:
-            if _reaches(obj, module, names, seen):
+        home = sys.modules.get(getattr(obj, "__module__", None) or "")
+        # the module's own helpers, and helpers imported from other test modules (tests/*.py)
+        if isinstance(obj, types.FunctionType) and home is not None and home is not mpy and \
+                Path(getattr(home, "__file__", "") or "/").parent == TESTS:
+            if _reaches(obj, home, names, seen):
                 return True
     return False
 

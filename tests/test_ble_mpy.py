@@ -418,7 +418,7 @@ def test_a_pairing_window_closes_by_itself(tmp_path):
 import time
 port.pair({"seconds": 1})
 a = port.pairing()
-time.sleep_ms(1100)
+time.sleep(1.1)
 print(json.dumps([a, port.pairing(), pair_attempt(64, b"late")]))
 """)
     assert r == [True, False, [False, False, None]]

@@ -55,7 +55,7 @@ def test_battery_band_reports_changes_with_held_counts(tmp_path):
 board.serial.feed(binascii.unhexlify(%r))
 a.link.poll()
 fill_window()
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 res = {"report": a.sense.policy.report(), "change": a.reporter.change}
 frames_out()
 for m in [1, 1, 1, 1, 0, 0, 1, 1, 1]:
@@ -63,7 +63,7 @@ for m in [1, 1, 1, 1, 0, 0, 1, 1, 1]:
     a.telemetry()
 res["out"] = frames_out()
 board.power.on_usb = True                   # USB power: the usb row reports every hop again
-a._power_tick(time.ticks_add(a.sense.next_tick, 1))
+a._power_tick(compat.ticks_add(a.sense.next_tick, 1))
 res["usb_report"] = a.sense.policy.report()
 frames_out()
 for m in [1, 1, 1]:

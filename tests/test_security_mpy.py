@@ -139,7 +139,7 @@ def test_revoked_signer_stops_the_active_model_at_boot(tmp_path):
         body = """
 board.serial.feed(binascii.unhexlify(%r))     # a host is present: the ev goes out live
 a.link.poll()
-a.tel.poll(time.ticks_ms(), True)
+a.tel.poll(compat.ticks_ms(), True)
 print(json.dumps({"frames": frames_out(), "active": a.store.pointer()}))
 """ % hostframe.encode(T.HELLO, cbor2.dumps({"resend": True}), seq=1).hex()
         out = run_mpy("WINDOWS = True\n" + HARNESS + body, root=root).stdout.decode()
