@@ -71,3 +71,49 @@ def m5stickc(path=None):
 
 def windows(counts, window=WINDOW, hop=10):
     return np.array([counts[i:i + window] for i in range(0, len(counts) - window + 1, hop)])
+
+
+EXERCISES_CSV = "exercises_m5stickc.csv"
+
+
+def shared_accel():
+    import os
+    return Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared")) / "vectors" / "accel"
+
+
+def exercise_recordings(path=None):
+    """{recording: (activity, [(x, y, z) in g at 50 Hz])} from the real exercise recordings (100 Hz CSV, every
+    second sample), read in place. FileNotFoundError names the missing file."""
+    path = Path(path) if path else shared_accel() / EXERCISES_CSV
+    if not path.is_file():
+        raise FileNotFoundError("no recordings at %s (set MOTEKIT_SHARED to the directory holding vectors/)" % path)
+    recs = defaultdict(list)
+    acts = {}
+    with open(path) as f:
+        for r in csv.DictReader(f):
+            recs[r["recording"]].append((float(r["t"]), float(r["x"]), float(r["y"]), float(r["z"])))
+            acts[r["recording"]] = r["activity"]
+    out = {}
+    for k, rows in recs.items():
+        rows.sort()
+        out[k] = (acts[k], [r[1:] for r in rows[::2]])
+    return out
+
+
+def exercise_split(name, recs):
+    """"train" or "test": every other recording of each activity, in name order (the first is train). The
+    exercise model trains on one half; real traces for the power benchmark are built from the other."""
+    act = recs[name][0]
+    same = sorted(k for k, v in recs.items() if v[0] == act)
+    return "train" if same.index(name) % 2 == 0 else "test"
+
+
+def max_axis_std(rows):
+    """The largest per-axis standard deviation (g) of [(x, y, z)]: how much a recording moves."""
+    n = len(rows)
+    best = 0.0
+    for a in range(3):
+        m = sum(r[a] for r in rows) / n
+        v = sum((r[a] - m) ** 2 for r in rows) / n
+        best = max(best, v ** 0.5)
+    return best

@@ -24,7 +24,9 @@
 # (mote.ble.WINDOW_MS at the "on" advertising interval) once per batch; an "on" radio advertises all the time;
 # nothing is sent (the records stay in the spool). Fast advertising is charged at the board's `radio_adv`
 # figure (its average at a 1 s interval) scaled to the "on" interval, capped at `radio_tx`: an estimate.
-# stdout: one JSON line {energy_mas: {state: mA*ms}, detections: [s], timeline: [[t_s, soc, soc_est, hz]], ...}
+# stdout: one JSON line {energy_mas: {state: mA*ms}, detections: [ms], timeline: [[t_ms, soc_milli%, soc_est, hz]],
+#         events: [[t_ms, from, to, soc_est]], wake_times: [ms], ...}: times are integer ms (a float is a heap object
+#         on the unix port; hours of busy motion made these lists fragment a 50 MB heap)
 import sys
 import json
 from array import array
@@ -215,11 +217,11 @@ while t < dur:
         est.update(cell.read_mv(), cell.load_ma)
         ch = p.update(est.soc)
         if ch:
-            events.append([t / 1000.0, ch[0], ch[1], est.soc])
+            events.append([t, ch[0], ch[1], est.soc])
             rep.set_mode(p.report())
     if t - last_tl >= 60000:
         last_tl = t
-        timeline.append([t / 1000.0, round(cell.soc(), 3), est.soc, p.hz])
+        timeline.append([t, int(cell.soc() * 1000), est.soc, p.hz])
     if cell.empty():
         break
     mode = p.mode
@@ -284,9 +286,9 @@ while t < dur:
             spend("imu", imu_ma(wake_odr), lag)
             t += lag
             wakes += 1
-            wake_times.append(t / 1000.0)
+            wake_times.append(t)
             p.wake(t)
-            events.append([t / 1000.0, "armed", "probe", est.soc])
+            events.append([t, "armed", "probe", est.soc])
         continue
     hz = p.hz
     period = 1000 // hz
@@ -295,17 +297,17 @@ while t < dur:
         break
     r = p.sample(t, trace[i], trace[i + 1], trace[i + 2])
     if r == policy.START:
-        detections.append(t / 1000.0)
-        events.append([t / 1000.0, "quiet", "burst", est.soc])
+        detections.append(t)
+        events.append([t, "quiet", "burst", est.soc])
         pending += REC_EV
         rep.reset()                     # mote.app: a rate change restarts the reporting
     elif r == policy.STOP:
-        events.append([t / 1000.0, "burst", "quiet", est.soc])
+        events.append([t, "burst", "quiet", est.soc])
         pending += REC_EV
         rep.reset()
     elif r == policy.SLEEP:
         false_wakes += 1
-        events.append([t / 1000.0, "probe", "armed", est.soc])
+        events.append([t, "probe", "armed", est.soc])
     if p.moving():
         hop_moving = True
     # energy of this sample period
@@ -320,7 +322,7 @@ while t < dur:
         # baseline processes every window
         if fixed or p.burst:
             if hop_moving:
-                detections.append(t / 1000.0)
+                detections.append(t)
             label = None
             if fixed or p.infer():
                 spend("inference", MA["inference"], tm["inference_ms"])

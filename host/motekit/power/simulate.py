@@ -164,7 +164,13 @@ def run_device(board: dict, trace: Trace, trace_file: str, *, capacity_mah=None,
     if proc.returncode != 0:
         raise RuntimeError("device simulation failed under micropython:\n" + proc.stderr.decode(errors="replace")
                            + proc.stdout.decode(errors="replace")[-2000:])
-    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    res = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    # device_sim reports integer ms (no float objects on its heap): seconds here
+    res["detections"] = [d / 1000.0 for d in res["detections"]]
+    res["wake_times"] = [w / 1000.0 for w in res["wake_times"]]
+    res["events"] = [[e[0] / 1000.0] + e[1:] for e in res["events"]]
+    res["timeline"] = [[r[0] / 1000.0, r[1] / 1000.0] + r[2:] for r in res["timeline"]]
+    return res
 
 
 def _summary(res, trace, capacity_mah):
