@@ -332,3 +332,135 @@ print(started is not None, stopped)
     stopped = int(out[4])
     pol = json.loads(run_mpy("from mote import policy; import json; print(json.dumps(policy.Policy().quiet_ms))").stdout)
     assert abs(stopped * 20 - pol) <= 200         # STOP after quiet_ms of quiet, not at the wrap, not never
+
+
+def test_screening_looks_rests_confirms_escalates_and_duty_cycles():
+    """Screening (band screen_s, the model's event labels): a confirmed burst looks (burst rate), a non-event look
+    rests (hz 0) until the next look is due; `confirm` hops with the same confident event label escalate to EVENT
+    (a detection), whose inference is duty-cycled while the label holds; a look without motion ends the burst.
+    Without labels (no model) every motion is an event, as before."""
+    r = mpy_json("""
+import json
+from mote import policy
+P = policy
+p = policy.Policy(imu_wake=True); p.update(90)
+p.set_labels(["other", "jumpingjack", "lunge", "squat"])
+out = {"events": list(p.events), "armed": p.armed}
+p.wake(0)
+t = 0
+while not p.burst:                    # motion confirms the probe: START
+    t += 20
+    p.sample(t, 8000 if (t // 20) % 2 else -8000, 0, 16384)
+out["start"] = [P.STAGES[p.stage], p.hz]
+out["infer_look"] = p.infer_hop()
+out["other"] = [p.decide(t, True, "other", 0.9), P.STAGES[p.stage], p.hz, p.rest_ms(t)]
+out["not_due"] = p.due(t + 3999)
+out["due"] = [p.due(t + 4000), P.STAGES[p.stage], p.hz, p.looks]
+t += 4000
+seq = []
+for lab, conf in (("lunge", 0.5), ("lunge", 0.9), ("squat", 0.9), ("squat", 0.9), ("squat", 0.9), ("lunge", 0.9),
+                  ("squat", 0.9)):
+    t += 500
+    if P.STAGES[p.stage] == "rest":
+        p.due(t + 4000); t += 4000
+    seq.append([p.decide(t, True, lab, conf), P.STAGES[p.stage]])
+out["seq"] = seq
+hops = []
+for k in range(12):                   # the label holds: classified on fewer hops
+    t += 500
+    c = p.infer_hop()
+    hops.append(c)
+    if c:
+        p.decide(t, True, "squat", 0.9)
+out["hops"] = hops
+t += 500
+out["stray"] = [p.decide(t, True, "other", 0.9), P.STAGES[p.stage]]       # within HOLD_MS: still an event
+t += 2000
+out["end"] = [p.decide(t, True, "other", 0.9), P.STAGES[p.stage], p.hz]
+p.due(t + 4000)
+out["still"] = [p.decide(t + 5000, False, "other", 0.9), p.burst, p.armed, p.hz]
+q = policy.Policy(imu_wake=True); q.update(90); q.set_labels(None)
+out["nolabels"] = [q.screening(), q.decide(0, True, None)]
+q.set_labels(["idle", "other"])
+out["nothing"] = q.events
+e = policy.Policy(policy.merge(policy.DEFAULT, {"events": ["squat"]})); e.update(90)
+e.set_labels(["other", "jumpingjack", "lunge", "squat", 7])
+out["only"] = list(e.events)
+print(json.dumps(out))
+""")
+    assert r["events"] == ["jumpingjack", "lunge", "squat"] and r["armed"] is True
+    assert r["start"] == ["look", 50] and r["infer_look"] is True
+    assert r["other"] == [False, "rest", 0, 4000]
+    assert r["not_due"] is False and r["due"] == [True, "look", 50, 1]
+    # 0.5 confidence is below min_conf 60 (rest); a new label restarts the confirmation; 3 confident squats in a
+    # row escalate; inside an event another event label is an event at once
+    assert r["seq"] == [[False, "rest"], [False, "confirm"], [False, "confirm"], [False, "confirm"], [True, "event"],
+                        [True, "event"], [True, "event"]], r["seq"]
+    assert r["hops"].count(True) < 8 and r["hops"][-4:].count(True) == 1
+    assert r["stray"] == [False, "event"] and r["end"] == [False, "rest", 0]
+    assert r["still"] == [False, False, True, 0]
+    assert r["nolabels"] == [False, True] and r["nothing"] is None and r["only"] == ["squat"]
+
+
+def test_screening_policy_keys_are_validated_and_a_hostile_set_keeps_the_board():
+    """events / confirm / min_conf / screen_s: wrong types, sizes and ranges are one-line ValueErrors; Sense.set
+    with them changes nothing stored."""
+    r = mpy_json("""
+import json
+from mote import policy
+bad = [{"events": "squat"}, {"events": ["x"] * 17}, {"events": [["nested"]]}, {"events": [""]},
+       {"events": ["a" * 33]}, {"confirm": 0}, {"confirm": True}, {"confirm": 9}, {"min_conf": 101},
+       {"min_conf": -1}, {"min_conf": 0.5},
+       {"bands": [dict(policy.DEFAULT["bands"][0], screen_s=-1)] + policy.DEFAULT["bands"][1:]},
+       {"bands": [dict(policy.DEFAULT["bands"][0], screen_s="4")] + policy.DEFAULT["bands"][1:]},
+       {"bands": [dict(policy.DEFAULT["bands"][0], screen_s=10 ** 30)] + policy.DEFAULT["bands"][1:]}]
+out = []
+for b in bad:
+    try:
+        policy.merge(policy.DEFAULT, b); out.append("accepted")
+    except ValueError as e:
+        out.append(str(e))
+ok = policy.merge(policy.DEFAULT, {"events": ["squat", "lunge"], "confirm": 2, "min_conf": 0})
+print(json.dumps({"out": out, "ok": [ok["events"], ok["confirm"], ok["min_conf"]]}))
+""")
+    assert "accepted" not in r["out"] and all("\n" not in m and len(m) < 120 for m in r["out"]), r["out"]
+    assert r["ok"] == [["squat", "lunge"], 2, 0]
+
+
+def test_sense_hop_reports_events_only_and_their_end():
+    """mote.sense.Sense.hop while screening: non-event looks are not reported, the event's hops are (the decision
+    as the moving flag), a duty-cycled hop stands for the last label, the end of an event is reported once;
+    the usb row reports every hop as before."""
+    r = mpy_json("""
+import json
+from mote import sense, policy
+class Power:
+    def read_mv(self): return 3950
+    def usb(self): return False
+    def charging(self): return False
+class Board:
+    def __init__(self):
+        self.info = {"sensors": {"imu": {"counts_per_g": 16384}}}
+        self.power = Power()
+b = Board()
+s = sense.Sense(b)
+s.tick(0, True)
+s.set_labels(["other", "squat"])
+p = s.policy
+p.burst = True; p.stage = policy.STAGE_LOOK; p._rate()
+out = [s.hop(100, True, "other", True, 0.9), [s.changed, p.hz]]
+s.changed = False
+p.stage = policy.STAGE_LOOK; p._rate()
+for k in range(3):
+    out.append(s.hop(1000 + 500 * k, True, "squat", True, 0.9))
+out.append(s.hop(2600, True, None, False))
+out.append(s.hop(5000, True, "other", True, 0.9))
+s.set_labels(None)
+out.append(s.hop(6000, True, "x", True, 0.9))
+print(json.dumps(out))
+""")
+    assert r[0] == [True, "other", False] or r[0] == [False, "other", False]
+    assert r[1] == [True, 0]
+    assert r[2:5] == [[False, "squat", False], [False, "squat", False], [True, "squat", True]]
+    assert r[5] == [True, "squat", True]
+    assert r[6] == [False, "other", True] and r[7] == [True, "x", True]

@@ -126,11 +126,12 @@ def test_sim_imu_stays_quiet_on_real_idle_recordings(tmp_path):
 def test_simulate_json_reports_the_imu_wake(tmp_path):
     """The simulator's JSON for a board with INT1 (xiao: CircuitPython light sleep + PinAlarm): wake-ups, the
     probes that found no activity, the share of time asleep behind the IMU, detection delays; recall is still
-    recomputable from `detections` against the trace's labels, and imu_wake=False restores the 2 Hz sampler."""
+    recomputable from `detections` against the trace's labels, and imu_wake=False restores the 2 Hz sampler.
+    (Without screening: its looks and confirmation add their own delay, test_screening_...)"""
     from motekit.power.simulate import simulate
     trace = tmp_path / "t.csv"
     gen_trace.write_csv(trace, gen_trace.generate(0.5, seed=3, quiet_s=(30, 120)))
-    r = simulate("xiao_nrf52840_sense", str(trace), baseline=False)
+    r = simulate("xiao_nrf52840_sense", str(trace), baseline=False, screen=False)
     t = read_trace(trace)
     assert r["imu_wake"] is True and r["wakes"] >= r["events"] >= 5 and 0 <= r["false_wakes"] < r["wakes"]
     assert 0.5 < r["armed_fraction"] < 1 and r["energy_by_state"]["sleep_gpio"] > 0.2
@@ -174,8 +175,9 @@ def test_simulate_deep_sleep_model_reboots_per_wake(tmp_path):
     from motekit.power.simulate import simulate
     trace = tmp_path / "t.csv"
     gen_trace.write_csv(trace, gen_trace.generate(0.5, seed=3, quiet_s=(30, 120)))
-    light = simulate("feather_nrf52840_sense", str(trace), baseline=False)
-    deep = simulate("feather_nrf52840_sense", str(trace), baseline=False, board_patch={"sleep": {"imu_deep": True}})
+    light = simulate("feather_nrf52840_sense", str(trace), baseline=False, screen=False)
+    deep = simulate("feather_nrf52840_sense", str(trace), baseline=False, board_patch={"sleep": {"imu_deep": True}},
+                    screen=False)
     assert light["imu_deep"] is False and light["boots"] == 0
     assert deep["imu_deep"] is True and deep["boots"] >= deep["wakes"] >= deep["events"]
     assert deep["energy_by_state"]["boot"] > 0 and deep["energy_by_state"]["deep_gpio"] > 0.2
@@ -187,7 +189,8 @@ def test_change_reporting_follows_the_model_and_saves_the_radio(tmp_path):
     """The battery bands report changes (mote.report): with the demo gesture model on the device, a burst's
     hops fold into a few records; the same policy reporting every window sends one per hop, and the worst
     case for changes (a new label every moving hop) sends more. Detections (and so recall) do not change:
-    the folded hops are in the records' `held` counts."""
+    the folded hops are in the records' `held` counts. (Without screening, which keeps non-event hops on the board
+    altogether: test_screening_...)"""
     policy = firmware_module("mote.policy")
     from motekit.power.simulate import simulate
     trace = tmp_path / "t.csv"
@@ -195,9 +198,9 @@ def test_change_reporting_follows_the_model_and_saves_the_radio(tmp_path):
     # batches every 5 min (the default 30 would send nothing in half an hour)
     change = [dict(b, batch_s=300) if b.get("mode", "sample") == "sample" else b for b in policy.DEFAULT["bands"]]
     window = [dict(b, report="window") if b.get("mode", "sample") == "sample" else b for b in change]
-    ch = simulate("xiao_nrf52840_sense", str(trace), baseline=False, policy={"bands": change})
-    win = simulate("xiao_nrf52840_sense", str(trace), baseline=False, policy={"bands": window})
-    worst = simulate("xiao_nrf52840_sense", str(trace), baseline=False, flicker=True)
+    ch = simulate("xiao_nrf52840_sense", str(trace), baseline=False, policy={"bands": change}, screen=False)
+    win = simulate("xiao_nrf52840_sense", str(trace), baseline=False, policy={"bands": window}, screen=False)
+    worst = simulate("xiao_nrf52840_sense", str(trace), baseline=False, flicker=True, screen=False)
     hops = sum(ch["labels"].values())
     assert set(ch["labels"]) <= {"idle", "shake", "wave", "updown"} and len(ch["labels"]) >= 3 and hops > 50
     assert win["reported"] == hops and ch["reported"] < hops / 4 < worst["reported"]

@@ -105,13 +105,54 @@ def features(Xc):
     return gesture_data.preprocess(Xc).reshape(len(Xc), -1)
 
 
+EXERCISE_LABELS = ["other", "jumpingjack", "lunge", "squat"]     # "other": a wearer moving, not exercising
+
+
+def exercise_windows(split, hop=5, path=None):
+    """Windows [n, 50, 3] (counts) and labels from one half ("train" / "test") of the real exercise recordings."""
+    recs = gesture_data.exercise_recordings(path)
+    X, y = [], []
+    for k in sorted(recs):
+        act, rows = recs[k]
+        if gesture_data.exercise_split(k, recs) != split:
+            continue
+        counts = np.clip(np.round(np.array(rows) * 16384), -32768, 32767).astype(np.int64)
+        w = gesture_data.windows(counts, hop=hop)
+        X.append(w)
+        y += [EXERCISE_LABELS.index(act)] * len(w)
+    return np.concatenate(X), np.array(y)
+
+
+def main_exercises(out):
+    """The exercise classifier for the real-motion power benchmark: trained on the "train" half of the real
+    recordings (gesture_data.exercise_split); its accuracy is measured on the held-out "test" half, the one
+    `tools/gen_trace.py --real` builds traces from."""
+    X, y = exercise_windows("train")
+    P, tfl = fit(X, y, EXERCISE_LABELS, hidden=24, epochs=400)
+    (out / "exercise.tflite").write_bytes(tfl)
+    Xt, yt = exercise_windows("test")
+    pred = predict_float(P, features(Xt).astype(float) * IN_SCALE)
+    acc = float((pred == yt).mean())
+    per = {lab: round(float((pred[yt == i] == i).mean()), 3) for i, lab in enumerate(EXERCISE_LABELS)}
+    from motekit.model.convert import convert
+    c = convert(out / "exercise.tflite", labels=EXERCISE_LABELS, name="exercise", preprocess=gesture_data.PRE)
+    n = c.write(out / "exercise.mtm")
+    print(f"{out / 'exercise.mtm'}: {n} bytes; float accuracy on the held-out recordings {acc:.3f} {per}")
+    return out / "exercise.mtm"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-o", "--out", default=str(ROOT / "build" / "demo"))
     ap.add_argument("--per-class", type=int, default=300)
+    ap.add_argument("--exercises", action="store_true",
+                    help="the exercise classifier (other/jumpingjack/lunge/squat) from the real recordings' train half")
     a = ap.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
+    if a.exercises:
+        main_exercises(out)
+        return
     X, y, labels = gesture_data.synthetic(a.per_class, seed=0)
     P, tfl = fit(X, y, labels)
     (out / "gesture.tflite").write_bytes(tfl)

@@ -217,6 +217,8 @@ class App:
 
     def _load_model(self):
         msg = self.clf.load(self.win_n)
+        m = self.clf.model
+        self.sense.set_labels(getattr(m, "labels", None) if m is not None else None)    # which labels are events
         if msg is not None and msg.startswith("load failed"):
             self.event("model", self.clf.name, msg)
 
@@ -257,8 +259,8 @@ class App:
             self._apply_rate()
             if ch is not None and ch[0] is not None:
                 self.event("band", ch[0], ch[1])
-            elif self.hz != old:
-                self.event("rate", old, self.hz)   # a burst started / ended at a different rate
+            elif self.hz != old and not s.policy.screening():
+                self.event("rate", old, self.hz)   # a burst started / ended (screening: the acc records say it)
             if self.hz != old:
                 self.filled = 0                   # a window at one rate only
                 self.since_hop = 0
@@ -371,9 +373,13 @@ class App:
             cls = self.clf.run(self.win, self.idx)             # label, conf, lat_ms (or err)
         rep = self.reporter
         label = None
+        conf = 0.0
         if cls:
             label = cls[0].get(proto.SENML_VS)
-        if not rep.hop(ticks_ms(), moving, label):
+            conf = cls[1].get(proto.SENML_V, 0.0) if len(cls) > 1 else 0.0
+        now = ticks_ms()
+        moving, label, send = self.sense.hop(now, moving, label, cls is not None, conf)  # screening: events only
+        if not send or not rep.hop(now, moving, label):
             return
         held = rep.take_held() if rep.change else 0
         self.emit("acc", acc_pack(self.features(), cls, rep.change, moving, held))

@@ -18,6 +18,16 @@
 #             the timer, Sense.resume() restores band/SoC and starts the probe); elsewhere it is "imu".
 #             `wake_dur` (0..3 ODR cycles of the IMU's wake-up detector, WAKE_UP_DUR): the slope must stay over
 #             `wake_mg` for wake_dur + 1 samples, so a short knock does not wake the MCU at all.
+#   screen    telling target activity from other motion before paying for it (band `screen_s` > 0, and a
+#             classifier whose labels name the events: policy `events`, or by default every label of the model
+#             but BACKGROUND ("idle", "other"); set_labels()). A confirmed burst does not go to full rate at
+#             once: the policy LOOKs (one window at burst rate, classified), and unless the label is an event it
+#             RESTs (hz 0: no samples, the MCU sleeps) for screen_s and looks again; a look that saw no motion
+#             ends the burst (re-arm). An event label is CONFIRMed on the next hops (`confirm` hops in a row
+#             with the same event label; any other label: REST), then escalates to EVENT: every hop classified at burst rate,
+#             and while the label stays the same the classifier runs on every 2nd, 4th.. hop (at most
+#             EVERY_MAX; `decide()` per classified hop, `infer_hop()` says which hops). The stage leaves EVENT
+#             HOLD_MS after the last event label. Without a classifier (no labels) every motion is an event.
 #
 # Pure and clock-agnostic: the caller passes now_ms (real ticks on a board, a virtual clock in the energy
 # simulator). `sample()` is the per-sample hot path and allocates nothing.
@@ -38,6 +48,15 @@ STOP = const(-1)
 SLEEP = const(-2)            # a wake-up probe found no motion: re-arm the IMU and sleep
 PROBE_MS = const(1000)       # how long a wake-up listens at burst rate for the detector to confirm motion
 CONFIRM_MS = const(500)      # a probe confirms motion the detector still sees this long after it first did
+STAGE_LOOK = const(1)        # screening: collecting a window at burst rate to classify
+STAGE_REST = const(2)        # screening: the last look was not an event; no sampling until the next look
+STAGE_EVENT = const(3)       # an event label: full rate, classified every `every` hops
+STAGE_CONFIRM = const(4)     # an event label in a look: classify the next hops until `confirm` agree
+STAGES = ("-", "look", "rest", "event", "confirm")
+HOLD_MS = const(1500)        # EVENT lasts this long after the last event label (one stray label does not end it)
+EVERY_MAX = const(4)         # duty cycle while an event's label is stable: at most every 4th hop classified
+BACKGROUND = ("idle", "other")   # labels that are not events unless the policy's `events` says otherwise
+MAX_EVENTS = const(16)
 # The board's tick wrap: MicroPython's ticks_ms at 2**30 ms (~12.4 days; any multiple works alike), CircuitPython's
 # supervisor.ticks_ms at 2**29 ms, the first time ~65 s after power-on (a 2**30 mask there made every interval
 # that straddles the wrap ~-6 days: a burst that never ended)
@@ -56,12 +75,18 @@ WAKE_DUR = const(2)          # default WAKE_UP_DUR (26 Hz ODR: 3 samples in a ro
                              # a knock's slope lasts 1-2 samples, a gesture's seconds; with the 1-LSB threshold
                              # (31 mg) it keeps recall 1.0 on all traces (docs/power.md)
 
+CONFIRM = const(3)            # hops (0.5 s apart) with the same event label before a look escalates (measured:
+                             # a wearer's other motion gives 3 in a row in ~7 % of looks, an exercise in ~90 %)
+MIN_CONF = const(60)         # % (measured on the held-out recordings: other motion taken for an exercise in 43 % of
+                             # windows at any confidence, 29 % at >= 0.6; exercises keep 93-97 %)
+SCREEN_S = const(4)          # default look interval while motion is not an event (docs/power.md: measured)
+
 DEFAULT = {
     "bands": [
         {"name": "normal", "soc": 40, "idle_hz": 2, "burst_hz": 50, "infer": 1, "batch_s": 1800, "radio": "batch",
-         "wake": "imu-deep", "report": "change"},
+         "wake": "imu-deep", "report": "change", "screen_s": SCREEN_S},
         {"name": "saver", "soc": 15, "idle_hz": 2, "burst_hz": 25, "infer": 1, "batch_s": 3600, "radio": "batch",
-         "wake": "imu-deep", "report": "change"},
+         "wake": "imu-deep", "report": "change", "screen_s": 2 * SCREEN_S},
         {"name": "low", "soc": 5, "mode": "heartbeat"},
         {"name": "critical", "soc": 0, "mode": "sleep", "wake_s": 3600},
     ],
@@ -72,6 +97,9 @@ DEFAULT = {
     "quiet_s": 5,             # burst ends after this long without motion
     "wake_mg": 31,            # IMU wake-up threshold on the slope |a(n) - a(n-1)| / 2, in milli-g (1 LSB at +-2 g)
     "wake_dur": WAKE_DUR,     # IMU wake-up duration: over the threshold for wake_dur + 1 ODR samples (0..3)
+    "events": None,           # classifier labels that are events (list); None: the model's labels but BACKGROUND
+    "confirm": CONFIRM,       # screening: an event needs this many consecutive hops with the same event label
+    "min_conf": MIN_CONF,     # screening: ... each with the classifier's confidence >= this (%)
 }
 RADIO = ("on", "batch", "off")
 REPORTS = ("window", "change")   # mote.report: every hop's record, or only a changed decision (+ keepalive)
@@ -95,6 +123,21 @@ def _row(r, usb=False):
             raise ValueError("band %s: wake must be sw, imu or imu-deep" % r["name"])
         if r.get("report", "window") not in REPORTS:
             raise ValueError("band %s: report must be window or change" % r["name"])
+        sc = r.get("screen_s", 0)
+        if not isinstance(sc, int) or isinstance(sc, bool) or not 0 <= sc <= 3600:
+            raise ValueError("band %s: screen_s must be 0..3600 (s between looks; 0: every motion is an event)"
+                             % r["name"])
+
+
+def check_events(ev):
+    """The policy's `events`: None (the model's labels but BACKGROUND) or a list of label strings."""
+    if ev is None:
+        return
+    if not isinstance(ev, list) or len(ev) > MAX_EVENTS:
+        raise ValueError("events must be a list of at most %d label names (or null)" % MAX_EVENTS)
+    for e in ev:
+        if not isinstance(e, str) or not 0 < len(e) <= 32:
+            raise ValueError("events: each label is a string of 1..32 characters")
 
 
 def check(spec):
@@ -114,6 +157,13 @@ def check(spec):
     d = spec.get("wake_dur", 0)
     if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 3:
         raise ValueError("wake_dur must be 0..3 (ODR cycles)")
+    check_events(spec.get("events"))
+    c = spec.get("confirm", 1)
+    if not isinstance(c, int) or isinstance(c, bool) or not 1 <= c <= 8:
+        raise ValueError("confirm must be 1..8 (hops with the same event label)")
+    c = spec.get("min_conf", 0)
+    if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= 100:
+        raise ValueError("min_conf must be 0..100 (% confidence for an event label)")
     return spec
 
 
@@ -155,6 +205,17 @@ class Policy:
         self.c = 0
         self.primed = False
         self.last_motion = 0
+        # screening (see the header): the classifier's event labels, the stage, the next look
+        self.labels = None        # the loaded model's labels (set_labels); None: no classifier
+        self.events = None        # the labels that are events; None: no screening (every motion is an event)
+        self.stage = 0
+        self.look_at = 0
+        self.last_event = 0
+        self.last_label = None
+        self.every = 1
+        self.nhop = 0
+        self.looks = 0
+        self.run = 0              # CONFIRM: consecutive hops with last_label
         self._configure()
 
     def _configure(self):
@@ -163,8 +224,22 @@ class Policy:
         self.quiet_ms = s["quiet_s"] * 1000
         self.hb_ms = s["hb_s"] * 1000
         self.hyst = s["hysteresis"]
+        self.confirm = s.get("confirm", 1)
+        self.min_conf = s.get("min_conf", 0)
         self.wake_mg = s.get("wake_mg", 31)
         self.wake_dur = s.get("wake_dur", 0)
+        self.set_labels(self.labels)
+
+    def set_labels(self, labels):
+        """The classifier's labels (None: no classifier). Events: the policy's `events` that the model has, or
+        every label but BACKGROUND; no event label -> no screening."""
+        self.labels = labels
+        if not labels:
+            self.events = None
+            return
+        want = self.spec.get("events")
+        ev = tuple(x for x in labels if isinstance(x, str) and (x in want if want is not None else x not in BACKGROUND))
+        self.events = ev if ev else None
 
     # -- battery / power source ---------------------------------------------------------------
     def _pick(self, soc):
@@ -192,6 +267,7 @@ class Policy:
         if self.mode != MODE_SAMPLE:
             self.burst = False
             self.probing = False
+            self.stage = 0
         self._rate()
         self.transitions += 1
         return (old, self.row["name"])
@@ -202,6 +278,9 @@ class Policy:
         self.deep = False
         if self.mode != MODE_SAMPLE:
             self.hz = 0
+            return
+        if self.burst and self.stage == STAGE_REST:
+            self.hz = 0           # screening between looks: the MCU sleeps, nothing is sampled
             return
         if self.burst or self.probing:
             self.hz = r["burst_hz"]
@@ -223,6 +302,82 @@ class Policy:
 
     def infer(self):
         return self.mode == MODE_SAMPLE and self.burst and bool(self.row.get("infer", 1))
+
+    # -- screening: classify cheaply before escalating (see the header) ----------------------------
+    def screening(self):
+        """This burst is screened: a classifier with event labels and a band with screen_s."""
+        return self.events is not None and self.row is not None and self.row.get("screen_s", 0) > 0
+
+    def infer_hop(self):
+        """Classify this hop (call once per hop in a burst)? LOOK: yes; EVENT: every `every` hops; REST: no
+        (nothing is sampled). Without screening: as infer()."""
+        if not self.infer():
+            return False
+        if self.stage != STAGE_EVENT:
+            return self.stage != STAGE_REST
+        self.nhop += 1
+        if self.nhop >= self.every:
+            self.nhop = 0
+            return True
+        return False
+
+    def decide(self, now_ms, moving, label, conf=1.0):
+        """One classified hop of a burst (moving: the detector saw motion in it; label, conf: the classifier's).
+        True when it is an event (a detection). May change the stage and so the rate (compare hz)."""
+        if not self.burst or not self.screening():
+            return moving
+        if label in self.events and (self.stage == STAGE_EVENT or conf * 100 >= self.min_conf):
+            if self.stage == STAGE_EVENT and label == self.last_label:
+                self.every = self.every * 2 if self.every < EVERY_MAX else EVERY_MAX
+            elif self.stage != STAGE_EVENT:
+                self.run = self.run + 1 if (self.stage == STAGE_CONFIRM and label == self.last_label) else 1
+                self.last_label = label
+                if self.run < self.confirm:
+                    self.stage = STAGE_CONFIRM      # classify the next hop too (at burst rate, as a look)
+                    return False
+                self.every = 1
+                self.nhop = 0
+            else:
+                self.every = 1
+                self.nhop = 0
+            self.stage = STAGE_EVENT
+            self.last_label = label
+            self.last_event = now_ms
+            return True
+        self.last_label = label
+        self.run = 0
+        if self.stage == STAGE_EVENT and elapsed(now_ms, self.last_event) < HOLD_MS:
+            self.every = 1        # a stray label inside an event: look at the next hop
+            self.nhop = 0
+            return False
+        self.every = 1
+        if not moving:
+            self.burst = False    # a look without motion: the activity is over, back behind the IMU
+            self.stage = 0
+            self._rate()
+            return False
+        self.stage = STAGE_REST
+        self.look_at = (now_ms + self.row.get("screen_s", 0) * 1000) & _TICKS_MASK
+        self._rate()
+        return False
+
+    def due(self, now_ms):
+        """Resting between looks and the next look is due: sample a window at burst rate. True if the rate
+        changed."""
+        if self.stage != STAGE_REST or not self.burst or elapsed(now_ms, self.look_at) < 0:
+            return False
+        self.stage = STAGE_LOOK
+        self.looks += 1
+        self.last_motion = now_ms     # the quiet timer restarts with the look (no samples while resting)
+        self._rate()
+        return True
+
+    def rest_ms(self, now_ms):
+        """Resting: ms until the next look (>= 0); else -1."""
+        if self.stage != STAGE_REST or not self.burst:
+            return -1
+        d = elapsed(self.look_at, now_ms)
+        return d if d > 0 else 0
 
     def batch_ms(self):
         """The telemetry batching interval: the row's batch_s; heartbeat bands default to hb_s, sleep bands to
@@ -285,10 +440,16 @@ class Policy:
             if not self.burst and self.mode == MODE_SAMPLE:
                 self.burst = True
                 self.probing = False
+                self.stage = STAGE_LOOK if self.screening() else STAGE_EVENT
+                self.every = 1
+                self.nhop = 0
+                self.last_label = None
+                self.run = 0
                 self._rate()
                 return START
         elif self.burst and elapsed(now_ms, self.last_motion) > self.quiet_ms:
             self.burst = False
+            self.stage = 0
             self._rate()
             return STOP
         elif self.probing and elapsed(now_ms, self.woke_at) > PROBE_MS:

@@ -23,6 +23,11 @@
 # (board.wake_cause() == "imu"), starts the probe at once.
 # While armed in light sleep the app naps until the next heartbeat (s.nap_ms): INT1 ends the nap.
 #
+# Screening (mote.policy: band `screen_s`, the classifier's event labels): s.set_labels(model labels) after a
+# model (re)load; per hop s.infer() says whether to classify it and s.hop(now, moving, label, classified)
+# -> (label, report) feeds the decision to the policy and says what the Reporter sees; between looks the
+# policy rests (hz 0) and tick() starts the next look when it is due (s.nap_ms sleeps until then).
+#
 # A board without board.power (a test harness, a board with no battery sense) is treated as USB-powered:
 # the policy's `usb` row applies (full rate), exactly the behaviour before battery-aware sampling.
 from mote import battery, policy
@@ -119,6 +124,8 @@ class Sense:
         """Battery + band every TICK_MS (or now with force). Returns (old, new) band names on a change."""
         if self.imu_wake is not None and (self.policy.armed or self.wake_armed):
             self.wake_check(now_ms)
+        if self.policy.due(now_ms):
+            self.changed = True           # screening: the next look (a window at burst rate)
         if not force and ticks_diff(now_ms, self.next_tick) < 0:
             return None
         self.next_tick = ticks_add(now_ms, TICK_MS)
@@ -129,6 +136,9 @@ class Sense:
     def nap_ms(self, now_ms, next_hb):
         """How long the app may nap with no sampling: armed -> until the next heartbeat (INT1 ends it early);
         otherwise NAP_MS."""
+        r = self.policy.rest_ms(now_ms)
+        if r >= 0:
+            return r if r < ARMED_NAP_MS else ARMED_NAP_MS      # screening: until the next look
         if not self.policy.armed:
             return NAP_MS
         d = ticks_diff(next_hb, now_ms)
@@ -194,11 +204,36 @@ class Sense:
         return h if h < full_hz else full_hz
 
     def infer(self):
-        """Classify this hop? In a burst when the band infers; always on the usb row (full rate)."""
+        """Classify this hop? In a burst when the band infers (screening: the looks and the EVENT stage's
+        duty cycle, mote.policy.infer_hop); always on the usb row (full rate)."""
         p = self.policy
         if p.mode != policy.MODE_SAMPLE or not p.row or not p.row.get("infer", 1):
             return False
-        return p.burst or p.band < 0
+        if p.band < 0:
+            return True
+        return p.burst and p.infer_hop()
+
+    def set_labels(self, labels):
+        """The loaded model's labels (None: no model): which classes are events (policy `events`)."""
+        self.policy.set_labels(labels if isinstance(labels, (list, tuple)) else None)
+
+    def hop(self, now_ms, moving, label, classified, conf=1.0):
+        """One hop's decision -> (moving, label, report): what the Reporter should see and whether the hop goes
+        to it at all. Screening: the decision is the event (moving = it is one), not the detector's flag; a look
+        that is not an event stays on the board (the policy rests or ends the burst); a hop the duty cycle
+        skipped stands for the last label; an event's end is reported once."""
+        p = self.policy
+        if p.band < 0 or not p.burst or not p.screening():
+            return moving, label, True
+        if not classified:
+            ev = p.stage == policy.STAGE_EVENT
+            return ev, p.last_label, ev
+        was = p.stage == policy.STAGE_EVENT
+        hz = p.hz
+        ev = p.decide(now_ms, moving, label, conf)
+        if p.hz != hz or not p.burst:
+            self.changed = True
+        return ev, label, ev or was
 
     # -- requests -------------------------------------------------------------------------------------
     def get(self):
@@ -227,6 +262,7 @@ class Sense:
         p.row = None
         p.burst = False
         p.probing = False
+        p.stage = 0
         self.next_tick = ticks_ms()
         return self.get()
 
@@ -234,4 +270,5 @@ class Sense:
         p = self.policy
         return {"band": p.name(), "mode": policy.MODES[p.mode], "burst": p.burst, "hz": p.hz,
                 "soc": self.soc, "mv": self.mv, "source": battery.SOURCES[self.source()],
-                "transitions": p.transitions, "armed": p.armed, "deep": p.deep, "wakes": p.wakes}
+                "transitions": p.transitions, "armed": p.armed, "deep": p.deep, "wakes": p.wakes,
+                "stage": policy.STAGES[p.stage], "events": list(p.events) if p.events else None, "looks": p.looks}

@@ -17,6 +17,18 @@
 # Then it samples at burst rate: the firmware's own detector confirms (START) or the policy goes back to sleep
 # after policy.PROBE_MS (a knock that got through the IMU's duration filter).
 #
+# Screening (mote.policy: a band's `screen_s` and the model's event labels; job "screen": false turns it off):
+# a confirmed burst LOOKs (one window at burst rate, classified by the model) and, unless the label is an event,
+# RESTs until the next look (the MCU asleep, the IMU at its lowest ODR; a timer wake of gpio_wake_ms at `active`
+# starts the look; asleep at `light_sleep`, a timer wait). Detections are the hops the policy decided were events (without screening: the hops the
+# detector saw moving, as before). Reporting follows mote.sense.Sense.hop: only events and their end.
+#
+# IMU FIFO (boards whose IMU block has `fifo` and INT1 - the watermark interrupt -, job "fifo": false turns it off;
+# adaptive run only - the fixed-rate baseline stays as docs/power.md defines it): while sampling, the LSM6 collects the samples and the MCU wakes
+# once per hop on the FIFO watermark (gpio_wake_ms at `active`), reads the batch and runs the detector over it
+# (timing.fifo_sample_ms per sample at `active`: the I2C transfer + the detector), and waits at
+# `sleep_gpio_wake` in between; without it, a wake of sample_wake_ms per sample as before.
+#
 # argv[1]: JSON job {board, trace, n, trace_hz, duration_ms, capacity_mah, policy, fixed_hz, hop, imu_wake,
 #                    imu_deep, wake_dur, flicker, model, baseline_report, gateway}
 #
@@ -100,6 +112,8 @@ if job.get("model"):
         sys.exit(3)
     win_n = model.pre.get("n") or 50
     win = array("h", bytes(6 * win_n))
+else:
+    win_n = 50                      # the app's default config window
 
 
 def classify(t, hz):
@@ -112,7 +126,7 @@ def classify(t, hz):
         win[3 * k] = trace[j]
         win[3 * k + 1] = trace[j + 1]
         win[3 * k + 2] = trace[j + 2]
-    return model.classify(win)[0]
+    return model.classify(win)
 
 fixed = job.get("fixed_hz")
 if fixed:
@@ -146,6 +160,16 @@ est = battery.Estimator(info["battery"].get("chemistry", "lipo"), info["battery"
 est.update(cell.read_mv(), 0)
 p.update(est.soc)
 rep.set_mode(p.report())
+if model is not None and job.get("screen", True) is not False:
+    p.set_labels(model.labels)      # mote.app: which of the model's labels are events (policy `events`)
+fifo = wake_ok and bool(imu_info.get("fifo")) and job.get("fifo", True) is not False
+FIFO_SAMPLE_MS = tm.get("fifo_sample_ms", tm["sample_wake_ms"])
+FIFO_WAKE_MS = tm.get("gpio_wake_ms", tm["sample_wake_ms"])
+MA_FIFO_WAIT = MA.get("sleep_gpio_wake", MA["light_sleep"])
+IMU_REST_MA = imu_tab[0][1]         # resting between looks: the IMU at its lowest ODR
+looks = 0
+fifo_wakes = 0
+fifo_n = 0
 
 E = {}
 for k in ("active", "inference", "idle", "light_sleep", "deep_sleep", "radio_tx", "radio_conn", "radio_adv", "imu",
@@ -180,6 +204,8 @@ def batch_send(nbytes):
 
 
 detections = []
+filled = 0                  # samples in the app's window at the current rate (mote.app: reset on a rate change)
+last_hz = -1
 timeline = []
 events = []
 t = 0
@@ -290,20 +316,40 @@ while t < dur:
             p.wake(t)
             events.append([t, "armed", "probe", est.soc])
         continue
+    if p.burst and p.hz == 0:
+        # screening, resting between looks: the MCU sleeps until the look is due (a timer wake)
+        timer = min(last_hb + p.hb_ms, (last_batch or 0) + p.batch_ms() if p.batch_ms() else dur)
+        end = min(dur, last_bat + 10000, max(timer, t), t + p.rest_ms(t))
+        dt = end - t
+        if dt > 0:
+            spend("light_sleep" if can_sleep else "idle", MA["light_sleep"] if can_sleep else MA["idle"], dt)
+            spend("imu", IMU_REST_MA, dt)
+        t = end
+        timers(t, True)
+        if p.due(t):
+            spend("active", MA["active"], FIFO_WAKE_MS)       # timer wake + the IMU back to the burst ODR + FIFO
+            looks += 1
+        continue
     hz = p.hz
+    if hz != last_hz:
+        last_hz = hz
+        filled = 0                                            # mote.app: a window at one rate only
+        since_hop = 0
+        fifo_n = 0
     period = 1000 // hz
     i = (t * thz // 1000) * 3
     if i + 2 >= 3 * n:
         break
     r = p.sample(t, trace[i], trace[i + 1], trace[i + 2])
     if r == policy.START:
-        detections.append(t)
+        if not p.screening():
+            detections.append(t)        # screening: only an event label is a detection
         events.append([t, "quiet", "burst", est.soc])
-        pending += REC_EV
+        pending += 0 if p.screening() else REC_EV      # mote.app: no `rate` record while screening
         rep.reset()                     # mote.app: a rate change restarts the reporting
     elif r == policy.STOP:
         events.append([t, "burst", "quiet", est.soc])
-        pending += REC_EV
+        pending += 0 if p.screening() else REC_EV      # mote.app: no `rate` record while screening
         rep.reset()
     elif r == policy.SLEEP:
         false_wakes += 1
@@ -311,12 +357,52 @@ while t < dur:
     if p.moving():
         hop_moving = True
     # energy of this sample period
-    wake = tm["sample_wake_ms"]
+    wake = FIFO_SAMPLE_MS if fifo else tm["sample_wake_ms"]
     busy = wake
     spend("active", MA["active"], wake)
     spend("imu", imu_ma(hz), period)
     since_hop += 1
-    if since_hop >= hop:
+    if filled < win_n:
+        filled += 1
+    if fifo:
+        fifo_n += 1
+        if fifo_n >= hop:
+            fifo_n = 0
+            spend("active", MA["active"], FIFO_WAKE_MS)       # the FIFO watermark wake, once per hop
+            busy += FIFO_WAKE_MS
+            fifo_wakes += 1
+    full = fixed or filled >= win_n                           # mote.app: no hop before the window is full
+    if since_hop >= hop and full and p.burst and p.screening() and not fixed:
+        since_hop = 0
+        # screening (mote.sense.Sense.hop): classify the looks and the EVENT stage's duty-cycled hops
+        label = None
+        classified = p.infer_hop()
+        if classified:
+            spend("inference", MA["inference"], tm["inference_ms"])
+            busy += tm["inference_ms"]
+            inferences += 1
+            label, conf = classify(t, hz)
+            labels_seen[label] = labels_seen.get(label, 0) + 1
+            was = p.stage == policy.STAGE_EVENT
+            ev = p.decide(t, hop_moving, label, conf)
+            send = ev or was
+            mv = ev
+            if ev:
+                detections.append(t)
+            if not p.burst:
+                events.append([t, "burst", "quiet", est.soc])
+                pending += 0 if p.screening() else REC_EV      # mote.app: no `rate` record while screening
+                rep.reset()
+        else:
+            label = p.last_label
+            send = mv = p.stage == policy.STAGE_EVENT
+            if send:
+                detections.append(t)    # a hop the duty cycle skipped: the stable event decision holds
+        if send and rep.hop(t, mv, label):      # mote.sense.Sense.hop: the decision, not the detector's flag
+            pending += REC_CHG if rep.change else REC_WIN
+            reported += 1
+        hop_moving = False
+    elif since_hop >= hop and full:
         since_hop = 0
         # per hop: the adaptive policy reports (and classifies) only in a burst; the fixed-rate
         # baseline processes every window
@@ -329,7 +415,7 @@ while t < dur:
                 busy += tm["inference_ms"]
                 inferences += 1
                 if model is not None and (not fixed or rep.change):
-                    label = classify(t, hz)
+                    label = classify(t, hz)[0]
                     labels_seen[label] = labels_seen.get(label, 0) + 1
             # mote.report: the same decision object as the app, on the model's label (None without a model;
             # with `flicker`, a new label on every moving hop: the worst case, each of those is reported)
@@ -353,6 +439,8 @@ while t < dur:
     if rest > 0:
         if radio_on or not can_sleep:
             spend("idle", MA["idle"], rest)
+        elif fifo:
+            spend("sleep_gpio", MA_FIFO_WAIT, rest)        # waiting for the FIFO watermark
         else:
             spend("light_sleep", MA["light_sleep"], rest)
     t += period
@@ -364,4 +452,5 @@ print(json.dumps({"rec_bytes": {"window": REC_WIN, "change": REC_CHG, "ev": REC_
                   "labels": labels_seen, "reported": reported, "sim_ms": t, "energy_mas": E, "avg_ma": total / t if t else 0.0, "detections": detections,
                   "timeline": timeline, "events": events, "inferences": inferences, "imu_wake": wake_ok,
                   "wakes": wakes, "false_wakes": false_wakes, "imu_deep": deep_ok, "boots": boots, "armed_s": armed_ms / 1000.0, "wake_times": wake_times,
-                  "soc_end": cell.soc(), "soc_est_end": est.soc}))
+                  "soc_end": cell.soc(), "soc_est_end": est.soc, "screen": p.events is not None,
+                  "event_labels": list(p.events or ()), "looks": looks, "fifo": fifo, "fifo_wakes": fifo_wakes}))

@@ -144,8 +144,8 @@ def _micropython() -> str:
 
 def run_device(board: dict, trace: Trace, trace_file: str, *, capacity_mah=None, policy=None, fixed_hz=None,
                hop=25, soc0=100.0, timeout=600, imu_wake=True, imu_deep=True, wake_dur=None,
-               flicker=False, model=None, baseline_report=None, gateway=True) -> dict:
-    job = {"board": board, "trace": trace_file, "n": len(trace.labels), "trace_hz": trace.hz,
+               flicker=False, model=None, baseline_report=None, gateway=True, screen=True, fifo=True) -> dict:
+    job = {"screen": screen, "fifo": fifo, "board": board, "trace": trace_file, "n": len(trace.labels), "trace_hz": trace.hz,
            "duration_ms": int(trace.duration * 1000), "capacity_mah": capacity_mah or board["battery"]["capacity_mah"],
            "policy": policy, "fixed_hz": fixed_hz, "hop": hop, "soc0": soc0, "flicker": flicker, "model": model,
            "baseline_report": baseline_report, "gateway": gateway,
@@ -210,9 +210,26 @@ def demo_model(out_dir) -> Path:
     return Path(out_dir) / "gesture.mtm"
 
 
+def exercise_model(out_dir) -> Path:
+    """The exercise classifier (other / jumpingjack / lunge / squat), trained on the "train" half of the real
+    recordings in ../shared (tools/make_demo_model.py --exercises), built into out_dir."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import make_demo_model
+        import contextlib
+        import io
+        with contextlib.redirect_stdout(io.StringIO()):
+            return make_demo_model.main_exercises(Path(out_dir))
+    except ImportError as e:
+        raise RuntimeError(f"building the exercise model needs the model extra ({e}): pip install 'motekit[model]'"
+                           ) from None
+    finally:
+        sys.path.pop(0)
+
+
 def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None, plot=None, baseline=True,
              hours=4.0, seed=1, imu_wake=True, imu_deep=True, wake_dur=None, board_patch=None, model="demo",
-             flicker=False, baseline_report=None, gateway=True) -> dict:
+             flicker=False, baseline_report=None, gateway=True, screen=True, fifo=True) -> dict:
     """imu_deep=False: light sleep even where the board file allows deep sleep behind the IMU (sleep.imu_deep);
     wake_dur: override the policy's IMU wake-up duration; board_patch: what-if figures (patch_board);
     model: the .mtm classifier on the device ("demo": the demo gesture model; None: no classifier, labels
@@ -234,6 +251,9 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
         policy = json.loads(Path(policy).read_text())
     if model == "demo":
         model = demo_model(os.path.join(tmpdir, "model"))
+    elif model == "exercise":
+        os.makedirs(os.path.join(tmpdir, "model"), exist_ok=True)
+        model = exercise_model(os.path.join(tmpdir, "model"))
     if model is not None and not Path(model).is_file():
         raise FileNotFoundError(f"no model file {model}: pass a converted .mtm (mote model convert)")
     trace = read_trace(trace_path)
@@ -243,7 +263,7 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
     try:
         res = run_device(board, trace, bin_path, capacity_mah=cap, policy=policy, imu_wake=imu_wake,
                          imu_deep=imu_deep, wake_dur=wake_dur, model=str(model) if model else None, flicker=flicker,
-                         gateway=gateway)
+                         gateway=gateway, screen=screen, fifo=fifo)
         delays = sorted(detect_delays(trace, res["detections"]))
         out = {"board": board_name, "trace": str(trace_path), "trace_hours": trace.duration / 3600, "gateway": gateway,
                "capacity_mah": cap, **_summary(res, trace, cap),
@@ -259,6 +279,9 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
                # mote.report: wire bytes per record kind, `acc` records sent, the classifier's labels per hop
                "model": str(model) if model else None, "rec_bytes": res["rec_bytes"], "reported": res["reported"],
                "labels": res["labels"],
+               # screening (the model's event labels, looks taken) and the IMU FIFO (watermark wakes)
+               "screen": res["screen"], "event_labels": res["event_labels"], "looks": res["looks"],
+               "fifo": res["fifo"], "fifo_wakes": res["fifo_wakes"],
                "detect_delay_s": {"median": delays[len(delays) // 2] if delays else None,
                                   "max": delays[-1] if delays else None}}
         if baseline:
