@@ -44,6 +44,9 @@ class LSM6Regs:
         if reg == 0x1B:
             buf[0] = self.read_src()
             return
+        if (reg == 0x3E and not self._dsox()) or (reg == 0x78 and self._dsox()):
+            self._fifo_pop(buf)
+            return
         inc = self.r[0x12] & 0x04
         n = len(buf)
         i = 0
@@ -95,6 +98,64 @@ class LSM6Regs:
             self.r[0x1B] = 0
             self.int1 = 0
         return v
+
+    # -- FIFO (DS12167 sec. 8 / DS12814 sec. 9): continuous mode, accelerometer batched, watermark on INT1;
+    # a preallocated ring, so reading it allocates nothing (the driver's reads run with the heap locked) --
+    fifo = None
+    head = 0
+    count = 0
+    garble = False
+    def _fifo_on(self):
+        r = self.r
+        if self._dsox():
+            return r[0x0A] & 7 == 6 and r[0x09] & 0x0F
+        return r[0x0A] & 7 == 6 and r[0x08] & 7 == 1 and (r[0x0A] >> 3) & 0x0F
+    def _cap(self):
+        return 512 if self._dsox() else 682
+    def _fifo_status(self):
+        r = self.r
+        n = self.count
+        words = n if self._dsox() else 3 * n
+        wtm = (r[0x07] | ((r[0x08] & 1) << 8)) if self._dsox() else (r[0x06] | ((r[0x07] & 7) << 8))
+        if self.garble:
+            words = 0x3FF if self._dsox() else 0x7FF
+        r[0x3A] = words & 0xFF
+        hit = wtm and words >= wtm
+        r[0x3B] = (0x80 if hit else 0) | (r[0x3B] & 0x40) | ((words >> 8) & (3 if self._dsox() else 7))
+        self.int1 = 1 if (hit and r[0x0D] & 0x08) else 0
+    def fifo_push(self, x, y, z):
+        """One accelerometer sample at the ODR into the FIFO (when it runs)."""
+        if not self._fifo_on():
+            self.count = 0
+            return
+        if self.fifo is None:
+            from array import array
+            self.fifo = array("h", bytes(6 * 682))
+        cap = self._cap()
+        if self.count >= cap:
+            self.head = (self.head + 1) % cap
+            self.count -= 1
+            self.r[0x3B] |= 0x40            # overrun
+        j = 3 * ((self.head + self.count) % cap)
+        self.fifo[j] = x
+        self.fifo[j + 1] = y
+        self.fifo[j + 2] = z
+        self.count += 1
+        self._fifo_status()
+    def _fifo_pop(self, buf):
+        o = 0
+        if self._dsox():
+            buf[0] = 0x02 << 3              # TAG_SENSOR: accelerometer
+            o = 1
+        j = 3 * self.head
+        for k in range(3):
+            v = self.fifo[j + k] if self.count else 0
+            buf[o + 2 * k] = v & 0xFF
+            buf[o + 2 * k + 1] = (v >> 8) & 0xFF
+        if self.count:
+            self.head = (self.head + 1) % self._cap()
+            self.count -= 1
+        self._fifo_status()
 
 DEVICES = {}
 '''
@@ -399,6 +460,14 @@ machine.drive("GP6", imu.int1)
 a._power_tick(compat.ticks_ms())
 res.update({"hz2": a.hz, "probing": a.sense.policy.probing, "md1_2": imu.r[0x5E], "ctrl1_2": imu.r[0x10],
             "int1_after": imu.int1, "irqs": [c for c in machine.CALLS if c[0] == "irq"]})
+# sampling: the IMU's FIFO collects (watermark = hop on INT1), the app drains it once per hop
+res["fifo"] = [a.fifo_n, imu.r[0x0D], imu.r[0x0A]]
+n0 = a.samples
+for k in range(50):
+    imu.fifo_push(6000 if k %% 2 else -6000, 0, 16384)
+res["wtm_int1"] = imu.int1
+a.drain(time.ticks_ms())
+res["drained"] = [a.samples - n0, a.board.accel.fifo_count(), a.sense.policy.burst]
 print(json.dumps(res))
 """ % json.dumps(info)
     res = json.loads(run(code, fakes, tmp_path).splitlines()[-1])
@@ -408,6 +477,8 @@ print(json.dumps(res))
     assert 3950 <= res["hb"]["batt_mv"] <= 4050 and res["hb"]["source"] == "bat" and res["present"] is False
     assert res["hz2"] == 50 and res["probing"] is True and res["md1_2"] == 0 and res["ctrl1_2"] == 0x30
     assert res["int1_after"] == 0 and res["irqs"] == [["irq", "GP6", True], ["irq", "GP6", False]]
+    assert res["fifo"] == [25, 0x08, 0x06] and res["wtm_int1"] == 1
+    assert res["drained"] == [50, 0, True]                # a shake from the FIFO confirms the probe (START)
 
 
 def test_cpy_hal_feather_sense(fakes, tmp_path):
@@ -509,6 +580,82 @@ def test_lsm6_wake_up_detector_registers_rule_and_latch(fakes, tmp_path, who):
     assert res["woke"] is True and res["woke_again"] is False and res["int1_after"] == 0   # read clears the latch
     assert res["off_md1"] == 0 and res["off_tap"] == 0 and res["off_ctrl1"] == 0x30 and not res["off_ctrl6"] & 0x10
     assert res["big"] == 63 * 2000 // 64 and res["small"] == 31           # clamped to 1..63 LSB
+
+
+FIFO_CODE = """
+import json, gc, micropython
+from array import array
+from fake_lsm6 import LSM6Regs
+from mote.imu_lsm6 import LSM6
+imu = LSM6Regs(%s)
+class Bus:
+    def __init__(self): self.b1 = bytearray(1)
+    def read(self, reg, buf): imu.read(reg, buf)
+    def write(self, reg, v):
+        self.b1[0] = v
+        imu.write(reg, self.b1)
+acc = LSM6(Bus(), 52, 2)
+res = {"count_off": acc.fifo_count()}
+res["odr"] = acc.fifo_on(50, 25)
+r = imu.r
+res["regs"] = [r[0x06], r[0x07], r[0x08], r[0x09], r[0x0A], r[0x0D]]
+for k in range(24):
+    imu.fifo_push(100 * k, -100 * k, 16384 - k)
+res["before_wtm"] = [acc.fifo_count(), imu.int1]
+imu.fifo_push(2400, -2400, 16360)
+res["at_wtm"] = [acc.fifo_count(), imu.int1]
+buf = array("h", bytes(6 * 50))
+n = acc.fifo_count()
+ok = 0
+k = 0
+gc.collect()
+micropython.heap_lock()
+try:
+    while k < n:
+        if acc.fifo_read(buf, 3 * k):
+            ok += 1
+        k += 1
+finally:
+    micropython.heap_unlock()
+res["read"] = [ok, list(buf[0:3]), list(buf[72:75]), acc.fifo_count(), imu.int1]
+res["bad_index"] = [acc.fifo_read(buf, 3 * 50), acc.fifo_read(buf, -3)]
+imu.garble = True
+imu.fifo_push(0, 0, 16384)
+res["garbled"] = acc.fifo_count()
+imu.garble = False
+for k in range(700):
+    imu.fifo_push(0, 0, 16384)
+acc.fifo_count()
+res["overruns"] = acc.overruns
+try:
+    acc.fifo_on(50, 10 ** 6)
+    res["huge"] = "accepted"
+except ValueError as e:
+    res["huge"] = str(e)
+acc.fifo_off()
+res["off"] = [r[0x0A] & 7, r[0x0D], acc.fifo_count()]
+print(json.dumps(res))
+"""
+
+
+@pytest.mark.parametrize("who", [0x6A, 0x6C], ids=["lsm6ds3trc", "lsm6dsox"])
+def test_lsm6_fifo_watermark_count_read_and_overrun(fakes, tmp_path, who):
+    """The FIFO (the IMU does the waiting): continuous mode at the sampling ODR with the watermark on INT1; the
+    count is validated (never more than the part holds), reads take whole samples without allocating and refuse
+    an index outside the buffer; overruns are counted; off = bypass, INT1 routing cleared."""
+    res = json.loads(run(FIFO_CODE % hex(who), fakes, tmp_path).splitlines()[-1])
+    assert res["count_off"] == 0 and res["odr"] == 52
+    if who == 0x6C:
+        assert res["regs"][1:] == [25, 0, 0x03, 0x06, 0x08]           # WTM 25 words, BDR_XL 52 Hz, continuous
+    else:
+        assert res["regs"][0] == 75 and res["regs"][1] == 0 and res["regs"][2] == 0x01    # 3 words a sample
+        assert res["regs"][4] == (0x03 << 3) | 0x06 and res["regs"][5] == 0x08
+    assert res["before_wtm"] == [24, 0] and res["at_wtm"] == [25, 1]
+    assert res["read"] == [25, [0, 0, 16384], [2400, -2400, 16360], 0, 0]
+    assert res["bad_index"] == [False, False]
+    assert res["garbled"] == (512 if who == 0x6C else 682)
+    assert res["overruns"] >= 1 and "watermark" in res["huge"]
+    assert res["off"] == [0, 0, 0]
 
 
 def test_mpy_hal_lightsleep_polls_int1_on_rp2(fakes, tmp_path, impl):

@@ -74,6 +74,8 @@ class App:
         self.filled = 0
         self.since_hop = 0
         self.hop_moving = False  # the activity detector saw motion during this hop
+        self.fifo_n = 0          # > 0: the IMU's FIFO collects the samples, INT1 at this many (board.imu_fifo)
+        self.fifo_hz = 0
         if self.sense is not None:
             self._apply_rate()
             self._load_model()
@@ -242,6 +244,19 @@ class App:
         self.board_rate(hz)
 
     def board_rate(self, hz):
+        fifo = getattr(self.board, "imu_fifo", None)
+        if fifo is not None:
+            if hz and self.fifo_n == self.hop and self.fifo_hz == hz:
+                return                            # already there (re-arming would empty the FIFO)
+            try:                                  # the IMU does the waiting: one wake per hop (mote.imu_lsm6)
+                fifo(hz, self.hop)
+                self.fifo_hz = hz
+                self.fifo_n = self.hop if hz else 0
+                return
+            except (OSError, ValueError) as e:    # a FIFO that does not answer: sample by sample instead
+                self.fifo_n = 0
+                self.board.imu_fifo = None
+                print_exception(e)
         set_rate = getattr(self.board.accel, "set_rate", None)
         if set_rate is not None and hz:
             set_rate(hz)                          # a real IMU follows (ODR); the sim generator ignores it
@@ -325,14 +340,19 @@ class App:
             deep(ms)                              # does not return on a real board (wakes through reset)
 
     # -- the loop ---------------------------------------------------------------------------
-    def sample(self):
-        """One sensor sample into the ring; True when a hop's worth of new samples is ready."""
+    def sample(self, t=-1):
+        """One sensor sample into the ring (t >= 0: taken from the IMU's FIFO, sampled at t); True when a hop's
+        worth of new samples is ready."""
         i = self.idx
-        self.board.accel.read_into(self.win, i * 3)
+        if t < 0:
+            self.board.accel.read_into(self.win, i * 3)
+            t = ticks_ms()
+        elif not self.board.accel.fifo_read(self.win, i * 3):
+            return False
         j = i * 3
         w = self.win
         s = self.sense
-        s.sample(ticks_ms(), w[j], w[j + 1], w[j + 2])     # activity detector (no allocation)
+        s.sample(t, w[j], w[j + 1], w[j + 2])              # activity detector (no allocation)
         if s.policy.c >= 3:                                        # policy.moving(), without the call
             self.hop_moving = True
         i += 1
@@ -345,6 +365,20 @@ class App:
             self.since_hop = 0
             return True
         return False
+
+    def drain(self, now):
+        """The FIFO's samples (as many as its count says, at most a window) through sample(), stamped back from
+        now at the sampling period; a hop's worth -> telemetry()."""
+        n = self.board.accel.fifo_count()
+        if n > self.win_n:
+            n = self.win_n
+        per = self.period_ms
+        t = ticks_add(now, -(n - 1) * per) if n else now
+        while n > 0:
+            if self.sample(t):
+                self.telemetry()
+            t = ticks_add(t, per)
+            n -= 1
 
     def features(self):
         """Per-axis mean and standard deviation over the window, in m/s2."""
@@ -420,7 +454,10 @@ class App:
                     continue
                 if hz0 == 0:                     # sampling resumes (e.g. the IMU's wake-up ended the nap): now
                     nxt = now
-                if ticks_diff(now, nxt) >= 0:
+                if ticks_diff(now, nxt) >= 0 and self.fifo_n:
+                    self.drain(now)              # one wake per hop: the FIFO's watermark (INT1 ends the nap)
+                    nxt = ticks_add(now, self.fifo_n * self.period_ms)
+                elif ticks_diff(now, nxt) >= 0:
                     if self.sample():
                         self.telemetry()
                     nxt = ticks_add(nxt, self.period_ms)

@@ -11,6 +11,8 @@
 #            imu_wake(enable, mg) arms it (mote.imu_lsm6.wake_on); while armed, lightsleep() waits for a
 #            TimeAlarm OR an alarm.pin.PinAlarm(INT1, value=True) (nRF: GPIO SENSE / PORT event, System ON
 #            sleep), imu_woke() -> the alarm that ended the sleep or the pin level; clears the IMU's latch.
+#   imu_fifo imu_fifo(hz, n): the IMU samples into its FIFO with INT1 at n samples (mote.imu_lsm6.fifo_on; board
+#            file sensors.imu.fifo); lightsleep() then also ends on INT1 (the watermark); hz 0 turns it off.
 #   deep     deepsleep_imu(ms): alarm.exit_and_deep_sleep_until_alarms(TimeAlarm(ms), PinAlarm(INT1, value=True))
 #            with the IMU left armed; the wake is a reset (code.py restarts), wake_cause() -> "imu" / "timer" /
 #            None from alarm.wake_alarm, sleep_memory = alarm.sleep_memory (mote.sense keeps band/SoC there).
@@ -130,9 +132,12 @@ class Board:
         self._int1_io = None
         self._armed = False
         self._woke = False
+        self._fifo = False
         if self.int1 is None:
             self.imu_wake = None
             self.imu_woke = None
+        if self.int1 is None or not imu.get("fifo"):
+            self.imu_fifo = None
         if self.int1 is None or getattr(board, "IMU_PWR", None) is not None:
             self.deepsleep_imu = None     # no INT1, or an IMU that deep sleep powers off (#10664)
         sl = self.info.get("sleep") or {}
@@ -183,13 +188,24 @@ class Board:
     def lightsleep(self, ms):
         import alarm
         t = alarm.time.TimeAlarm(monotonic_time=_mono() + ms / 1000)
-        if not self._armed:
+        if not self._armed and not self._fifo:
             alarm.light_sleep_until_alarms(t)
             return
         pin = alarm.pin.PinAlarm(self.int1, value=True, edge=False, pull=False)
         woke = alarm.light_sleep_until_alarms(t, pin)
         if isinstance(woke, alarm.pin.PinAlarm):
             self._woke = True
+
+    def imu_fifo(self, hz, n=25):
+        """hz > 0: the IMU collects samples in its FIFO, INT1 (a PinAlarm in lightsleep) at n samples; 0: off."""
+        if hz:
+            odr = self.accel.fifo_on(hz, n)
+            self._fifo = True
+            return odr
+        if self._fifo:
+            self.accel.fifo_off()
+        self._fifo = False
+        return 0
 
     def deepsleep_imu(self, ms):
         """Deep sleep until INT1 (the armed IMU's wake-up event) or ms; does not return (the wake is a reset)."""

@@ -12,6 +12,9 @@
 #            esp32.wake_on_ext0(INT1, WAKEUP_ANY_HIGH) so machine.lightsleep ends on INT1; on ports whose lightsleep does not
 #            end on a GPIO IRQ (rp2; board file int1_wake "poll") lightsleep() sleeps in int1_poll_ms slices and
 #            looks at the pin between them. imu_woke() -> the flag or the pin level, clears the IMU's latch.
+#   imu_fifo imu_fifo(hz, n): the IMU samples into its FIFO with INT1 at n samples (mote.imu_lsm6.fifo_on; board
+#            file sensors.imu.fifo and INT1); on esp32 lightsleep ends on INT1 (ext0), on rp2 at its timer (the
+#            app sleeps until the watermark is due); hz 0 turns it off.
 #
 # Not run on hardware here: tests/test_hal_mpy.py runs it under the unix port against fake `machine` and
 # I2C modules that behave per the datasheets (register map, auto-increment), heap locked per sample.
@@ -142,11 +145,14 @@ class Board:
         self._woke = False
         self._armed = False
         self._poll_ms = int(imu.get("int1_poll_ms", 0)) if imu.get("int1_wake") == "poll" else 0
+        self._fifo = False
         if imu.get("int1_pin") is not None:
             self.int1 = machine.Pin(pin_id(imu["int1_pin"]), machine.Pin.IN)
         else:
             self.imu_wake = None
             self.imu_woke = None
+        if self.int1 is None or not imu.get("fifo"):
+            self.imu_fifo = None
         sl = self.info.get("sleep") or {}
         if not sl.get("lightsleep") or not hasattr(machine, "lightsleep"):
             self.lightsleep = None
@@ -185,6 +191,20 @@ class Board:
         except ImportError:
             return
         esp32.wake_on_ext0(pin, esp32.WAKEUP_ANY_HIGH)
+
+    def imu_fifo(self, hz, n=25):
+        """hz > 0: the IMU collects samples in its FIFO, INT1 at n samples; 0: FIFO off. Returns the ODR (0)."""
+        if hz:
+            odr = self.accel.fifo_on(hz, n)
+            self._ext0(self.int1)         # esp32: lightsleep ends on the watermark
+            self._fifo = True
+            return odr
+        if self._fifo:
+            self.accel.fifo_off()
+            if not self._armed:
+                self._ext0(None)
+        self._fifo = False
+        return 0
 
     def imu_woke(self):
         if not (self._woke or self.int1.value()):
