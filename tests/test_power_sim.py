@@ -264,3 +264,19 @@ def test_a_bad_model_is_a_one_line_error(tmp_path):
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 1 and words in r.stderr and "Traceback" not in r.stderr + r.stdout, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_plot_projects_days_and_the_estimate_starts_at_100(tmp_path):
+    """--plot: the SoC projected over days from the run's average current with the device's own estimator
+    (mote.battery) on the same simulated cell; a full cell reads 100 % at the start (the floor in soc_from_mv made
+    it 99 % from the first reading on) and the estimate follows the cell within 2 % down to empty."""
+    from motekit.power.simulate import simulate
+    trace = tmp_path / "t.csv"
+    gen_trace.write_csv(trace, gen_trace.generate(0.25, seed=3, quiet_s=(30, 120)))
+    png = tmp_path / "p.png"
+    r = simulate("xiao_nrf52840_sense", str(trace), plot=str(png), model=None)
+    pr = r["projection"]
+    assert r["soc_est_start"][:3] == [100, 100, 100]
+    assert pr[-1][1] == 0 and abs(pr[-1][0] - r["life_days"]) < 0.1 * r["life_days"]
+    assert all(abs(c - e) <= 2 for _, c, e in pr if 5 < c < 95)
+    assert all(a[1] >= b[1] for a, b in zip(pr, pr[1:])) and png.stat().st_size > 20000

@@ -30,7 +30,8 @@ SHIFT = const(3)          # filter: f += (x - f) >> SHIFT  (1/8 per update)
 
 
 def soc_from_mv(mv, curve):
-    """Linear interpolation in a (mV, %) table; clamps at both ends. Integer in, integer out."""
+    """Linear interpolation in a (mV, %) table, rounded to the nearest %; clamps at both ends. Integer in,
+    integer out."""
     if mv <= curve[0][0]:
         return curve[0][1]
     n = len(curve)
@@ -38,7 +39,9 @@ def soc_from_mv(mv, curve):
         v1, s1 = curve[i]
         if mv < v1:
             v0, s0 = curve[i - 1]
-            return s0 + (s1 - s0) * (mv - v0) // (v1 - v0)
+            # rounded to the nearest %: a floor made a full cell read 99 % from its first reading on (4199 mV
+            # -> 99.8 -> 99), and on battery the SoC only goes down, so the estimate sat 1 % low for good
+            return s0 + ((s1 - s0) * (mv - v0) * 2 + (v1 - v0)) // (2 * (v1 - v0))
     return curve[n - 1][1]
 
 

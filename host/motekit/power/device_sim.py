@@ -204,6 +204,7 @@ def batch_send(nbytes):
 
 
 detections = []
+rates = []                  # [t_ms, hz] at every change of the sampling rate (0 while armed / resting)
 filled = 0                  # samples in the app's window at the current rate (mote.app: reset on a rate change)
 last_hz = -1
 timeline = []
@@ -268,6 +269,9 @@ while t < dur:
             if p.radio() != "off":
                 batch_send(hb_bytes)                           # the heartbeat leaves in the band's radio window
         continue
+    if (p.armed or (p.burst and p.hz == 0)) and last_hz != 0:
+        rates.append([t, 0])
+        last_hz = 0
     if p.armed:
         # quiet behind the IMU: sleep until INT1, the next timer wake (heartbeat / batch) or the sim's battery tick
         deep = p.deep
@@ -332,6 +336,7 @@ while t < dur:
         continue
     hz = p.hz
     if hz != last_hz:
+        rates.append([t, hz])
         last_hz = hz
         filled = 0                                            # mote.app: a window at one rate only
         since_hop = 0
@@ -448,9 +453,25 @@ while t < dur:
 total = 0.0
 for k in E:
     total += E[k]
+# The projection over days (job "project"): the same cell and the device's own estimator (mote.battery), drained
+# at this run's average current in 1 h steps until empty (at most 400 days), 8 readings per step as the app's
+# 5 s battery tick would filter them. Band changes below the normal band's floor are not modelled there.
+soc_end = cell.soc()
+soc_est_end = est.soc
+proj = []
+if job.get("project") and t > 0 and total > 0:
+    avg = total / t
+    hours = 0
+    while not cell.empty() and hours < 9600:
+        cell.draw(avg, 3600000)
+        hours += 1
+        for _ in range(8):
+            est.update(cell.read_mv(), avg)
+        proj.append([hours, int(cell.soc() * 1000), est.soc])
 print(json.dumps({"rec_bytes": {"window": REC_WIN, "change": REC_CHG, "ev": REC_EV, "hb": hb_bytes},
                   "labels": labels_seen, "reported": reported, "sim_ms": t, "energy_mas": E, "avg_ma": total / t if t else 0.0, "detections": detections,
                   "timeline": timeline, "events": events, "inferences": inferences, "imu_wake": wake_ok,
                   "wakes": wakes, "false_wakes": false_wakes, "imu_deep": deep_ok, "boots": boots, "armed_s": armed_ms / 1000.0, "wake_times": wake_times,
-                  "soc_end": cell.soc(), "soc_est_end": est.soc, "screen": p.events is not None,
-                  "event_labels": list(p.events or ()), "looks": looks, "fifo": fifo, "fifo_wakes": fifo_wakes}))
+                  "soc_end": soc_end, "soc_est_end": soc_est_end, "screen": p.events is not None,
+                  "event_labels": list(p.events or ()), "looks": looks, "fifo": fifo, "fifo_wakes": fifo_wakes,
+                  "rates": rates, "projection": proj}))

@@ -144,8 +144,9 @@ def _micropython() -> str:
 
 def run_device(board: dict, trace: Trace, trace_file: str, *, capacity_mah=None, policy=None, fixed_hz=None,
                hop=25, soc0=100.0, timeout=600, imu_wake=True, imu_deep=True, wake_dur=None,
-               flicker=False, model=None, baseline_report=None, gateway=True, screen=True, fifo=True) -> dict:
-    job = {"screen": screen, "fifo": fifo, "board": board, "trace": trace_file, "n": len(trace.labels), "trace_hz": trace.hz,
+               flicker=False, model=None, baseline_report=None, gateway=True, screen=True, fifo=True,
+               project=False) -> dict:
+    job = {"screen": screen, "fifo": fifo, "project": project, "board": board, "trace": trace_file, "n": len(trace.labels), "trace_hz": trace.hz,
            "duration_ms": int(trace.duration * 1000), "capacity_mah": capacity_mah or board["battery"]["capacity_mah"],
            "policy": policy, "fixed_hz": fixed_hz, "hop": hop, "soc0": soc0, "flicker": flicker, "model": model,
            "baseline_report": baseline_report, "gateway": gateway,
@@ -170,6 +171,8 @@ def run_device(board: dict, trace: Trace, trace_file: str, *, capacity_mah=None,
     res["wake_times"] = [w / 1000.0 for w in res["wake_times"]]
     res["events"] = [[e[0] / 1000.0] + e[1:] for e in res["events"]]
     res["timeline"] = [[r[0] / 1000.0, r[1] / 1000.0] + r[2:] for r in res["timeline"]]
+    res["rates"] = [[r[0] / 1000.0, r[1]] for r in res.get("rates", [])]
+    res["projection"] = [[r[0] / 24.0, r[1] / 1000.0, r[2]] for r in res.get("projection", [])]   # days
     return res
 
 
@@ -263,7 +266,7 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
     try:
         res = run_device(board, trace, bin_path, capacity_mah=cap, policy=policy, imu_wake=imu_wake,
                          imu_deep=imu_deep, wake_dur=wake_dur, model=str(model) if model else None, flicker=flicker,
-                         gateway=gateway, screen=screen, fifo=fifo)
+                         gateway=gateway, screen=screen, fifo=fifo, project=bool(plot))
         delays = sorted(detect_delays(trace, res["detections"]))
         out = {"board": board_name, "trace": str(trace_path), "trace_hours": trace.duration / 3600, "gateway": gateway,
                "capacity_mah": cap, **_summary(res, trace, cap),
@@ -288,7 +291,7 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
             base = None
             for r in BASELINE_RATES:
                 b = run_device(board, trace, bin_path, capacity_mah=cap, fixed_hz=r, baseline_report=baseline_report,
-                               model=str(model) if model else None, gateway=gateway)
+                               model=str(model) if model else None, gateway=gateway, project=bool(plot))
                 s = _summary(b, trace, cap)
                 base = (r, s, b)
                 if s["recall"] >= out["recall"] - 1e-9:
@@ -299,8 +302,12 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
                         "baseline_energy_by_state": s["energy_by_state"],
                         "life_ratio": out["life_days"] / s["life_days"] if s["life_days"] else None})
         if plot:
-            _plot(plot, trace, res, out)
+            _plot(plot, trace, res, out, b if baseline else None)
             out["plot"] = str(plot)
+            # the SoC projection the plot draws: [days, simulated cell %, the device's estimate %] (hourly), and the
+            # device's first estimates over the trace itself
+            out["projection"] = res["projection"]
+            out["soc_est_start"] = [r[2] for r in res["timeline"][:5]]
     finally:
         for p in (bin_path,):
             try:
@@ -310,46 +317,56 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
     return out
 
 
-def _plot(path, trace, res, out):
+def _plot(path, trace, res, out, base=None):
+    """Top: SoC over days, projected at each run's average current from the end of the trace (the simulated cell
+    and the device's own estimator, mote.battery, under micropython), adaptive vs the fixed-rate baseline on one
+    axis. Bottom: the trace itself - the adaptive run's sampling rate (0 = asleep behind the IMU or resting
+    between looks), the labelled events (shaded) and the detections."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    tl = res["timeline"]
-    th = [r[0] / 3600 for r in tl]
-    fig, (a1, a2) = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
-    a1.plot(th, [r[1] for r in tl], label="SoC (simulated cell)")
-    a1.plot(th, [r[2] for r in tl], "--", label="SoC (device estimate)")
-    a1.set_ylabel("SoC %")
-    a1.legend(loc="lower left")
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 7), gridspec_kw={"height_ratios": [3, 2]})
+    runs = [("adaptive", res, "tab:blue")]
+    if base is not None:
+        runs.append((f"fixed {out.get('baseline_hz', '?')} Hz", base, "tab:red"))
+    for name, r, col in runs:
+        pr = [[0.0, 100.0, 100]] + [[p[0], p[1], p[2]] for p in r.get("projection", [])]
+        a1.plot([p[0] for p in pr], [p[1] for p in pr], color=col, lw=2, label=f"{name}: simulated cell")
+        a1.plot([p[0] for p in pr], [p[2] for p in pr], color=col, lw=1, ls="--",
+                label=f"{name}: device's SoC estimate")
+    a1.set_ylim(0, 102)
+    a1.set_ylabel("state of charge %")
+    a1.set_xlabel("days (projected at each run's average current; simulation on datasheet-class figures)")
+    a1.grid(alpha=0.3)
+    a1.legend(loc="upper right", fontsize=8)
+    ratio = out.get("life_ratio")
     a1.set_title(f"{out['board']}: {out['life_days']:.1f} d adaptive vs {out.get('baseline_life_days', 0):.1f} d "
-                 f"fixed {out.get('baseline_hz', '?')} Hz; recall {out['recall']:.2f}")
-    # sampling rate: from the transitions (burst / quiet) for a faithful step plot
-    ev = trace.events()
-    for s, e, _ in ev:
-        for ax in (a1, a2):
-            ax.axvspan(s / 3600, e / 3600, color="orange", alpha=0.3, lw=0)
-    pts = [(0.0, tl[0][3] if tl else 0)]
-    hz_q = tl[0][3] if tl else 0
-    for t, a, b, _ in res["events"]:
-        if b == "burst":
-            pts.append((t, None))
-        elif b == "quiet":
-            pts.append((t, hz_q))
-    xs, ys = [], []
-    cur = pts[0][1]
-    for t, v in pts:
-        xs.append(t / 3600)
-        ys.append(cur)
-        cur = v if v is not None else 50
-        xs.append(t / 3600)
-        ys.append(cur)
-    xs.append(trace.duration / 3600)
-    ys.append(cur)
-    a2.plot(xs, ys, lw=0.8, label="sampling rate")
-    a2.plot([d / 3600 for d in res["detections"]], [1] * len(res["detections"]), "r|", ms=12, label="detections")
+                 f"fixed {out.get('baseline_hz', '?')} Hz" + (f" ({ratio:.2f}x)" if ratio else "")
+                 + f"; recall {out['recall']:.2f}")
+    h = trace.duration / 3600
+    for s, e, _ in trace.events():
+        a2.axvspan(s / 3600, e / 3600, color="orange", alpha=0.35, lw=0)
+    # the sampling rate as its mean over each minute (a look every few seconds would be a solid block otherwise)
+    nb = max(1, int(trace.duration // 60) + 1)
+    acc = [0.0] * nb
+    ch = res.get("rates", []) + [[trace.duration, 0]]
+    for (t0, hz), (t1, _) in zip(ch, ch[1:]):
+        t = t0
+        while t < t1 and hz:
+            b = int(t // 60)
+            e = min(t1, (b + 1) * 60.0)
+            if b < nb:
+                acc[b] += hz * (e - t) / 60.0
+            t = e
+    xs = [k / 60.0 for k in range(nb + 1)]
+    a2.stairs(acc, xs, fill=True, color="tab:blue", alpha=0.6, label="sampling rate, mean per minute (Hz)")
+    det = res["detections"]
+    a2.plot([d / 3600 for d in det], [-4] * len(det), "r|", ms=10, label="detections")
+    a2.set_ylim(-8, max(55, max(acc) + 5))
+    a2.set_xlim(0, h)
     a2.set_ylabel("Hz")
-    a2.set_xlabel("hours (events shaded)")
-    a2.legend(loc="upper right")
+    a2.set_xlabel(f"hours of the trace (events shaded; {len(trace.events())} events, {out.get('looks', 0)} looks)")
+    a2.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
