@@ -280,3 +280,31 @@ def test_plot_projects_days_and_the_estimate_starts_at_100(tmp_path):
     assert pr[-1][1] == 0 and abs(pr[-1][0] - r["life_days"]) < 0.1 * r["life_days"]
     assert all(abs(c - e) <= 2 for _, c, e in pr if 5 < c < 95)
     assert all(a[1] >= b[1] for a, b in zip(pr, pr[1:])) and png.stat().st_size > 20000
+
+
+def test_real_traces_from_the_held_out_recordings(tmp_path):
+    """gen_trace --real still|busy|mixed: exercise bursts (labelled) between unlabelled `other` tiles; `still` uses
+    only the stillest recordings, busy moves more; by default only the held-out half (the exercise model trains on
+    the other half); the seed places the bursts; a missing recordings file is one line."""
+    if not (SHARED_ACCEL / "exercises_m5stickc.csv").exists():
+        pytest.skip("no exercise recordings")
+    import gesture_data as gd
+    recs = gd.exercise_recordings()
+    test_half = {tuple(map(tuple, v[1][:3])) for k, v in recs.items() if gd.exercise_split(k, recs) == "test"}
+    out = {}
+    for kind in gen_trace.REAL_KINDS:
+        rows = list(gen_trace.real(kind, hours=0.5, seed=2))
+        labels = {r[4] for r in rows}
+        assert labels <= {"", "squat", "lunge", "jumpingjack"} and len(labels) >= 3
+        quiet = [r for r in rows if not r[4]]
+        mean = sum(r[1] for r in quiet) / len(quiet)
+        out[kind] = (sum((r[1] - mean) ** 2 for r in quiet) / len(quiet)) ** 0.5
+        starts = [i for i in range(1, len(rows)) if rows[i][4] and not rows[i - 1][4]]
+        assert starts and all(tuple(r[1:4] for r in rows[i:i + 3]) in test_half for i in starts)
+    assert out["still"] < out["mixed"] < out["busy"]
+    a = [r[4] for r in gen_trace.real("busy", hours=0.3, seed=2)]
+    assert a == [r[4] for r in gen_trace.real("busy", hours=0.3, seed=2)]
+    assert a != [r[4] for r in gen_trace.real("busy", hours=0.3, seed=3)]
+    p = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_trace.py"), "--real", "busy"], capture_output=True,
+                       text=True, env=dict(os.environ, MOTEKIT_SHARED=str(tmp_path)))
+    assert p.returncode != 0 and "no recordings" in p.stderr and "Traceback" not in p.stderr

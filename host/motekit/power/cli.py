@@ -27,11 +27,16 @@ def power():
               help="The device's classifier (.mtm): its labels decide what a \"change\" band reports. "
                    "Default: the demo gesture model (built with numpy).")
 @click.option("--no-model", is_flag=True, help="No classifier on the device (reports follow the detector only).")
+@click.option("--real", type=click.Choice(["still", "busy", "mixed"]),
+              help="Trace built from the real exercise recordings in ../shared (tools/gen_trace.py --real, bursts "
+                   "placed by --seed); the device then runs the exercise model (unless --model / --no-model).")
+@click.option("--no-screen", is_flag=True, help="What-if: no screening (every motion is an event, as before).")
+@click.option("--no-fifo", is_flag=True, help="What-if: no IMU FIFO (the MCU wakes for every sample).")
 @click.option("--no-gateway", is_flag=True,
               help="What-if: no gateway in range; the board advertises its batch windows for nobody.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline, no_imu_wake, model, no_model,
-             no_gateway, as_json):
+             real, no_screen, no_fifo, no_gateway, as_json):
     """Simulate battery life and event recall (adaptive policy vs fixed-rate baseline).
 
     The policy, detector and SoC estimator are the firmware's own modules running under `micropython`;
@@ -41,7 +46,7 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
     try:
         r = run(board, trace, policy=policy, capacity_mah=capacity_mah, plot=plot, baseline=not no_baseline,
                 hours=hours, seed=seed, imu_wake=not no_imu_wake, model=None if no_model else (model or "demo"),
-                gateway=not no_gateway)
+                gateway=not no_gateway, real=real, screen=not no_screen, fifo=not no_fifo)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e).splitlines()[0] if "micropython" not in str(e) else str(e))
     if as_json:
@@ -51,6 +56,9 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
                + ("" if r["gateway"] else "  (no gateway in range: advertising for nobody)"))
     click.echo(f"adaptive : {r['life_days']:7.1f} days  avg {r['avg_ma']:.3f} mA  recall {r['recall']:.3f}  "
                f"precision {r['precision']:.3f}")
+    if r.get("screen"):
+        click.echo(f"screening: events {', '.join(r['event_labels'])}; {r['looks']} looks taken"
+                   + (f"; IMU FIFO: {r['fifo_wakes']} watermark wakes" if r.get("fifo") else ""))
     if r.get("imu_wake"):
         d = r["detect_delay_s"]
         click.echo(f"IMU wake : {r['wakes']} wake-ups ({r['false_wakes']} without activity), asleep behind the IMU "

@@ -232,7 +232,7 @@ def exercise_model(out_dir) -> Path:
 
 def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None, plot=None, baseline=True,
              hours=4.0, seed=1, imu_wake=True, imu_deep=True, wake_dur=None, board_patch=None, model="demo",
-             flicker=False, baseline_report=None, gateway=True, screen=True, fifo=True) -> dict:
+             flicker=False, baseline_report=None, gateway=True, screen=True, fifo=True, real=None) -> dict:
     """imu_deep=False: light sleep even where the board file allows deep sleep behind the IMU (sleep.imu_deep);
     wake_dur: override the policy's IMU wake-up duration; board_patch: what-if figures (patch_board);
     model: the .mtm classifier on the device ("demo": the demo gesture model; None: no classifier, labels
@@ -242,6 +242,16 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
     board = patch_board(load_board(board_name), board_patch)
     cap = capacity_mah or board["battery"]["capacity_mah"]
     tmpdir = tempfile.mkdtemp(prefix="mote-power-")
+    if trace_path is None and real:
+        sys.path.insert(0, str(ROOT / "tools"))
+        try:
+            import gen_trace
+        finally:
+            sys.path.pop(0)
+        trace_path = os.path.join(tmpdir, f"real-{real}.csv")
+        gen_trace.write_csv(trace_path, gen_trace.real(real, hours, seed))
+        if model == "demo":
+            model = "exercise"
     if trace_path is None:
         sys.path.insert(0, str(ROOT / "tools"))
         try:
