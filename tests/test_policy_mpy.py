@@ -379,6 +379,13 @@ t += 2000
 out["end"] = [p.decide(t, True, "other", 0.9), P.STAGES[p.stage], p.hz]
 p.due(t + 4000)
 out["still"] = [p.decide(t + 5000, False, "other", 0.9), p.burst, p.armed, p.hz]
+# one stray label a hop short of confirming is tolerated (STRIKES); two are not, nor one earlier
+c = policy.Policy(imu_wake=True); c.update(90); c.set_labels(["other", "squat"]); c.burst = True
+c.stage = P.STAGE_LOOK; c._rate()
+out["strike"] = [c.decide(0, True, "squat", 0.9), c.decide(500, True, "squat", 0.9), c.decide(1000, True, "other", 0.9),
+                 P.STAGES[c.stage], c.decide(1500, True, "squat", 0.9), P.STAGES[c.stage]]
+c.stage = P.STAGE_LOOK; c._rate()
+out["early"] = [c.decide(2000, True, "squat", 0.9), c.decide(2500, True, "other", 0.9), P.STAGES[c.stage]]
 q = policy.Policy(imu_wake=True); q.update(90); q.set_labels(None)
 out["nolabels"] = [q.screening(), q.decide(0, True, None)]
 q.set_labels(["idle", "other"])
@@ -399,6 +406,8 @@ print(json.dumps(out))
     assert r["hops"].count(True) < 8 and r["hops"][-4:].count(True) == 1
     assert r["stray"] == [False, "event"] and r["end"] == [False, "rest", 0]
     assert r["still"] == [False, False, True, 0]
+    assert r["strike"] == [False, False, False, "confirm", True, "event"]
+    assert r["early"] == [False, False, "rest"]
     assert r["nolabels"] == [False, True] and r["nothing"] is None and r["only"] == ["squat"]
 
 

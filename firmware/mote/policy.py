@@ -53,6 +53,9 @@ STAGE_REST = const(2)        # screening: the last look was not an event; no sam
 STAGE_EVENT = const(3)       # an event label: full rate, classified every `every` hops
 STAGE_CONFIRM = const(4)     # an event label in a look: classify the next hops until `confirm` agree
 STAGES = ("-", "look", "rest", "event", "confirm")
+STRIKES = const(1)           # CONFIRM tolerates this many other labels between the candidate's (a look's phase
+                             # against a slow exercise: lunges gave 82-91 of 91 windows; measured: rp2 recall on
+                             # `still` 0.906 -> see docs/power.md)
 HOLD_MS = const(1500)        # EVENT lasts this long after the last event label (one stray label does not end it)
 EVERY_MAX = const(4)         # duty cycle while an event's label is stable: at most every 4th hop classified
 BACKGROUND = ("idle", "other")   # labels that are not events unless the policy's `events` says otherwise
@@ -215,7 +218,9 @@ class Policy:
         self.every = 1
         self.nhop = 0
         self.looks = 0
-        self.run = 0              # CONFIRM: consecutive hops with last_label
+        self.run = 0              # CONFIRM: hops with the candidate event label `cand`
+        self.cand = None
+        self.strikes = 0          # CONFIRM: other labels seen meanwhile (STRIKES allowed)
         self._configure()
 
     def _configure(self):
@@ -330,7 +335,11 @@ class Policy:
             if self.stage == STAGE_EVENT and label == self.last_label:
                 self.every = self.every * 2 if self.every < EVERY_MAX else EVERY_MAX
             elif self.stage != STAGE_EVENT:
-                self.run = self.run + 1 if (self.stage == STAGE_CONFIRM and label == self.last_label) else 1
+                same = self.stage == STAGE_CONFIRM and label == self.cand
+                self.run = self.run + 1 if same else 1
+                if not same:
+                    self.strikes = 0
+                self.cand = label
                 self.last_label = label
                 if self.run < self.confirm:
                     self.stage = STAGE_CONFIRM      # classify the next hop too (at burst rate, as a look)
@@ -345,6 +354,9 @@ class Policy:
             self.last_event = now_ms
             return True
         self.last_label = label
+        if self.stage == STAGE_CONFIRM and self.strikes < STRIKES and self.run >= self.confirm - 1:
+            self.strikes += 1     # a stray label one hop short of confirming: classify the next hop too
+            return False
         self.run = 0
         if self.stage == STAGE_EVENT and elapsed(now_ms, self.last_event) < HOLD_MS:
             self.every = 1        # a stray label inside an event: look at the next hop
