@@ -308,3 +308,24 @@ def test_real_traces_from_the_held_out_recordings(tmp_path):
     p = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_trace.py"), "--real", "busy"], capture_output=True,
                        text=True, env=dict(os.environ, MOTEKIT_SHARED=str(tmp_path)))
     assert p.returncode != 0 and "no recordings" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_sim_imu_fifo_model_wakes_at_the_watermark_and_counts_overruns():
+    """mote.hal.sim_imu.FifoModel: INT1 once per watermark (the MCU drains it), an undrained FIFO overruns."""
+    from mpy import run_mpy
+    r = json.loads(run_mpy("""
+import json
+from mote.hal.sim_imu import FifoModel
+f = FifoModel(25, 60)
+fires = []
+for k in range(100):
+    if f.push():
+        fires.append(k)
+        f.drain()
+g = FifoModel(25, 60)
+for k in range(100):
+    g.push()
+print(json.dumps({"fires": fires, "wakes": f.wakes, "over": g.overruns, "level": g.drain(), "after": g.level}))
+""").stdout.decode().strip().splitlines()[-1])
+    assert r["fires"] == [24, 49, 74, 99] and r["wakes"] == 4
+    assert r["over"] == 40 and r["level"] == 60 and r["after"] == 0

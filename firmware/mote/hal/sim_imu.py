@@ -71,3 +71,37 @@ class WakeModel:
             if self.feed(trace[i], trace[i + 1], trace[i + 2]) and t >= t0_ms:
                 return t
             k += 1
+
+
+class FifoModel:
+    """The LSM6 FIFO as mote.imu_lsm6.fifo_on() sets it up (continuous mode, watermark on INT1), for the energy
+    simulator: the IMU stores each sample at the ODR; INT1 rises when `watermark` samples wait; the MCU wakes,
+    reads them all (drain) and sleeps again. A FIFO left undrained past `capacity` overwrites its oldest sample
+    (an overrun, counted). Integers only; nothing allocated per sample."""
+
+    def __init__(self, watermark, capacity):
+        self.wtm = watermark
+        self.cap = capacity
+        self.reset()
+
+    def reset(self):
+        self.level = 0
+        self.wakes = 0
+        self.overruns = 0
+
+    def push(self):
+        """One sample at the ODR. True when INT1 rises (the watermark is reached): the MCU wakes."""
+        if self.level >= self.cap:
+            self.overruns += 1
+        else:
+            self.level += 1
+        if self.level == self.wtm:
+            self.wakes += 1
+            return True
+        return False
+
+    def drain(self):
+        """The MCU reads what fifo_count() says: returns that many and empties the FIFO."""
+        n = self.level
+        self.level = 0
+        return n

@@ -47,7 +47,7 @@ from mote import battery, cbor, heartbeat, policy, proto
 from mote.classifier import records
 from mote.frame import Encoder
 from mote.hal.sim_battery import SimBattery
-from mote.hal.sim_imu import WakeModel
+from mote.hal.sim_imu import FifoModel, WakeModel
 from mote.report import Reporter, acc_pack, ev_pack
 
 job = json.load(open(sys.argv[1]))
@@ -168,8 +168,7 @@ FIFO_WAKE_MS = tm.get("gpio_wake_ms", tm["sample_wake_ms"])
 MA_FIFO_WAIT = MA.get("sleep_gpio_wake", MA["light_sleep"])
 IMU_REST_MA = imu_tab[0][1]         # resting between looks: the IMU at its lowest ODR
 looks = 0
-fifo_wakes = 0
-fifo_n = 0
+fifo_m = FifoModel(hop, int((imu_info.get("fifo") or {}).get("samples", 512))) if fifo else None
 
 E = {}
 for k in ("active", "inference", "idle", "light_sleep", "deep_sleep", "radio_tx", "radio_conn", "radio_adv", "imu",
@@ -340,7 +339,8 @@ while t < dur:
         last_hz = hz
         filled = 0                                            # mote.app: a window at one rate only
         since_hop = 0
-        fifo_n = 0
+        if fifo:
+            fifo_m.drain()                                    # mote.app: a new rate re-arms the FIFO (empty)
     period = 1000 // hz
     i = (t * thz // 1000) * 3
     if i + 2 >= 3 * n:
@@ -369,13 +369,10 @@ while t < dur:
     since_hop += 1
     if filled < win_n:
         filled += 1
-    if fifo:
-        fifo_n += 1
-        if fifo_n >= hop:
-            fifo_n = 0
-            spend("active", MA["active"], FIFO_WAKE_MS)       # the FIFO watermark wake, once per hop
-            busy += FIFO_WAKE_MS
-            fifo_wakes += 1
+    if fifo and fifo_m.push():                                # mote.hal.sim_imu: the watermark raises INT1
+        fifo_m.drain()
+        spend("active", MA["active"], FIFO_WAKE_MS)           # the MCU wakes once per hop and reads the batch
+        busy += FIFO_WAKE_MS
     full = fixed or filled >= win_n                           # mote.app: no hop before the window is full
     if since_hop >= hop and full and p.burst and p.screening() and not fixed:
         since_hop = 0
@@ -473,5 +470,5 @@ print(json.dumps({"rec_bytes": {"window": REC_WIN, "change": REC_CHG, "ev": REC_
                   "timeline": timeline, "events": events, "inferences": inferences, "imu_wake": wake_ok,
                   "wakes": wakes, "false_wakes": false_wakes, "imu_deep": deep_ok, "boots": boots, "armed_s": armed_ms / 1000.0, "wake_times": wake_times,
                   "soc_end": soc_end, "soc_est_end": soc_est_end, "screen": p.events is not None,
-                  "event_labels": list(p.events or ()), "looks": looks, "fifo": fifo, "fifo_wakes": fifo_wakes,
+                  "event_labels": list(p.events or ()), "looks": looks, "fifo": fifo, "fifo_wakes": fifo_m.wakes if fifo else 0,
                   "rates": rates, "projection": proj}))
