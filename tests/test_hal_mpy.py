@@ -737,13 +737,24 @@ b.lightsleep(1000)
 w1 = b.imu_woke()
 b.imu_wake(False)
 b.lightsleep(1000)
-print(json.dumps({"calls": alarm.CALLS, "w0": w0, "w1": w1, "md1": md1, "md1_off": imu.r[0x5E]}))
+n_plain = len(alarm.CALLS)
+odr = b.imu_fifo(50, 25)                  # sampling from the FIFO: lightsleep ends on its watermark (INT1)
+fifo_regs = [imu.r[0x0A], imu.r[0x0D]]
+b.lightsleep(500)
+b.imu_fifo(0)
+b.lightsleep(500)
+print(json.dumps({"calls": alarm.CALLS, "w0": w0, "w1": w1, "md1": md1, "md1_off": imu.r[0x5E], "n": n_plain,
+                  "odr": odr, "fifo": fifo_regs, "fifo_off": [imu.r[0x0A], imu.r[0x0D]]}))
 """ % json.dumps(info)
     res = json.loads(run(code, fakes, tmp_path).splitlines()[-1])
-    light = res["calls"]
+    light = res["calls"][:res["n"]]
     assert light[0] == ["light", ["TimeAlarm", "PinAlarm"], [None, "ACCELEROMETER_GYRO_INTERRUPT"]]
     assert res["w0"] is False and res["w1"] is True and res["md1"] == 0x20 and res["md1_off"] == 0
     assert light[-1] == ["light", ["TimeAlarm"], [None]]
+    assert res["odr"] == 52 and res["fifo"] == [(0x03 << 3) | 0x06, 0x08] and res["fifo_off"] == [0, 0]
+    fifo_sleep, after = res["calls"][res["n"]:]
+    assert fifo_sleep == ["light", ["TimeAlarm", "PinAlarm"], [None, "ACCELEROMETER_GYRO_INTERRUPT"]]
+    assert after == ["light", ["TimeAlarm"], [None]]
 
 
 def test_cpy_hal_deep_sleeps_until_the_imu_pin_or_timer(fakes, tmp_path):
