@@ -270,9 +270,8 @@ print(frames_out())
 @pytest.fixture(scope="module")
 def demo_model(tmp_path_factory):
     sys.path.insert(0, str(ROOT / "host"))
-    sys.path.insert(0, str(ROOT / "tools"))
-    import gesture_data as gd
-    import make_demo_model as mk
+    from motekit.model import demo as mk
+    from motekit.model import gesture_data as gd
     from motekit.model.convert import convert
     td = tmp_path_factory.mktemp("demo")
     X, y, labels = gd.synthetic(300, seed=0)

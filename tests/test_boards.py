@@ -70,3 +70,37 @@ def test_every_board_with_a_radio_is_secure_by_default():
     del b["ble"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(b, SCHEMA)                  # a radio board must say how its BLE is secured
+
+
+def test_one_module_loads_lists_and_validates_boards(tmp_path):
+    from motekit import boards
+    assert set(boards.names()) == {p.stem for p in FILES}
+    assert boards.load("pico_w")["name"] == "pico_w"
+    for bad in ("schema", "../boards/pico_w", "nope", ""):
+        with pytest.raises(boards.BoardError, match="^unknown board .*: one of esp32s3_devkitc, "):
+            boards.load(bad)
+    # a board of your own, by path: validated, one line naming the field
+    b = json.loads((BOARDS / "pico_w.json").read_text())
+    b["ram"]["heap_bytes"] = "lots"
+    mine = tmp_path / "mine.json"
+    mine.write_text(json.dumps(b))
+    with pytest.raises(boards.BoardError, match=r"mine.json: ram/heap_bytes: 'lots' is not of type 'integer'"):
+        boards.load(str(mine))
+    mine.write_text("{")
+    with pytest.raises(boards.BoardError, match="not readable JSON"):
+        boards.load(str(mine))
+
+
+@pytest.mark.parametrize("args", [["sim", "--board", "nope"], ["power", "simulate", "--board", "nope"],
+                                  ["install", "--port", "/dev/null", "--board", "nope"],
+                                  ["model", "check", str(BOARDS / "sim.json"), "--board", "nope"]],
+                         ids=lambda a: " ".join(a[:2]))
+def test_unknown_board_is_worded_once(args):
+    import subprocess
+    import sys
+    from pathlib import Path
+    p = subprocess.run([str(Path(sys.executable).with_name("mote")), *args], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 1
+    assert p.stderr.startswith("Error: unknown board 'nope': one of esp32s3_devkitc, "), p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

@@ -139,9 +139,9 @@ def test_install_source_on_a_blank_circuitpython_virtual_board(blank, home):
 
 def test_build_for_32_bit_boards_leaves_out_the_64_bit_viper_kernels():
     from motekit.install import build, keys_json  # noqa: F401
-    from motekit.sim.supervisor import load_board
+    from motekit import boards
 
-    plan = build(load_board("pico_w"), "armv6m")
+    plan = build(boards.load("pico_w"), "armv6m")
     names = {f.dest for f in plan.files}
     assert "/mote/kernels_viper32.mpy" in names and "/mote/sha512_viper.mpy" in names
     # a viper module that needs a 64-bit word does not compile for armv6m: it is left out, with the reason

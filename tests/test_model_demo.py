@@ -10,9 +10,8 @@ import pytest
 from mpy import ROOT, VECTORS, run_mpy
 
 sys.path.insert(0, str(ROOT / "host"))
-sys.path.insert(0, str(ROOT / "tools"))
-import gesture_data as gd  # noqa: E402
-import make_demo_model as mk  # noqa: E402
+from motekit.model import demo as mk  # noqa: E402
+from motekit.model import gesture_data as gd  # noqa: E402
 from motekit.model.convert import convert  # noqa: E402
 from motekit.model.reference import Reference  # noqa: E402
 

@@ -12,9 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared"))
 SHARED_ACCEL = SHARED / "vectors" / "accel"
-sys.path.insert(0, str(ROOT / "tools"))
-import gen_trace  # noqa: E402
-
+from motekit.power import gen_trace  # noqa: E402
 from motekit.power.simulate import read_trace, score  # noqa: E402
 from mpy import firmware_module  # noqa: E402
 
@@ -288,7 +286,7 @@ def test_real_traces_from_the_held_out_recordings(tmp_path):
     the other half); the seed places the bursts; a missing recordings file is one line."""
     if not (SHARED_ACCEL / "exercises_m5stickc.csv").exists():
         pytest.skip("no exercise recordings")
-    import gesture_data as gd
+    from motekit.model import gesture_data as gd
     recs = gd.exercise_recordings()
     test_half = {tuple(map(tuple, v[1][:3])) for k, v in recs.items() if gd.exercise_split(k, recs) == "test"}
     out = {}
@@ -305,7 +303,7 @@ def test_real_traces_from_the_held_out_recordings(tmp_path):
     a = [r[4] for r in gen_trace.real("busy", hours=0.3, seed=2)]
     assert a == [r[4] for r in gen_trace.real("busy", hours=0.3, seed=2)]
     assert a != [r[4] for r in gen_trace.real("busy", hours=0.3, seed=3)]
-    p = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_trace.py"), "--real", "busy"], capture_output=True,
+    p = subprocess.run([sys.executable, "-m", "motekit.power.gen_trace", "--real", "busy"], capture_output=True,
                        text=True, env=dict(os.environ, MOTEKIT_SHARED=str(tmp_path)))
     assert p.returncode != 0 and "no recordings" in p.stderr and "Traceback" not in p.stderr
 

@@ -143,11 +143,11 @@ print(ed, fr, hop)
 
 
 def _demo_model(tmp: Path):
-    """The README's demo gesture classifier (.mtm), as tools/make_demo_model.py writes it, or None."""
+    """The README's demo gesture classifier (.mtm), as motekit.model.demo writes it, or None."""
     out = tmp / "demo"
     if not (out / "gesture.mtm").exists():
         import subprocess
-        r = subprocess.run([sys.executable, str(ROOT / "tools" / "make_demo_model.py"), "-o", str(out)],
+        r = subprocess.run([sys.executable, "-m", "motekit.model.demo", "-o", str(out)],
                            capture_output=True, text=True)
         if r.returncode != 0:
             print(f"  (no demo model: {r.stderr.strip().splitlines()[-1:]})", file=sys.stderr)

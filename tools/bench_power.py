@@ -2,11 +2,11 @@
 """Battery-life benchmark: adaptive policy vs fixed-rate baseline (`mote power simulate` per board/trace).
 
 Traces (default: synthetic,still,busy,mixed):
-- `synthetic`: tools/gen_trace.py (4 h, seed 1; rare bursts in long quiet periods) - shipped; the demo gesture model;
-- `still`, `busy`, `mixed`: `tools/gen_trace.py --real KIND --seed SEED` (the issue's traces): exercise recordings
+- `synthetic`: motekit.power.gen_trace (4 h, seed 1; rare bursts in long quiet periods) - shipped; the demo gesture model;
+- `still`, `busy`, `mixed`: `python -m motekit.power.gen_trace --real KIND --seed SEED` (the issue's traces): exercise recordings
   (squat, lunge, jumpingjack) at random times between repeats of the `other` recordings (a wearer moving around:
   only the stillest / any / 80 % still), from the held-out half of ../shared/vectors/accel/exercises_m5stickc.csv;
-  the device runs the exercise model trained on the other half (tools/make_demo_model.py --exercises), whose
+  the device runs the exercise model trained on the other half (python -m motekit.model.demo --exercises), whose
   non-`other` labels are the events the policy screens for;
 - `gestures`, `exercises` (older, optional): built at run time from the REAL M5StickC PLUS2 recordings in
   ../shared/vectors/accel/ (100 Hz, +-2 g; read-only, never copied into the project): each labelled
@@ -42,7 +42,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
-sys.path.insert(0, str(ROOT / "tools"))
 sys.path.append(str(ROOT / "firmware"))
 SHARED = Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared"))
 ACCEL = SHARED / "vectors" / "accel"
@@ -109,7 +108,7 @@ def main(argv=None):
     ap.add_argument("--report", choices=("change", "window"), default="change",
                     help="what the battery bands report (policy `report`)")
     a = ap.parse_args(argv)
-    import gen_trace
+    from motekit.power import gen_trace
     from motekit.power.simulate import simulate
     tmp = tempfile.mkdtemp(prefix="mote-bench-")
     traces = {}

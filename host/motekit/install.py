@@ -241,12 +241,11 @@ class Installer:
 
     # -- checks that need no board ------------------------------------------------------------------------
     def _board(self) -> dict:
-        from .sim.supervisor import load_board
+        from . import boards
         try:
-            return load_board(self.board_name)
-        except FileNotFoundError:
-            known = sorted(p.stem for p in paths.boards_dir().glob("*.json") if p.stem != "schema")
-            raise InstallError(f"unknown board {self.board_name!r}: one of {', '.join(known)}") from None
+            return boards.load(self.board_name)
+        except boards.BoardError as e:
+            raise InstallError(str(e)) from None
 
     def _check_port(self):
         if "://" not in self.port and not os.path.exists(self.port):

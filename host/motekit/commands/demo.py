@@ -17,7 +17,6 @@ from pathlib import Path
 
 import click
 
-from .. import paths
 from ..sim import VirtualBoard
 from .common import user_errors
 
@@ -98,12 +97,8 @@ def _tour(tour: Tour, port: str, count: int, no_relay: bool):
 
     tour.step("A gesture classifier: trained with numpy on the sim's motion, written as an int8 .tflite")
     model_dir = tmp / "model"
-    sys.path.insert(0, str(paths.REPO / "tools"))
-    try:
-        import make_demo_model
-        make_demo_model.main(["-o", str(model_dir)])
-    finally:
-        sys.path.pop(0)
+    from ..model import demo as make_demo_model
+    make_demo_model.main(["-o", str(model_dir)])
     labels = (model_dir / "labels.txt").read_text().split()
     tour.run("model", "check", str(model_dir / "gesture.tflite"), "--board", "pico_w")
 

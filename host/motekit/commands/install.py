@@ -11,7 +11,7 @@ from .common import need_port, port_option, user_errors
 
 @click.command()
 @port_option
-@click.option("--board", "-b", required=True, help="Board definition from boards/ (e.g. pico_w, sim).")
+@click.option("--board", "-b", required=True, help="Board name (e.g. pico_w, sim; see boards/) or a board file (.json).")
 @click.option("--source", is_flag=True, help="Copy .py sources instead of compiling to .mpy with mpy-cross.")
 @click.option("--no-keys", is_flag=True, help="Leave the board's /keys.json alone (default: the host's trust list).")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds to wait for the hello after the reset.")
@@ -34,6 +34,8 @@ def install(port, board, source, no_keys, timeout, quiet, as_json):
             click.echo(f"# {msg}", err=True)
 
     with user_errors():
+        from .. import boards
+        boards.load(board)            # a wrong board name is one line before anything opens the port
         if quiet:
             res = Installer(port, board, source=source, keys=not no_keys, hello_timeout=timeout, log=log).run()
         else:

@@ -13,7 +13,7 @@ from .common import user_errors
 
 
 @click.command()
-@click.option("--board", default="sim", show_default=True, help="Board definition from boards/.")
+@click.option("--board", default="sim", show_default=True, help="Board name (e.g. pico_w, sim; see boards/) or a board file (.json).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Sensor stream and device id seed.")
 @click.option("--baud", type=click.IntRange(min=300), default=None,
               help="Pace the link like a UART at this baud rate (8N1); default: unpaced pty speed.")

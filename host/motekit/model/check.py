@@ -1,8 +1,7 @@
 """`mote model check`: will this .tflite run on that board? (offline: ops, RAM, flash, latency)"""
 
-import json
-
-from ..paths import boards_dir, firmware_dir
+from .. import boards
+from ..paths import firmware_dir
 from .convert import UnsupportedModel, check_support, convert
 from .tflite_reader import read_tflite
 
@@ -16,14 +15,6 @@ GENERIC_MCU = {"viper32": 4.0e6, "pure": 1.5e5,
                "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
 ENGINE_FILES = ("infer.py", "infer_pre.py", "kernels.py", "kernels_viper.py", "kernels_viper32.py",
                 "kernels_viper_common.py", "cbor.py", "compat.py")
-
-
-def load_board(name):
-    p = boards_dir() / f"{name}.json"
-    if not p.exists():
-        known = sorted(x.stem for x in boards_dir().glob("*.json"))
-        raise FileNotFoundError(f"unknown board {name!r} (known: {', '.join(known) or 'none'})")
-    return json.loads(p.read_text())
 
 
 def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
@@ -51,7 +42,7 @@ def _latency_range(macs, rate_range):
 
 
 def check(tflite_path, board):
-    b = load_board(board)
+    b = boards.load(board)
     g = read_tflite(tflite_path)
     report = {"board": board, "model": str(tflite_path), "problems": check_support(g), "fits": False}
     if report["problems"]:

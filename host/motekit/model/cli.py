@@ -39,7 +39,7 @@ def convert_cmd(tflite, output, labels):
 
 @model.command("check")
 @click.argument("tflite", type=click.Path(exists=True, dir_okay=False))
-@click.option("--board", "-b", required=True, help="board name (boards/NAME.json)")
+@click.option("--board", "-b", required=True, help="Board name (e.g. pico_w, sim; see boards/) or a board file (.json).")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report")
 def check_cmd(tflite, board, as_json):
     """Does MODEL.tflite fit BOARD? Ops, RAM, flash and estimated latency."""

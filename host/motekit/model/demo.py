@@ -1,7 +1,7 @@
 """Train the README's demo gesture classifier with numpy and write a real int8 .tflite (no TensorFlow) and
 its device model (.mtm).
 
-    python tools/make_demo_model.py -o build/demo        # -> gesture.tflite, gesture.mtm, labels
+    python -m motekit.model.demo -o build/demo        # -> gesture.tflite, gesture.mtm, labels
 
 Model: int8 window [1, 50, 3] (see mote/infer_pre.py) -> RESHAPE [1, 150] -> FULLY_CONNECTED 24 + ReLU
 -> FULLY_CONNECTED 4 -> SOFTMAX. Trained on the sim's synthetic accelerometer (firmware/mote/motion.py);
@@ -10,17 +10,12 @@ the training set.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "host"))
-sys.path.insert(0, str(ROOT / "tools"))
-
-import gesture_data  # noqa: E402
-from motekit.model.tflite_writer import TFLiteWriter  # noqa: E402
+from . import gesture_data
+from .tflite_writer import TFLiteWriter
 
 IN_SCALE = (1 << gesture_data.SHIFT) / 16384.0   # g per int8 step of the input
 
@@ -126,7 +121,7 @@ def exercise_windows(split, hop=5, path=None):
 def main_exercises(out):
     """The exercise classifier for the real-motion power benchmark: trained on the "train" half of the real
     recordings (gesture_data.exercise_split); its accuracy is measured on the held-out "test" half, the one
-    `tools/gen_trace.py --real` builds traces from."""
+    `motekit.power.gen_trace --real` builds traces from."""
     X, y = exercise_windows("train")
     P, tfl = fit(X, y, EXERCISE_LABELS, hidden=24, epochs=400)
     (out / "exercise.tflite").write_bytes(tfl)
@@ -134,7 +129,7 @@ def main_exercises(out):
     pred = predict_float(P, features(Xt).astype(float) * IN_SCALE)
     acc = float((pred == yt).mean())
     per = {lab: round(float((pred[yt == i] == i).mean()), 3) for i, lab in enumerate(EXERCISE_LABELS)}
-    from motekit.model.convert import convert
+    from .convert import convert
     c = convert(out / "exercise.tflite", labels=EXERCISE_LABELS, name="exercise", preprocess=gesture_data.PRE)
     n = c.write(out / "exercise.mtm")
     print(f"{out / 'exercise.mtm'}: {n} bytes; float accuracy on the held-out recordings {acc:.3f} {per}")
@@ -143,7 +138,7 @@ def main_exercises(out):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-o", "--out", default=str(ROOT / "build" / "demo"))
+    ap.add_argument("-o", "--out", default="build/demo")
     ap.add_argument("--per-class", type=int, default=300)
     ap.add_argument("--exercises", action="store_true",
                     help="the exercise classifier (other/jumpingjack/lunge/squat) from the real recordings' train half")
@@ -158,7 +153,7 @@ def main(argv=None):
     (out / "gesture.tflite").write_bytes(tfl)
     Xt, yt, _ = gesture_data.synthetic(100, seed=1)
     acc = float((predict_float(P, features(Xt).astype(float) * IN_SCALE) == yt).mean())
-    from motekit.model.convert import convert
+    from .convert import convert
     c = convert(out / "gesture.tflite", labels=labels, name="gesture", preprocess=gesture_data.PRE)
     n = c.write(out / "gesture.mtm")
     (out / "labels.txt").write_text("\n".join(labels) + "\n")

@@ -6,25 +6,20 @@ Windows are int16 counts at +-2 g (16384 counts/g), 50 Hz, interleaved x, y, z: 
 """
 
 import csv
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from .. import paths
+
 WINDOW = 50            # 1 s at 50 Hz
 SHIFT = 7              # int8 step = 2**7 counts = 1/128 g
 PRE = {"kind": "accel_window", "n": WINDOW, "axes": 3, "shift": SHIFT}
 
 
 def _motion():
-    sys.path.insert(0, str(ROOT / "firmware"))
-    try:
-        from mote import motion
-    finally:
-        sys.path.pop(0)
-    return motion
+    return paths.firmware_module("mote.motion")
 
 
 def synthetic(n_per_class, seed=0, window=WINDOW, hop=25):
@@ -54,7 +49,7 @@ def preprocess(X, shift=SHIFT):
 
 def m5stickc(path=None):
     """{recording: (activity, counts [n, 3] at 50 Hz)} from the 100 Hz CSV (every second sample)."""
-    path = Path(path) if path else ROOT.parent / "shared" / "vectors" / "accel" / "gestures_m5stickc.csv"
+    path = Path(path) if path else paths.shared_dir() / "vectors" / "accel" / "gestures_m5stickc.csv"
     recs = defaultdict(list)
     acts = {}
     with open(path) as f:
@@ -77,8 +72,7 @@ EXERCISES_CSV = "exercises_m5stickc.csv"
 
 
 def shared_accel():
-    import os
-    return Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared")) / "vectors" / "accel"
+    return paths.shared_dir() / "vectors" / "accel"
 
 
 def exercise_recordings(path=None):

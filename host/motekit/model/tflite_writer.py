@@ -1,5 +1,5 @@
 """Write small int8 `.tflite` models without TensorFlow: the `tflite` schema package's generated
-builders + `flatbuffers`. Used by tools/make_demo_model.py and by the op-level tests.
+builders + `flatbuffers`. Used by motekit.model.demo (the demo gesture model) and by the op-level tests.
 
     w = TFLiteWriter()
     x = w.tensor("x", [1, 8], scale=0.1, zp=-3)                          # activation

@@ -11,9 +11,9 @@ def power():
 
 
 @power.command()
-@click.option("--board", "-b", default="pico_w", show_default=True, help="Board name (boards/<name>.json).")
+@click.option("--board", "-b", default="pico_w", show_default=True, help="Board name (e.g. pico_w, sim; see boards/) or a board file (.json).")
 @click.option("--trace", "-t", type=click.Path(exists=True, dir_okay=False),
-              help="Labelled CSV trace (t, x, y, z in g, event). Default: tools/gen_trace.py output.")
+              help="Labelled CSV trace (t, x, y, z in g, event). Default: a synthetic one (python -m motekit.power.gen_trace).")
 @click.option("--policy", "-p", type=click.Path(exists=True, dir_okay=False),
               help="JSON policy override (keys of mote.policy.DEFAULT).")
 @click.option("--capacity-mah", type=float, help="Battery capacity (default: the board file's).")
@@ -28,7 +28,7 @@ def power():
                    "Default: the demo gesture model (built with numpy).")
 @click.option("--no-model", is_flag=True, help="No classifier on the device (reports follow the detector only).")
 @click.option("--real", type=click.Choice(["still", "busy", "mixed"]),
-              help="Trace built from the real exercise recordings in ../shared (tools/gen_trace.py --real, bursts "
+              help="Trace built from the real exercise recordings in ../shared (motekit.power.gen_trace --real, bursts "
                    "placed by --seed); the device then runs the exercise model (unless --model / --no-model).")
 @click.option("--no-screen", is_flag=True, help="What-if: no screening (every motion is an event, as before).")
 @click.option("--no-fifo", is_flag=True, help="What-if: no IMU FIFO (the MCU wakes for every sample).")

@@ -10,7 +10,7 @@ board's accelerometer), so shake / wave / updown look exactly like what `mote si
   quiet: it is not an activity and tests the detector's precision);
 - activity bursts of `--burst-min`..`--burst-max` seconds (default 4-20 s) of shake, wave or updown.
 
-    python tools/gen_trace.py --hours 4 --seed 1 -o trace.csv
+    python -m motekit.power.gen_trace --hours 4 --seed 1 -o trace.csv
 
 Real traces (`--real still|busy|mixed`): built from the REAL M5StickC PLUS2 recordings in
 ../shared/vectors/accel/exercises_m5stickc.csv (100 Hz, +-2 g; read in place, never copied into the project;
@@ -21,10 +21,10 @@ trace: a wearer moving around, not exercising):
 - `busy`:  any `other` recording (most have 0.25-0.47 g of motion);
 - `mixed`: each tile is a still recording with probability 0.8, a moving one with 0.2.
 `--recordings test` (default) uses only the held-out half of the recordings (`gesture_data.exercise_split`:
-every other recording of each class, by name), the half the exercise model (`tools/make_demo_model.py
+every other recording of each class, by name), the half the exercise model (`python -m motekit.model.demo
 --exercises`) was NOT trained on; `all` uses every recording.
 
-    python tools/gen_trace.py --real busy --seed 3 --hours 4 -o /tmp/busy.csv
+    python -m motekit.power.gen_trace --real busy --seed 3 --hours 4 -o /tmp/busy.csv
 
 Deterministic for a seed. `generate()` / `real()` return the rows for programmatic use.
 """
@@ -32,18 +32,12 @@ Deterministic for a seed. `generate()` / `real()` return the rows for programmat
 import argparse
 import random
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from .. import paths
 
 
 def _motion():
-    sys.path.insert(0, str(ROOT / "firmware"))
-    try:
-        from mote import motion
-    finally:
-        sys.path.pop(0)
-    return motion
+    return paths.firmware_module("mote.motion")
 
 
 def generate(hours=4.0, seed=1, hz=50, quiet_s=(60, 480), burst_s=(4, 20), bumps_per_hour=6):
@@ -95,11 +89,7 @@ REAL_KINDS = ("still", "busy", "mixed")
 
 
 def _exercises(path=None):
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        import gesture_data
-    finally:
-        sys.path.pop(0)
+    from ..model import gesture_data
     return gesture_data
 
 

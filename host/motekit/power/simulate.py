@@ -18,31 +18,17 @@ import tempfile
 from array import array
 from pathlib import Path
 
-from .. import paths
+from .. import boards, paths
 
 HERE = Path(__file__).resolve().parent
-ROOT = Path(__file__).resolve().parents[3]
 TOL_S = 2.0                   # a detection up to this long after an event's end still counts for it
 BASELINE_RATES = (1, 2, 3, 5, 10, 25, 50)
 
 
 def firmware_dir() -> Path:
-    return ROOT / "firmware"
+    return paths.firmware_dir()
 
 
-def boards_dir() -> Path:
-    try:
-        return paths.boards_dir()
-    except Exception:
-        return ROOT / "boards"
-
-
-def load_board(name: str) -> dict:
-    p = boards_dir() / f"{name}.json"
-    if not p.exists():
-        known = sorted(q.stem for q in boards_dir().glob("*.json") if q.stem != "schema")
-        raise FileNotFoundError(f"no board {name!r}; known: {', '.join(known)}")
-    return json.loads(p.read_text())
 
 
 class Trace:
@@ -196,38 +182,34 @@ def patch_board(board: dict, patch: dict) -> dict:
 
 
 def demo_model(out_dir) -> Path:
-    """The demo gesture classifier (tools/make_demo_model.py: numpy, trained on the sim's motion - the same
+    """The demo gesture classifier (motekit.model.demo: numpy, trained on the sim's motion - the same
     shake / wave / updown the synthetic trace is made of), built into out_dir."""
-    sys.path.insert(0, str(ROOT / "tools"))
     try:
-        import make_demo_model
         import contextlib
         import io
+
+        from ..model import demo as make_demo_model
         with contextlib.redirect_stdout(io.StringIO()):
             make_demo_model.main(["-o", str(out_dir)])
     except ImportError as e:
         raise RuntimeError(f"building the demo model needs the model extra ({e}): pip install 'motekit[model]', "
                            "or pass --model MODEL.mtm / --no-model") from None
-    finally:
-        sys.path.pop(0)
     return Path(out_dir) / "gesture.mtm"
 
 
 def exercise_model(out_dir) -> Path:
     """The exercise classifier (other / jumpingjack / lunge / squat), trained on the "train" half of the real
-    recordings in ../shared (tools/make_demo_model.py --exercises), built into out_dir."""
-    sys.path.insert(0, str(ROOT / "tools"))
+    recordings in ../shared (motekit.model.demo --exercises), built into out_dir."""
     try:
-        import make_demo_model
         import contextlib
         import io
+
+        from ..model import demo as make_demo_model
         with contextlib.redirect_stdout(io.StringIO()):
             return make_demo_model.main_exercises(Path(out_dir))
     except ImportError as e:
         raise RuntimeError(f"building the exercise model needs the model extra ({e}): pip install 'motekit[model]'"
                            ) from None
-    finally:
-        sys.path.pop(0)
 
 
 def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None, plot=None, baseline=True,
@@ -239,25 +221,17 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
     are None); flicker: the worst case for change reporting (a new label on every moving hop);
     baseline_report: "change" gives the fixed-rate baseline the same reporting (what-if; default: every hop);
     gateway=False: no gateway in range, the radio advertises for nobody (both runs; what-if)."""
-    board = patch_board(load_board(board_name), board_patch)
+    board = patch_board(boards.load(board_name), board_patch)
     cap = capacity_mah or board["battery"]["capacity_mah"]
     tmpdir = tempfile.mkdtemp(prefix="mote-power-")
     if trace_path is None and real:
-        sys.path.insert(0, str(ROOT / "tools"))
-        try:
-            import gen_trace
-        finally:
-            sys.path.pop(0)
+        from . import gen_trace
         trace_path = os.path.join(tmpdir, f"real-{real}.csv")
         gen_trace.write_csv(trace_path, gen_trace.real(real, hours, seed))
         if model == "demo":
             model = "exercise"
     if trace_path is None:
-        sys.path.insert(0, str(ROOT / "tools"))
-        try:
-            import gen_trace
-        finally:
-            sys.path.pop(0)
+        from . import gen_trace
         trace_path = os.path.join(tmpdir, "trace.csv")
         gen_trace.write_csv(trace_path, gen_trace.generate(hours, seed))
     if isinstance(policy, (str, Path)):

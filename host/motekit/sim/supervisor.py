@@ -28,7 +28,7 @@ import time
 import tty
 from pathlib import Path
 
-from .. import paths
+from .. import boards, paths
 
 ROM = Path(__file__).with_name("rom.py")
 PENDING_CAP = 1 << 16
@@ -79,14 +79,6 @@ def _raw_pty() -> tuple[int, int]:
     return master, slave
 
 
-def load_board(name: str) -> dict:
-    path = paths.boards_dir() / f"{name}.json"
-    if not path.exists():
-        known = sorted(p.stem for p in paths.boards_dir().glob("*.json"))
-        raise FileNotFoundError(f"no board definition {name!r}; known boards: {', '.join(known)}")
-    return json.loads(path.read_text())
-
-
 class VirtualBoard:
     def __init__(self, board: str = "sim", seed: int = 1, state_dir: Path | None = None,
                  baud: int | None = None, heap: str | None = None, link: Path | None = None,
@@ -105,7 +97,7 @@ class VirtualBoard:
         # ble_pairing: central addresses that pair when they connect (the rig has no security manager; the
         # sim `bluetooth` module stands in for one: host/motekit/sim/mpy/bluetooth.py)
         self.ble_pairing = list(ble_pairing)
-        self.board_info = load_board(board)
+        self.board_info = boards.load(board)
         # impl: the interpreter (micropython / circuitpython); default: what the board file says it runs
         self.impl = impl or self.board_info.get("firmware") or "micropython"
         if self.impl not in IMPLS:
@@ -114,7 +106,7 @@ class VirtualBoard:
             raise ValueError("the CircuitPython virtual board has no radio: its BLE peripheral (mote.ble_cpy on "
                              "adafruit_ble) is bridged to BlueZ only on MicroPython; drop --ble or use --impl micropython")
         self.seed = seed
-        self.state = Path(state_dir) if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{board}-{seed}"
+        self.state = Path(state_dir) if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{self.board_info['name']}-{seed}"
         self.flash = self.state / "flash"
         self.baud = baud
         sim = self.board_info.get("sim", {})
