@@ -233,7 +233,8 @@ class SimSource(SerialSource):
     def __init__(self, relay, seed: int, state_dir: Path):
         from ..sim import VirtualBoard
 
-        self.board = VirtualBoard(seed=seed, state_dir=state_dir, log=lambda m: relay.event(None, "sim", text=m))
+        self.board = VirtualBoard(seed=seed, state_dir=state_dir, kind="relay",
+                                  log=lambda m: relay.event(None, "sim", text=m))
         super().__init__(relay, self.board.start())
         self.label = f"sim:{seed}"
 

@@ -59,8 +59,50 @@ def interpreter_exe(impl: str) -> str:
     raise ValueError(f"unknown interpreter {impl!r}: use one of {', '.join(IMPLS)}")
 
 
-def sim_uid(seed: int) -> str:
-    return hashlib.sha256(b"motekit-sim-%d" % seed).hexdigest()[:16]
+def sim_uid(seed: int, kind: str = "sim") -> str:
+    """The virtual board's device id: from its seed, and its kind ("sim": `mote sim`; "relay": `mote relay
+    --from sim`), so a relay's own board never takes the id of a `mote sim` with the same seed."""
+    tag = b"motekit-sim-%d" % seed if kind == "sim" else b"motekit-%s-sim-%d" % (kind.encode(), seed)
+    return hashlib.sha256(tag).hexdigest()[:16]
+
+
+class StateBusy(FileNotFoundError):
+    """Another virtual board holds this state directory (a FileNotFoundError: one-line CLI error)."""
+
+
+class StateLock:
+    """An exclusive lock on a virtual board's state directory (its flash), held while the board runs: two
+    boards on one flash would corrupt each other's files. The holder writes its pid and port into the lock
+    file so a refusal can name it; the kernel drops the lock when the holder dies (even on kill -9)."""
+
+    def __init__(self, state: Path):
+        self.path = Path(state) / "lock"
+        self.fd: int | None = None
+
+    def acquire(self):
+        import fcntl
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            finally:
+                os.close(fd)
+            raise StateBusy(f"the board state {self.path.parent} is in use by {holder}: stop it, or give this "
+                            f"board another --state DIR or --seed N") from None
+        self.fd = fd
+
+    def note(self, text: str):
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, text.encode(), 0)
+
+    def release(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _set_pdeathsig():
@@ -83,8 +125,10 @@ class VirtualBoard:
     def __init__(self, board: str = "sim", seed: int = 1, state_dir: Path | None = None,
                  baud: int | None = None, heap: str | None = None, link: Path | None = None,
                  fresh: bool = False, log=None, ble=None, trace: Path | None = None,
-                 battery: float | None = None, blank: bool = False, ble_pairing=(), impl: str | None = None):
+                 battery: float | None = None, blank: bool = False, ble_pairing=(), impl: str | None = None,
+                 kind: str = "sim"):
         self.board = board
+        self.kind = kind            # "sim" (`mote sim`) or "relay" (`mote relay --from sim`): see sim_uid
         # blank: a stock MicroPython board - erased flash, no firmware, boots to the REPL (`mote install`)
         self.blank = blank
         # trace: a CSV (t,x,y,z,event in g, docs/power.md) the accelerometer replays instead of the synthetic
@@ -125,12 +169,15 @@ class VirtualBoard:
         self._proc: subprocess.Popen | None = None
         self._thread: threading.Thread | None = None
         self._reset_now = threading.Event()
+        self._lock = StateLock(self.state)
 
     # -- flash -------------------------------------------------------------------------------
     def install(self):
         """Copy the firmware onto the board's flash (as `mote install` does for a real board), keep its data."""
         if (self.fresh or self.blank) and self.state.exists():
-            shutil.rmtree(self.state)
+            for item in self.state.iterdir():      # all but the lock this board holds
+                if item != self._lock.path:
+                    shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
         self.flash.mkdir(parents=True, exist_ok=True)
         src = paths.firmware_dir()
         for item in [] if self.blank else src.iterdir():
@@ -151,7 +198,7 @@ class VirtualBoard:
             bt.unlink()
         if not self.blank:
             (self.flash / "board.json").write_text(json.dumps(self.board_info, indent=1))
-        simcfg = {"seed": self.seed, "uid": sim_uid(self.seed), "baud": self.baud or 0}
+        simcfg = {"seed": self.seed, "uid": sim_uid(self.seed, self.kind), "baud": self.baud or 0}
         tb = self.flash / "trace.bin"
         if self.trace is not None:
             from ..power.simulate import read_trace
@@ -166,6 +213,14 @@ class VirtualBoard:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> str:
         self.exe = interpreter_exe(self.impl)
+        self._lock.acquire()
+        try:
+            return self._start()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _start(self) -> str:
         self.install()
         if self.ble is not None:
             self.ble_port = self.ble.start()
@@ -180,7 +235,10 @@ class VirtualBoard:
         self._thread = threading.Thread(target=self._pump, name="mote-sim-pump", daemon=True)
         self._boot()
         self._thread.start()
-        return str(self.link) if self.link else self.port
+        where = str(self.link) if self.link else self.port
+        self._lock.note(f"{'mote sim' if self.kind == 'sim' else 'mote ' + self.kind} (pid {os.getpid()}, "
+                        f"port {where})")
+        return where
 
     def reset(self):
         """Power-cycle the board: kill the interpreter wherever it is; the pump boots it again."""
@@ -215,6 +273,7 @@ class VirtualBoard:
                     self.link.unlink()
             except OSError:
                 pass
+        self._lock.release()
 
     def wait(self):
         while not self._stop.is_set() and self._thread and self._thread.is_alive():
