@@ -214,7 +214,7 @@ def test_user_errors_are_one_line(tmp_path):
     finally:
         os.close(m)
         os.close(s)
-    assert_one_line_error(mote("sim", "--board", "nope", "--state", str(tmp_path)), "no board definition 'nope'")
+    assert_one_line_error(mote("sim", "--board", "nope", "--state", str(tmp_path)), "unknown board 'nope': one of ")
 
 
 def test_wrong_protocol_version_is_named():

@@ -98,10 +98,24 @@ def test_sign_verify_round_trip(home):
     m, b = verify_signed(data, tl.public_keys())
     assert b == blob and m["labels"] == ["idle", "wave"] and m["boards"] == ["pico_w", "sim"]
     assert m["canary"] == {"in": bytes(range(30)), "out": b"\x05\x7f"}
-    # default output name, default sequence number (Unix time), --trust FILE, --key
+    # default output name, default sequence number (the next after the highest this key signed for this
+    # model name: 1 for a new name, 13 after the README's --seq 12, never Unix time), --trust FILE, --key
+    def seq_of(path):
+        return cbor2.loads(split_signed((home / path).read_bytes())[0].value[2])["seq"]
+    ok(sign, ["m.mtm", "--key", "rel", "--name", "wand", "-o", "w13.signed"])
+    assert seq_of("w13.signed") == 13
     ok(sign, ["m.mtm", "--key", "rel"])
     assert split_signed((home / "m.signed").read_bytes())[1] > 0
-    assert cbor2.loads(split_signed((home / "m.signed").read_bytes())[0].value[2])["seq"] > 1_600_000_000
+    assert seq_of("m.signed") == 1
+    ok(sign, ["m.mtm", "--key", "rel", "--name", "wand", "-o", "w14.signed"])
+    assert seq_of("w14.signed") == 14
+    ok(keys, ["generate", "other"])                      # per key: another key starts at 1
+    ok(sign, ["m.mtm", "--key", "other", "--name", "wand", "-o", "o1.signed"])
+    assert seq_of("o1.signed") == 1
+    (home / "home" / "keys" / "seq.json").write_text("[1")            # a damaged record: one line, no guess
+    fails(sign, ["m.mtm", "--key", "rel"], "seq.json")
+    ok(sign, ["m.mtm", "--key", "rel", "--seq", "7"])                  # an explicit --seq still signs
+    (home / "home" / "keys" / "seq.json").unlink()
     ok(verify, ["m.signed", "--trust", str(home / "home" / "keys" / "trust.json")])
     ok(keys, ["export-public", "rel", "-o", "rel.pem"])
     ok(verify, ["m.signed", "--key", "rel.pem"])

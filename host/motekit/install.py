@@ -249,8 +249,8 @@ class Installer:
 
     def _check_port(self):
         if "://" not in self.port and not os.path.exists(self.port):
-            raise InstallError(f"no such port {self.port}: see `mote ports` (a virtual board prints its port "
-                               f"as the first line of `mote sim`)")
+            from .transport import no_such_port
+            raise InstallError(no_such_port(self.port))
 
     # -- the REPL -------------------------------------------------------------------------------------------
     def _open(self):
@@ -259,8 +259,8 @@ class Installer:
         try:
             self.t = SerialTransport(self.port, baudrate=115200)
         except MpTransportError:
-            raise InstallError(f"cannot open {self.port}: in use by another program (mote monitor, a terminal, "
-                               f"mpremote?) or gone") from None
+            from .transport import no_such_port, port_busy
+            raise InstallError(port_busy(self.port) if os.path.exists(self.port) else no_such_port(self.port)) from None
         except OSError as e:
             raise InstallError(f"cannot open {self.port}: {e}") from None
         # mpremote reads without a timeout: one lost byte and it waits forever; with one, a stall is an error

@@ -13,7 +13,7 @@ from pathlib import Path
 import cbor2
 import click
 
-from . import __version__
+from . import __version__, seqs
 from .keys_cli import load_private_key, signing_lib
 
 
@@ -41,7 +41,8 @@ def _read(path: str, what: str) -> bytes:
 @click.option("--name", help="model name (default: the file name)")
 @click.option("--version", "model_version", default="0", show_default=True, help="model version")
 @click.option("--seq", type=click.IntRange(min=0),
-              help="anti-rollback sequence number, must grow with every release (default: Unix time)")
+              help="anti-rollback sequence number, must grow with every release (default: the next after the "
+                   "highest this key signed for this model name, 1 for the first; kept in the keystore)")
 @click.option("--board", "boards", multiple=True, help="compatible board (repeatable; none = any board)")
 @click.option("--runtime", default=__version__, show_default=True, help="device runtime version")
 @click.option("--label", "labels", multiple=True, help="class label, in output order (repeatable)")
@@ -57,21 +58,33 @@ def sign(model, key_ref, output, name, model_version, seq, boards, runtime, labe
     cout = _read(canary_output, "canary output") if canary_output else None
     lib = signing_lib()
     mf = _manifest_lib()
-    key = load_private_key(lib.Keystore(), key_ref)
+    store = lib.Keystore()
+    key = load_private_key(store, key_ref)
     now = int(time.time())
+    name = name or Path(model).stem
+    kid = lib.kid_of(key)
+    explicit = seq is not None
     try:
-        data = mf.sign_model(blob, key, name=name or Path(model).stem, version=model_version,
-                          seq=now if seq is None else seq, boards=boards, runtime=runtime,
+        if seq is None:
+            seq = seqs.next_seq(store.path, kid, name)
+        data = mf.sign_model(blob, key, name=name, version=model_version,
+                          seq=seq, boards=boards, runtime=runtime,
                           labels=labels, canary_input=cin, canary_output=cout, created=now)
-    except mf.ManifestError as e:
+    except (mf.ManifestError, seqs.SeqError) as e:
         raise click.ClickException(str(e)) from None
     out = Path(output) if output else Path(model).with_suffix(".signed")
     try:
         out.write_bytes(data)
     except OSError as e:
         raise click.ClickException(f"cannot write {out}: {e.strerror}") from None
+    try:
+        seqs.record(store.path, kid, name, seq)
+    except seqs.SeqError as e:
+        if not explicit:
+            raise click.ClickException(str(e)) from None
+        click.echo(f"warning: seq {seq} not recorded: {e}", err=True)
     click.echo(f"signed {out}: {len(blob)} B model + {len(data) - len(blob)} B manifest, "
-               f"kid {lib.kid_of(key).hex()}, seq {now if seq is None else seq}")
+               f"kid {kid.hex()}, seq {seq}")
 
 
 @click.command("verify")

@@ -12,11 +12,21 @@ class TransportError(Exception):
     """A one-line, user-facing problem with the port itself."""
 
 
+# One wording per port problem, whichever command meets it (mote info, monitor, install, relay, ...)
+def no_such_port(port: str) -> str:
+    return (f"no such port {port}: run `mote ports` to list serial ports (a virtual board prints its port as the "
+            f"first line of `mote sim`)")
+
+
+def port_busy(port: str) -> str:
+    return f"port {port} is busy: another program (a `mote monitor`? a terminal? mpremote?) has it open"
+
+
 class SerialTransport:
     def __init__(self, port: str, baudrate: int = 115200):
         self.name = port
         if not os.path.exists(port):
-            raise TransportError(f"no such port {port}: run `mote ports` to list serial ports")
+            raise TransportError(no_such_port(port))
         try:
             # exclusive=True takes an advisory lock, so a second `mote` on the same board fails clearly
             # write_timeout: a board that stops reading (hung, or at a stalled REPL) must not hang the host
@@ -25,7 +35,7 @@ class SerialTransport:
             err = getattr(e, "errno", None)
             text = str(e)
             if err in (errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in text.lower() or "busy" in text.lower():
-                raise TransportError(f"port {port} is busy: another program (a `mote monitor`? a terminal?) has it open") from None
+                raise TransportError(port_busy(port)) from None
             if err == errno.EACCES or "Permission denied" in text:
                 raise TransportError(f"no permission to open {port}: add yourself to the 'dialout' group") from None
             raise TransportError(f"cannot open {port}: {text}") from None

@@ -37,7 +37,8 @@ def connect(port: str | None, ble: str | None = None, hello_timeout: float = 3.0
 
 def need_port(port: str | None) -> str:
     if not port:
-        raise click.ClickException("which board? give --port PORT (see `mote ports`) or set MOTE_PORT")
+        raise click.UsageError("which board? give --port PORT (see `mote ports`) or set MOTE_PORT",
+                               click.get_current_context(silent=True))
     return port
 
 

@@ -48,8 +48,9 @@ def install(port, board, source, no_keys, timeout, quiet, as_json):
                 TransferSpeedColumn,
             )
 
+            console = Console(stderr=True)
             with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                          console=Console(stderr=True), transient=True) as bar:
+                          console=console, transient=True, disable=not console.is_terminal) as bar:
                 task = bar.add_task("writing", total=None)
 
                 def progress(done, total, what):

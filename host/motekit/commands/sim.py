@@ -13,7 +13,7 @@ from .common import user_errors
 
 
 @click.command()
-@click.option("--board", default="sim", show_default=True, help="Board name (e.g. pico_w, sim; see boards/) or a board file (.json).")
+@click.option("--board", "-b", default="sim", show_default=True, help="Board name (e.g. pico_w, sim; see boards/) or a board file (.json).")
 @click.option("--seed", type=int, default=1, show_default=True, help="Sensor stream and device id seed.")
 @click.option("--baud", type=click.IntRange(min=300), default=None,
               help="Pace the link like a UART at this baud rate (8N1); default: unpaced pty speed.")
@@ -40,7 +40,7 @@ from .common import user_errors
 @click.option("--trace", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Replay this accelerometer trace (CSV t,x,y,z,event in g, as `mote power simulate`) in a loop.")
 @click.option("--battery", type=click.FloatRange(0, 100), default=None,
-              help="Run on the simulated battery at this state of charge (%%) instead of USB power.")
+              help="Run on the simulated battery at this state of charge (%) instead of USB power.")
 @click.option("--emulate", is_flag=True,
               help="Run the firmware on an emulated core standing in for the board's MCU (MicroPython's qemu "
                    "port: Cortex-M0 for pico_w, Cortex-M4F for the nRF52840 boards and pico2_w), heap as "
@@ -58,11 +58,11 @@ def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_ad
     with user_errors():
         bridge = None
         if emulate and ble:
-            raise click.ClickException("--emulate has no radio: leave out --ble")
+            raise click.UsageError("--emulate has no radio: leave out --ble", click.get_current_context())
         if virtual_radio and not ble:
-            raise click.ClickException("--virtual-radio goes with --ble")
+            raise click.UsageError("--virtual-radio goes with --ble", click.get_current_context())
         if ble_pairing and not ble:
-            raise click.ClickException("--ble-pairing goes with --ble")
+            raise click.UsageError("--ble-pairing goes with --ble", click.get_current_context())
         if ble:
             try:
                 from ..ble.bridge import Bridge

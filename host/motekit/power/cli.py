@@ -12,9 +12,9 @@ def power():
 
 @power.command()
 @click.option("--board", "-b", default="pico_w", show_default=True, help="Board name (e.g. pico_w, sim; see boards/) or a board file (.json).")
-@click.option("--trace", "-t", type=click.Path(exists=True, dir_okay=False),
+@click.option("--trace", type=click.Path(exists=True, dir_okay=False),
               help="Labelled CSV trace (t, x, y, z in g, event). Default: a synthetic one (python -m motekit.power.gen_trace).")
-@click.option("--policy", "-p", type=click.Path(exists=True, dir_okay=False),
+@click.option("--policy", type=click.Path(exists=True, dir_okay=False),
               help="JSON policy override (keys of mote.policy.DEFAULT).")
 @click.option("--capacity-mah", type=float, help="Battery capacity (default: the board file's).")
 @click.option("--hours", type=float, default=4.0, show_default=True, help="Length of the default synthetic trace.")
