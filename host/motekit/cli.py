@@ -50,7 +50,7 @@ main.add_command(power)
 main.add_command(relay)
 
 for _cmd in (_device.ports, _device.info, _device.monitor, _device.ping, _device.stats, _device.config,
-             _device.repl, _device.reset, _sim.sim, _demo.demo):
+             _device.repl, _device.resume, _device.reset, _sim.sim, _demo.demo):
     main.add_command(_cmd)
 
 for _cmd in (_flash.flash, _flash.status, _flash.rollback, _flash.confirm, _flash.provision):

@@ -1,4 +1,4 @@
-"""Commands that talk to one board: ports, info, monitor, ping, stats, config, repl, reset."""
+"""Commands that talk to one board: ports, info, monitor, ping, stats, config, repl, resume, reset."""
 
 from __future__ import annotations
 
@@ -109,20 +109,66 @@ def config(port, settings, ble):
         click.echo(f"{k:12} {v}")
 
 
+def _await_prompt(t, seen: bytes, wait_s: float = 5.0) -> bool:
+    """True once the REPL's `>>> ` prompt is out. `seen`: what already came after the last frame (the
+    prompt often arrives in the same read as the response, and sits in the frame decoder's buffer). If it
+    does not show, ask for a fresh one: Ctrl-C cancels the line (and paste mode) and prints the prompt."""
+    got = seen[-256:]
+    deadline = time.monotonic() + wait_s
+    nudge = time.monotonic() + 0.5
+    while b">>> " not in got:
+        now = time.monotonic()
+        if now >= deadline:
+            return False
+        if now >= nudge:
+            t.write(b"\x03")
+            nudge = now + 1.0
+        got = (got + t.read(0.1))[-256:]
+    return True
+
+
 @click.command()
 @port_option
 def repl(port):
-    """Stop the firmware's link and leave the board at the MicroPython REPL (mpremote can then attach)."""
+    """Stop the firmware's link and leave the board at the MicroPython REPL (mpremote can then attach).
+
+    Returns once the `>>> ` prompt is out; `mote resume` brings the firmware back."""
     with open_link(port) as link, user_errors():
         link.request("repl")
         # return only once the prompt is out: a tool that starts talking before the REPL is up can lose
         # its first bytes (the unix port flushes pending input as it enters the REPL)
-        got = b""
-        deadline = time.monotonic() + 5
-        while b">>> " not in got and time.monotonic() < deadline:
-            got = (got + link.t.read(0.2))[-64:]
-    note = "" if b">>> " in got else " (no prompt seen within 5 s)"
-    click.echo(f"{link.t.name} is at the REPL{note}; Ctrl-D there (soft reset) restarts the firmware")
+        ok = _await_prompt(link.t, bytes(link.text_tail) + bytes(link.dec.buf))
+    if not ok:
+        raise click.ClickException(f"{link.t.name} left the link but no REPL prompt came within 5 s: "
+                                   f"try `mote resume --port {link.t.name}`, or reset the board")
+    click.echo(f"{link.t.name} is at the REPL; `mote resume --port {link.t.name}` (or Ctrl-D there) restarts "
+               f"the firmware")
+
+
+@click.command()
+@port_option
+@click.option("--timeout", type=float, default=15.0, show_default=True,
+              help="Seconds to wait for the firmware's hello.")
+def resume(port, timeout):
+    """Bring a board at the REPL (after `mote repl`, mpremote or a terminal) back to the firmware.
+
+    Leaves raw and paste mode, soft-resets (Ctrl-D: main.py runs again) and waits for the hello. A board
+    already running the firmware takes the bytes as line noise and just answers."""
+    from ..transport import SerialTransport
+
+    port = need_port(port)
+    with user_errors():
+        t = SerialTransport(port)
+        try:
+            t.write(b"\x03\x02\x04")    # cancel the line (and paste mode), leave the raw REPL, soft reset
+        finally:
+            t.close()
+        link = Link.open(port, hello_timeout=timeout)
+        try:
+            h = link.info
+        finally:
+            link.close()
+    click.echo(f"{port}: firmware running again (boot {h.get('boot')}, fw {h.get('fw')}, id {h.get('id')})")
 
 
 @click.command()
@@ -181,7 +227,15 @@ def monitor(port, ble, as_json, count, timeout, reconnect):
                 if len(last) == 1:
                     # back after a drop: the board still holds what it sent meanwhile (nobody acked it):
                     # continue right after the last record shown, so the drop costs no records
-                    link.session(after=next(iter(last.values())))
+                    try:
+                        link.session(after=next(iter(last.values())))
+                    except (MoteError, TransportError):
+                        if not reconnect:
+                            raise
+                        link.close()          # lost again while resuming (a board still rebooting): retry
+                        link = None
+                        time.sleep(0.5)
+                        continue
                 if not as_json:
                     h = link.info
                     click.echo(f"# {h.get('board')} id={h.get('id')} fw={h.get('fw')} boot={h.get('boot')}", err=True)
