@@ -113,7 +113,9 @@ def _flow(env, vb, port, tmp_path, impl):
     p = mote("info", "--port", port, "--json")
     assert json.loads(p.stdout)["model"]["seq"] == 2
     st = mote("status", "--port", port)
-    assert "slot a   hello 1.1 seq 1  previous" in st.stdout and "floor    seq 2" in st.stdout, st.stdout
+    rows = [ln.split() for ln in st.stdout.splitlines()]
+    assert ["a", "hello", "1.1", "1", "previous"] in rows, st.stdout
+    assert "models with seq > 2 only" in st.stdout, st.stdout
     p = mote("rollback", "--port", port)
     assert p.returncode == 0 and "seq 1, slot a" in p.stdout, p.stdout + p.stderr
     one_line_error(mote("rollback", "--port", port), "no previous model")

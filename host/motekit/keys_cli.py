@@ -78,7 +78,8 @@ def generate_cmd(name, encrypt, trust_it):
 
 
 @keys.command("list")
-def list_cmd():
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: the keystore and its keys.")
+def list_cmd(as_json):
     """Keys in the keystore and the trust list."""
     lib = signing_lib()
     store = lib.Keystore()
@@ -87,20 +88,26 @@ def list_cmd():
         tl = store.trust_list()
     except lib.KeystoreError as e:
         raise click.ClickException(str(e)) from None
-    if not infos and not tl.trusted and not tl.revoked:
-        click.echo(f"no keys in {store.path} (create one with `mote keys generate NAME`)")
-        return
+    rows = []
     for i in infos:
         status = "revoked" if i.kid in tl.revoked else "trusted" if i.kid in tl.trusted else "untrusted"
-        enc = "encrypted" if i.encrypted else "plain"
-        click.echo(f"{i.name:<20} {i.kid_hex}  {enc:<9}  {status}")
+        rows.append({"name": i.name, "kid": i.kid_hex, "kind": "encrypted" if i.encrypted else "plain",
+                     "status": status})
     mine = {i.kid for i in infos}
-    others = [(k, v) for k, v in sorted(tl.trusted.items()) if k not in mine]
-    for kid, (n, _, added) in others:
-        click.echo(f"{(n or '-'):<20} {kid.hex()}  {'public':<9}  trusted")
+    for kid, (n, _, added) in sorted(tl.trusted.items()):
+        if kid not in mine:
+            rows.append({"name": n or None, "kid": kid.hex(), "kind": "public", "status": "trusted"})
     for kid, (n, _) in sorted(tl.revoked.items()):
         if kid not in mine:
-            click.echo(f"{(n or '-'):<20} {kid.hex()}  {'public':<9}  revoked")
+            rows.append({"name": n or None, "kid": kid.hex(), "kind": "public", "status": "revoked"})
+    from .show import emit_json, table
+    if as_json:
+        emit_json({"keystore": str(store.path), "keys": rows})
+        return
+    if not rows:
+        click.echo(f"no keys in {store.path} (create one with `mote keys generate NAME`)")
+        return
+    table(["name", "kid", "kind", "status"], [(r["name"], r["kid"], r["kind"], r["status"]) for r in rows])
 
 
 @keys.command("export-public")

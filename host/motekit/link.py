@@ -158,7 +158,8 @@ class Link:
                 f"update motekit or reinstall the firmware")
         if b">>>" in self.text_tail or b"raw REPL" in self.text_tail:
             raise NotMotekit(f"{self.t.name} is at the MicroPython REPL, not running motekit: "
-                             f"press Ctrl-D there (soft reset) or run `import main`")
+                             f"`mote resume --port {self.t.name}` restarts its firmware; a board without "
+                             f"motekit: `mote install --port {self.t.name} --board BOARD`")
         raise NotMotekit(f"no motekit hello from {self.t.name} within {timeout:g} s: "
                          f"not a motekit board, or its firmware is not running")
 

@@ -9,6 +9,7 @@ import click
 from serial.tools import list_ports
 
 from ..link import Link, MoteError
+from ..show import duration_ms, emit_json, fields, table, text
 from ..transport import TransportError
 from .common import ble_option, connect, need_port, open_link, port_option, user_errors
 
@@ -16,7 +17,7 @@ from .common import ble_option, connect, need_port, open_link, port_option, user
 @click.command()
 @click.option("--probe/--no-probe", default=True, show_default=True,
               help="Ask each port for a motekit hello (takes up to a second per port).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per port.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object: {\"ports\": [...]}.")
 @click.argument("extra", nargs=-1, metavar="[PORT]...")
 def ports(probe, as_json, extra):
     """List serial ports, marking those that answer a motekit hello.
@@ -28,6 +29,7 @@ def ports(probe, as_json, extra):
     if not found:
         click.echo("no serial ports found (virtual boards: pass their path, e.g. `mote ports /dev/pts/3`)")
         return
+    rows = []
     for dev, desc, hwid in found:
         hello = None
         note = ""
@@ -38,13 +40,45 @@ def ports(probe, as_json, extra):
                 link.close()
             except (MoteError, TransportError) as e:
                 note = str(e)
-        if as_json:
-            click.echo(json.dumps({"port": dev, "description": desc, "hwid": hwid, "motekit": hello,
-                                   **({"note": note} if note and probe else {})}))
-        elif hello:
-            click.echo(f"{dev}  motekit  {hello.get('board')}  id={hello.get('id')}  fw={hello.get('fw')}")
-        else:
-            click.echo(f"{dev}  {desc}".rstrip())
+        desc = "" if desc == "n/a" else desc          # pyserial's placeholder for "nothing known"
+        hwid = "" if hwid == "n/a" else hwid
+        rows.append({"port": dev, "description": desc, "hwid": hwid, "motekit": hello,
+                     **({"note": note} if note and probe else {})})
+    if as_json:
+        emit_json({"ports": rows})
+        return
+    table(["port", "motekit", "board", "id", "fw", "description"],
+          [(r["port"], "motekit" if r["motekit"] else ("-" if probe else "?"),
+            (r["motekit"] or {}).get("board"), (r["motekit"] or {}).get("id"), (r["motekit"] or {}).get("fw"),
+            r["description"] or "-") for r in rows])
+
+
+# the hello's fields as a person reads them (docs/protocol.md); fields a newer board adds follow by name
+INFO = (("id", "device id"), ("board", "board"), ("fw", "firmware"), ("impl", "interpreter"), ("arch", "architecture"),
+        ("proto", "protocol"), ("link", "link"), ("mtu", "max frame"), ("caps", "capabilities"), ("boot", "boot"),
+        ("uptime_ms", "uptime"), ("policy", "power band"), ("model", "model"), ("model_error", "model error"))
+
+
+def _info_rows(h: dict):
+    from .flash import _fmt_model
+    rows = []
+    for k, label in INFO:
+        if k not in h:
+            continue
+        v = h[k]
+        if k == "uptime_ms":
+            v = duration_ms(v)
+        elif k == "mtu":
+            v = f"{v} B"
+        elif k == "proto":
+            v = f"v{v}"
+        elif k == "model":
+            v = _fmt_model(v) if v else "none: `mote flash MODEL.signed` installs one"
+        elif k == "model_error" and v is None:
+            continue
+        rows.append((label, v))
+    rows += [(k, h[k]) for k in sorted(h) if k not in dict(INFO)]
+    return rows
 
 
 @click.command()
@@ -56,11 +90,9 @@ def info(port, ble, as_json):
     with open_link(port, ble=ble) as link:
         h = link.info
     if as_json:
-        click.echo(json.dumps(h))
+        emit_json(h)
         return
-    for k in ("id", "board", "fw", "proto", "mtu", "boot", "uptime_ms", "impl", "arch", "model"):
-        if k in h:
-            click.echo(f"{k:10} {h[k]}")
+    fields(_info_rows(h))
 
 
 @click.command()
@@ -76,16 +108,49 @@ def ping(port, ble):
 @click.command()
 @port_option
 @ble_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the counters as one JSON object.")
 def stats(port, ble, as_json):
     """Link and loop counters from the board (frames, drops, samples, free RAM)."""
     with open_link(port, ble=ble) as link, user_errors():
         s = link.request("stats")
     if as_json:
-        click.echo(json.dumps(s))
-    else:
-        for k, v in s.items():
-            click.echo(f"{k:18} {v}")
+        emit_json(s)
+        return
+    fields(_stats_rows(s))
+
+
+# stats as a person reads them: labelled, grouped, arrays split into their parts (docs/protocol.md `stats`)
+STATS = (("uptime_ms", "uptime", duration_ms), ("policy", "power band", None), ("hz", "sample rate", "{} Hz"),
+         ("samples", "samples", None), ("overruns", "overruns", None), ("mem_free", "free heap", "{} B"),
+         ("infer", "inferences", ("{} runs", "{} failed", "p95 {} ms")), ("model_error", "model error", None),
+         ("telemetry_seq", "telemetry seq", None), ("spool", "spool", ("{} queued", "{} dropped")),
+         ("tx_frames", "frames sent", None), ("tx_bytes", "bytes sent", "{} B"),
+         ("rx_frames", "frames received", None), ("rx_dropped", "frames dropped", None),
+         ("rx_crc", "  bad CRC", None), ("rx_cobs", "  bad COBS", None), ("rx_short", "  too short", None),
+         ("rx_overflow", "  too long", None), ("rx_version", "  wrong version", None),
+         ("rx_garbage_bytes", "garbage bytes", None),
+         ("ble", "BLE", ("{} connected", "{} let go")),
+         ("sec", "refused", ("{} requests", "{} acks", "{} bonds")))
+
+
+def _stats_rows(s: dict):
+    rows = []
+    for k, label, fmt in STATS:
+        if k not in s:
+            continue
+        v = s[k]
+        if callable(fmt):
+            v = fmt(v)
+        elif isinstance(fmt, str) and v is not None:
+            v = fmt.format(text(v))
+        elif isinstance(fmt, tuple) and isinstance(v, (list, tuple)):
+            parts = []
+            for f, x in zip(fmt, v):
+                parts.append(f.format(text(x)) if "{}" in f else f"{text(x)} {f}")
+            v = ", ".join(parts)
+        rows.append((label, v))
+    rows += [(k, s[k]) for k in sorted(s) if k not in {x[0] for x in STATS}]
+    return rows
 
 
 @click.command()

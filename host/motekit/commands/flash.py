@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ..show import emit_json
+
 from ..flash import Flasher, manifest_length
 from ..link import MoteError
 from .common import ble_option, connect, need_port, open_link, port_option, user_errors
@@ -108,27 +110,29 @@ def flash(port, ble, model, no_verify, quiet, as_json):
 @click.command()
 @port_option
 @ble_option
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the store's status as one JSON object.")
 def status(port, ble, as_json):
     """The board's model slots: active/previous, versions, trial or confirmed, anti-rollback floor."""
     with open_link(port, ble=ble) as link, user_errors():
         st = link.request("store.status")
     if as_json:
-        click.echo(json.dumps(st, default=lambda b: b.hex()))
+        emit_json(st)
         return
-    click.echo(f"active   {_fmt_model(st.get('model'))}")
-    for s, d in sorted(st["slots"].items()):
-        role = d.get("role", "")
-        if d.get("present"):
-            click.echo(f"slot {s}   {d.get('name')} {d.get('version')} seq {d.get('seq')}  {role}")
-        else:
-            click.echo(f"slot {s}   empty")
-    click.echo(f"floor    seq {st.get('floor')} (anti-rollback)")
+    from ..show import fields, table
+    m = st.get("model")
+    rows = [("active", _fmt_model(m) if m else "none: `mote flash MODEL.signed` installs one"),
+            ("anti-rollback", f"models with seq > {st.get('floor')} only" if (st.get("floor") or 0) >= 0
+             else "no model confirmed yet")]
     if st.get("note"):
-        click.echo(f"last     {st['note']}")
+        rows.append(("last event", st["note"]))
     if st.get("upload"):
         u = st["upload"]
-        click.echo(f"upload   {u['offset']}/{u['size']} B into slot {u['slot']} (resume with `mote flash`)")
+        rows.append(("upload", f"{u['offset']}/{u['size']} B into slot {u['slot']} (`mote flash` resumes it)"))
+    fields(rows)
+    click.echo()
+    table(["slot", "model", "version", "seq", "role"],
+          [(s, d.get("name"), d.get("version"), d.get("seq"), d.get("role") or "-") if d.get("present")
+           else (s, "empty", "-", "-", "-") for s, d in sorted(st["slots"].items())])
 
 
 @click.command()
