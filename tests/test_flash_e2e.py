@@ -3,6 +3,7 @@ rejections with one-line messages on host and device, and fault injection (the b
 points during upload, verification and activation: every restart boots a model that verifies)."""
 
 import json
+import re
 import os
 import random
 import subprocess
@@ -105,6 +106,11 @@ def _flow(env, vb, port, tmp_path, impl):
     p = mote("flash", "--port", port, str(f1))
     assert p.returncode == 0, p.stderr
     assert "active: hello 1.1 (seq 1, slot a, confirmed" in p.stdout and "KiB/s" in p.stderr
+    # one progress style, honest: the bar's last rate (bytes the board acknowledged over the upload's wall
+    # time) is the summary's, and the bar is labelled
+    bar_rate = re.findall(r"(\d+\.\d (?:KiB|MiB)/s) ETA", p.stderr)[-1]
+    assert f"({bar_rate}, acknowledged by the board" in p.stdout, p.stdout + p.stderr
+    assert "uploaded; board verifying" in p.stderr
     f2 = tmp_path / "m2.signed"
     f2.write_bytes(signed(env, 2))
     p = mote("flash", "--port", port, str(f2), "--json")

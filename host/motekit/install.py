@@ -340,6 +340,7 @@ class Installer:
                 self._raw()
 
     def _write(self, f: FileSpec, total: int):
+        self.progress(self.written, total, f.dest)          # starting this file (the clock of the first)
         tmp = f.dest + ".new"
         self._exec("try:\n _f.close()\nexcept Exception:\n pass\n"
                    "from binascii import a2b_base64 as _d\n_f=open(%r,'wb')\n_w=_f.write" % tmp)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from ..show import emit_json
-
 from ..flash import Flasher, manifest_length
 from ..link import MoteError
+from ..progress import Bar, human_rate
+from ..show import emit_json
 from .common import ble_option, connect, need_port, open_link, port_option, user_errors
 
 
@@ -38,29 +38,6 @@ def _fmt_model(m) -> str:
             f"{m.get('state', '')}, sha256 {str(m.get('sha256', ''))[:12]})")
 
 
-class _Bar:
-    def __init__(self, total, quiet):
-        self.total = total
-        self.quiet = quiet
-        self.last = 0.0
-
-    def __call__(self, p):
-        if self.quiet:
-            return
-        now = time.monotonic()
-        if p.event:
-            click.echo(f"\r# {p.event}" + " " * 20, err=True)
-        if now - self.last < 0.1 and p.done < p.total:
-            return
-        self.last = now
-        w = 30
-        k = int(w * p.done / max(1, p.total))
-        click.echo(f"\r[{'#' * k}{'.' * (w - k)}] {p.done}/{p.total} B  {p.rate / 1024:7.1f} KiB/s",
-                   nl=False, err=True)
-        if p.done >= p.total:
-            click.echo("", err=True)
-
-
 @click.command()
 @port_option
 @ble_option
@@ -85,23 +62,35 @@ def flash(port, ble, model, no_verify, quiet, as_json):
         def reconnect():
             return connect(port, ble, hello_timeout=5, attempts=6)
 
+        fl = None
         try:
             t0 = time.monotonic()
-            fl = Flasher(link, data, progress=_Bar(len(data), quiet or as_json), reconnect=reconnect)
-            res = fl.run()
+            with Bar(f"uploading {model.name}", len(data), quiet=quiet or as_json) as bar:
+                def progress(p):
+                    if p.done >= p.total and p.event.startswith(("verifying", "inflating")):
+                        bar.update(p.done, label="uploaded; board verifying")   # the bar's last step
+                    elif p.event:
+                        bar.log(f"# {p.event}")
+                    bar.update(p.done, start=p.resumed_from)
+                fl = Flasher(link, data, progress=progress, reconnect=reconnect)
+                res = fl.run()
             dt = time.monotonic() - t0
         finally:
             try:
-                fl.link.close()
+                (fl.link if fl is not None else link).close()
             except Exception:
                 link.close()
-    rep = {"bytes": len(data), "seconds": round(dt, 3), "rate": round(len(data) / max(dt, 1e-9)),
+    # the transfer's figures are the bar's: file bytes the board acknowledged over the upload's wall time
+    up_s, rate = bar.elapsed(), bar.rate()
+    rep = {"bytes": len(data), "seconds": round(dt, 3), "upload_seconds": round(up_s, 3), "rate": round(rate),
            "interruptions": fl.resyncs, **res}
     if as_json:
         click.echo(json.dumps(rep))
     else:
-        click.echo(f"sent {len(data)} B in {dt:.2f} s ({len(data) / max(dt, 1e-9) / 1024:.1f} KiB/s"
-                   + (f", {fl.resyncs} interruption(s) resumed" if fl.resyncs else "") + ")")
+        resumed = f" (resumed at {bar.start} B)" if bar.start else ""
+        click.echo(f"uploaded {len(data) - bar.start} B{resumed} in {up_s:.2f} s ({human_rate(rate)}, acknowledged by "
+                   f"the board" + (f", {fl.resyncs} interruption(s) resumed" if fl.resyncs else "")
+                   + f"); verified and activated: {dt:.2f} s in all")
         click.echo(f"active: {_fmt_model(res.get('active'))}")
     if not res.get("ok"):
         raise click.ClickException(f"the new model did not stay active: {res.get('note')}")

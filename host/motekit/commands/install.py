@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..progress import Bar, human_rate
 from .common import need_port, port_option, user_errors
 
 
@@ -29,41 +30,33 @@ def install(port, board, source, no_keys, timeout, quiet, as_json):
     port = need_port(port)
     quiet = quiet or as_json
 
-    def log(msg):
-        if not quiet:
-            click.echo(f"# {msg}", err=True)
-
     with user_errors():
         from .. import boards
         boards.load(board)            # a wrong board name is one line before anything opens the port
-        if quiet:
-            res = Installer(port, board, source=source, keys=not no_keys, hello_timeout=timeout, log=log).run()
-        else:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TextColumn,
-                TransferSpeedColumn,
-            )
+        # one bar for the whole install: bytes of files the board has written (each write is answered by the
+        # raw REPL before the next), over the wall time since the first file started
+        with Bar(f"installing on {port}"[:26], None, quiet=quiet) as bar:
+            started = []
 
-            console = Console(stderr=True)
-            with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                          console=console, transient=True, disable=not console.is_terminal) as bar:
-                task = bar.add_task("writing", total=None)
+            def progress(done, total, what):
+                if not started:                 # the rate counts the writing, not the compile and checks
+                    started.append(True)
+                    bar.restart(f"writing {what}", total)
+                bar.update(done, total=total, label=f"writing {what}")
 
-                def progress(done, total, what):
-                    bar.update(task, completed=done, total=total, description=f"writing {what:<28.28}")
+            def log_line(m):
+                bar.log(f"# {m}")               # above the bar (nothing when quiet)
 
-                res = Installer(port, board, source=source, keys=not no_keys, hello_timeout=timeout,
-                                log=lambda m: bar.console.print(f"# {m}", markup=False, highlight=False),
-                                progress=progress).run()
+            res = Installer(port, board, source=source, keys=not no_keys, hello_timeout=timeout,
+                            log=log_line, progress=progress).run()
+            if not quiet:
+                bar.update(bar.done, label="installed")
     if as_json:
         click.echo(json.dumps(res))
         return
     kind = f".mpy for {res['arch']}" if res["compiled"] else ".py sources"
-    click.echo(f"installed {res['files']} files ({res['bytes']} B, {kind}) on {port} in {res['seconds']:.1f} s; "
+    click.echo(f"installed {res['files']} files ({res['bytes']} B, {kind}) on {port} in {res['seconds']:.1f} s "
+               f"(written in {bar.elapsed():.1f} s, {human_rate(bar.rate())} acknowledged by the board); "
                f"all verified (size + SHA-256)")
     for s in res["skipped"]:
         click.echo(f"  left out: {s}")

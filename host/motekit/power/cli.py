@@ -42,11 +42,20 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
     The policy, detector and SoC estimator are the firmware's own modules running under `micropython`;
     the battery and the current figures are a SIMULATION from the board file's datasheet numbers.
     """
+    from ..progress import Bar
     from .simulate import simulate as run
     try:
-        r = run(board, trace, policy=policy, capacity_mah=capacity_mah, plot=plot, baseline=not no_baseline,
-                hours=hours, seed=seed, imu_wake=not no_imu_wake, model=None if no_model else (model or "demo"),
-                gateway=not no_gateway, real=real, screen=not no_screen, fifo=not no_fifo)
+        # steps, not bytes: each simulation runs the firmware's code under micropython start to end, so the bar
+        # names the step and counts the steps done (no ETA: the steps differ in length, and how many baseline
+        # rates run depends on the results)
+        with Bar("simulating", None, unit="steps", quiet=as_json) as bar:
+            def step(name):
+                bar.update(bar.done + (1 if bar.label != "simulating" else 0), label=name)
+            r = run(board, trace, policy=policy, capacity_mah=capacity_mah, plot=plot, baseline=not no_baseline,
+                    hours=hours, seed=seed, imu_wake=not no_imu_wake, model=None if no_model else (model or "demo"),
+                    gateway=not no_gateway, real=real, screen=not no_screen, fifo=not no_fifo,
+                    progress=step)
+            bar.update(bar.done + 1, label="simulated")
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise click.ClickException(str(e).splitlines()[0] if "micropython" not in str(e) else str(e))
     if as_json:
@@ -66,7 +75,7 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
                    f"max {d['max'] or 0:.2f} s")
     rb = r["rec_bytes"]
     click.echo(f"telemetry: {r['reported']} acc records in bursts ({rb['change']} B each when reporting changes, "
-               f"{rb['window']} B per hop otherwise); labels per hop {r['labels'] or 'none (no model)'}")
+               f"{rb['window']} B per hop otherwise); labels per hop {', '.join(f'{k} {v}' for k, v in r['labels'].items()) if r['labels'] else 'none (no model)'}")
     if "baseline_life_days" in r:
         click.echo(f"fixed {r['baseline_hz']:>2} Hz: {r['baseline_life_days']:7.1f} days  avg {r['baseline_avg_ma']:.3f} mA  "
                    f"recall {r['baseline_recall']:.3f}  precision {r['baseline_precision']:.3f}")

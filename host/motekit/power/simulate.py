@@ -214,31 +214,38 @@ def exercise_model(out_dir) -> Path:
 
 def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None, plot=None, baseline=True,
              hours=4.0, seed=1, imu_wake=True, imu_deep=True, wake_dur=None, board_patch=None, model="demo",
-             flicker=False, baseline_report=None, gateway=True, screen=True, fifo=True, real=None) -> dict:
-    """imu_deep=False: light sleep even where the board file allows deep sleep behind the IMU (sleep.imu_deep);
+             flicker=False, baseline_report=None, gateway=True, screen=True, fifo=True, real=None,
+             progress=None) -> dict:
+    """progress(step): called as each step starts (a name: "building the demo model", "adaptive policy", ...);
+    imu_deep=False: light sleep even where the board file allows deep sleep behind the IMU (sleep.imu_deep);
     wake_dur: override the policy's IMU wake-up duration; board_patch: what-if figures (patch_board);
     model: the .mtm classifier on the device ("demo": the demo gesture model; None: no classifier, labels
     are None); flicker: the worst case for change reporting (a new label on every moving hop);
     baseline_report: "change" gives the fixed-rate baseline the same reporting (what-if; default: every hop);
     gateway=False: no gateway in range, the radio advertises for nobody (both runs; what-if)."""
     board = patch_board(boards.load(board_name), board_patch)
+    step = progress or (lambda name: None)
     cap = capacity_mah or board["battery"]["capacity_mah"]
     tmpdir = tempfile.mkdtemp(prefix="mote-power-")
     if trace_path is None and real:
         from . import gen_trace
+        step(f"building a {hours:g} h {real} trace")
         trace_path = os.path.join(tmpdir, f"real-{real}.csv")
         gen_trace.write_csv(trace_path, gen_trace.real(real, hours, seed))
         if model == "demo":
             model = "exercise"
     if trace_path is None:
         from . import gen_trace
+        step(f"generating a {hours:g} h trace")
         trace_path = os.path.join(tmpdir, "trace.csv")
         gen_trace.write_csv(trace_path, gen_trace.generate(hours, seed))
     if isinstance(policy, (str, Path)):
         policy = json.loads(Path(policy).read_text())
     if model == "demo":
+        step("building the demo model")
         model = demo_model(os.path.join(tmpdir, "model"))
     elif model == "exercise":
+        step("building the exercise model")
         os.makedirs(os.path.join(tmpdir, "model"), exist_ok=True)
         model = exercise_model(os.path.join(tmpdir, "model"))
     if model is not None and not Path(model).is_file():
@@ -248,6 +255,7 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
     with open(bin_path, "wb") as f:
         trace.xyz.tofile(f)
     try:
+        step("adaptive policy")
         res = run_device(board, trace, bin_path, capacity_mah=cap, policy=policy, imu_wake=imu_wake,
                          imu_deep=imu_deep, wake_dur=wake_dur, model=str(model) if model else None, flicker=flicker,
                          gateway=gateway, screen=screen, fifo=fifo, project=bool(plot))
@@ -274,6 +282,7 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
         if baseline:
             base = None
             for r in BASELINE_RATES:
+                step(f"baseline, fixed {r} Hz")
                 b = run_device(board, trace, bin_path, capacity_mah=cap, fixed_hz=r, baseline_report=baseline_report,
                                model=str(model) if model else None, gateway=gateway, project=bool(plot))
                 s = _summary(b, trace, cap)

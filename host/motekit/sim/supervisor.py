@@ -150,7 +150,7 @@ class VirtualBoard:
             raise ValueError("the CircuitPython virtual board has no radio: its BLE peripheral (mote.ble_cpy on "
                              "adafruit_ble) is bridged to BlueZ only on MicroPython; drop --ble or use --impl micropython")
         self.seed = seed
-        self.state = Path(state_dir) if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{self.board_info['name']}-{seed}"
+        self.state = Path(state_dir).resolve() if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{self.board_info['name']}-{seed}"
         self.flash = self.state / "flash"
         self.baud = baud
         sim = self.board_info.get("sim", {})
