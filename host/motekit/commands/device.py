@@ -54,9 +54,9 @@ def ports(probe, as_json, extra):
 
 
 # the hello's fields as a person reads them (docs/protocol.md); fields a newer board adds follow by name
-INFO = (("id", "device id"), ("board", "board"), ("fw", "firmware"), ("impl", "interpreter"), ("arch", "architecture"),
-        ("proto", "protocol"), ("link", "link"), ("mtu", "max frame"), ("caps", "capabilities"), ("boot", "boot"),
-        ("uptime_ms", "uptime"), ("policy", "power band"), ("model", "model"), ("model_error", "model error"))
+INFO = (("id", "device id"), ("board", "board"), ("fw", "firmware"), ("impl", "interpreter"),
+        ("arch", "architecture"), ("proto", "protocol"), ("link", "link"), ("mtu", "max frame"),
+        ("caps", "capabilities"), ("boot", "boot"), ("uptime_ms", "uptime"), ("policy", "power band"), ("model", "model"), ("model_error", "model error"))
 
 
 def _info_rows(h: dict):

@@ -3,10 +3,9 @@
 every board in boards/ that has an emulated core). Prints NAME=path lines (./dev test exports
 MOTEKIT_MICROPYTHON32 from them)."""
 
-import json
 import sys
 
-from .. import builds, paths
+from .. import boards, builds
 from . import CORES, mpy_cross, qemu_image, unix32
 
 
@@ -18,13 +17,12 @@ def main(argv):
         print(f"MOTEKIT_MPY_CROSS={mpy_cross()}")
         print(f"MOTEKIT_MICROPYTHON32={unix32()}")
         seen = set()
-        names = argv[1:] or [p.stem for p in sorted(paths.boards_dir().glob("*.json")) if p.stem != "schema"]
-        for name in names:
-            p = paths.boards_dir() / f"{name}.json"
-            if not p.exists():
-                print(f"no board file {p}", file=sys.stderr)
+        for name in argv[1:] or boards.names():
+            try:
+                b = boards.load(name)
+            except boards.BoardError as e:
+                print(e, file=sys.stderr)
                 return 2
-            b = json.loads(p.read_text())
             key = (b.get("mpy_arch"), b.get("ram", {}).get("heap_bytes"))
             if key[0] in CORES and key not in seen:
                 seen.add(key)
