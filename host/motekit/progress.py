@@ -73,8 +73,12 @@ class Bar:
 
     # -- rich -------------------------------------------------------------------------------------------
     def __enter__(self):
-        if self.quiet:
-            return self
+        return self
+
+    def _start(self):
+        """The bar appears with the first figure (a step that fails before it leaves one error line only)."""
+        if self.quiet or self._p is not None:
+            return
         from rich.console import Console
         from rich.progress import BarColumn, Progress, TextColumn
         # fits 80 columns: label 26, bar 15, amount, rate, ETA
@@ -84,7 +88,6 @@ class Bar:
                            console=Console(stderr=True, highlight=False), transient=False)
         self._p.start()
         self._task = self._p.add_task(self.label, total=self.total, **self._fields())
-        return self
 
     def __exit__(self, etype, *exc):
         if self._p is not None:
@@ -96,6 +99,7 @@ class Bar:
         return False
 
     def _redraw(self):
+        self._start()
         if self._p is not None:
             self._p.update(self._task, completed=self.done, total=self.total, description=self.label,
                            **self._fields())
@@ -121,5 +125,6 @@ class Bar:
         self._redraw()
 
     def log(self, msg: str):
+        self._start()
         if self._p is not None:
             self._p.console.print(msg, markup=False, highlight=False)
