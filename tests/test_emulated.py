@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "host"))
 from motekit import builds  # noqa: E402
 from motekit.emu import qemu  # noqa: E402
 from motekit.install import decode_mpy  # noqa: E402
-from motekit.sim.supervisor import load_board  # noqa: E402
+from motekit.boards import load as load_board  # noqa: E402
 
 BOARDS = ("pico_w", "feather_nrf52840_sense")
 TFLITE = VECTORS / "tflite"
