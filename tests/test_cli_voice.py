@@ -65,3 +65,28 @@ def test_one_wording_per_port_error():
     for args in (["info"], ["monitor", "--count", "1"], ["install", "--board", "sim"]):
         p = _mote(*args, "--port", "/dev/does-not-exist")
         assert p.returncode == 1 and p.stderr == want, (args, p.stderr)
+
+
+def test_model_check_lines_fit_a_terminal():
+    from mpy import VECTORS
+    p = _mote("model", "check", str(VECTORS / "tflite" / "mnist_cnn_int8.tflite"), "--board", "pico_w")
+    assert p.returncode == 0 and "est. latency" in p.stdout, p.stderr
+    assert max(len(line) for line in p.stdout.splitlines()) <= 120, p.stdout
+
+
+def test_progress_figures_are_the_callers_and_stop_with_the_step():
+    """The bar's rate is progress over wall time since the step began (a resumed part not counted), frozen
+    when the step completes (so the summary quoting it agrees); the ETA follows from it."""
+    import time as _time
+
+    from motekit.progress import Bar, eta
+    bar = Bar("uploading", 1000, quiet=True)
+    bar.t0 = _time.monotonic() - 2.0
+    bar.update(600, start=200)
+    assert 190 < bar.rate() <= 200 and 1.9 < bar.remaining() < 2.2
+    bar.update(1000)
+    frozen = bar.rate()
+    _time.sleep(0.05)
+    assert bar.rate() == frozen and bar.remaining() == 0
+    assert eta(None) == "--:--" and eta(75) == "01:15" and eta(3725) == "1:02:05"
+    assert Bar("steps", None, unit="steps", quiet=True)._fields()["eta"] == ""

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import textwrap
 from pathlib import Path
 
 import click
@@ -66,8 +67,10 @@ def check_cmd(tflite, board, as_json):
             click.echo(f"  flash             {r['flash_bytes']} B (model {r['model_file_bytes']} + engine "
                        f"{r['engine_flash_bytes']}) of {r['fs_bytes']} B")
             if r["est_latency_ms"] is not None:
-                click.echo(f"  est. latency      {r['est_latency_ms']:.2f} ms at {r['macs_per_s']:.3g} MAC/s "
-                           f"({r['speed_source']})")
+                click.echo(f"  est. latency      {r['est_latency_ms']:.2f} ms at {r['macs_per_s']:.3g} MAC/s")
+                # where the speed figure comes from: wrapped under its line, not one ~400-character line
+                for line in textwrap.wrap(f"({r['speed_source']})", 92):
+                    click.echo(f"                    {line}")
                 if r.get("est_latency_ms_range"):
                     click.echo(f"  latency range     {r['est_latency_ms_range'][0]:.2f}-{r['est_latency_ms_range'][1]:.2f} ms")
         for f in r.get("fails", []):
