@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import serial
+
+
+BUSY_WAIT_S = 1.5              # how long a locked port is retried before it is reported busy
 
 
 class TransportError(Exception):
@@ -27,18 +31,26 @@ class SerialTransport:
         self.name = port
         if not os.path.exists(port):
             raise TransportError(no_such_port(port))
-        try:
-            # exclusive=True takes an advisory lock, so a second `mote` on the same board fails clearly
-            # write_timeout: a board that stops reading (hung, or at a stalled REPL) must not hang the host
-            self.ser = serial.Serial(port, baudrate=baudrate, timeout=0, write_timeout=10, exclusive=True)
-        except serial.SerialException as e:
-            err = getattr(e, "errno", None)
-            text = str(e)
-            if err in (errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in text.lower() or "busy" in text.lower():
-                raise TransportError(port_busy(port)) from None
-            if err == errno.EACCES or "Permission denied" in text:
-                raise TransportError(f"no permission to open {port}: add yourself to the 'dialout' group") from None
-            raise TransportError(f"cannot open {port}: {text}") from None
+        deadline = time.monotonic() + BUSY_WAIT_S
+        while True:
+            try:
+                # exclusive=True takes an advisory lock, so a second `mote` on the same board fails clearly
+                # write_timeout: a board that stops reading (hung, or at a stalled REPL) must not hang the host
+                self.ser = serial.Serial(port, baudrate=baudrate, timeout=0, write_timeout=10, exclusive=True)
+                return
+            except serial.SerialException as e:
+                err = getattr(e, "errno", None)
+                text = str(e)
+            if not (err in (errno.EAGAIN, errno.EWOULDBLOCK) or "lock" in text.lower() or "busy" in text.lower()):
+                break
+            if time.monotonic() > deadline:
+                raise TransportError(port_busy(port))
+            # a just-freed /dev/pts number can stay locked for a moment by the process that had it (a virtual
+            # board restarted under load); a program that really holds the port still has it when we give up
+            time.sleep(0.1)
+        if err == errno.EACCES or "Permission denied" in text:
+            raise TransportError(f"no permission to open {port}: add yourself to the 'dialout' group")
+        raise TransportError(f"cannot open {port}: {text}")
 
     def read(self, timeout: float) -> bytes:
         """Whatever arrived within `timeout` seconds (maybe b''). Raises TransportError if the port vanished."""
