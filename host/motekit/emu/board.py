@@ -45,7 +45,9 @@ class EmulatedBoard(VirtualBoard):
     # -- flash ---------------------------------------------------------------------------------------------
     def install(self):
         if (self.fresh or self.blank) and self.state.exists():
-            shutil.rmtree(self.state)
+            for item in self.state.iterdir():      # all but the state lock this board holds (VirtualBoard.start)
+                if item != self._lock.path:
+                    shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
         self.state.mkdir(parents=True, exist_ok=True)
         (self.state / "qemu.log").write_bytes(b"")     # qemu's own messages, this run's boots only
         self.image = qemu_image(self.core["arch"], self.heap_bytes)
@@ -67,7 +69,7 @@ class EmulatedBoard(VirtualBoard):
         return " ".join(words)
 
     # -- lifecycle -----------------------------------------------------------------------------------------
-    def start(self) -> str:
+    def _start(self) -> str:          # VirtualBoard.start: the state lock, then this
         self.install()
         self.exe = qemu_command(self.image)[0]
         self.port_master, self.port_slave = _raw_pty()

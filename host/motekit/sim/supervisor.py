@@ -150,7 +150,8 @@ class VirtualBoard:
             raise ValueError("the CircuitPython virtual board has no radio: its BLE peripheral (mote.ble_cpy on "
                              "adafruit_ble) is bridged to BlueZ only on MicroPython; drop --ble or use --impl micropython")
         self.seed = seed
-        self.state = Path(state_dir).resolve() if state_dir else Path.home() / ".cache" / "motekit" / "sim" / f"{self.board_info['name']}-{seed}"
+        default = Path.home() / ".cache" / "motekit" / "sim" / f"{self.board_info['name']}-{seed}"
+        self.state = Path(state_dir).resolve() if state_dir else default
         self.flash = self.state / "flash"
         self.baud = baud
         sim = self.board_info.get("sim", {})
@@ -212,7 +213,6 @@ class VirtualBoard:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> str:
-        self.exe = interpreter_exe(self.impl)
         self._lock.acquire()
         try:
             return self._start()
@@ -221,6 +221,7 @@ class VirtualBoard:
             raise
 
     def _start(self) -> str:
+        self.exe = interpreter_exe(self.impl)
         self.install()
         if self.ble is not None:
             self.ble_port = self.ble.start()
