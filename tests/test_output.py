@@ -39,7 +39,7 @@ def aligned(out: str):
     assert len(starts) == 1, out
 
 
-@pytest.mark.parametrize("cmd", ["info", "stats", "status"])
+@pytest.mark.parametrize("cmd", ["info", "stats", "status", "config"])
 def test_board_views_are_tables_and_one_json_object(port, cmd):
     p = mote(cmd, "--port", port)
     assert p.returncode == 0, p.stderr

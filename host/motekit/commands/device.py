@@ -98,10 +98,14 @@ def info(port, ble, as_json):
 @click.command()
 @port_option
 @ble_option
-def ping(port, ble):
+@click.option("--json", "as_json", is_flag=True, help="Print the round trips as one JSON object.")
+def ping(port, ble, as_json):
     """Round-trip a ping frame and print the latency."""
     with open_link(port, ble=ble) as link:
         rtts = [link.ping(b"motekit-%d" % i) for i in range(5)]
+    if as_json:
+        emit_json({"device": link.device, "rtt_ms": [round(r * 1e3, 3) for r in rtts]})
+        return
     click.echo(f"pong from {link.device}: min {min(rtts)*1e3:.2f} ms, max {max(rtts)*1e3:.2f} ms")
 
 
@@ -157,7 +161,8 @@ def _stats_rows(s: dict):
 @port_option
 @click.argument("settings", nargs=-1, metavar="[KEY=VALUE]...")
 @ble_option
-def config(port, settings, ble):
+@click.option("--json", "as_json", is_flag=True, help="Print the configuration as one JSON object.")
+def config(port, settings, ble, as_json):
     """Show the board's configuration, or change it (KEY=VALUE, integers)."""
     params = {}
     for s in settings:
@@ -170,8 +175,10 @@ def config(port, settings, ble):
             raise click.ClickException(f"{s!r}: the value must be an integer") from None
     with open_link(port, ble=ble) as link, user_errors():
         cfg = link.request("config.set", params) if params else link.request("config.get")
-    for k, v in cfg.items():
-        click.echo(f"{k:12} {v}")
+    if as_json:
+        emit_json(cfg)
+        return
+    fields(sorted(cfg.items()))
 
 
 def _await_prompt(t, seen: bytes, wait_s: float = 5.0) -> bool:
