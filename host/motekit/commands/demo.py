@@ -72,6 +72,12 @@ def _fmt(rec: dict) -> str:
 @click.option("-v", "--verbose", is_flag=True)
 def demo(count, seed, no_relay, verbose):
     """A guided tour on a virtual board: telemetry, a signed model flashed, classifying, relayed to MQTT."""
+    try:
+        from ..model import demo as _model_demo, tflite_writer  # noqa: F401  (numpy, flatbuffers, tflite)
+        import cryptography  # noqa: F401
+    except ImportError as e:
+        raise click.ClickException(f"mote demo needs the model and signing extras ({e}): "
+                                   f"pip install 'motekit[sim,install,model,signing,power,relay]'") from None
     with user_errors(), tempfile.TemporaryDirectory(prefix="mote-demo-") as tmpdir:
         tmp = Path(tmpdir)
         tour = Tour(tmp, verbose)
