@@ -41,13 +41,13 @@ def test_convert_writes_documented_container(tmp_path):
 def test_convert_unsupported_op_one_line(tmp_path):
     w = TFLiteWriter()
     x = w.tensor("x", [1, 4], scale=0.1, zp=0)
-    y = w.tensor("hswish_out", [1, 4], scale=1 / 128, zp=0)
-    w.op("HARD_SWISH", [x], [y])
+    y = w.tensor("elu_out", [1, 4], scale=1 / 128, zp=0)
+    w.op("ELU", [x], [y])
     p = tmp_path / "t.tflite"
     p.write_bytes(w.finish([x], [y]))
     r = CliRunner().invoke(main, ["model", "convert", str(p)])
-    assert r.exit_code == 2
-    assert r.output.strip() == "HARD_SWISH v1 at node 0 (hswish_out): op not supported by the device engine"
+    assert r.exit_code == 3
+    assert r.output.strip() == "unsupported: ELU v1: op not supported by the device engine (1 node: node 0 (elu_out))"
 
 
 def test_check_fits_and_does_not_fit():
@@ -89,3 +89,98 @@ def test_planner_never_overlaps_live_buffers():
                 if not (li < fj or lj < fi):
                     assert offs[i] + si <= offs[j] or offs[j] + sj <= offs[i]
         assert arena >= planner.lower_bound(bufs)
+
+
+# --- every bad file is one line, with a documented exit code (3 unsupported, 4 bad input) ---
+
+def _bad_files(tmp_path):
+    good = (TFL / "mnist_cnn_int8.tflite").read_bytes()
+    files = {"empty": b"", "truncated": good[:len(good) // 2], "text": b"model = 'mnist'\nweights = [1, 2]\n" * 4,
+             "header_only": good[:8], "npy_as_model": b"\x93NUMPY" + bytes(100)}
+    out = {}
+    for k, v in files.items():
+        out[k] = tmp_path / f"{k}.tflite"
+        out[k].write_bytes(v)
+    return out
+
+
+def _one_line(r):
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert "Traceback" not in r.output and len(lines) == 1, r.output
+    return lines[0]
+
+
+def test_bad_model_files_one_line_each_command(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((1, 28, 28, 1), np.int8))
+    for kind, p in _bad_files(tmp_path).items():
+        for cmd in (["convert", str(p), "-o", str(tmp_path / "o.mtm")], ["check", str(p), "--board", "pico_w"],
+                    ["eval", str(p), "--inputs", str(tmp_path / "x.npy")]):
+            r = CliRunner().invoke(main, ["model"] + cmd)
+            line = _one_line(r)
+            assert r.exit_code == 4 and line.startswith("bad input: ") and str(p) in line, (kind, cmd, r.output)
+    assert not (tmp_path / "o.mtm").exists()
+
+
+def test_bit_flipped_models_never_traceback(tmp_path):
+    """Random bit flips anywhere in two public models: each run refuses in one line or converts."""
+    rng = np.random.default_rng(15)
+    codes = set()
+    for name in ("mnist_cnn_int8", "micro_speech_quantized"):
+        good = bytearray((TFL / f"{name}.tflite").read_bytes())
+        for i in range(25):
+            bad = bytearray(good)
+            for pos in rng.integers(0, len(bad), int(rng.integers(1, 4))):
+                bad[pos] ^= 1 << int(rng.integers(0, 8))
+            if i % 5 == 0:        # flips inside the flatbuffer's tables (the first few hundred bytes)
+                bad[int(rng.integers(4, 400))] ^= 0xFF
+            p = tmp_path / f"{name}_{i}.tflite"
+            p.write_bytes(bytes(bad))
+            r = CliRunner().invoke(main, ["model", "convert", str(p), "-o", str(tmp_path / "o.mtm")])
+            assert r.exit_code in (0, 3, 4), r.output
+            if r.exit_code == 4:
+                assert _one_line(r).startswith("bad input: ")
+            else:
+                assert "Traceback" not in r.output and not isinstance(r.exception, Exception) or \
+                    isinstance(r.exception, SystemExit), r.output
+            codes.add(r.exit_code)
+    assert 4 in codes
+
+
+def test_eval_npz_and_bad_npy_are_one_line(tmp_path):
+    z = np.load(TFL / "mnist_cnn_int8.npz")
+    np.savez(tmp_path / "x.npz", x=z["digit0_input0"])
+    (tmp_path / "t.npy").write_text("1,2,3\n")
+    np.save(tmp_path / "f.npy", z["digit0_input0"].astype(np.float32))
+    np.save(tmp_path / "short.npy", np.zeros(100, np.int8))
+    raw = (tmp_path / "f.npy").read_bytes()
+    (tmp_path / "trunc.npy").write_bytes(raw[:len(raw) // 2])
+    for f, words in (("x.npz", ".npz archive"), ("t.npy", "not a .npy"), ("f.npy", "float32"),
+                     ("short.npy", "100 values"), ("trunc.npy", "unreadable .npy")):
+        r = CliRunner().invoke(main, ["model", "eval", str(TFL / "mnist_cnn_int8.tflite"), "--inputs",
+                                      str(tmp_path / f)])
+        line = _one_line(r)
+        assert r.exit_code == 4 and words in line, (f, r.output)
+
+
+def test_convert_default_output_is_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["model", "convert", str(TFL / "hello_world_int8.tflite")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "hello_world_int8.mtm").exists()
+    assert not (TFL / "hello_world_int8.mtm").exists()
+
+
+def test_unsupported_ops_one_line_per_op_with_count(tmp_path):
+    w = TFLiteWriter()
+    x = w.tensor("x", [1, 4], scale=0.1, zp=0)
+    prev = x
+    for i in range(3):
+        y = w.tensor(f"elu{i}", [1, 4], scale=0.1, zp=0)
+        w.op("ELU", [prev], [y])
+        prev = y
+    p = tmp_path / "t.tflite"
+    p.write_bytes(w.finish([x], [prev]))
+    for cmd in (["convert", str(p)], ["check", str(p), "--board", "pico_w"]):
+        r = CliRunner().invoke(main, ["model"] + cmd)
+        assert r.exit_code == 3, r.output
+        assert _one_line(r) == "unsupported: ELU v1: op not supported by the device engine (3 nodes, first node 0 (elu0))"

@@ -8,31 +8,68 @@ from pathlib import Path
 import click
 
 from .convert import UnsupportedModel, convert
+from .tflite_reader import BadInput
+
+# Exit codes of `mote model convert/check/eval` (documented in README.md, "Models"); 2 is click's usage error.
+EXIT_DOES_NOT_FIT = 1      # check: RAM or flash exceeded; eval: outputs differ from the reference
+EXIT_UNSUPPORTED = 3       # a valid model the device engine cannot run (op, version, type): one line per op
+EXIT_BAD_INPUT = 4         # not a readable .tflite / .npy (empty, truncated, text, corrupted, wrong kind)
+
+
+def _fail(lines, code):
+    for line in ([lines] if isinstance(lines, str) else lines):
+        click.echo(line, err=True)
+    sys.exit(code)
+
+
+def _model_errors(fn):
+    """Map the pipeline's refusals to one line each and the documented exit code (no traceback)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except BadInput as e:
+            _fail(f"bad input: {e}", EXIT_BAD_INPUT)
+        except UnsupportedModel as e:
+            _fail([f"unsupported: {p}" for p in e.problems], EXIT_UNSUPPORTED)
+    return wrapper
 
 
 @click.group()
 def model():
-    """Int8 TFLite models -> the device model format (.mtm), board fit checks, bit-exactness."""
+    """Int8 TFLite models -> the device model format (.mtm), board fit checks, bit-exactness.
+
+    Exit codes: 0 ok, 1 does not fit (check) or differs from the reference (eval), 2 usage error,
+    3 unsupported model (one line per missing op), 4 bad input file."""
 
 
 @model.command("convert")
 @click.argument("tflite", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="output .mtm (default: beside the input)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="output .mtm (default: NAME.mtm in the current directory)")
 @click.option("--labels", help="comma-separated class labels, or @file with one label per line")
+@_model_errors
 def convert_cmd(tflite, output, labels):
     """Convert MODEL.tflite into the device format."""
     lab = None
     if labels:
-        lab = (Path(labels[1:]).read_text().split("\n") if labels.startswith("@") else labels.split(","))
+        if labels.startswith("@"):
+            try:
+                lab = Path(labels[1:]).read_text(errors="replace").split("\n")
+            except OSError as e:
+                _fail(f"bad input: labels file {labels[1:]}: {e.strerror or e}", EXIT_BAD_INPUT)
+        else:
+            lab = labels.split(",")
         lab = [x.strip() for x in lab if x.strip()]
+    c = convert(tflite, labels=lab)
+    # never beside the input by default: it may sit in a shared, read-only or someone else's folder
+    out = output or str(Path.cwd() / (Path(tflite).stem + ".mtm"))
     try:
-        c = convert(tflite, labels=lab)
-    except UnsupportedModel as e:
-        for p in e.problems:
-            click.echo(p, err=True)
-        sys.exit(2)
-    out = output or str(Path(tflite).with_suffix(".mtm"))
-    n = c.write(out)
+        n = c.write(out)
+    except OSError as e:
+        _fail(f"cannot write {out}: {e.strerror or e}", EXIT_BAD_INPUT)
     s = c.stats
     click.echo(f"{out}: {n} bytes, {s['n_ops']} ops, {s['macs']} MACs, weights {s['weights_bytes']} B, "
                f"activations {s['arena']} B (lower bound {s['lower_bound']} B)")
@@ -42,6 +79,7 @@ def convert_cmd(tflite, output, labels):
 @click.argument("tflite", type=click.Path(exists=True, dir_okay=False))
 @click.option("--board", "-b", required=True, help="Board name (e.g. pico_w, sim; see boards/) or a board file (.json).")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report")
+@_model_errors
 def check_cmd(tflite, board, as_json):
     """Does MODEL.tflite fit BOARD? Ops, RAM, flash and estimated latency."""
     from .check import check
@@ -75,8 +113,10 @@ def check_cmd(tflite, board, as_json):
                     click.echo(f"  latency range     {r['est_latency_ms_range'][0]:.2f}-{r['est_latency_ms_range'][1]:.2f} ms")
         for f in r.get("fails", []):
             click.echo(f"DOES NOT FIT: {f}")
+    if r["problems"]:
+        sys.exit(EXIT_UNSUPPORTED)
     if not r["fits"]:
-        sys.exit(1)
+        sys.exit(EXIT_DOES_NOT_FIT)
 
 
 @model.command("eval")
@@ -85,11 +125,11 @@ def check_cmd(tflite, board, as_json):
               help="X.npy of int8 inputs, [N, *input_shape] (repeat once per model input)")
 @click.option("--kernels", default="viper,pure", help="kernel sets to run (viper,pure)")
 @click.option("--json", "as_json", is_flag=True)
+@_model_errors
 def eval_cmd(tflite, inputs, kernels, as_json):
     """Run the converted model under micropython and the TFLite reference; report mismatches and timing."""
-    import numpy as np
-    from .evaluate import evaluate
-    arrs = [np.load(p) for p in inputs]
+    from .evaluate import evaluate, load_inputs
+    arrs = [load_inputs(p) for p in inputs]
     r = evaluate(tflite, arrs, kernels=tuple(k for k in kernels.split(",") if k))
     if as_json:
         click.echo(json.dumps(r, indent=1))
@@ -101,7 +141,7 @@ def eval_cmd(tflite, inputs, kernels, as_json):
             click.echo(f"  {k:6s} mismatches {v['mismatches']} (max |diff| {v['max_abs_diff']}), "
                        f"{v['best_us']} us best, {v['mean_us']:.0f} us mean, RAM {v['ram_bytes']} B")
     if any(v["mismatches"] for v in r["kernels"].values()):
-        sys.exit(1)
+        sys.exit(EXIT_DOES_NOT_FIT)
 
 
 # Signing (COSE_Sign1 manifests) lives in motekit.signing_cli; users find it under `mote model`.

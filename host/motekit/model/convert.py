@@ -11,7 +11,7 @@ import cbor2
 import numpy as np
 
 from . import planner, quant
-from .tflite_reader import read_tflite
+from .tflite_reader import BadModelFile, read_tflite
 
 MAGIC = b"MTM1"
 FORMAT_VERSION = 1
@@ -38,11 +38,27 @@ SUPPORTED = {
 
 
 class UnsupportedModel(ValueError):
-    """Raised with one line per problem (op, version, node) in .problems."""
+    """Raised with one line per distinct problem (op, version, reason, how many nodes) in .problems."""
 
     def __init__(self, problems):
         self.problems = problems
         super().__init__("\n".join(problems))
+
+
+def group_problems(items):
+    """[(op name, version, node label, reason)] -> one line per (op, version, reason), nodes counted:
+    'OP vN: reason (K nodes, first node I (name))' (a 40-node model with one missing op is one line)."""
+    groups = {}
+    for name, version, where, why in items:
+        key = (name, version, why)
+        if key not in groups:
+            groups[key] = [0, where]
+        groups[key][0] += 1
+    lines = []
+    for (name, version, why), (n, first) in groups.items():
+        nodes = f"1 node: {first}" if n == 1 else f"{n} nodes, first {first}"
+        lines.append(f"{name} v{version}: {why} ({nodes})")
+    return lines
 
 
 class Converted:
@@ -70,16 +86,16 @@ class Converted:
 
 
 def check_support(graph):
-    """One line per unsupported op/feature: 'node N (output name): OP vV: reason'."""
-    problems = []
+    """One line per unsupported op and version: 'OP vV: reason (K nodes, first node N (output name))'."""
+    items = []
     for op in graph.ops:
         where = graph.op_label(op)
         if op.name not in SUPPORTED:
-            problems.append(f"{op.name} v{op.version} at {where}: op not supported by the device engine")
+            items.append((op.name, op.version, where, "op not supported by the device engine"))
         elif op.version > SUPPORTED[op.name]:
-            problems.append(f"{op.name} v{op.version} at {where}: version above {SUPPORTED[op.name]}, "
-                            "the highest the device engine implements")
-    return problems
+            items.append((op.name, op.version, where,
+                          f"version above {SUPPORTED[op.name]}, the highest the device engine implements"))
+    return group_problems(items)
 
 
 class _Builder:
@@ -408,6 +424,7 @@ def convert(tflite_path, labels=None, name=None, preprocess=None):
     if problems:
         raise UnsupportedModel(problems)
     b = _Builder(g)
+    items = []
     for op in g.ops:
         try:
             lower = _LOWER.get(op.name)
@@ -415,8 +432,12 @@ def convert(tflite_path, labels=None, name=None, preprocess=None):
                 raise _Skip("op not supported")
             rec = lower(b, op)
         except _Skip as e:
-            b.problems.append(f"{op.name} v{op.version} at {g.op_label(op)}: {e}")
+            items.append((op.name, op.version, g.op_label(op), str(e)))
             continue
+        except (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, OverflowError) as e:
+            # a well-formed flatbuffer whose node makes no sense (wrong input count, shapes, options)
+            raise BadModelFile(f"{op.name} v{op.version} at {g.op_label(op)} is malformed "
+                               f"({type(e).__name__}: {e})") from None
         if rec is not None:
             rec[1]["node"] = op.index
             b.ops.append(rec)
@@ -425,6 +446,7 @@ def convert(tflite_path, labels=None, name=None, preprocess=None):
         if g.tensors[i].dtype != "INT8" and not (i in g.outputs and i in deq_out):
             b.problems.append(f"model input/output {g.tensors[i].name!r} is {g.tensors[i].dtype}: int8 only "
                               "(float32 outputs only from DEQUANTIZE)")
+    b.problems = group_problems(items) + b.problems
     if b.problems:
         raise UnsupportedModel(b.problems)
     return _finish(b, tflite_path, labels, name, preprocess)

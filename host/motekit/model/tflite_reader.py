@@ -66,6 +66,7 @@ class Graph:
     outputs: list
     description: str = ""
     file_size: int = 0
+    n_subgraphs: int = 1
 
     def op_label(self, op):
         out = self.tensors[op.outputs[0]].name if op.outputs else "?"
@@ -118,13 +119,60 @@ def _options(op, name):
     return o
 
 
-def read_tflite(path_or_bytes):
-    buf = path_or_bytes if isinstance(path_or_bytes, (bytes, bytearray)) else open(path_or_bytes, "rb").read()
-    buf = bytes(buf)
+class BadInput(ValueError):
+    """An input file the model pipeline cannot use (one line in str(): what is wrong and what to do)."""
+
+
+class BadModelFile(BadInput):
+    """The file is not a readable TFLite flatbuffer (empty, truncated, text, corrupted): one line in str()."""
+
+
+def read_tflite(path_or_bytes, subgraph=0):
+    """The graph of one subgraph. Every malformed file raises BadModelFile (one line), never anything else."""
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        buf, what = bytes(path_or_bytes), "model"
+    else:
+        what = str(path_or_bytes)
+        try:
+            with open(path_or_bytes, "rb") as f:
+                buf = f.read()
+        except OSError as e:
+            raise BadModelFile(f"{what}: cannot read ({e.strerror or e})") from None
+    if not buf:
+        raise BadModelFile(f"{what}: empty file, not a TFLite model")
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        kind = "a text file" if _looks_like_text(buf) else "no TFLite identifier 'TFL3' at byte 4"
+        raise BadModelFile(f"{what}: not a TFLite flatbuffer ({kind}); give the .tflite the converter wrote")
+    try:
+        return _read(buf, subgraph)
+    except BadModelFile as e:
+        raise BadModelFile(f"{what}: {e}") from None
+    except Exception as e:   # a corrupted flatbuffer fails in the accessors in many ways: all mean "bad file"
+        raise BadModelFile(f"{what}: corrupted or truncated TFLite flatbuffer ({type(e).__name__}: {e}); "
+                           "export the model again") from None
+
+
+def _looks_like_text(buf):
+    head = buf[:256]
+    return all(32 <= c < 127 or c in (9, 10, 13) for c in head)
+
+
+def _check_offset(buf, pos, what):
+    if not 0 <= pos < len(buf):
+        raise BadModelFile(f"{what} points outside the file (truncated?)")
+
+
+def _read(buf, subgraph):
+    _check_offset(buf, int.from_bytes(buf[0:4], "little"), "root table")
     model = tflite.Model.GetRootAsModel(buf, 0)
-    if model.SubgraphsLength() != 1:
-        raise ValueError(f"{model.SubgraphsLength()} subgraphs: only single-subgraph models are supported")
-    g = model.Subgraphs(0)
+    n_sub = model.SubgraphsLength()
+    if n_sub < 1:
+        raise BadModelFile("no subgraph")
+    if not 0 <= subgraph < n_sub:
+        raise BadModelFile(f"no subgraph {subgraph}")
+    n_codes = model.OperatorCodesLength()
+    n_bufs = model.BuffersLength()
+    g = model.Subgraphs(subgraph)
     tensors = []
     for i in range(g.TensorsLength()):
         t = g.Tensor(i) if hasattr(g, "Tensor") else g.Tensors(i)
@@ -136,29 +184,51 @@ def read_tflite(path_or_bytes):
             scales = [float(s) for s in q.ScaleAsNumpy().astype(np.float32)]
             zps = [int(z) for z in q.ZeroPointAsNumpy()] if q.ZeroPointLength() else [0] * len(scales)
             qdim = q.QuantizedDimension()
+        if any(d < 0 or d > 1 << 28 for d in shape):
+            raise BadModelFile(f"tensor {i} has shape {list(shape)}")
         data = None
-        b = model.Buffers(t.Buffer())
+        if not 0 <= t.Buffer() < max(n_bufs, 1):
+            raise BadModelFile(f"tensor {i} refers to buffer {t.Buffer()} of {n_bufs}")
+        b = model.Buffers(t.Buffer()) if n_bufs else None
         if b is not None:
             raw = None
             if b.DataLength():
                 raw = b.DataAsNumpy().tobytes()
             elif b.Offset() > 1:   # large models: data stored after the flatbuffer
+                if b.Offset() + b.Size() > len(buf):
+                    raise BadModelFile(f"tensor {i}'s data lies beyond the end of the file (truncated)")
                 raw = buf[b.Offset():b.Offset() + b.Size()]
             if raw is not None:
+                if dtype not in NP_TYPES:
+                    raise BadModelFile(f"constant tensor {i} has type {dtype}")
+                want = int(np.prod(shape, dtype=np.int64)) * np.dtype(NP_TYPES[dtype]).itemsize
+                if len(raw) != want:
+                    raise BadModelFile(f"tensor {i} ({t.Name().decode(errors='replace') if t.Name() else '?'}) "
+                                       f"holds {len(raw)} bytes, its shape {list(shape)} needs {want}")
                 data = np.frombuffer(raw, dtype=NP_TYPES[dtype]).reshape(shape).copy()
-        name = t.Name().decode() if t.Name() else f"t{i}"
+        name = t.Name().decode(errors="replace") if t.Name() else f"t{i}"
         tensors.append(Tensor(i, name, shape, dtype, scales, zps, qdim, data))
     ops = []
     for i in range(g.OperatorsLength()):
         op = g.Operators(i)
+        if not 0 <= op.OpcodeIndex() < n_codes:
+            raise BadModelFile(f"node {i} refers to operator code {op.OpcodeIndex()} of {n_codes}")
         oc = model.OperatorCodes(op.OpcodeIndex())
         code = max(oc.BuiltinCode(), oc.DeprecatedBuiltinCode())
         name = OP_NAMES.get(code, f"BUILTIN_{code}")
         if name == "CUSTOM":
-            name = "CUSTOM:" + (oc.CustomCode().decode() if oc.CustomCode() else "?")
+            name = "CUSTOM:" + (oc.CustomCode().decode(errors="replace") if oc.CustomCode() else "?")
         ins = [int(x) for x in op.InputsAsNumpy()] if op.InputsLength() else []
         outs = [int(x) for x in op.OutputsAsNumpy()] if op.OutputsLength() else []
+        nt = len(tensors)
+        if any(not -1 <= x < nt for x in ins) or any(not 0 <= x < nt for x in outs):
+            raise BadModelFile(f"node {i} ({name}) refers to a tensor that does not exist")
         ops.append(Op(i, name, oc.Version(), ins, outs, _options(op, name)))
-    desc = model.Description().decode() if model.Description() else ""
-    return Graph(tensors, ops, [int(x) for x in g.InputsAsNumpy()], [int(x) for x in g.OutputsAsNumpy()],
-                 desc, len(buf))
+    desc = model.Description().decode(errors="replace") if model.Description() else ""
+    gin = [int(x) for x in g.InputsAsNumpy()] if g.InputsLength() else []
+    gout = [int(x) for x in g.OutputsAsNumpy()] if g.OutputsLength() else []
+    if any(not 0 <= x < len(tensors) for x in gin + gout):
+        raise BadModelFile("a model input or output refers to a tensor that does not exist")
+    graph = Graph(tensors, ops, gin, gout, desc, len(buf))
+    graph.n_subgraphs = n_sub
+    return graph
