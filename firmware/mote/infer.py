@@ -111,6 +111,15 @@ class Model:
         self._plan = []
         for kind, p in h["ops"]:
             self._plan.append(self._bind(K, kind, p, blobs))
+        # resource variables (streaming models): persistent arena tensors, set to their initial values at
+        # load and by reset(); they keep their values across run() calls, as the TFLite interpreter does
+        self._vars = []
+        for t, bi in h.get("vars", ()):
+            init = blobs[bi] if bi >= 0 else None
+            if init is not None and len(init) != len(self._views[t]):
+                raise ModelError("variable initial value does not match its tensor")
+            self._vars.append((self._views[t], init))
+        self.reset()
         self.inputs = h["inputs"]
         self.outputs = h["outputs"]
         self.pre = h.get("pre")
@@ -151,8 +160,10 @@ class Model:
             x1 = v[p["x1"]] if "x1" in p else blobs[p["x1c"]]      # a constant operand is a blob
             x2 = v[p["x2"]] if "x2" in p else blobs[p["x2c"]]
             geo = p["shape"] + p["st1"] + p["st2"] if "shape" in p else None
+            # SUB is ADD with the second operand's multiplier negated (the rescaling rounds symmetrically)
             return _b(K, "add", (x1, x2, v[p["y"]], p["n"], p["off1"], p["off2"], p["ls"], p["m1"], p["s1"],
-                                 p["m2"], p["s2"], p["mo"], p["so"], p["out_zp"], p["lo"], p["hi"], geo))
+                                 -p["m2"] if p.get("neg2") else p["m2"], p["s2"], p["mo"], p["so"], p["out_zp"],
+                                 p["lo"], p["hi"], geo))
         if kind == "SOFTMAX":
             return _pure.softmax_bind(v[p["x"]], v[p["y"]], p["rows"], p["depth"], p["mult"], p["ls"],
                                       p["diff_min"])
@@ -164,7 +175,67 @@ class Model:
             return (_pure.pad, (v[p["x"]], v[p["y"]], p["inp"], p["out"], p["before"], p["value"]))
         if kind == "CONCAT":
             return (_pure.concat, ([v[t] for t in p["xs"]], v[p["y"]], p["outer"], p["chunks"]))
+        return self._bind_more(kind, p, blobs)
+
+    def _bind_more(self, kind, p, blobs):
+        # ops of exported models (pure kernels); every size and offset is checked here, before any run
+        v = self._views
+        y = v[p["y"]]
+        if kind == "COPY":
+            sh, st, off = p["sh"], p["st"], p["off"]
+            x = v[p["x"]]
+            n = 1
+            top = off
+            for i in range(5):
+                if sh[i] < 1 or st[i] < 0:
+                    raise ModelError("bad COPY plan")
+                n *= sh[i]
+                top += (sh[i] - 1) * st[i]
+            if n != len(y) or off < 0 or top >= len(x):
+                raise ModelError("COPY plan outside its tensors")
+            return (_pure.copy, (x, y, array("i", sh), array("i", st), off))
+        if kind == "GATHER":
+            x = v[p["x"]]
+            idx = p["idx"]
+            outer, axis_n, inner = p["outer"], p["axis_n"], p["inner"]
+            if outer * axis_n * inner != len(x) or outer * len(idx) * inner != len(y) or \
+                    any(k < 0 or k >= axis_n for k in idx):
+                raise ModelError("GATHER indices or sizes outside its tensors")
+            return (_pure.gather, (x, y, outer, axis_n, inner, array("i", idx)))
+        if kind == "RESIZE":
+            x = v[p["x"]]
+            H, W, cb = p["in_hw"][0], p["in_hw"][1], p["cb"]
+            rows, cols = p["rows"], p["cols"]
+            if H * W * cb != len(x) or len(rows) * len(cols) * cb != len(y) or \
+                    any(r < 0 or r >= H for r in rows) or any(c < 0 or c >= W for c in cols):
+                raise ModelError("RESIZE map outside its tensors")
+            return (_pure.resize, (x, y, W, array("i", rows), array("i", cols), cb))
+        if kind == "QF":
+            x = v[p["x"]]
+            thr = blobs[p["thr"]]
+            if len(x) != 4 * p["n"] or len(y) != p["n"] or len(thr) != 255:
+                raise ModelError("QUANTIZE sizes do not match its tensors")
+            return (_pure.qf, (x, y, p["n"], thr, p["over"], p["qmin"]))
+        if kind in ("MUL", "MAXMIN"):
+            x1 = v[p["x1"]] if "x1" in p else blobs[p["x1c"]]
+            x2 = v[p["x2"]] if "x2" in p else blobs[p["x2c"]]
+            g = _pure.add_geo(p["n"], p.get("shape") and p["shape"] + p["st1"] + p["st2"])
+            if g[0] * g[1] * g[2] * g[3] != len(y) or _span(g, 4) > len(x1) or _span(g, 8) > len(x2):
+                raise ModelError(kind + " broadcast plan outside its tensors")
+            if kind == "MUL":
+                return (_pure.mul, (x1, x2, y, g, p["off1"], p["off2"], p["m"], p["s"], p["out_zp"], p["lo"],
+                                    p["hi"]))
+            return (_pure.maxmin, (x1, x2, y, g, p["max"]))
         raise ModelError("unsupported op in model file: " + str(kind))
+
+    def reset(self):
+        """Variables back to their initial values (a streaming model's state)."""
+        for view, init in self._vars:
+            if init is None:
+                for i in range(len(view)):
+                    view[i] = 0
+            else:
+                _copy_in(view, init)
 
     def invoke(self):
         t0 = ticks_us()
@@ -225,6 +296,11 @@ def _b(K, name, args):
     if bind is not None:
         return bind(*args)
     return (getattr(K, name), args)
+
+
+def _span(g, k):
+    # highest element index + 1 that a broadcast plan reads from the operand whose strides are g[k:k+4]
+    return 1 + (g[0] - 1) * g[k] + (g[1] - 1) * g[k + 1] + (g[2] - 1) * g[k + 2] + (g[3] - 1) * g[k + 3]
 
 
 def _fill(n, value):

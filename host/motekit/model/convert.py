@@ -34,6 +34,31 @@ SUPPORTED = {
     "TANH": 2,
     "PAD": 2,
     "CONCATENATION": 3,
+    # added for exported models (issue 15)
+    "RELU": 3,
+    "RELU6": 3,
+    "RELU_N1_TO_1": 2,
+    "LEAKY_RELU": 2,
+    "HARD_SWISH": 1,
+    "MUL": 5,
+    "SUB": 3,
+    "MAXIMUM": 4,
+    "MINIMUM": 4,
+    "EXPAND_DIMS": 1,
+    "SQUEEZE": 2,
+    "TRANSPOSE": 5,
+    "STRIDED_SLICE": 5,
+    "SLICE": 5,
+    "SPLIT": 4,
+    "SPLIT_V": 2,
+    "GATHER": 5,
+    "RESIZE_NEAREST_NEIGHBOR": 4,
+    "SHAPE": 1,
+    "PACK": 3,
+    "VAR_HANDLE": 1,
+    "READ_VARIABLE": 1,
+    "ASSIGN_VARIABLE": 1,
+    "CALL_ONCE": 1,
 }
 
 
@@ -110,6 +135,22 @@ class _Builder:
         self.macs = 0
         self.scratch = 0         # int8 patch buffer for CONV_2D (bytes)
         self.taps = 0            # int32 tap table for DEPTHWISE_CONV_2D (entries)
+        self.handles = {}        # VAR_HANDLE output tensor -> (container, shared_name)
+        self.vars = {}           # (container, shared_name) -> synthetic tensor index (a persistent buffer)
+        self.var_init = {}       # (container, shared_name) -> initial value (from the CALL_ONCE subgraph)
+
+    def variable(self, key, like):
+        if key not in self.vars:
+            from .tflite_reader import Tensor
+            T = self.t(like)
+            idx = len(self.g.tensors)
+            self.g.tensors.append(Tensor(idx, f"variable:{key[1] or key[0]}", tuple(T.shape), T.dtype,
+                                         list(T.scales), list(T.zero_points), T.qdim, None))
+            self.vars[key] = idx
+        v = self.t(self.vars[key])
+        if v.nbytes != self.t(like).nbytes:
+            raise _Skip(f"variable {key[1]!r} used with {self.t(like).nbytes} and {v.nbytes} bytes")
+        return self.vars[key]
 
     def blob(self, arr, code):
         arr = np.ascontiguousarray(arr, dtype={"b": np.int8, "i": np.int32}[code])
@@ -393,9 +434,290 @@ def _op_concat(b, op):
 
 def _op_reshape(b, op):
     # not an op on the device: its output aliases its input's buffer
-    b.need_int8(op, [op.inputs[0], op.outputs[0]])
-    b.alias[op.outputs[0]] = op.inputs[0]
+    return _op_alias(b, op)
+
+
+# --- ops of exported models (issue 15): element-wise tables, data movement, variables ---
+
+_Q8 = ("INT8", "UINT8")
+
+
+def _need_q8(b, idxs):
+    for i in idxs:
+        t = b.t(i)
+        if t.dtype not in _Q8:
+            raise _Skip(f"tensor {t.name!r} is {t.dtype}, this op runs on int8/uint8 only")
+
+
+def _op_relu_like(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    _need_q8(b, [x, y])
+    X, Y = b.t(x), b.t(y)
+    lut = quant.relu_lut(op.name, X.dtype, X.scale, X.zero_point, Y.dtype, Y.scale, Y.zero_point,
+                         alpha=op.options.get("alpha"))
+    return ["LUT", dict(x=x, y=y, n=Y.size, lut=b.blob(lut, "b"))]
+
+
+def _op_hard_swish(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    _need_q8(b, [x, y])
+    X, Y = b.t(x), b.t(y)
+    try:
+        lut = quant.hard_swish_lut(X.dtype, X.scale, X.zero_point, Y.dtype, Y.scale, Y.zero_point)
+    except ValueError as e:
+        raise _Skip(str(e))
+    return ["LUT", dict(x=x, y=y, n=Y.size, lut=b.blob(lut, "b"))]
+
+
+def _op_quantize_any(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    X, Y = b.t(x), b.t(y)
+    if Y.dtype not in _Q8:
+        raise _Skip(f"QUANTIZE to {Y.dtype} (supported: int8, uint8)")
+    if X.dtype == "FLOAT32":
+        if _is_const(b.g, x):
+            raise _Skip("constant float QUANTIZE input")
+        thr, over = quant.float_quantize_thresholds(Y.scale, Y.zero_point, Y.dtype)
+        return ["QF", dict(x=x, y=y, n=Y.size, thr=b.blob(thr, "i"), over=over, qmin=quant.qrange(Y.dtype)[0])]
+    if X.dtype not in _Q8:
+        raise _Skip(f"QUANTIZE from {X.dtype} (supported: float32, int8, uint8)")
+    lut = quant.requantize_lut(X.dtype, X.scale, X.zero_point, Y.dtype, Y.scale, Y.zero_point)
+    return ["LUT", dict(x=x, y=y, n=Y.size, lut=b.blob(lut, "b"))]
+
+
+def _op_dequantize_any(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    if _is_const(b.g, x):
+        b.fail(op, "constant DEQUANTIZE input (float weights are not supported)")
+    X, Y = b.t(x), b.t(y)
+    if X.dtype not in _Q8 or Y.dtype != "FLOAT32":
+        b.fail(op, f"DEQUANTIZE {X.dtype} -> {Y.dtype} (supported: INT8/UINT8 -> FLOAT32)")
+    table = quant.dequantize_table_raw(X.dtype, X.scale, X.zero_point)
+    return ["DEQ", dict(x=x, y=y, n=Y.size, lut=b.blob(np.frombuffer(table.tobytes(), np.int8), "b"))]
+
+
+def _op_alias(b, op):
+    # RESHAPE, EXPAND_DIMS, SQUEEZE: not ops on the device, the output shares its input's buffer
+    x, y = op.inputs[0], op.outputs[0]
+    X, Y = b.t(x), b.t(y)
+    if X.nbytes != Y.nbytes or X.dtype != Y.dtype:
+        raise _Skip(f"{op.name} changes the data size ({X.nbytes} -> {Y.nbytes} bytes)")
+    if _is_const(b.g, x):
+        raise _Skip(f"constant {op.name} input that was not folded")
+    b.alias[y] = x
     return None
+
+
+def _binary_common(b, op):
+    x1, x2, y = op.inputs[0], op.inputs[1], op.outputs[0]
+    X1, X2, Y = b.t(x1), b.t(x2), b.t(y)
+    p = dict(x1=x1, x2=x2, y=y, n=Y.size)
+    if list(X1.shape) != list(X2.shape):
+        try:
+            oshape = list(np.broadcast_shapes(tuple(X1.shape), tuple(X2.shape)))
+        except ValueError:
+            raise _Skip(f"shapes {list(X1.shape)} and {list(X2.shape)} do not broadcast")
+        if oshape != list(Y.shape):
+            raise _Skip(f"output shape {list(Y.shape)} is not the broadcast shape {oshape}")
+        p["shape"], p["st1"], p["st2"] = _broadcast_plan(X1.shape, X2.shape, Y.shape)
+    elif X1.size != Y.size:
+        raise _Skip("output size differs from the inputs'")
+    for key, t in (("x1", x1), ("x2", x2)):
+        if _is_const(b.g, t):
+            del p[key]
+            p[key + "c"] = b.blob(b.g.tensors[t].data.reshape(-1), "b")
+    return p, X1, X2, Y
+
+
+def _op_sub(b, op):
+    rec = _op_add(b, op)
+    rec[1]["neg2"] = 1
+    return rec
+
+
+def _op_mul(b, op):
+    b.need_int8(op, op.inputs[:2] + op.outputs[:1])
+    p, X1, X2, Y = _binary_common(b, op)
+    m, s = quant.quantize_multiplier(float(X1.scale) * float(X2.scale) / float(Y.scale))
+    lo, hi = quant.act_range(op.options.get("act", "NONE"), Y.scale, Y.zero_point)
+    p.update(off1=-X1.zero_point, off2=-X2.zero_point, m=m, s=s, out_zp=Y.zero_point, lo=lo, hi=hi)
+    return ["MUL", p]
+
+
+def _op_maxmin(b, op):
+    b.need_int8(op, op.inputs[:2] + op.outputs[:1])
+    p, X1, X2, Y = _binary_common(b, op)
+    p["max"] = 1 if op.name == "MAXIMUM" else 0
+    return ["MAXMIN", p]
+
+
+def _esize(t):
+    return t.nbytes // max(t.size, 1)
+
+
+def _copy_plan(in_shape, esz, dims):
+    """dims: per output axis (input axis, start, step, count) in output order. Returns (sh, st, off) of the
+    5-D byte plan the device's copy kernel runs, or raises _Skip when more than 5 axes remain after merging."""
+    strides = [0] * len(in_shape)
+    acc = esz
+    for i in range(len(in_shape) - 1, -1, -1):
+        strides[i] = acc
+        acc *= int(in_shape[i])
+    off = 0
+    plan = []
+    for ax, start, step, count in dims:
+        off += start * strides[ax]
+        if count != 1:
+            plan.append([count, step * strides[ax]])
+    plan.append([esz, 1])
+    merged = []
+    for n, st in plan:            # merge an axis into the previous one when they are contiguous
+        if merged and merged[-1][1] == n * st:
+            merged[-1] = [merged[-1][0] * n, st]
+        else:
+            merged.append([n, st])
+    if len(merged) > 5:
+        raise _Skip(f"data movement over {len(merged)} non-mergeable axes (5 supported)")
+    merged = [[1, 0]] * (5 - len(merged)) + merged
+    return [n for n, _ in merged], [st for _, st in merged], off
+
+
+def _copy_op(b, x, y, dims):
+    X, Y = b.t(x), b.t(y)
+    if X.dtype != Y.dtype:
+        raise _Skip(f"input {X.dtype} and output {Y.dtype} differ")
+    if X.dtype in _Q8 and Y.dtype in _Q8 and (X.scale != Y.scale or X.zero_point != Y.zero_point):
+        raise _Skip("input and output quantization differ (TFLite copies the values unchanged)")
+    sh, st, off = _copy_plan(X.shape, _esize(X), dims)
+    if int(np.prod(sh)) != Y.nbytes:
+        raise _Skip(f"output has {Y.nbytes} bytes, the selection {int(np.prod(sh))}")
+    return ["COPY", dict(x=x, y=y, sh=sh, st=st, off=off)]
+
+
+def _const_ints(b, t, what):
+    if not _is_const(b.g, t):
+        raise _Skip(f"non-constant {what}")
+    return [int(v) for v in np.ravel(b.g.tensors[t].data)]
+
+
+def _op_transpose(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    perm = _const_ints(b, op.inputs[1], "permutation")
+    shape = b.t(x).shape
+    if sorted(perm) != list(range(len(shape))):
+        raise _Skip(f"permutation {perm} of a {len(shape)}-D tensor")
+    return _copy_op(b, x, y, [(a, 0, 1, int(shape[a])) for a in perm])
+
+
+def _op_strided_slice(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    o = op.options
+    if o.get("ellipsis_mask") or o.get("new_axis_mask"):
+        raise _Skip("ellipsis or new-axis masks")
+    shape = b.t(x).shape
+    if op.name == "SLICE":
+        begin = _const_ints(b, op.inputs[1], "begin")
+        size = _const_ints(b, op.inputs[2], "size")
+        dims = []
+        for a in range(len(shape)):
+            n = int(shape[a]) - begin[a] if size[a] < 0 else size[a]
+            if begin[a] < 0 or n < 0 or begin[a] + n > shape[a]:
+                raise _Skip(f"slice {begin}+{size} outside {list(shape)}")
+            dims.append((a, begin[a], 1, n))
+        return _copy_op(b, x, y, dims)
+    begin = _const_ints(b, op.inputs[1], "begin")
+    end = _const_ints(b, op.inputs[2], "end")
+    steps = _const_ints(b, op.inputs[3], "strides") if len(op.inputs) > 3 else [1] * len(begin)
+    if len(begin) != len(shape) or len(end) != len(shape) or len(steps) != len(shape) or 0 in steps:
+        raise _Skip("begin/end/strides do not match the input's rank")
+    dims = []
+    for a in range(len(shape)):
+        d = int(shape[a])
+        if o.get("shrink_axis_mask", 0) >> a & 1:
+            i = begin[a] + d if begin[a] < 0 else begin[a]
+            if not 0 <= i < d:
+                raise _Skip(f"index {begin[a]} outside axis {a} of size {d}")
+            dims.append((a, i, 1, 1))
+            continue
+        sl = slice(None if o.get("begin_mask", 0) >> a & 1 else begin[a],
+                   None if o.get("end_mask", 0) >> a & 1 else end[a], steps[a])
+        start, stop, step = sl.indices(d)
+        dims.append((a, start, step, len(range(start, stop, step))))
+    return _copy_op(b, x, y, dims)
+
+
+def _op_split(b, op):
+    if op.name == "SPLIT":
+        axis_t, x = op.inputs[0], op.inputs[1]
+    else:
+        x, axis_t = op.inputs[0], op.inputs[2]
+    shape = b.t(x).shape
+    axis = _const_ints(b, axis_t, "axis")[0] % len(shape)
+    recs = []
+    start = 0
+    for y in op.outputs:
+        n = int(b.t(y).shape[axis])
+        dims = [(a, start if a == axis else 0, 1, n if a == axis else int(shape[a])) for a in range(len(shape))]
+        recs.append(_copy_op(b, x, y, dims))
+        start += n
+    if start != shape[axis]:
+        raise _Skip(f"the outputs cover {start} of {shape[axis]} along axis {axis}")
+    return recs
+
+
+def _op_gather(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    if _is_const(b.g, x):
+        raise _Skip("constant GATHER params (embedding tables) are not supported")
+    idx = _const_ints(b, op.inputs[1], "indices")
+    if op.options.get("batch_dims", 0):
+        raise _Skip("batch_dims")
+    X, Y = b.t(x), b.t(y)
+    if X.dtype != Y.dtype:
+        raise _Skip("input and output types differ")
+    axis = op.options.get("axis", 0) % max(len(X.shape), 1)
+    outer = int(np.prod(X.shape[:axis])) if axis else 1
+    inner = int(np.prod(X.shape[axis + 1:])) * _esize(X)
+    n = int(X.shape[axis])
+    if any(not 0 <= k < n for k in idx):
+        raise _Skip(f"index outside axis {axis} of size {n}")
+    if outer * len(idx) * inner != Y.nbytes:
+        raise _Skip("output size does not match the indices")
+    return ["GATHER", dict(x=x, y=y, outer=outer, axis_n=n, inner=inner, idx=idx)]
+
+
+def _op_resize_nn(b, op):
+    x, y = op.inputs[0], op.outputs[0]
+    X, Y = b.t(x), b.t(y)
+    if len(X.shape) != 4 or X.shape[0] != 1 or len(Y.shape) != 4 or X.dtype != Y.dtype:
+        raise _Skip("RESIZE_NEAREST_NEIGHBOR needs [1, H, W, C] input and output of one type")
+    size = _const_ints(b, op.inputs[1], "size")
+    H, W, C = X.shape[1:]
+    OH, OW = Y.shape[1], Y.shape[2]
+    if size != [OH, OW] or Y.shape[3] != C:
+        raise _Skip(f"size {size} does not match the output {list(Y.shape)}")
+    ac, hp = op.options.get("align_corners", False), op.options.get("half_pixel_centers", False)
+    rows = [quant.nearest_index(i, H, OH, ac, hp) for i in range(OH)]
+    cols = [quant.nearest_index(i, W, OW, ac, hp) for i in range(OW)]
+    return ["RESIZE", dict(x=x, y=y, in_hw=[H, W], rows=rows, cols=cols, cb=C * _esize(X))]
+
+
+def _op_var(b, op):
+    """VAR_HANDLE (names a variable), READ_VARIABLE and ASSIGN_VARIABLE (copies), CALL_ONCE (initial values,
+    applied at load). A variable is a persistent arena tensor."""
+    if op.name == "VAR_HANDLE":
+        b.handles[op.outputs[0]] = (op.options.get("container", ""), op.options.get("shared_name", ""))
+        return None
+    if op.name == "CALL_ONCE":
+        return None
+    h = op.inputs[0]
+    if h not in b.handles:
+        raise _Skip("variable handle not made by VAR_HANDLE in this graph")
+    t = op.outputs[0] if op.name == "READ_VARIABLE" else op.inputs[1]
+    var = b.variable(b.handles[h], t)
+    if op.name == "READ_VARIABLE":
+        return _copy_op(b, var, t, [(a, 0, 1, int(d)) for a, d in enumerate(b.t(var).shape)])
+    return _copy_op(b, t, var, [(a, 0, 1, int(d)) for a, d in enumerate(b.t(t).shape)])
 
 
 # TFLite builtin op -> the function that lowers it into the device's op list
@@ -408,13 +730,117 @@ _LOWER = {
     "MEAN": _op_mean,
     "ADD": _op_add,
     "SOFTMAX": _op_softmax,
-    "QUANTIZE": _op_quantize,
-    "DEQUANTIZE": _op_dequantize,
+    "QUANTIZE": _op_quantize_any,
+    "DEQUANTIZE": _op_dequantize_any,
     "LOGISTIC": _op_lut_act,
     "TANH": _op_lut_act,
     "PAD": _op_pad,
     "CONCATENATION": _op_concat,
     "RESHAPE": _op_reshape,
+    "RELU": _op_relu_like,
+    "RELU6": _op_relu_like,
+    "RELU_N1_TO_1": _op_relu_like,
+    "LEAKY_RELU": _op_relu_like,
+    "HARD_SWISH": _op_hard_swish,
+    "MUL": _op_mul,
+    "SUB": _op_sub,
+    "MAXIMUM": _op_maxmin,
+    "MINIMUM": _op_maxmin,
+    "EXPAND_DIMS": _op_alias,
+    "SQUEEZE": _op_alias,
+    "TRANSPOSE": _op_transpose,
+    "STRIDED_SLICE": _op_strided_slice,
+    "SLICE": _op_strided_slice,
+    "SPLIT": _op_split,
+    "SPLIT_V": _op_split,
+    "GATHER": _op_gather,
+    "RESIZE_NEAREST_NEIGHBOR": _op_resize_nn,
+    "SHAPE": None,          # folded at convert time (static shapes)
+    "PACK": None,           # folded at convert time (constant inputs)
+    "VAR_HANDLE": _op_var,
+    "READ_VARIABLE": _op_var,
+    "ASSIGN_VARIABLE": _op_var,
+    "CALL_ONCE": _op_var,
+}
+
+
+def _var_inits(tflite_path, g):
+    """Initial values of resource variables: the VAR_HANDLE/ASSIGN_VARIABLE pairs of the other subgraphs
+    (the one CALL_ONCE runs). Returns {(container, shared_name): np.ndarray}."""
+    inits = {}
+    for k in range(1, g.n_subgraphs):
+        sg = read_tflite(tflite_path, subgraph=k)
+        handles = {}
+        for op in sg.ops:
+            if op.name == "VAR_HANDLE":
+                handles[op.outputs[0]] = (op.options.get("container", ""), op.options.get("shared_name", ""))
+            elif op.name == "ASSIGN_VARIABLE" and op.inputs[0] in handles:
+                v = sg.tensors[op.inputs[1]]
+                if v.data is None:
+                    raise UnsupportedModel([f"subgraph {k}: variable {handles[op.inputs[0]][1]!r} is initialised "
+                                            "from a computed value (constants only)"])
+                inits[handles[op.inputs[0]]] = v.data
+            elif op.name not in ("VAR_HANDLE", "ASSIGN_VARIABLE"):
+                raise UnsupportedModel([f"subgraph {k}: {op.name} (only variable initialisation is supported "
+                                        "outside the main graph)"])
+    return inits
+
+
+# ops evaluated at convert time when all their inputs are constant (shape arithmetic: SHAPE -> STRIDED_SLICE ->
+# PACK -> RESHAPE and the like); the result becomes a constant tensor and the op disappears
+def _fold(g):
+    folded = set()
+    for op in g.ops:
+        ins = [i for i in op.inputs if i >= 0]
+        if op.name == "SHAPE":
+            if len(op.outputs) != 1:
+                continue
+            T = g.tensors[op.outputs[0]]
+            g.tensors[op.outputs[0]].data = np.array(g.tensors[ins[0]].shape, NP_OUT.get(T.dtype, np.int32))
+            folded.add(op.index)
+            continue
+        if op.name not in _FOLDERS or not ins or any(g.tensors[i].data is None for i in ins):
+            continue
+        Y = g.tensors[op.outputs[0]]
+        if op.name in ("ADD", "SUB", "MUL") and Y.dtype not in ("INT32", "INT64"):
+            continue            # quantized arithmetic is not shape arithmetic
+        vals = [g.tensors[i].data for i in op.inputs if i >= 0]
+        out = _FOLDERS[op.name](vals, op.options, Y)
+        g.tensors[op.outputs[0]].data = np.asarray(out).astype(NP_OUT.get(Y.dtype, np.asarray(out).dtype)) \
+            .reshape(Y.shape)
+        folded.add(op.index)
+    return folded
+
+
+NP_OUT = {"INT32": np.int32, "INT64": np.int64, "INT8": np.int8, "UINT8": np.uint8, "FLOAT32": np.float32}
+
+
+def _fold_strided_slice(v, o, Y):
+    x, begin, end = v[0], v[1], v[2]
+    steps = v[3] if len(v) > 3 else np.ones_like(begin)
+    if o.get("ellipsis_mask") or o.get("new_axis_mask"):
+        raise ValueError("ellipsis/new-axis masks")
+    idx = []
+    for a in range(x.ndim):
+        if o.get("shrink_axis_mask", 0) >> a & 1:
+            idx.append(int(begin[a]))
+        else:
+            idx.append(slice(None if o.get("begin_mask", 0) >> a & 1 else int(begin[a]),
+                             None if o.get("end_mask", 0) >> a & 1 else int(end[a]), int(steps[a])))
+    return x[tuple(idx)]
+
+
+_FOLDERS = {
+    "STRIDED_SLICE": _fold_strided_slice,
+    "PACK": lambda v, o, Y: np.stack(v, axis=o.get("axis", 0)),
+    "CONCATENATION": lambda v, o, Y: np.concatenate(v, axis=o.get("axis", 0)),
+    "RESHAPE": lambda v, o, Y: v[0],
+    "EXPAND_DIMS": lambda v, o, Y: v[0],
+    "SQUEEZE": lambda v, o, Y: v[0],
+    "GATHER": lambda v, o, Y: np.take(v[0], v[1], axis=o.get("axis", 0)),
+    "ADD": lambda v, o, Y: v[0].astype(np.int64) + v[1],
+    "SUB": lambda v, o, Y: v[0].astype(np.int64) - v[1],
+    "MUL": lambda v, o, Y: v[0].astype(np.int64) * v[1],
 }
 
 
@@ -423,13 +849,21 @@ def convert(tflite_path, labels=None, name=None, preprocess=None):
     problems = check_support(g)
     if problems:
         raise UnsupportedModel(problems)
+    try:
+        folded = _fold(g)
+    except (ValueError, TypeError, IndexError) as e:
+        raise BadModelFile(f"constant shape arithmetic does not evaluate ({type(e).__name__}: {e})") from None
     b = _Builder(g)
+    b.var_init = _var_inits(tflite_path, g) if g.n_subgraphs > 1 else {}
     items = []
     for op in g.ops:
+        if op.index in folded:
+            continue
         try:
             lower = _LOWER.get(op.name)
             if lower is None:
-                raise _Skip("op not supported")
+                raise _Skip("op not supported" if op.name not in ("SHAPE", "PACK")
+                            else "inputs are not constant (only shape arithmetic on constants is supported)")
             rec = lower(b, op)
         except _Skip as e:
             items.append((op.name, op.version, g.op_label(op), str(e)))
@@ -438,14 +872,13 @@ def convert(tflite_path, labels=None, name=None, preprocess=None):
             # a well-formed flatbuffer whose node makes no sense (wrong input count, shapes, options)
             raise BadModelFile(f"{op.name} v{op.version} at {g.op_label(op)} is malformed "
                                f"({type(e).__name__}: {e})") from None
-        if rec is not None:
-            rec[1]["node"] = op.index
-            b.ops.append(rec)
-    deq_out = {rec[1]["y"] for rec in b.ops if rec[0] == "DEQ"}
+        for r in ([] if rec is None else rec if isinstance(rec[0], list) else [rec]):
+            r[1]["node"] = op.index
+            b.ops.append(r)
     for i in g.inputs + g.outputs:
-        if g.tensors[i].dtype != "INT8" and not (i in g.outputs and i in deq_out):
-            b.problems.append(f"model input/output {g.tensors[i].name!r} is {g.tensors[i].dtype}: int8 only "
-                              "(float32 outputs only from DEQUANTIZE)")
+        if g.tensors[i].dtype not in ("INT8", "UINT8", "FLOAT32"):
+            b.problems.append(f"model input/output {g.tensors[i].name!r} is {g.tensors[i].dtype}: "
+                              "int8, uint8 or float32 only")
     b.problems = group_problems(items) + b.problems
     if b.problems:
         raise UnsupportedModel(b.problems)
@@ -477,6 +910,9 @@ def _finish(b, tflite_path, labels, name, preprocess):
             use(t, step)
     for t in g.outputs:
         use(t, max(n_ops - 1, 0))
+    for t in b.vars.values():            # variables keep their values across runs: live throughout
+        use(t, 0)
+        use(t, max(n_ops - 1, 0))
     roots = sorted(live)
     bufs = [(g.tensors[r].nbytes, live[r][0], live[r][1]) for r in roots]
     offsets, arena = planner.plan(bufs)
@@ -494,6 +930,19 @@ def _finish(b, tflite_path, labels, name, preprocess):
 
     for t in g.inputs + g.outputs:
         dev(t)
+    var_table = []
+    for key, t in b.vars.items():
+        init = b.var_init.get(key)
+        if init is not None:
+            T = g.tensors[t]
+            raw = np.ascontiguousarray(init).astype(NP_OUT.get(T.dtype, init.dtype)).tobytes()
+            if len(raw) != T.nbytes:
+                raise UnsupportedModel([f"variable {key[1]!r}: initial value has {len(raw)} bytes, "
+                                        f"the variable {T.nbytes}"])
+            bi = b.blob(np.frombuffer(raw, np.int8), "b")
+        else:
+            bi = -1
+        var_table.append([dev(t), bi])
     ops = []
     for kind, p in b.ops:
         q = dict(p)
@@ -506,7 +955,7 @@ def _finish(b, tflite_path, labels, name, preprocess):
 
     def io(t):
         T = g.tensors[t]
-        d = dict(t=tids[t], name=T.name, shape=list(T.shape), scale=float(T.scale), zp=T.zero_point)
+        d = dict(t=dev(t), name=T.name, shape=list(T.shape), scale=float(T.scale), zp=T.zero_point)
         if T.dtype != "INT8":
             d["dtype"] = T.dtype.lower()
         return d
@@ -529,6 +978,8 @@ def _finish(b, tflite_path, labels, name, preprocess):
         "ops": ops,
         "macs": b.macs,
     }
+    if var_table:
+        header["vars"] = var_table
     if preprocess:
         header["pre"] = preprocess
     stats = dict(macs=b.macs, weights_bytes=weights, arena=arena, lower_bound=lower, scratch=b.scratch,

@@ -195,3 +195,191 @@ def activation_lut(op, in_scale, in_zp, out_scale, out_zp):
             q = int(f32(r + f32(out_zp)))
             out.append(max(-128, min(127, q)))
     return out
+
+
+# --- element-wise int8/uint8 ops as 256-entry tables (index: the raw byte XOR 0x80, i.e. int8 value + 128) ---
+
+def raw_values(dtype):
+    """The 256 stored values in table order (raw byte ^ 0x80): int8 -128..127, or uint8 128..255, 0..127."""
+    if dtype == "UINT8":
+        return [(r ^ 0x80) for r in range(256)]
+    return list(range(-128, 128))
+
+
+def qrange(dtype):
+    return (0, 255) if dtype == "UINT8" else (-128, 127)
+
+
+def to_raw_int8(vals):
+    """Stored values (int8 or uint8) as the signed bytes the device's 'b' arrays hold."""
+    return [v - 256 if v > 127 else v for v in vals]
+
+
+def relu_lut(op, in_dtype, in_scale, in_zp, out_dtype, out_scale, out_zp, alpha=None):
+    """RELU / RELU6 / RELU_N1_TO_1 / LEAKY_RELU as tflite-runtime 2.14 (activations.cc, reference kernels):
+    the multipliers from float32 ratios (C++ float arithmetic assigned to double), MultiplyByQuantizedMultiplier,
+    then the activation clamp (RELU*) or the type's range (LEAKY_RELU)."""
+    f32 = np.float32
+    qmin, qmax = qrange(out_dtype)
+    m, s = quantize_multiplier(float(f32(in_scale) / f32(out_scale)))
+    if op == "LEAKY_RELU":
+        ma, sa = quantize_multiplier(float(f32(f32(in_scale) * f32(alpha)) / f32(out_scale)))
+        lo, hi = qmin, qmax
+    else:
+        def q(f):
+            return out_zp + round_half_away(float(f32(f) / f32(out_scale)))
+        lo, hi = {"RELU": (max(qmin, q(0.0)), qmax), "RELU6": (max(qmin, q(0.0)), min(qmax, q(6.0))),
+                  "RELU_N1_TO_1": (max(qmin, q(-1.0)), min(qmax, q(1.0)))}[op]
+    out = []
+    for v in raw_values(in_dtype):
+        d = v - in_zp
+        if op == "LEAKY_RELU" and d < 0:
+            r = out_zp + mbqm(d, ma, sa)
+        else:
+            r = out_zp + mbqm(d, m, s)
+        out.append(max(lo, min(hi, r)))
+    return to_raw_int8(out)
+
+
+def _srdhm16(a, b):
+    if a == b == -32768:
+        return 32767
+    ab = a * b
+    nudge = (1 << 14) if ab >= 0 else 1 - (1 << 14)
+    return int((ab + nudge) / (1 << 15)) if False else _tdiv(ab + nudge, 1 << 15)
+
+
+def _tdiv(a, b):
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _sat16(x):
+    return max(-32768, min(32767, x))
+
+
+def _rdpot16(x, e):
+    if e == 0:
+        return x
+    mask = (1 << e) - 1
+    rem = x & mask
+    thr = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> e) + (1 if rem > thr else 0)
+
+
+def _down16(m32):
+    if m32 >= INT32_MAX - (1 << 15):
+        return 32767
+    return (m32 + (1 << 15)) >> 16
+
+
+def hard_swish_lut(in_dtype, in_scale, in_zp, out_dtype, out_scale, out_zp):
+    """HARD_SWISH int8/uint8 as reference_ops::HardSwish (tflite-runtime 2.14): 16-bit fixed point with the
+    multipliers of HardSwishPrepare (float32 arithmetic, DownScaleInt32ToInt16Multiplier)."""
+    f32 = np.float32
+    hires = f32(f32(1.0 / 128.0) * f32(in_scale))
+    om32, oexp = quantize_multiplier(float(f32(hires / f32(out_scale))))
+    rm32, rexp = quantize_multiplier(float(f32(hires / f32(3.0 / 32768.0))))
+    om, rm = _down16(om32), _down16(rm32)
+    if oexp > 0:
+        raise ValueError("HARD_SWISH output scale too small (TFLite requires output_multiplier_exponent <= 0)")
+    qmin, qmax = qrange(out_dtype)
+    out = []
+    for v in raw_values(in_dtype):
+        x = _sat16((v - in_zp) * 128)
+        pre = _srdhm16(x, om)
+        r = x
+        if rexp > 0:
+            r = _sat16(r * (1 << (rexp - 1)))
+        r = _srdhm16(r, rm)
+        if rexp > 0:
+            r = _sat16(r * 2)
+        if rexp < 0:
+            r = _rdpot16(r, -rexp)
+        r = (r + (1 << 15)) >> 1
+        if r == pre == -32768:
+            p = 32767
+        else:
+            p = _tdiv(r * pre, 1 << 15)
+        o = _rdpot16(p, -oexp) + out_zp
+        out.append(max(qmin, min(qmax, o)))
+    return to_raw_int8(out)
+
+
+def requantize_lut(in_dtype, in_scale, in_zp, out_dtype, out_scale, out_zp):
+    """QUANTIZE between int8/uint8 (reference_ops::Requantize; double-precision scale ratio)."""
+    m, s = quantize_multiplier(float(in_scale) / float(out_scale))
+    qmin, qmax = qrange(out_dtype)
+    return to_raw_int8([max(qmin, min(qmax, mbqm(v - in_zp, m, s) + out_zp)) for v in raw_values(in_dtype)])
+
+
+def dequantize_table_raw(dtype, scale, zp):
+    """DEQUANTIZE int8/uint8 -> float32 for the 256 stored values in table order (as dequantize_table)."""
+    s = float(np.float32(scale))
+    return np.array([np.float32(s * (v - zp)) for v in raw_values(dtype)], dtype="<f4")
+
+
+def f32_key(bits):
+    """float32 bit pattern -> an int32 key ordered as the floats are (sign-magnitude to two's complement)."""
+    return -(bits & 0x7FFFFFFF) if bits & 0x80000000 else bits
+
+
+def _key_f32(key):
+    bits = (-key | 0x80000000) if key < 0 else key
+    return np.frombuffer(int(bits & 0xFFFFFFFF).to_bytes(4, "little"), "<f4")[0]
+
+
+def float_quantize_thresholds(scale, zp, out_dtype):
+    """QUANTIZE float32 -> int8/uint8 (reference_ops::AffineQuantize: static_cast<int32>(round(val / double
+    scale)) + zp, clamped) as integer comparisons: out = qmin + #{k : thr[k] <= key(x)} for 255 float32
+    keys, and qmin from `over` on (where the quotient no longer fits int32: the cast yields INT32_MIN, x86)."""
+    qmin, qmax = qrange(out_dtype)
+    s = float(np.float32(scale))
+
+    def q(key):
+        x = float(_key_f32(key))
+        if math.isnan(x):
+            return None
+        r = x / s
+        if abs(r) >= 2.0 ** 31 - 0.5:
+            return None if r > 0 else qmin
+        return max(qmin, min(qmax, round_half_away(r) + zp))
+
+    lo_key, hi_key = -0x7F800000, 0x7F800000      # -inf .. +inf
+    # first key at which the quotient overflows (positive side): q() is None from there on
+    a, b = 0, hi_key + 1
+    while a < b:
+        mid = (a + b) // 2
+        if q(mid) is None:
+            b = mid
+        else:
+            a = mid + 1
+    over = a
+    thr = []
+    for c in range(1, 256):
+        target = qmin + c
+        a, b = lo_key, over
+        while a < b:                               # smallest key with q(key) >= target
+            mid = (a + b) // 2
+            if q(mid) >= target:
+                b = mid
+            else:
+                a = mid + 1
+        thr.append(a)
+    return thr, over
+
+
+def nearest_index(i, in_size, out_size, align_corners, half_pixel_centers):
+    """reference_ops::GetNearestNeighbor (float32 scale and offset, as TFLite computes them)."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(f32(in_size - 1) / f32(out_size - 1))
+    else:
+        scale = f32(f32(in_size) / f32(out_size))
+    offset = f32(0.5) if half_pixel_centers else f32(0.0)
+    v = f32(f32(f32(i) + offset) * scale) if half_pixel_centers else f32(f32(i) * scale)
+    r = round_half_away(float(v)) if align_corners else int(math.floor(float(v)))
+    r = min(r, in_size - 1)
+    if half_pixel_centers:
+        r = max(0, r)
+    return r

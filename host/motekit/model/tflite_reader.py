@@ -116,6 +116,34 @@ def _options(op, name):
     elif name == "CONCATENATION":
         x = init(tflite.ConcatenationOptions)
         o = dict(axis=x.Axis(), act=ACT_NAMES[x.FusedActivationFunction()])
+    elif name in ("MUL", "SUB"):
+        x = init(tflite.MulOptions if name == "MUL" else tflite.SubOptions)
+        o = dict(act=ACT_NAMES[x.FusedActivationFunction()])
+    elif name == "LEAKY_RELU":
+        o = dict(alpha=float(np.float32(init(tflite.LeakyReluOptions).Alpha())))
+    elif name == "STRIDED_SLICE":
+        x = init(tflite.StridedSliceOptions)
+        o = dict(begin_mask=x.BeginMask(), end_mask=x.EndMask(), ellipsis_mask=x.EllipsisMask(),
+                 new_axis_mask=x.NewAxisMask(), shrink_axis_mask=x.ShrinkAxisMask())
+    elif name == "VAR_HANDLE":
+        x = init(tflite.VarHandleOptions)
+        o = dict(container=(x.Container() or b"").decode(errors="replace"),
+                 shared_name=(x.SharedName() or b"").decode(errors="replace"))
+    elif name == "GATHER":
+        x = init(tflite.GatherOptions)
+        o = dict(axis=x.Axis(), batch_dims=x.BatchDims())
+    elif name == "RESIZE_NEAREST_NEIGHBOR":
+        x = init(tflite.ResizeNearestNeighborOptions)
+        o = dict(align_corners=bool(x.AlignCorners()), half_pixel_centers=bool(x.HalfPixelCenters()))
+    elif name == "SQUEEZE":
+        x = init(tflite.SqueezeOptions)
+        o = dict(dims=[int(d) for d in x.SqueezeDimsAsNumpy()] if x.SqueezeDimsLength() else [])
+    elif name == "PACK":
+        x = init(tflite.PackOptions)
+        o = dict(axis=x.Axis(), values_count=x.ValuesCount())
+    elif name in ("SPLIT", "SPLIT_V"):
+        x = init(tflite.SplitOptions if name == "SPLIT" else tflite.SplitVOptions)
+        o = dict(num_splits=x.NumSplits())
     return o
 
 
