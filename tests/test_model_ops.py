@@ -217,17 +217,173 @@ CASES = {
 }
 
 
+# --- ops of exported models (issue 15) ---
+
+def unary_model(rng, op, n=256, dtype=np.int8, out_dtype=None, out_scale=None, out_zp=None, **opts):
+    w = TFLiteWriter()
+    out_dtype = out_dtype or dtype
+    off = 128 if dtype == np.uint8 else 0
+    x = w.tensor("x", [1, n], dtype=dtype, scale=_q(rng, 0.01, 0.1), zp=_zp(rng) + off)
+    if out_dtype == np.float32:
+        y = w.tensor("y", [1, n], dtype=np.float32)
+    else:
+        y = w.tensor("y", [1, n], dtype=out_dtype, scale=out_scale or _q(rng, 0.01, 0.1),
+                     zp=(_zp(rng) + (128 if out_dtype == np.uint8 else 0)) if out_zp is None else out_zp)
+    w.op(op, [x], [y], **opts)
+    return w.finish([x], [y])
+
+
+def float_io_model(rng, out_dtype=np.int8):
+    """float32 in -> QUANTIZE -> FC -> DEQUANTIZE -> float32 out, as the TFLite converter writes by default."""
+    w = TFLiteWriter()
+    xf = w.tensor("xf", [1, 24], dtype=np.float32)
+    s_in = _q(rng, 0.02, 0.05)
+    x = w.tensor("xq", [1, 24], dtype=out_dtype, scale=s_in, zp=_zp(rng) + (128 if out_dtype == np.uint8 else 0))
+    w.op("QUANTIZE", [xf], [x])
+    if out_dtype == np.uint8:
+        yq = x
+    else:
+        s_w = _q(rng, 0.002, 0.02)
+        wt = w.tensor("w", [8, 24], data=rng.integers(-127, 128, (8, 24)).astype(np.int8), scale=s_w, zp=0)
+        bias = w.tensor("b", [8], data=rng.integers(-2000, 2000, 8).astype(np.int32), scale=s_in * s_w, zp=0)
+        yq = w.tensor("yq", [1, 8], scale=float(np.float32(s_in * s_w * 30)), zp=_zp(rng))
+        w.op("FULLY_CONNECTED", [x, wt, bias], [yq])
+    y = w.tensor("y", [1, 24 if out_dtype == np.uint8 else 8], dtype=np.float32)
+    w.op("DEQUANTIZE", [yq], [y])
+    return w.finish([xf], [y])
+
+
+def binary_model(rng, op, shape, shape2=None, const2=False, act="NONE", same_q=False):
+    w = TFLiteWriter()
+    shape2 = shape2 or shape
+    out = list(np.broadcast_shapes(tuple(shape), tuple(shape2)))
+    s, z = _q(rng), _zp(rng)
+    a = w.tensor("a", shape, scale=s, zp=z)
+    q2 = (s, z) if same_q else (_q(rng), _zp(rng))
+    if const2:
+        b = w.tensor("b", shape2, data=rng.integers(-128, 128, shape2).astype(np.int8), scale=q2[0], zp=q2[1])
+    else:
+        b = w.tensor("b", shape2, scale=q2[0], zp=q2[1])
+    y = w.tensor("y", out, scale=s if same_q else _q(rng, 0.005, 0.08), zp=z if same_q else _zp(rng))
+    w.op(op, [a, b], [y], act=act)
+    return w.finish([a] if const2 else [a, b], [y])
+
+
+def move_model(rng, kind):
+    """TRANSPOSE / STRIDED_SLICE / SPLIT_V / GATHER / RESIZE_NEAREST_NEIGHBOR / EXPAND_DIMS+SQUEEZE / a
+    SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE chain (folded at convert time)."""
+    w = TFLiteWriter()
+    s, z = _q(rng), _zp(rng)
+    i32 = lambda name, v: w.tensor(name, [len(v)], data=np.array(v, np.int32))
+    x = w.tensor("x", [1, 6, 5, 4], scale=s, zp=z)
+    if kind == "transpose":
+        y = w.tensor("y", [1, 4, 6, 5], scale=s, zp=z)
+        w.op("TRANSPOSE", [x, i32("perm", [0, 3, 1, 2])], [y])
+    elif kind == "strided_slice":
+        y = w.tensor("y", [3, 2], scale=s, zp=z)     # x[0, ::2, 1::2, 2] (shrink axes 0 and 3)
+        w.op("STRIDED_SLICE", [x, i32("b", [0, 0, 1, 2]), i32("e", [1, 6, 5, 3]), i32("s", [1, 2, 2, 1])], [y],
+             ShrinkAxisMask=0b1001)
+    elif kind == "split_v":
+        y = w.tensor("y", [1, 6, 5, 1], scale=s, zp=z)
+        y2 = w.tensor("y2", [1, 6, 5, 3], scale=s, zp=z)
+        w.op("SPLIT_V", [x, i32("sizes", [1, 3]), w.tensor("ax", [], data=np.array(3, np.int32))], [y, y2],
+             num_splits=2)
+        y4 = w.tensor("y4", [1, 6, 5, 4], scale=s, zp=z)
+        w.op("CONCATENATION", [y2, y], [y4], axis=3)
+        return w.finish([x], [y4])
+    elif kind == "gather":
+        y = w.tensor("y", [1, 3, 5, 4], scale=s, zp=z)
+        w.op("GATHER", [x, i32("idx", [5, 0, 2])], [y], axis=1)
+    elif kind == "resize":
+        y = w.tensor("y", [1, 9, 12, 4], scale=s, zp=z)
+        w.op("RESIZE_NEAREST_NEIGHBOR", [x, i32("size", [9, 12])], [y], half_pixel_centers=True)
+    elif kind == "expand_squeeze":
+        e = w.tensor("e", [1, 6, 5, 1, 4], scale=s, zp=z)
+        w.op("EXPAND_DIMS", [x, w.tensor("ax", [], data=np.array(3, np.int32))], [e])
+        y = w.tensor("y", [6, 5, 4], scale=s, zp=z)
+        w.op("SQUEEZE", [e], [y], dims=[0, 3])
+    elif kind == "shape_fold":
+        sh = w.tensor("sh", [4], dtype=np.int32)
+        w.op("SHAPE", [x], [sh])
+        d1 = w.tensor("d1", [], dtype=np.int32)
+        w.op("STRIDED_SLICE", [sh, i32("b", [1]), i32("e", [2]), i32("s", [1])], [d1], ShrinkAxisMask=1)
+        shp = w.tensor("shp", [2], dtype=np.int32)
+        w.op("PACK", [d1, w.tensor("m1", [], data=np.array(20, np.int32))], [shp], values_count=2)
+        y = w.tensor("y", [6, 20], scale=s, zp=z)
+        w.op("RESHAPE", [x, shp], [y])
+    return w.finish([x], [y])
+
+
+CASES.update({
+    "relu": lambda r: unary_model(r, "RELU"),
+    "relu6": lambda r: unary_model(r, "RELU6", out_scale=0.03),
+    "relu_n1_to_1": lambda r: unary_model(r, "RELU_N1_TO_1", out_scale=1 / 128, out_zp=0),
+    "leaky_relu": lambda r: unary_model(r, "LEAKY_RELU", alpha=0.2),
+    "leaky_relu_u8": lambda r: unary_model(r, "LEAKY_RELU", dtype=np.uint8, alpha=0.1),
+    "hard_swish": lambda r: unary_model(r, "HARD_SWISH"),
+    "hard_swish_u8": lambda r: unary_model(r, "HARD_SWISH", dtype=np.uint8),
+    "quantize_i8_to_u8": lambda r: unary_model(r, "QUANTIZE", out_dtype=np.uint8),
+    "quantize_u8_to_i8": lambda r: unary_model(r, "QUANTIZE", dtype=np.uint8, out_dtype=np.int8),
+    "dequantize_u8": lambda r: unary_model(r, "DEQUANTIZE", dtype=np.uint8, out_dtype=np.float32,
+                                           out_scale=0.0, out_zp=0),
+    "float_io_fc": lambda r: float_io_model(r),
+    "float_io_u8": lambda r: float_io_model(r, out_dtype=np.uint8),
+    "mul": lambda r: binary_model(r, "MUL", [1, 5, 5, 3], act="RELU"),
+    "mul_bcast_const": lambda r: binary_model(r, "MUL", [1, 4, 5, 3], shape2=[1, 1, 1, 3], const2=True),
+    "sub": lambda r: binary_model(r, "SUB", [1, 300]),
+    "sub_bcast": lambda r: binary_model(r, "SUB", [1, 4, 1, 6], shape2=[1, 1, 5, 6], act="RELU6"),
+    "maximum": lambda r: binary_model(r, "MAXIMUM", [1, 300], same_q=True),
+    "minimum_bcast": lambda r: binary_model(r, "MINIMUM", [1, 4, 5, 3], shape2=[3], same_q=True),
+    "transpose": lambda r: move_model(r, "transpose"),
+    "strided_slice": lambda r: move_model(r, "strided_slice"),
+    "gather": lambda r: move_model(r, "gather"),
+    "resize_nearest": lambda r: move_model(r, "resize"),
+    "split_v_concat": lambda r: move_model(r, "split_v"),
+    "expand_squeeze": lambda r: move_model(r, "expand_squeeze"),
+    "shape_fold": lambda r: move_model(r, "shape_fold"),
+})
+
+
+def _float_edges(d, size):
+    """float32 inputs at the edges of QUANTIZE: exact ties k + 0.5 steps, ±0, ±inf, NaN, beyond int32, tiny."""
+    sc, zp = d["quantization"]
+    ties = [np.float32((k + 0.5) * sc) for k in range(-140 - zp, 140 - zp, 7)]
+    special = [0.0, -0.0, np.inf, -np.inf, np.nan, 3e38, -3e38, sc * 2.0 ** 31, 1e-30, -1e-30]
+    return np.resize(np.array(ties + special, np.float32), size)
+
+
 def _inputs(ref, rng, n):
     rows = []
     for _ in range(n):
-        rows.append([rng.integers(-128, 128, d["shape"]).astype(np.int8) for d in ref.inputs])
-    # one input covering every int8 value (for table-driven ops) when the size allows
+        row = []
+        for d in ref.inputs:
+            if d["dtype"] == np.float32:
+                row.append((rng.normal(size=d["shape"]) * d["quantization"][0] * 0 + rng.normal(size=d["shape"])
+                            * 3).astype(np.float32))
+            else:
+                info = np.iinfo(d["dtype"])
+                row.append(rng.integers(info.min, info.max + 1, d["shape"]).astype(d["dtype"]))
+        rows.append(row)
+    # one input covering every stored value (for table-driven ops) when the size allows; float edges
     full = []
     for d in ref.inputs:
         size = int(np.prod(d["shape"]))
-        full.append(np.resize(np.arange(-128, 128, dtype=np.int8), size).reshape(d["shape"]))
+        if d["dtype"] == np.float32:
+            q = ref.it.get_tensor_details()[1]["quantization"] if False else None
+            full.append(_float_edges({"quantization": _first_quant(ref)}, size).reshape(d["shape"]))
+        else:
+            info = np.iinfo(d["dtype"])
+            full.append(np.resize(np.arange(info.min, info.max + 1).astype(d["dtype"]), size).reshape(d["shape"]))
     rows.append(full)
     return rows
+
+
+def _first_quant(ref):
+    # the quantization of the first quantized tensor (a float model's QUANTIZE output)
+    for t in ref.it.get_tensor_details():
+        if t["quantization"][0]:
+            return t["quantization"]
+    return (1.0, 0)
 
 
 KERNELS = ("viper", "viper32", "pure")     # on x86-64 "viper" is viper64: all three kernel sets

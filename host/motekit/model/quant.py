@@ -330,17 +330,18 @@ def _key_f32(key):
 
 
 def float_quantize_thresholds(scale, zp, out_dtype):
-    """QUANTIZE float32 -> int8/uint8 (reference_ops::AffineQuantize: static_cast<int32>(round(val / double
-    scale)) + zp, clamped) as integer comparisons: out = qmin + #{k : thr[k] <= key(x)} for 255 float32
+    """QUANTIZE float32 -> int8/uint8 (reference_ops::AffineQuantize: static_cast<int32>(round(val /
+    static_cast<float>(scale))) + zp, clamped; the division is float32) as integer comparisons: out = qmin + #{k : thr[k] <= key(x)} for 255 float32
     keys, and qmin from `over` on (where the quotient no longer fits int32: the cast yields INT32_MIN, x86)."""
     qmin, qmax = qrange(out_dtype)
-    s = float(np.float32(scale))
+    s = np.float32(scale)
 
     def q(key):
-        x = float(_key_f32(key))
-        if math.isnan(x):
+        x = _key_f32(key)
+        if math.isnan(float(x)):
             return None
-        r = x / s
+        with np.errstate(over="ignore"):
+            r = float(np.float32(x / s))
         if abs(r) >= 2.0 ** 31 - 0.5:
             return None if r > 0 else qmin
         return max(qmin, min(qmax, round_half_away(r) + zp))

@@ -32,9 +32,10 @@ class TFLiteWriter:
 
     def tensor(self, name, shape, dtype=np.int8, data=None, scale=None, zp=None, qdim=0):
         if data is not None:
-            data = np.ascontiguousarray(data)
-            dtype = data.dtype
+            data = np.asarray(data)
             assert list(data.shape) == list(shape), (name, data.shape, shape)
+            data = np.ascontiguousarray(data).reshape(shape)
+            dtype = data.dtype
         scales = None if scale is None else [float(s) for s in np.atleast_1d(scale)]
         zps = None
         if scales is not None:
@@ -132,6 +133,46 @@ class TFLiteWriter:
         if n == "QUANTIZE":
             tflite.QuantizeOptionsStart(b)
             return T.QuantizeOptions, tflite.QuantizeOptionsEnd(b)
+        if n in ("MUL", "SUB"):
+            getattr(tflite, f"{n.title()}OptionsStart")(b)
+            getattr(tflite, f"{n.title()}OptionsAddFusedActivationFunction")(b, act)
+            return getattr(T, f"{n.title()}Options"), getattr(tflite, f"{n.title()}OptionsEnd")(b)
+        if n == "LEAKY_RELU":
+            tflite.LeakyReluOptionsStart(b)
+            tflite.LeakyReluOptionsAddAlpha(b, o.get("alpha", 0.2))
+            return T.LeakyReluOptions, tflite.LeakyReluOptionsEnd(b)
+        if n == "STRIDED_SLICE":
+            tflite.StridedSliceOptionsStart(b)
+            for k in ("BeginMask", "EndMask", "ShrinkAxisMask"):
+                getattr(tflite, f"StridedSliceOptionsAdd{k}")(b, o.get(k, 0))
+            return T.StridedSliceOptions, tflite.StridedSliceOptionsEnd(b)
+        if n == "GATHER":
+            tflite.GatherOptionsStart(b)
+            tflite.GatherOptionsAddAxis(b, o.get("axis", 0))
+            return T.GatherOptions, tflite.GatherOptionsEnd(b)
+        if n == "RESIZE_NEAREST_NEIGHBOR":
+            tflite.ResizeNearestNeighborOptionsStart(b)
+            tflite.ResizeNearestNeighborOptionsAddAlignCorners(b, bool(o.get("align_corners")))
+            tflite.ResizeNearestNeighborOptionsAddHalfPixelCenters(b, bool(o.get("half_pixel_centers")))
+            return T.ResizeNearestNeighborOptions, tflite.ResizeNearestNeighborOptionsEnd(b)
+        if n == "SPLIT_V":
+            tflite.SplitVOptionsStart(b)
+            tflite.SplitVOptionsAddNumSplits(b, o["num_splits"])
+            return T.SplitVOptions, tflite.SplitVOptionsEnd(b)
+        if n == "PACK":
+            tflite.PackOptionsStart(b)
+            tflite.PackOptionsAddValuesCount(b, o["values_count"])
+            tflite.PackOptionsAddAxis(b, o.get("axis", 0))
+            return T.PackOptions, tflite.PackOptionsEnd(b)
+        if n == "SQUEEZE":
+            vec = self._ivec(b, tflite.SqueezeOptionsStartSqueezeDimsVector, o.get("dims", []))
+            tflite.SqueezeOptionsStart(b)
+            tflite.SqueezeOptionsAddSqueezeDims(b, vec)
+            return T.SqueezeOptions, tflite.SqueezeOptionsEnd(b)
+        if n == "SHAPE":
+            tflite.ShapeOptionsStart(b)
+            tflite.ShapeOptionsAddOutType(b, tflite.TensorType.INT32)
+            return T.ShapeOptions, tflite.ShapeOptionsEnd(b)
         return 0, None
 
     def finish(self, inputs, outputs):
