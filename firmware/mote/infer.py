@@ -13,6 +13,7 @@
 #              requantization), so it runs on 32-bit ports (RP2040, ESP32, nRF52) and 64-bit ones alike
 #   "viper"    the fastest viper set that imports (viper64, else viper32)
 # The default is "viper" when a viper set imports, else "pure".
+import gc
 import struct
 from array import array
 
@@ -40,6 +41,10 @@ from mote.compat import ticks_diff, ticks_us
 
 MAGIC = b"MTM1"
 BLOB_ALIGN = 16
+# weights="auto": layer weights stay in the file (streamed per layer) when they add up to more than this
+STREAM_ABOVE = 32768
+# streamed layers whose weights exceed this many bytes run in groups of output channels (bounded buffer)
+STREAM_CHUNK = 8192
 
 
 _SETS = {"pure": _pure, "viper64": _viper64, "viper32": _viper32, "viper": _viper}
@@ -56,8 +61,32 @@ def _copy_in(dst, data):
         dst.cast("B")[:] = memoryview(data).cast("B")
 
 
+def _alloc(code, nbytes, zero=True):
+    # an array of nbytes allocated in one piece, without a same-size temporary (array(code, bytes(n)) needs
+    # 2n at once, which a fragmented 192 KB heap often cannot give): MicroPython sizes an array built from a
+    # range() by its length and stores the (truncated) values; zeroed afterwards by 1 KiB slices unless the
+    # caller fills it (readinto)
+    if nbytes <= 1024 or code != "b":
+        return array(code, bytes(nbytes))
+    a = array(code)
+    if hasattr(a, "frombytes"):          # CPython (host tests): no heap to spare there
+        a.frombytes(bytes(nbytes))
+        return a
+    a = array(code, range(nbytes))
+    if zero:
+        mv = memoryview(a)
+        z = bytes(1024)
+        i = 0
+        while i + 1024 <= nbytes:
+            mv[i:i + 1024] = z
+            i += 1024
+        if i < nbytes:
+            mv[i:nbytes] = z[0:nbytes - i]
+    return a
+
+
 def _zeros(code, nbytes):
-    return array(code, bytes(nbytes))
+    return _alloc(code, nbytes)
 
 
 class ModelError(ValueError):
@@ -65,7 +94,7 @@ class ModelError(ValueError):
 
 
 class Model:
-    def __init__(self, path, kernels=None):
+    def __init__(self, path, kernels=None, weights="auto", chunk=None):
         if kernels is None:
             kernels = "viper" if _viper is not None else "pure"
         if kernels not in _SETS:
@@ -77,7 +106,12 @@ class Model:
         if kernels == "viper":
             kernels = "viper64" if K is _viper64 else "viper32"
         self.kernels = kernels
-        with open(path, "rb") as f:
+        if chunk is None:
+            chunk = STREAM_CHUNK
+        if weights not in ("auto", "ram", "stream"):
+            raise ModelError("weights must be 'auto', 'ram' or 'stream'")
+        f = open(path, "rb")
+        try:
             head = f.read(8)
             if len(head) < 8 or head[0:4] != MAGIC:
                 raise ModelError("not a motekit model (.mtm)")
@@ -85,41 +119,99 @@ class Model:
             from mote import cbor
             h = cbor.loads(f.read(n))
             start = (8 + n + BLOB_ALIGN - 1) // BLOB_ALIGN * BLOB_ALIGN
-            blobs = []
-            wbytes = 0
-            for off, nb, code in h["blobs"]:
-                f.seek(start + off)
-                a = _zeros(code, nb)
-                if f.readinto(a) != nb:
+            metas = h["blobs"]
+            # the weight blobs of FC/CONV/DW layers can stay in the file (streamed: read per layer, per run,
+            # into one buffer the size of the largest layer) instead of RAM
+            wids = {}
+            if chunk < 1:
+                raise ModelError("chunk must be >= 1")
+            for kind, p in h["ops"]:
+                if kind in ("FC", "CONV", "DW"):
+                    wids[p["w"]] = 1
+            streamed = sum(metas[i][1] for i in wids)
+            if weights == "auto":
+                weights = "stream" if streamed > STREAM_ABOVE else "ram"
+            if weights == "ram":
+                wids = {}
+            self.weights = weights
+            # streamed layers larger than `chunk` bytes run in groups of output channels, each group's weights
+            # read on its own: the weight buffer is bounded by `chunk` (or one output channel's weights)
+            wmax = 0
+            tmax = 0
+            for kind, p in h["ops"]:
+                if kind in ("FC", "CONV", "DW") and p["w"] in wids:
+                    nb = metas[p["w"]][1]
+                    g, k, npix = _groups(kind, p, nb, chunk)
+                    wmax = max(wmax, g * k if g else nb)
+                    if g and kind == "CONV":
+                        tmax = max(tmax, npix * g)
+            # the large buffers first, on a heap without the decoded header in it (its objects scatter over the
+            # heap and can leave no 55 KB hole on a 192 KB heap); the header is decoded again afterwards
+            arena = max(h["arena"], 1)
+            h = metas = p = None
+            gc.collect()
+            self.arena = _zeros("b", arena)
+            self._wbuf = _zeros("b", wmax) if wmax else None
+            self._tmp = _zeros("b", tmax) if tmax else None
+            f.seek(8)
+            h = cbor.loads(f.read(n))
+            metas = h["blobs"]
+            self.header = h
+            self.name = h.get("name")
+            self.labels = h.get("labels")
+            self.macs = h.get("macs", 0)
+            am = memoryview(self.arena)
+            self._views = [am[o:o + s] for o, s in h["tensors"]]
+            scratch = h.get("scratch", 0)
+            self._patch = _zeros("b", scratch) if scratch else None
+            taps = h.get("taps", 0)
+            self._tib = _zeros("i", 4 * taps) if taps else None
+            self._twb = _zeros("i", 4 * taps) if taps else None
+            size = f.seek(0, 2)
+            for off, nb, code in metas:
+                if off < 0 or nb < 0 or start + off + nb > size:
                     raise ModelError("truncated model file")
-                blobs.append(a)
-                wbytes += nb
-        self.header = h
-        self.name = h.get("name")
-        self.labels = h.get("labels")
-        self.macs = h.get("macs", 0)
-        self.arena = _zeros("b", max(h["arena"], 1))
-        am = memoryview(self.arena)
-        self._views = [am[o:o + s] for o, s in h["tensors"]]
-        scratch = h.get("scratch", 0)
-        self._patch = _zeros("b", scratch) if scratch else None
-        taps = h.get("taps", 0)
-        self._tib = _zeros("i", 4 * taps) if taps else None
-        self._twb = _zeros("i", 4 * taps) if taps else None
-        self.ram_bytes = wbytes + len(self.arena) + scratch + 8 * taps
-        self.weights_bytes = wbytes
-        self._plan = []
-        for kind, p in h["ops"]:
-            self._plan.append(self._bind(K, kind, p, blobs))
-        # resource variables (streaming models): persistent arena tensors, set to their initial values at
-        # load and by reset(); they keep their values across run() calls, as the TFLite interpreter does
-        self._vars = []
-        for t, bi in h.get("vars", ()):
-            init = blobs[bi] if bi >= 0 else None
-            if init is not None and len(init) != len(self._views[t]):
-                raise ModelError("variable initial value does not match its tensor")
-            self._vars.append((self._views[t], init))
-        self.reset()
+            # constants are read when their op is bound (not all at once: a smaller peak while loading)
+            blobs = _Blobs(f, metas, start)
+            wbytes = 0
+            for i in range(len(metas)):
+                if i not in wids:
+                    wbytes += metas[i][1]
+            self.ram_bytes = wbytes + wmax + tmax + len(self.arena) + scratch + 8 * taps
+            self.weights_bytes = wbytes
+            self.streamed_bytes = streamed if wids else 0
+            self._plan = []
+            wm = memoryview(self._wbuf) if wmax else None
+            tm = memoryview(self._tmp) if tmax else None
+            # bind in order, dropping each op's header entry once bound: the decoded header (~20 KB for a
+            # 30-op model on a 32-bit port) shrinks while the plan grows, so the load's peak stays near its end
+            ops = h["ops"]
+            h["ops"] = None
+            ops.reverse()
+            while ops:
+                kind, p = ops.pop()
+                self._bind_op(K, kind, p, blobs, wids, metas, start, f, chunk, wm, tm)
+                for key in ("w", "b", "m", "s", "thr", "lut", "x1c", "x2c"):
+                    if key in p:
+                        blobs[p[key]] = None      # each blob belongs to one op: what the plan keeps stays
+                p = None
+            # resource variables (streaming models): persistent arena tensors, set to their initial values at
+            # load and by reset(); they keep their values across run() calls, as the TFLite interpreter does
+            self._vars = []
+            for t, bi in h.get("vars", ()):
+                init = blobs[bi] if bi >= 0 else None
+                if init is not None and len(init) != len(self._views[t]):
+                    raise ModelError("variable initial value does not match its tensor")
+                self._vars.append((self._views[t], init))
+            self.reset()
+        except BaseException:
+            f.close()
+            raise
+        if wids:
+            self._file = f          # streamed weights are read from here at every run
+        else:
+            self._file = None
+            f.close()
         self.inputs = h["inputs"]
         self.outputs = h["outputs"]
         self.pre = h.get("pre")
@@ -177,8 +269,58 @@ class Model:
             return (_pure.concat, ([v[t] for t in p["xs"]], v[p["y"]], p["outer"], p["chunks"]))
         return self._bind_more(kind, p, blobs)
 
+    def _bind_op(self, K, kind, p, blobs, wids, metas, start, f, chunk, wm, tm):
+        wi = p.get("w", -1) if kind in ("FC", "CONV", "DW") else -1
+        if wi not in wids:
+            self._plan.append(self._bind(K, kind, p, blobs))
+            return
+        off, nb, code = metas[wi]
+        g, k, npix = _groups(kind, p, nb, chunk)
+        if not g:
+            view = wm[0:nb]
+            blobs[wi] = view
+            flip = _read_bind(f, start + off, view)
+            bound = self._bind(K, kind, p, blobs)
+            blobs[wi] = None
+            self._plan.append((_load_weights, (f, start + off, view, flip(view))))
+            self._plan.append(bound)
+            return
+        O = p["n_out"] if kind == "FC" else p["out"][2]
+        fill = _fill(k, p["in_zp"]) if kind == "CONV" else None
+        o0 = 0
+        while o0 < O:
+            o1 = min(O, o0 + g)
+            view = wm[0:(o1 - o0) * k]
+            pos = start + off + o0 * k
+            flip = _read_bind(f, pos, view)
+            bound = self._bind_group(K, kind, p, blobs, o0, o1, view, tm, fill)
+            self._plan.append((_load_weights, (f, pos, view, flip(view))))
+            self._plan.extend(bound)
+            o0 = o1
+
+    def _bind_group(self, K, kind, p, blobs, o0, o1, wv, tm, fill):
+        # output channels o0..o1-1 of a streamed FC (batches 1: straight into its slice of y) or CONV (into the
+        # shared tmp buffer, then scattered to their channels of y)
+        v = self._views
+        n = o1 - o0
+        b = memoryview(blobs[p["b"]])[o0:o1]
+        m = memoryview(blobs[p["m"]])[o0:o1]
+        s = memoryview(blobs[p["s"]])[o0:o1]
+        if kind == "FC":
+            return [_b(K, "fc", (v[p["x"]], wv, b, m, s, v[p["y"]][o0:o1], p["n_in"], n, 1, p["out_zp"], p["lo"],
+                                 p["hi"]))]
+        H, W, C = p["inp"]
+        OH, OW, OC = p["out"]
+        KH, KW = p["k"]
+        geo = (KH, KW, p["stride"][0], p["stride"][1], p["dil"][0], p["dil"][1], p["pad"][0], p["pad"][1])
+        t = tm[0:OH * OW * n]
+        return [_b(K, "conv", (v[p["x"]], wv, b, m, s, t, self._patch, fill, H, W, C, OH, OW, n) + geo
+                   + (p["out_zp"], p["lo"], p["hi"])),
+                (_ext().scatter, (t, v[p["y"]], OH * OW, n, OC, o0))]
+
     def _bind_more(self, kind, p, blobs):
         # ops of exported models (pure kernels); every size and offset is checked here, before any run
+        from mote import kernels_ext as X
         v = self._views
         y = v[p["y"]]
         if kind == "COPY":
@@ -193,7 +335,7 @@ class Model:
                 top += (sh[i] - 1) * st[i]
             if n != len(y) or off < 0 or top >= len(x):
                 raise ModelError("COPY plan outside its tensors")
-            return (_pure.copy, (x, y, array("i", sh), array("i", st), off))
+            return (X.copy, (x, y, array("i", sh), array("i", st), off))
         if kind == "GATHER":
             x = v[p["x"]]
             idx = p["idx"]
@@ -201,7 +343,7 @@ class Model:
             if outer * axis_n * inner != len(x) or outer * len(idx) * inner != len(y) or \
                     any(k < 0 or k >= axis_n for k in idx):
                 raise ModelError("GATHER indices or sizes outside its tensors")
-            return (_pure.gather, (x, y, outer, axis_n, inner, array("i", idx)))
+            return (X.gather, (x, y, outer, axis_n, inner, array("i", idx)))
         if kind == "RESIZE":
             x = v[p["x"]]
             H, W, cb = p["in_hw"][0], p["in_hw"][1], p["cb"]
@@ -209,13 +351,13 @@ class Model:
             if H * W * cb != len(x) or len(rows) * len(cols) * cb != len(y) or \
                     any(r < 0 or r >= H for r in rows) or any(c < 0 or c >= W for c in cols):
                 raise ModelError("RESIZE map outside its tensors")
-            return (_pure.resize, (x, y, W, array("i", rows), array("i", cols), cb))
+            return (X.resize, (x, y, W, array("i", rows), array("i", cols), cb))
         if kind == "QF":
             x = v[p["x"]]
             thr = blobs[p["thr"]]
             if len(x) != 4 * p["n"] or len(y) != p["n"] or len(thr) != 255:
                 raise ModelError("QUANTIZE sizes do not match its tensors")
-            return (_pure.qf, (x, y, p["n"], thr, p["over"], p["qmin"]))
+            return (X.qf, (x, y, p["n"], thr, p["over"], p["qmin"]))
         if kind in ("MUL", "MAXMIN"):
             x1 = v[p["x1"]] if "x1" in p else blobs[p["x1c"]]
             x2 = v[p["x2"]] if "x2" in p else blobs[p["x2c"]]
@@ -223,10 +365,16 @@ class Model:
             if g[0] * g[1] * g[2] * g[3] != len(y) or _span(g, 4) > len(x1) or _span(g, 8) > len(x2):
                 raise ModelError(kind + " broadcast plan outside its tensors")
             if kind == "MUL":
-                return (_pure.mul, (x1, x2, y, g, p["off1"], p["off2"], p["m"], p["s"], p["out_zp"], p["lo"],
+                return (X.mul, (x1, x2, y, g, p["off1"], p["off2"], p["m"], p["s"], p["out_zp"], p["lo"],
                                     p["hi"]))
-            return (_pure.maxmin, (x1, x2, y, g, p["max"]))
+            return (X.maxmin, (x1, x2, y, g, p["max"]))
         raise ModelError("unsupported op in model file: " + str(kind))
+
+    def close(self):
+        """Release the model file (kept open while weights are streamed from it)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def reset(self):
         """Variables back to their initial values (a streaming model's state)."""
@@ -296,6 +444,77 @@ def _b(K, name, args):
     if bind is not None:
         return bind(*args)
     return (getattr(K, name), args)
+
+
+class _Blobs:
+    # the model's constants by blob id, each read from the file on first use; an entry can be set (a streamed
+    # layer's weights view) or dropped (None) once its op is bound
+    def __init__(self, f, metas, start):
+        self.f = f
+        self.metas = metas
+        self.start = start
+        self.got = {}
+
+    def __getitem__(self, i):
+        a = self.got.get(i)
+        if a is None:
+            off, nb, code = self.metas[i]
+            self.f.seek(self.start + off)
+            a = _alloc(code, nb, zero=False)
+            if self.f.readinto(a) != nb:
+                raise ModelError("truncated model file")
+            self.got[i] = a
+        return a
+
+    def __setitem__(self, i, a):
+        if a is None:
+            self.got.pop(i, None)
+        else:
+            self.got[i] = a
+
+
+def _ext():
+    from mote import kernels_ext
+    return kernels_ext
+
+
+def _load_weights(f, pos, view, flip):
+    # one layer's weights from the model file into the shared buffer (exactly len(view) bytes)
+    f.seek(pos)
+    if f.readinto(view) != len(view):
+        raise ModelError("model file changed or truncated while in use")
+    if flip is not None:
+        flip(view, len(view))
+
+
+def _groups(kind, p, nb, chunk):
+    # (output channels per group, weight bytes per output channel, output pixels) for a streamed layer split
+    # into groups; (0, 0, 0) when it is read whole (small enough, a depthwise filter, or a batched FC)
+    if nb <= chunk or kind == "DW" or (kind == "FC" and p["batches"] != 1):
+        return 0, 0, 0
+    if kind == "FC":
+        k = p["n_in"]
+        npix = 1
+    else:
+        k = p["k"][0] * p["k"][1] * p["inp"][2]
+        npix = p["out"][0] * p["out"][1]
+    return max(1, chunk // k), k, npix
+
+
+def _read_bind(f, pos, view):
+    # read a layer's weights for binding; returns a function telling (after the bind) whether the kernel
+    # flipped them to offset binary in place (viper MAC layers do: redone after every read at run time)
+    f.seek(pos)
+    if f.readinto(view) != len(view):
+        raise ModelError("truncated model file")
+    first = view[0] if len(view) else 0
+
+    def flipped(v):
+        if len(v) and v[0] != first:
+            from mote import kernels_viper_common
+            return kernels_viper_common._flip
+        return None
+    return flipped
 
 
 def _span(g, k):

@@ -1,7 +1,9 @@
 """`mote model check`: will this .tflite run on that board? (offline: ops, RAM, flash, latency)"""
 
-from .. import boards
-from ..paths import firmware_dir
+import json
+
+from ..paths import boards_dir, firmware_dir
+from . import ramest
 from .convert import UnsupportedModel, check_support, convert
 from .tflite_reader import read_tflite
 
@@ -13,23 +15,22 @@ DEFAULT_SPEED = {
 }
 GENERIC_MCU = {"viper32": 4.0e6, "pure": 1.5e5,
                "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
-ENGINE_FILES = ("infer.py", "infer_pre.py", "kernels.py", "kernels_viper.py", "kernels_viper32.py",
+ENGINE_FILES = ("infer.py", "infer_pre.py", "kernels.py", "kernels_ext.py", "kernels_viper.py", "kernels_viper32.py",
                 "kernels_viper_common.py", "cbor.py", "compat.py")
 
 
 def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
-    """RAM the engine needs besides weights, activations and scratch: the bound op plan (an argument tuple and
-    small arrays per op, a memoryview per tensor) and 1 KB exp table per SOFTMAX. Measured with gc.mem_alloc()
-    on the unix port (64-bit objects: ~2 KB + ~550 B/op) and scaled by the word size."""
+    """(Superseded by motekit.model.ramest, which replays the loader's allocations; kept for callers.)"""
     return (2000 + 550 * n_ops + 40 * n_tensors) * word // 8 + 1024 * n_softmax
 
 
 # RAM taken by the engine's own code (mote.infer, the kernel sets, cbor) when compiled from .py on the device,
-# measured with gc.mem_alloc() around `from mote import infer, cbor` on the unix port, 64-bit (viper64 +
-# viper32 + pure) and a 32-bit build (MICROPY_FORCE_32BIT: viper32 + pure); frozen into the firmware it costs
-# no heap.
-ENGINE_CODE_RAM_64 = 38720
-ENGINE_CODE_RAM_32 = 27104
+# measured with gc.mem_alloc() around `from mote import infer, cbor` (44288 / 32640 B) plus `kernels_ext`
+# (1760 / 1440 B, imported by models with the ops of exported models or streamed layer groups) on the unix
+# port, 64-bit (viper64 + viper32 + pure) and a 32-bit build (MICROPY_FORCE_32BIT: viper32 + pure); frozen
+# into the firmware it costs no heap.
+ENGINE_CODE_RAM_64 = 46048
+ENGINE_CODE_RAM_32 = 34080
 
 
 def _latency_range(macs, rate_range):
@@ -56,8 +57,6 @@ def check(tflite_path, board):
     mtm = len(c.to_bytes())
     word = 8 if b.get("name") == "sim" else 4
     speed = b.get("infer") or DEFAULT_SPEED.get(b.get("name"), GENERIC_MCU)
-    n_softmax = sum(1 for k, _ in c.header["ops"] if k == "SOFTMAX")
-    overhead = interpreter_overhead(st["n_ops"], len(c.header["tensors"]), n_softmax, word)
     frozen = bool(b.get("infer", {}).get("frozen", False))
     code_ram = 0 if frozen else (ENGINE_CODE_RAM_64 if word == 8 else ENGINE_CODE_RAM_32)
     # MicroPython ports have the viper emitter: viper64 on a 64-bit word, viper32 on the 32-bit MCUs;
@@ -68,7 +67,16 @@ def check(tflite_path, board):
         speed = dict(speed, **{kern: speed["viper"]})
     engine_flash = sum((firmware_dir() / "mote" / f).stat().st_size for f in ENGINE_FILES
                        if (firmware_dir() / "mote" / f).exists())
-    ram_total = st["weights_bytes"] + st["arena"] + st["scratch"] + 8 * st["taps"] + overhead + code_ram
+    # the heap the loaded model takes, replayed from the loader's allocations (ramest; within 10 % of
+    # gc.mem_alloc() on the unix port), under the weight scheme the engine picks for this model (weights="auto")
+    scheme, _, streamed = ramest.scheme(c.header, "auto")
+    model_ram = ramest.estimate(c.header, kern, scheme, word=word)
+    other = "ram" if scheme == "stream" else "stream"
+    other_ram = ramest.estimate(c.header, kern, other, word=word)
+    overhead = model_ram - st["arena"] - st["scratch"] - 8 * st["taps"] - \
+        (st["weights_bytes"] if scheme == "ram" else st["weights_bytes"] - streamed)
+    ram_total = model_ram + code_ram
+    peak = ram_total + ramest.header_transient(c.header, word)      # while loading: the decoded header too
     heap = b.get("ram", {}).get("heap_bytes")
     fs = b.get("flash", {}).get("fs_bytes")
     report.update(
@@ -76,15 +84,19 @@ def check(tflite_path, board):
         macs=st["macs"], weights_bytes=st["weights_bytes"], peak_activation_bytes=st["arena"],
         activation_lower_bound=st["lower_bound"], scratch_bytes=st["scratch"] + 8 * st["taps"],
         interpreter_overhead_bytes=overhead, engine_code_ram_bytes=code_ram, ram_bytes=ram_total, heap_bytes=heap,
+        weights_scheme=scheme, streamed_weights_bytes=streamed if scheme == "stream" else 0,
+        model_ram_bytes=model_ram, other_scheme={"weights": other, "ram_bytes": other_ram + code_ram},
+        load_peak_bytes=peak,
         model_file_bytes=mtm, engine_flash_bytes=engine_flash, flash_bytes=mtm + engine_flash, fs_bytes=fs,
         kernels=kern, macs_per_s=speed.get(kern), speed_source=speed.get("source", "board file"),
         est_latency_ms=(st["macs"] / speed[kern] * 1000.0) if speed.get(kern) else None,
         est_latency_ms_range=_latency_range(st["macs"], speed.get(f"{kern}_range")),
     )
     fails = []
-    if heap is not None and ram_total > heap:
-        fails.append(f"RAM: needs {ram_total} bytes (weights {st['weights_bytes']} + activations {st['arena']} + "
-                     f"overhead {overhead} + engine code {code_ram}), board heap is {heap}")
+    if heap is not None and peak > heap:
+        fails.append(f"RAM: needs {peak} bytes while loading ({ram_total} once loaded: model {model_ram}, weights "
+                     f"{scheme == 'ram' and 'in RAM' or 'streamed'}, activations {st['arena']}; engine code "
+                     f"{code_ram}), board heap is {heap}")
     if fs is not None and mtm + engine_flash > fs:
         fails.append(f"flash: needs {mtm + engine_flash} bytes, board filesystem is {fs}")
     report["fails"] = fails

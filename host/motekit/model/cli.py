@@ -96,12 +96,17 @@ def check_cmd(tflite, board, as_json):
             click.echo(f"board {board}: kernels {r['kernels']}")
             click.echo(f"  ops               {len(r['ops'])} ({', '.join(sorted(set(r['ops'])))})")
             click.echo(f"  MACs              {r['macs']}")
-            click.echo(f"  weights           {r['weights_bytes']} B")
+            click.echo(f"  weights           {r['weights_bytes']} B, "
+                       + ("in RAM" if r["weights_scheme"] == "ram" else
+                          f"streamed from flash per layer ({r['streamed_weights_bytes']} B)"))
             click.echo(f"  peak activations  {r['peak_activation_bytes']} B (lower bound {r['activation_lower_bound']} B)")
             click.echo(f"  scratch           {r['scratch_bytes']} B")
-            click.echo(f"  engine overhead   {r['interpreter_overhead_bytes']} B (estimate) + engine code "
-                       f"{r['engine_code_ram_bytes']} B (0 when frozen)")
-            click.echo(f"  RAM total         {r['ram_bytes']} B of {r['heap_bytes']} B heap")
+            click.echo(f"  engine overhead   {r['interpreter_overhead_bytes']} B (op plan, tables, buffers) + engine "
+                       f"code {r['engine_code_ram_bytes']} B (0 when frozen)")
+            o = r["other_scheme"]
+            click.echo(f"  RAM total         {r['ram_bytes']} B of {r['heap_bytes']} B heap (weights "
+                       f"{r['weights_scheme']}; {o['weights']}: {o['ram_bytes']} B), {r['load_peak_bytes']} B "
+                       "while loading")
             click.echo(f"  flash             {r['flash_bytes']} B (model {r['model_file_bytes']} + engine "
                        f"{r['engine_flash_bytes']}) of {r['fs_bytes']} B")
             if r["est_latency_ms"] is not None:
@@ -113,6 +118,8 @@ def check_cmd(tflite, board, as_json):
                     click.echo(f"  latency range     {r['est_latency_ms_range'][0]:.2f}-{r['est_latency_ms_range'][1]:.2f} ms")
         for f in r.get("fails", []):
             click.echo(f"DOES NOT FIT: {f}")
+        if not r["problems"] and not r.get("fails"):
+            click.echo("fits: yes")
     if r["problems"]:
         sys.exit(EXIT_UNSUPPORTED)
     if not r["fits"]:

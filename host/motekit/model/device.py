@@ -23,7 +23,7 @@ def main(spec):
     for k in S["kernels"]:
         gc.collect()
         before = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-        m = Model(S["model"], kernels=k)
+        m = Model(S["model"], kernels=k, weights=S.get("weights", "auto"), chunk=S.get("chunk"))
         gc.collect()
         after = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
         nin = len(m.inputs)
@@ -32,11 +32,10 @@ def main(spec):
         times = []
         with open(S["inputs"], "rb") as f:
             for i in range(S["count"]):
-                ins = [f.read(n) for n in sizes]
-                r = m.run(*ins)
-                if not isinstance(r, tuple):
-                    r = (r,)
-                outs.append([o.hex() for o in r])
+                for v in m._in:          # straight into the input tensors: no copy (small heaps)
+                    f.readinto(v)
+                m.invoke()
+                outs.append([bytes(o).hex() for o in m._out])
                 times.append(m.last_us)
         rep = S.get("repeat", 0)
         best = None
@@ -46,7 +45,9 @@ def main(spec):
             dt = ticks_diff(ticks_us(), t)
             best = dt if best is None or dt < best else best
         res["runs"][k] = {"outputs": outs, "us": times, "best_us": best, "load_bytes": after - before,
-                          "ram_bytes": m.ram_bytes, "weights_bytes": m.weights_bytes, "arena": len(m.arena)}
+                          "ram_bytes": m.ram_bytes, "weights_bytes": m.weights_bytes, "arena": len(m.arena),
+                          "weights": m.weights, "streamed_bytes": m.streamed_bytes}
+        m.close()
         del m
     print("@@RESULT@@" + json.dumps(res))
 main(sys.argv[1])
@@ -60,7 +61,8 @@ def micropython_exe():
     return exe
 
 
-def run_device(mtm_path, input_rows, kernels=("viper", "pure"), heap="16M", repeat=0, timeout=600, exe=None):
+def run_device(mtm_path, input_rows, kernels=("viper", "pure"), heap="16M", repeat=0, timeout=600, exe=None,
+               weights="auto", chunk=None):
     """Run the converted model under micropython (or the interpreter `exe`) on each input row.
 
     input_rows: list of lists of bytes (one bytes per model input). Returns the runner's JSON result:
@@ -74,7 +76,8 @@ def run_device(mtm_path, input_rows, kernels=("viper", "pure"), heap="16M", repe
                     f.write(bytes(b))
         spec = Path(td) / "spec.json"
         spec.write_text(json.dumps(dict(model=str(Path(mtm_path).resolve()), inputs=str(inp), count=len(input_rows),
-                                        kernels=list(kernels), repeat=repeat)))
+                                        kernels=list(kernels), repeat=repeat, weights=weights,
+                                        chunk=chunk)))
         script = Path(td) / "runner.py"
         script.write_text(RUNNER)
         env = dict(os.environ, MICROPYPATH=str(firmware_dir()))
@@ -84,3 +87,43 @@ def run_device(mtm_path, input_rows, kernels=("viper", "pure"), heap="16M", repe
         if p.returncode != 0 or "@@RESULT@@" not in out:
             raise RuntimeError(f"micropython failed ({p.returncode}):\n{out[-3000:]}\n{p.stderr.decode(errors='replace')[-3000:]}")
         return json.loads(out.split("@@RESULT@@", 1)[1].strip().splitlines()[0])
+
+
+LOAD_RUNNER = r'''
+import sys, gc
+from mote import infer, cbor, kernels, kernels_ext
+try:
+    from mote import kernels_viper_common
+except Exception:
+    pass
+def main(path, k, weights, chunk):
+    gc.collect()
+    before = gc.mem_alloc()
+    m = infer.Model(path, kernels=k, weights=weights, chunk=int(chunk) if chunk != "-" else None)
+    gc.collect()
+    after = gc.mem_alloc()
+    m.invoke()
+    gc.collect()
+    ran = gc.mem_alloc()
+    print("@@LOAD@@", after - before, ran - before, m.weights, m.ram_bytes)
+main(*sys.argv[1:])
+'''
+
+
+def measure_load(mtm_path, kernels="viper", weights="auto", chunk=None, heap="8M", exe=None, timeout=300):
+    """Heap bytes the model takes once loaded (gc.mem_alloc() after load minus before, the engine's code
+    already imported), measured in a fresh micropython process; also after one inference (lazily grown
+    buffers). Returns dict(load=..., after_run=..., weights=scheme, ram_bytes=the engine's own count)."""
+    with tempfile.TemporaryDirectory() as td:
+        script = Path(td) / "load.py"
+        script.write_text(LOAD_RUNNER)
+        env = dict(os.environ, MICROPYPATH=str(firmware_dir()))
+        p = subprocess.run([exe or micropython_exe(), "-X", f"heapsize={heap}", str(script),
+                            str(Path(mtm_path).resolve()), kernels, weights, str(chunk) if chunk else "-"],
+                           capture_output=True, timeout=timeout, env=env)
+        out = p.stdout.decode(errors="replace")
+        if p.returncode != 0 or "@@LOAD@@" not in out:
+            raise RuntimeError(f"micropython failed ({p.returncode}):\n{out[-2000:]}\n"
+                               f"{p.stderr.decode(errors='replace')[-2000:]}")
+        load, ran, scheme, ram = out.split("@@LOAD@@", 1)[1].split()[:4]
+        return dict(load=int(load), after_run=int(ran), weights=scheme, ram_bytes=int(ram))
