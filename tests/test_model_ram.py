@@ -102,8 +102,8 @@ def test_fits_pico_w_and_runs_in_its_heap(mtms, name):
         exe, kern = MPY32, "viper32"
     else:
         exe, kern = None, "viper"
-        heap = heap * (ramest.load_peak(h, "viper64", word=8) + ENGINE_CODE_RAM_64) // \
-            (ramest.load_peak(h, "viper32", word=4) + ENGINE_CODE_RAM_32)
+        heap = heap * (ramest.load_peak(h, "viper64", "stream", word=8) + ENGINE_CODE_RAM_64) // \
+            (ramest.load_peak(h, "viper32", "stream", word=4) + ENGINE_CODE_RAM_32)
     rows, want = _ref_runs(name)
     res = run_device(mtms[name][0], rows[:2], kernels=(kern,), heap=str(heap), exe=exe)
     assert res["runs"][kern]["weights"] == "stream"

@@ -31,6 +31,11 @@ class Classifier:
 
     def load(self, win_n):
         """(Re)load the store's active model for a window of win_n samples. Returns an event text or None."""
+        if self.model is not None:
+            try:
+                self.model.close()      # a model streaming its weights keeps its file open
+            except Exception:
+                pass
         self.model = None
         self.error = None
         self.name = None

@@ -41,8 +41,9 @@ from mote.compat import ticks_diff, ticks_us
 
 MAGIC = b"MTM1"
 BLOB_ALIGN = 16
-# weights="auto": layer weights stay in the file (streamed per layer) when they add up to more than this
-STREAM_ABOVE = 32768
+# weights="auto": layer weights are loaded into RAM when they, the activations and this margin take at most
+# half of the free heap at load time (gc.mem_free()); otherwise they stay in the file, streamed per layer
+RAM_MARGIN = 16384
 # streamed layers whose weights exceed this many bytes run in groups of output channels (bounded buffer)
 STREAM_CHUNK = 8192
 
@@ -130,7 +131,8 @@ class Model:
                     wids[p["w"]] = 1
             streamed = sum(metas[i][1] for i in wids)
             if weights == "auto":
-                weights = "stream" if streamed > STREAM_ABOVE else "ram"
+                free = gc.mem_free() if hasattr(gc, "mem_free") else None
+                weights = "ram" if free is None or streamed + h["arena"] + RAM_MARGIN <= free // 2 else "stream"
             if weights == "ram":
                 wids = {}
             self.weights = weights

@@ -69,7 +69,10 @@ def check(tflite_path, board):
                        if (firmware_dir() / "mote" / f).exists())
     # the heap the loaded model takes, replayed from the loader's allocations (ramest; within 10 % of
     # gc.mem_alloc() on the unix port), under the weight scheme the engine picks for this model (weights="auto")
-    scheme, _, streamed = ramest.scheme(c.header, "auto")
+    heap = b.get("ram", {}).get("heap_bytes")
+    # free heap at load: the board's heap less the engine's code (the app's own objects are not counted)
+    free = heap - code_ram - ramest.header_transient(c.header, word) if heap else None
+    scheme, _, streamed = ramest.scheme(c.header, "auto", free)
     model_ram = ramest.estimate(c.header, kern, scheme, word=word)
     other = "ram" if scheme == "stream" else "stream"
     other_ram = ramest.estimate(c.header, kern, other, word=word)
@@ -77,7 +80,6 @@ def check(tflite_path, board):
         (st["weights_bytes"] if scheme == "ram" else st["weights_bytes"] - streamed)
     ram_total = model_ram + code_ram
     peak = ram_total + ramest.header_transient(c.header, word)      # while loading: the decoded header too
-    heap = b.get("ram", {}).get("heap_bytes")
     fs = b.get("flash", {}).get("fs_bytes")
     report.update(
         ops=[f"{op.name} v{op.version}" for op in g.ops],

@@ -4,7 +4,7 @@ the streaming buffers, tables built at load), each rounded to the GC's block (4 
 object header, plus the bound op plan. Checked against gc.mem_alloc() on the unix port, 64-bit and 32-bit
 (tests/test_model_ram.py): within 10 % on every public model, both weight schemes, every kernel set."""
 
-STREAM_ABOVE = 32768          # mirrors mote.infer
+RAM_MARGIN = 16384            # mirrors mote.infer
 STREAM_CHUNK = 8192
 CAP = 256                     # mirrors mote.kernels_viper_common
 
@@ -18,12 +18,14 @@ def _groups(kind, p, nb, chunk):
     return max(1, chunk // k), k, p["out"][0] * p["out"][1]
 
 
-def scheme(header, weights="auto"):
+def scheme(header, weights="auto", free=None):
+    """(scheme, streamed blob ids, streamed bytes). weights="auto" decides as mote.infer does at load: in RAM
+    when weights + activations + RAM_MARGIN take at most half of `free` (the heap free at load; None: plenty)."""
     metas = header["blobs"]
     wids = {p["w"] for k, p in header["ops"] if k in ("FC", "CONV", "DW")}
     streamed = sum(metas[i][1] for i in wids)
     if weights == "auto":
-        weights = "stream" if streamed > STREAM_ABOVE else "ram"
+        weights = "ram" if free is None or streamed + header["arena"] + RAM_MARGIN <= free // 2 else "stream"
     return weights, (wids if weights == "stream" else set()), streamed
 
 
@@ -35,8 +37,9 @@ LOAD_WORDS = 16
 SCATTER_WORDS = 24
 
 
-def estimate(header, kernels="viper32", weights="auto", chunk=STREAM_CHUNK, word=4, parts=False):
-    """Bytes of heap after Model(path, kernels, weights) on a port with `word`-byte machine words."""
+def estimate(header, kernels="viper32", weights="auto", chunk=STREAM_CHUNK, word=4, parts=False, free=None):
+    """Bytes of heap after Model(path, kernels, weights) on a port with `word`-byte machine words (`free`: the
+    heap free at load, for weights="auto")."""
     blk = 4 * word
     viper = kernels.startswith("viper")
 
@@ -46,7 +49,7 @@ def estimate(header, kernels="viper32", weights="auto", chunk=STREAM_CHUNK, word
     def tup(n):
         return -(-(2 + n) * word // blk) * blk
 
-    weights, wids, _ = scheme(header, weights)
+    weights, wids, _ = scheme(header, weights, free)
     metas = header["blobs"]
     bufs = buf(max(header["arena"], 1))
     bufs += len(header["tensors"]) * blk + tup(len(header["tensors"]))      # a memoryview per tensor
@@ -118,6 +121,6 @@ def header_transient(header, word=4):
     return int(1.7 * word * len(cbor2.dumps(header)))
 
 
-def load_peak(header, kernels="viper32", weights="auto", chunk=STREAM_CHUNK, word=4):
+def load_peak(header, kernels="viper32", weights="auto", chunk=STREAM_CHUNK, word=4, free=None):
     """The most heap the load needs at once: the loaded model plus the decoded header it binds from."""
-    return estimate(header, kernels, weights, chunk, word) + header_transient(header, word)
+    return estimate(header, kernels, weights, chunk, word, free=free) + header_transient(header, word)
