@@ -253,6 +253,16 @@ def float_io_model(rng, out_dtype=np.int8):
     return w.finish([xf], [y])
 
 
+def float_quantize_model(rng, zp, out_dtype=np.int8, n=64):
+    """QUANTIZE float32 -> int8/uint8 alone, with a chosen zero point: ±inf, NaN and quotients beyond int32 go
+    through TFLite's int32 cast (INT32_MIN) and wrapping add, whose result depends on the zero point's sign."""
+    w = TFLiteWriter()
+    x = w.tensor("x", [1, n], dtype=np.float32)
+    y = w.tensor("y", [1, n], dtype=out_dtype, scale=_q(rng, 0.001, 0.01), zp=zp)
+    w.op("QUANTIZE", [x], [y])
+    return w.finish([x], [y])
+
+
 def binary_model(rng, op, shape, shape2=None, const2=False, act="NONE", same_q=False):
     w = TFLiteWriter()
     shape2 = shape2 or shape
@@ -328,6 +338,9 @@ CASES.update({
                                            out_scale=0.0, out_zp=0),
     "float_io_fc": lambda r: float_io_model(r),
     "float_io_u8": lambda r: float_io_model(r, out_dtype=np.uint8),
+    "float_quantize_neg_zp": lambda r: float_quantize_model(r, -14),
+    "float_quantize_pos_zp": lambda r: float_quantize_model(r, 9),
+    "float_quantize_u8": lambda r: float_quantize_model(r, 131, np.uint8),
     "mul": lambda r: binary_model(r, "MUL", [1, 5, 5, 3], act="RELU"),
     "mul_bcast_const": lambda r: binary_model(r, "MUL", [1, 4, 5, 3], shape2=[1, 1, 1, 3], const2=True),
     "sub": lambda r: binary_model(r, "SUB", [1, 300]),

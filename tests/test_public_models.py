@@ -115,3 +115,53 @@ def test_wakeword_probability_output_uint8(tmp_path):
     c.write(tmp_path / "m.mtm")
     res = run_device(tmp_path / "m.mtm", [[r.tobytes()] for r in rows], kernels=("viper",), heap="4M")
     assert [bytes.fromhex(o[0]) for o in res["runs"]["viper"]["outputs"]] == want
+
+
+# --- models written by the real TFLite converter (tools/make_exported_models.py, tests/data/PUBLIC_MODELS.md) ---
+
+EXPORTED = ROOT / "tests" / "data" / "exported"
+
+
+def _accel_windows(n=24):
+    sys.path.insert(0, str(ROOT / "tools"))
+    import gesture_data
+    recs = gesture_data.m5stickc()
+    X = np.concatenate([gesture_data.windows(recs[k][1], hop=25) for k in sorted(recs)])
+    X = X.astype(np.float32) / 16384.0
+    X = X - X.mean(axis=1, keepdims=True)
+    return X[np.linspace(0, len(X) - 1, n).astype(int)]
+
+
+def _exported_inputs(ref, rng):
+    d = ref.inputs[0]
+    shape = d["shape"]
+    real = _accel_windows()
+    if d["dtype"] == np.float32:
+        rows = [w.reshape(shape).astype(np.float32) for w in real]
+        rows.append(rng.normal(0, 0.5, shape).astype(np.float32))
+        scale = next(t["quantization"][0] for t in ref.it.get_tensor_details() if t["quantization"][0])
+        edge = np.resize(np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e30, 2.5 * scale, -2.5 * scale], np.float32),
+                         int(np.prod(shape)))
+        rows.append(edge.reshape(shape))
+    else:                                   # uint8: the windows quantized as the model's input asks
+        scale, zp = d["quantization"]
+        rows = [np.clip(np.round(w / scale) + zp, 0, 255).astype(np.uint8).reshape(shape) for w in real]
+        rows.append(rng.integers(0, 256, shape).astype(np.uint8))
+        rows.append(np.resize(np.array([0, 255], np.uint8), int(np.prod(shape))).reshape(shape))
+    return rows
+
+
+@pytest.mark.parametrize("name", ["accel_float_io", "accel_uint8_io"])
+def test_exported_models_bit_exact(name, tmp_path):
+    path = EXPORTED / f"{name}.tflite"
+    ref = Reference(path)
+    rows = _exported_inputs(ref, np.random.default_rng(15))
+    want = [ref.run(r)[0].tobytes() for r in rows]
+    assert len(set(want)) > 3
+    c = convert(path)
+    c.write(tmp_path / "m.mtm")
+    res = run_device(tmp_path / "m.mtm", [[r.tobytes()] for r in rows], kernels=("viper", "viper32", "pure"),
+                     heap="4M")
+    for k in ("viper", "viper32", "pure"):
+        got = [bytes.fromhex(o[0]) for o in res["runs"][k]["outputs"]]
+        assert got == want, (name, k)

@@ -359,7 +359,7 @@ class Model:
             thr = blobs[p["thr"]]
             if len(x) != 4 * p["n"] or len(y) != p["n"] or len(thr) != 255:
                 raise ModelError("QUANTIZE sizes do not match its tensors")
-            return (X.qf, (x, y, p["n"], thr, p["over"], p["qmin"]))
+            return (X.qf, (x, y, p["n"], thr, p["under"], p["over"], p["vu"], p["vo"], p["qmin"]))
         if kind in ("MUL", "MAXMIN"):
             x1 = v[p["x1"]] if "x1" in p else blobs[p["x1c"]]
             x2 = v[p["x2"]] if "x2" in p else blobs[p["x2c"]]

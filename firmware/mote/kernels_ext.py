@@ -51,10 +51,11 @@ def resize(x, y, W, rows, cols, cb):
             i += cb
 
 
-def qf(x, y, n, thr, over, qmin):
-    """QUANTIZE float32 -> int8/uint8 without floats: each input's bits as an order-preserving int key,
-    out = qmin + #{k : thr[k] <= key} (255 host-computed thresholds); key >= over (quotient beyond int32,
-    NaN) gives qmin, as TFLite's cast does on x86 and ARM. Writes the stored byte (uint8 as its signed form)."""
+def qf(x, y, n, thr, under, over, vu, vo, qmin):
+    """QUANTIZE float32 -> int8/uint8 without floats: each input's bits as an order-preserving int key;
+    in [under, over) out = qmin + #{k : thr[k] <= key} (255 host-computed thresholds); below `under` vu,
+    from `over` on vo (infinities, NaN, quotients beyond int32: what TFLite's cast and int32 add give).
+    Writes the stored byte (uint8 as its signed form)."""
     j = 0
     for i in range(n):
         key = (x[j] & 255) | ((x[j + 1] & 255) << 8) | ((x[j + 2] & 255) << 16) | ((x[j + 3] & 127) << 24)
@@ -62,7 +63,9 @@ def qf(x, y, n, thr, over, qmin):
             key = -key
         j += 4
         if key >= over:
-            v = qmin
+            v = vo
+        elif key < under:
+            v = vu
         else:
             lo = 0
             hi = 255

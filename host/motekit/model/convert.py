@@ -477,8 +477,9 @@ def _op_quantize_any(b, op):
     if X.dtype == "FLOAT32":
         if _is_const(b.g, x):
             raise _Skip("constant float QUANTIZE input")
-        thr, over = quant.float_quantize_thresholds(Y.scale, Y.zero_point, Y.dtype)
-        return ["QF", dict(x=x, y=y, n=Y.size, thr=b.blob(thr, "i"), over=over, qmin=quant.qrange(Y.dtype)[0])]
+        thr, under, over, v_under, v_over = quant.float_quantize_thresholds(Y.scale, Y.zero_point, Y.dtype)
+        return ["QF", dict(x=x, y=y, n=Y.size, thr=b.blob(thr, "i"), under=under, over=over, vu=v_under, vo=v_over,
+                           qmin=quant.qrange(Y.dtype)[0])]
     if X.dtype not in _Q8:
         raise _Skip(f"QUANTIZE from {X.dtype} (supported: float32, int8, uint8)")
     lut = quant.requantize_lut(X.dtype, X.scale, X.zero_point, Y.dtype, Y.scale, Y.zero_point)

@@ -329,46 +329,69 @@ def _key_f32(key):
     return np.frombuffer(int(bits & 0xFFFFFFFF).to_bytes(4, "little"), "<f4")[0]
 
 
-def float_quantize_thresholds(scale, zp, out_dtype):
-    """QUANTIZE float32 -> int8/uint8 (reference_ops::AffineQuantize: static_cast<int32>(round(val /
-    static_cast<float>(scale))) + zp, clamped; the division is float32) as integer comparisons: out = qmin + #{k : thr[k] <= key(x)} for 255 float32
-    keys, and qmin from `over` on (where the quotient no longer fits int32: the cast yields INT32_MIN, x86)."""
+def _affine_quantize(key, scale, zp, out_dtype):
+    """reference_ops::AffineQuantize for one float32 (given by its key), as compiled C++ runs it on x86-64 and
+    ARM: q = static_cast<int32_t>(round(x / (float)scale)) + zp, clamped. The cast of NaN, +-inf or anything
+    beyond int32 yields INT32_MIN (cvttss2si), and the int32 addition wraps; both are reproduced."""
     qmin, qmax = qrange(out_dtype)
-    s = np.float32(scale)
+    x = _key_f32(key)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = float(np.float32(x / np.float32(scale)))
+    if math.isnan(r) or not (-2.0 ** 31 <= r < 2.0 ** 31):
+        c = INT32_MIN
+    else:
+        c = round_half_away(r)
+        if not -2 ** 31 <= c < 2 ** 31:
+            c = INT32_MIN
+    v = (c + zp + 2 ** 31) % 2 ** 32 - 2 ** 31          # int32 wrap-around
+    return max(qmin, min(qmax, v)), (c == INT32_MIN or v != c + zp)
 
-    def q(key):
-        x = _key_f32(key)
-        if math.isnan(float(x)):
-            return None
-        with np.errstate(over="ignore"):
-            r = float(np.float32(x / s))
-        if abs(r) >= 2.0 ** 31 - 0.5:
-            return None if r > 0 else qmin
-        return max(qmin, min(qmax, round_half_away(r) + zp))
 
+def float_quantize_thresholds(scale, zp, out_dtype):
+    """QUANTIZE float32 -> int8/uint8 as integer comparisons (no float on the device). With key(x) the
+    order-preserving integer of x's bits: keys in [under, over) map monotonically, out = qmin + #{k : thr[k]
+    <= key} over 255 thresholds; keys below `under` (-inf, negative NaN, the cast's overflow) give `v_under`,
+    keys from `over` on (+inf, NaN, overflow) give `v_over` -- what _affine_quantize computes for them.
+    Returns (thr, under, over, v_under, v_over)."""
+    qmin, qmax = qrange(out_dtype)
     lo_key, hi_key = -0x7F800000, 0x7F800000      # -inf .. +inf
-    # first key at which the quotient overflows (positive side): q() is None from there on
-    a, b = 0, hi_key + 1
+
+    def special(key):
+        return _affine_quantize(key, scale, zp, out_dtype)[1]
+
+    # the special (overflow) keys form the two ends: [-inf, under) and [over, +inf]
+    a, b = 0, hi_key
     while a < b:
         mid = (a + b) // 2
-        if q(mid) is None:
+        if special(mid):
             b = mid
         else:
             a = mid + 1
     over = a
+    a, b = lo_key, 0
+    while a < b:
+        mid = (a + b + 1) // 2
+        if special(mid):
+            a = mid
+        else:
+            b = mid - 1
+    under = a + 1 if special(a) else a
+
+    def q(key):
+        return _affine_quantize(key, scale, zp, out_dtype)[0]
+
     thr = []
     for c in range(1, 256):
         target = qmin + c
-        a, b = lo_key, over
-        while a < b:                               # smallest key with q(key) >= target
+        a, b = under, over
+        while a < b:                               # smallest key in the monotone range with q(key) >= target
             mid = (a + b) // 2
             if q(mid) >= target:
                 b = mid
             else:
                 a = mid + 1
         thr.append(a)
-    return thr, over
-
+    return thr, under, over, q(lo_key), q(hi_key)
 
 def nearest_index(i, in_size, out_size, align_corners, half_pixel_centers):
     """reference_ops::GetNearestNeighbor (float32 scale and offset, as TFLite computes them)."""
