@@ -6,6 +6,7 @@ and run in that heap."""
 
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,12 +28,25 @@ MODELS = ["hello_world_int8", "micro_speech_quantized", "magic_wand_arduino_int8
 MPY32 = os.environ.get("MOTEKIT_MICROPYTHON32")
 
 
+def _all_paths():
+    paths = {name: TFL / f"{name}.tflite" for name in MODELS}
+    for p in sorted((ROOT / "tests" / "data" / "exported").glob("*.tflite")):     # LSTM, float/uint8 I/O
+        paths[p.stem] = p
+    try:
+        import pymicro_wakeword                                                     # variables, COPY ops
+        d = Path(pymicro_wakeword.__file__).parent / "models"
+        paths.update({p.stem: p for p in (d / "okay_nabu.tflite", d / "hey_jarvis.tflite")})
+    except ImportError:
+        pass
+    return paths
+
+
 @pytest.fixture(scope="module")
 def mtms(tmp_path_factory):
     td = tmp_path_factory.mktemp("ram")
     out = {}
-    for name in MODELS:
-        c = convert(TFL / f"{name}.tflite")
+    for name, path in _all_paths().items():
+        c = convert(path)
         c.write(td / f"{name}.mtm")
         out[name] = (td / f"{name}.mtm", c)
     return out

@@ -69,6 +69,18 @@ def _stream_inputs(ref, feats, rng):
     return rows
 
 
+def with_output(src, dst, tensor):
+    """The same model with its (single) output pointed at another tensor: the int32 in the subgraph's outputs
+    vector is rewritten in place, nothing else changes; every op still runs."""
+    import tflite
+    buf = bytearray(Path(src).read_bytes())
+    g = tflite.Model.GetRootAsModel(bytes(buf), 0).Subgraphs(0)
+    pos = g._tab.Vector(g._tab.Offset(8))             # SubGraph.outputs (field 2)
+    buf[pos:pos + 4] = int(tensor).to_bytes(4, "little")
+    Path(dst).write_bytes(bytes(buf))
+    return dst
+
+
 def with_logits_output(src, dst):
     """The same model with its output pointed at the FULLY_CONNECTED logits (int8) instead of the uint8
     probability (which stays 0 without the wake word): the int32 in the subgraph's outputs vector is
@@ -165,3 +177,31 @@ def test_exported_models_bit_exact(name, tmp_path):
     for k in ("viper", "viper32", "pure"):
         got = [bytes.fromhex(o[0]) for o in res["runs"][k]["outputs"]]
         assert got == want, (name, k)
+
+
+@pytest.mark.parametrize("output", ["probs", "lstm_sequence"])
+def test_exported_lstm_bit_exact(output, tmp_path):
+    """int8 UNIDIRECTIONAL_SEQUENCE_LSTM as the converter writes it (16-bit gates and cell state, state tensors
+    kept across invocations by the interpreter): the shipped output, and the LSTM's own output at every time
+    step, over a sequence of runs (real windows, random, constant edges) whose state carries over."""
+    from motekit.model.tflite_reader import read_tflite
+    path = EXPORTED / "accel_lstm.tflite"
+    if output == "lstm_sequence":
+        g = read_tflite(path)
+        lstm = [op for op in g.ops if op.name == "UNIDIRECTIONAL_SEQUENCE_LSTM"][0]
+        path = with_output(path, tmp_path / "seq.tflite", lstm.outputs[0])
+    ref = Reference(path)
+    d = ref.inputs[0]
+    scale, zp = d["quantization"]
+    rng = np.random.default_rng(15)
+    rows = [np.clip(np.round(w / scale) + zp, -128, 127).astype(np.int8).reshape(d["shape"])
+            for w in _accel_windows(8)]
+    rows += [rng.integers(-128, 128, d["shape"]).astype(np.int8) for _ in range(2)]
+    rows += [np.full(d["shape"], 127, np.int8), np.full(d["shape"], -128, np.int8)]
+    want = [ref.run(r)[0].tobytes() for r in rows]
+    assert len(set(want)) > 3
+    c = convert(path)
+    c.write(tmp_path / "m.mtm")
+    res = run_device(tmp_path / "m.mtm", [[r.tobytes()] for r in rows], kernels=("viper", "pure"), heap="4M")
+    for k in ("viper", "pure"):
+        assert [bytes.fromhex(o[0]) for o in res["runs"][k]["outputs"]] == want, (output, k)

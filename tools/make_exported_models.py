@@ -11,6 +11,8 @@ What each model stands for (the families of issue 15, as the converter writes th
   accel_float_io   float32 input and output around an int8 graph (QUANTIZE first, DEQUANTIZE last), with
                    LEAKY_RELU, HARD_SWISH, RESIZE_NEAREST_NEIGHBOR, TRANSPOSE, MUL, SUB, MAXIMUM, MEAN
   accel_uint8_io   the same network exported with uint8 input and output (QUANTIZE uint8<->int8 at the edges)
+  accel_lstm       a Keras LSTM (16 units) over the window, fully int8 (UNIDIRECTIONAL_SEQUENCE_LSTM with int8
+                   activations and weights, int16 cell state), int8 input and output
 """
 
 import sys
@@ -64,6 +66,13 @@ def network(n_classes):
     return tf.keras.Model(x, out)
 
 
+def lstm_network(n_classes):
+    x = tf.keras.Input((gesture_data.WINDOW, 3), batch_size=1, name="accel")
+    h = tf.keras.layers.LSTM(16)(x)
+    out = tf.keras.layers.Dense(n_classes, activation="softmax", name="probs")(h)
+    return tf.keras.Model(x, out)
+
+
 def convert(model, rep, io_type=None):
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -92,6 +101,13 @@ def main():
         data = convert(model, rep, io)
         (OUT / f"{name}.tflite").write_bytes(data)
         print(f"{name}.tflite: {len(data)} bytes")
+    lstm = lstm_network(len(acts))
+    lstm.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    lstm.fit(X, y, epochs=30, batch_size=1, verbose=0)
+    print(f"LSTM float accuracy {lstm.evaluate(X, y, batch_size=1, verbose=0)[1]:.2f}")
+    data = convert(lstm, rep, tf.int8)
+    (OUT / "accel_lstm.tflite").write_bytes(data)
+    print(f"accel_lstm.tflite: {len(data)} bytes")
 
 
 if __name__ == "__main__":

@@ -183,6 +183,7 @@ class Model:
             self.weights_bytes = wbytes
             self.streamed_bytes = streamed if wids else 0
             self._plan = []
+            self._vars = []
             wm = memoryview(self._wbuf) if wmax else None
             tm = memoryview(self._tmp) if tmax else None
             # bind in order, dropping each op's header entry once bound: the decoded header (~20 KB for a
@@ -199,7 +200,6 @@ class Model:
                 p = None
             # resource variables (streaming models): persistent arena tensors, set to their initial values at
             # load and by reset(); they keep their values across run() calls, as the TFLite interpreter does
-            self._vars = []
             for t, bi in h.get("vars", ()):
                 init = blobs[bi] if bi >= 0 else None
                 if init is not None and len(init) != len(self._views[t]):
@@ -370,7 +370,41 @@ class Model:
                 return (X.mul, (x1, x2, y, g, p["off1"], p["off2"], p["m"], p["s"], p["out_zp"], p["lo"],
                                     p["hi"]))
             return (X.maxmin, (x1, x2, y, g, p["max"]))
+        if kind == "LSTM":
+            return self._bind_lstm(X, p, blobs)
         raise ModelError("unsupported op in model file: " + str(kind))
+
+    def _bind_lstm(self, X, p, blobs):
+        v = self._views
+        x, y = v[p["x"]], v[p["y"]]
+        T, I = p["T"], p["I"]
+        C = len(y) // T if T > 0 else 0
+        if T < 1 or I < 1 or C < 1 or len(x) != T * I or len(y) != T * C:
+            raise ModelError("LSTM sizes do not match its tensors")
+        gates = []
+        for name in "ifco":
+            if "wi_" + name not in p:
+                gates.append(None)
+                continue
+            wi, wr = blobs[p["wi_" + name]], blobs[p["wr_" + name]]
+            ebi, ebr = blobs[p["ebi_" + name]], blobs[p["ebr_" + name]]
+            if len(wi) != C * I or len(wr) != C * C or len(ebi) != C or len(ebr) != C:
+                raise ModelError("LSTM weights do not match its sizes")
+            gates.append((wi, ebi, p["ai_" + name], p["bi_" + name], wr, ebr, p["ar_" + name], p["br_" + name],
+                          array("h", bytes(2 * C))))
+        if gates[1] is None or gates[2] is None or gates[3] is None:
+            raise ModelError("LSTM without its forget, cell or output gate")
+        # the state: kept across runs (as TFLite keeps its variable tensors), restored by reset()
+        h = array("b", bytes(C))
+        c = array("h", bytes(2 * C))
+        h0 = blobs[p["h0"]] if p["h0"] >= 0 else None
+        c0 = blobs[p["c0"]] if p["c0"] >= 0 else None
+        if (h0 is not None and len(h0) != C) or (c0 is not None and len(c0) != 2 * C):
+            raise ModelError("LSTM initial state does not match its sizes")
+        self._vars.append((memoryview(h), h0))
+        self._vars.append((memoryview(c), array("h", bytes(c0)) if c0 is not None else None))
+        return (X.lstm, (x, y, T, I, C, gates[0], gates[1], gates[2], gates[3], h, c, p["cs"], p["clip"], p["ha"],
+                         p["hb"], p["hz"], array("b", bytes(C))))
 
     def close(self):
         """Release the model file (kept open while weights are streamed from it)."""

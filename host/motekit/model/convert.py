@@ -4,6 +4,7 @@
 """
 
 import hashlib
+import math
 import struct
 from pathlib import Path
 
@@ -59,6 +60,7 @@ SUPPORTED = {
     "READ_VARIABLE": 1,
     "ASSIGN_VARIABLE": 1,
     "CALL_ONCE": 1,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 4,
 }
 
 
@@ -721,6 +723,76 @@ def _op_var(b, op):
     return _copy_op(b, t, var, [(a, 0, 1, int(d)) for a, d in enumerate(b.t(t).shape)])
 
 
+def _op_lstm(b, op):
+    """int8 UNIDIRECTIONAL_SEQUENCE_LSTM (8x8_16: int8 input, weights and hidden state, int16 gates and cell
+    state), batch 1, no peephole, projection or layer norm: the effective scales and zero-point-folded biases
+    of tflite-runtime 2.14's Prepare (float32 arithmetic, QuantizeMultiplier)."""
+    g, o = b.g, op.options
+    ins = list(op.inputs) + [-1] * (24 - len(op.inputs))
+    X, Y = b.t(ins[0]), b.t(op.outputs[0])
+    if X.dtype != "INT8" or Y.dtype != "INT8":
+        raise _Skip(f"LSTM on {X.dtype} -> {Y.dtype} (supported: the int8 8x8_16 kernel)")
+    if any(i >= 0 for i in ins[9:12]) or ins[16] >= 0 or ins[17] >= 0 or any(i >= 0 for i in ins[20:24]):
+        raise _Skip("peephole, projection or layer-norm LSTM")
+    if o.get("act") != "TANH":
+        raise _Skip(f"LSTM activation {o.get('act')} (TANH supported)")
+    if len(X.shape) != 3 or (X.shape[1] if o.get("time_major") else X.shape[0]) != 1:
+        raise _Skip(f"LSTM input shape {list(X.shape)}: batch 1 supported")
+    T, I = int(X.shape[0] if o.get("time_major") else X.shape[1]), int(X.shape[2])
+    H, Cst = ins[18], ins[19]
+    if H < 0 or Cst < 0 or b.t(H).dtype != "INT8" or b.t(Cst).dtype != "INT16":
+        raise _Skip("LSTM state tensors must be int8 (output) and int16 (cell)")
+    HS, CS = b.t(H), b.t(Cst)
+    for t in (H, Cst):
+        if any(t in other.inputs for other in g.ops if other is not op):
+            raise _Skip("LSTM state read by another op")
+    if len(op.intermediates) < 5:
+        raise _Skip("LSTM without its 5 intermediate tensors")
+    hid = b.t(op.intermediates[4])
+    f32 = np.float32
+    cs_f = float(HS.scale and CS.scale)
+    cell_scale = int(round(math.log2(CS.scale)))
+    if 2.0 ** cell_scale != CS.scale:
+        raise _Skip("cell state scale is not a power of two")
+    gate_scale = f32(2.0 ** -12)
+    in_zp, h_zp = X.zero_point, HS.zero_point
+    p = dict(x=ins[0], y=op.outputs[0], T=T, I=I, cs=cell_scale)
+    C = None
+    for name, wi, wr, bias in (("i", 1, 5, 12), ("f", 2, 6, 13), ("c", 3, 7, 14), ("o", 4, 8, 15)):
+        if wi < 0 or ins[wi] < 0:
+            if name == "i":
+                continue
+            raise _Skip(f"LSTM without its {name} gate weights")
+        Wi, Wr = g.tensors[ins[wi]], g.tensors[ins[wr]]
+        if Wi.data is None or Wr.data is None or Wi.dtype != "INT8" or Wr.dtype != "INT8":
+            raise _Skip("LSTM weights must be constant int8")
+        if any(z != 0 for z in Wi.zero_points + Wr.zero_points) or len(Wi.scales) != 1 or len(Wr.scales) != 1:
+            raise _Skip("LSTM weights must be per-tensor with zero point 0")
+        wi_ = Wi.data.astype(np.int64)
+        wr_ = Wr.data.astype(np.int64)
+        C = wi_.shape[0]
+        bias_v = g.tensors[ins[bias]].data.astype(np.int64) if ins[bias] >= 0 else np.zeros(C, np.int64)
+        ebi = bias_v + (-in_zp) * wi_.sum(axis=1)
+        ebr = (-h_zp) * wr_.sum(axis=1)
+        ai, bi = quant.quantize_multiplier(float(f32(f32(Wi.scale) * f32(X.scale)) / gate_scale))
+        ar, br = quant.quantize_multiplier(float(f32(f32(Wr.scale) * f32(HS.scale)) / gate_scale))
+        p.update({f"wi_{name}": b.blob(wi_, "b"), f"ebi_{name}": b.blob(ebi, "i"), f"ai_{name}": ai,
+                  f"bi_{name}": bi, f"wr_{name}": b.blob(wr_, "b"), f"ebr_{name}": b.blob(ebr, "i"),
+                  f"ar_{name}": ar, f"br_{name}": br})
+    if HS.size != C or CS.size != C or Y.size != T * C or wr_.shape[1] != C:
+        raise _Skip("LSTM sizes (cells, output, state) do not match")
+    eh = float(f32(f32(f32(2.0 ** -15) / f32(hid.scale)) * f32(2.0 ** -15)))
+    p["ha"], p["hb"] = quant.quantize_multiplier(eh)
+    p["hz"] = hid.zero_point
+    clip = o.get("cell_clip", 0.0)
+    p["clip"] = int(min(max(float(f32(f32(clip) / f32(CS.scale))), -32768.0), 32767.0)) if clip > 0 else 0
+    # TFLite resets an int8 variable tensor to its zero point (int16: to 0) unless it has data
+    p["h0"] = b.blob(HS.data.reshape(-1) if HS.data is not None else np.full(C, HS.zero_point), "b")
+    p["c0"] = b.blob(np.frombuffer(CS.data.astype("<i2").tobytes(), np.int8), "b") if CS.data is not None else -1
+    b.macs += T * 4 * C * (I + C)
+    return ["LSTM", p]
+
+
 # TFLite builtin op -> the function that lowers it into the device's op list
 _LOWER = {
     "FULLY_CONNECTED": _op_fc,
@@ -762,6 +834,7 @@ _LOWER = {
     "READ_VARIABLE": _op_var,
     "ASSIGN_VARIABLE": _op_var,
     "CALL_ONCE": _op_var,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": _op_lstm,
 }
 
 

@@ -74,6 +74,12 @@ def estimate(header, kernels="viper32", weights="auto", chunk=STREAM_CHUNK, word
                 bufs += buf(4 * len(p["idx"]))
             elif kind == "RESIZE":
                 bufs += buf(4 * len(p["rows"])) + buf(4 * len(p["cols"]))
+            elif kind == "LSTM":
+                C = p["T"] and 0
+                C = next(metas[p[f"ebi_{g}"]][1] // 4 for g in "ifco" if f"ebi_{g}" in p)
+                n_g = sum(1 for g in "ifco" if f"wi_{g}" in p)
+                # gate outputs int16[C] and their tuples, state h/c and their views, tmp
+                bufs += n_g * (buf(2 * C) + tup(9)) + tup(4) + buf(C) + buf(2 * C) + buf(C) + 2 * blk + 2 * tup(2)
             continue
         O = p["n_out"] if kind == "FC" else p["out"][2]
         k = p["n_in"] if kind == "FC" else p["k"][0] * p["k"][1] * p["inp"][2]

@@ -27,6 +27,7 @@ class Tensor:
     zero_points: list
     qdim: int
     data: "np.ndarray | None" = None   # constant data, or None for activations
+    variable: bool = False             # a TFLite variable tensor (state kept across invocations)
 
     @property
     def size(self):
@@ -56,6 +57,7 @@ class Op:
     inputs: list
     outputs: list
     options: dict = field(default_factory=dict)
+    intermediates: list = field(default_factory=list)
 
 
 @dataclass
@@ -141,6 +143,10 @@ def _options(op, name):
     elif name == "PACK":
         x = init(tflite.PackOptions)
         o = dict(axis=x.Axis(), values_count=x.ValuesCount())
+    elif name == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        x = init(tflite.UnidirectionalSequenceLSTMOptions)
+        o = dict(act=ACT_NAMES[x.FusedActivationFunction()], cell_clip=float(np.float32(x.CellClip())),
+                 proj_clip=float(np.float32(x.ProjClip())), time_major=bool(x.TimeMajor()))
     elif name in ("SPLIT", "SPLIT_V"):
         x = init(tflite.SplitOptions if name == "SPLIT" else tflite.SplitVOptions)
         o = dict(num_splits=x.NumSplits())
@@ -235,7 +241,7 @@ def _read(buf, subgraph):
                                        f"holds {len(raw)} bytes, its shape {list(shape)} needs {want}")
                 data = np.frombuffer(raw, dtype=NP_TYPES[dtype]).reshape(shape).copy()
         name = t.Name().decode(errors="replace") if t.Name() else f"t{i}"
-        tensors.append(Tensor(i, name, shape, dtype, scales, zps, qdim, data))
+        tensors.append(Tensor(i, name, shape, dtype, scales, zps, qdim, data, bool(t.IsVariable())))
     ops = []
     for i in range(g.OperatorsLength()):
         op = g.Operators(i)
@@ -251,7 +257,10 @@ def _read(buf, subgraph):
         nt = len(tensors)
         if any(not -1 <= x < nt for x in ins) or any(not 0 <= x < nt for x in outs):
             raise BadModelFile(f"node {i} ({name}) refers to a tensor that does not exist")
-        ops.append(Op(i, name, oc.Version(), ins, outs, _options(op, name)))
+        inter = [int(x) for x in op.IntermediatesAsNumpy()] if op.IntermediatesLength() else []
+        if any(not 0 <= x < nt for x in inter):
+            raise BadModelFile(f"node {i} ({name}) refers to an intermediate tensor that does not exist")
+        ops.append(Op(i, name, oc.Version(), ins, outs, _options(op, name), inter))
     desc = model.Description().decode(errors="replace") if model.Description() else ""
     gin = [int(x) for x in g.InputsAsNumpy()] if g.InputsLength() else []
     gout = [int(x) for x in g.OutputsAsNumpy()] if g.OutputsLength() else []
