@@ -184,3 +184,17 @@ def test_unsupported_ops_one_line_per_op_with_count(tmp_path):
         r = CliRunner().invoke(main, ["model"] + cmd)
         assert r.exit_code == 3, r.output
         assert _one_line(r) == "unsupported: ELU v1: op not supported by the device engine (3 nodes, first node 0 (elu0))"
+
+
+def test_eval_float_io_model(tmp_path):
+    """eval takes the model's own input dtype (float32 here) and compares float32 outputs bit for bit."""
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "x.npy", rng.normal(0, 0.3, (4, 50, 3)).astype(np.float32))
+    r = CliRunner().invoke(main, ["model", "eval", str(ROOT / "tests" / "data" / "exported" / "accel_float_io.tflite"),
+                                  "--inputs", str(tmp_path / "x.npy"), "--kernels", "viper"])
+    assert r.exit_code == 0, r.output
+    assert "4 inputs" in r.output and "mismatches 0 (max |diff| 0)" in r.output
+    np.save(tmp_path / "i8.npy", np.zeros((1, 50, 3), np.int8))
+    r = CliRunner().invoke(main, ["model", "eval", str(ROOT / "tests" / "data" / "exported" / "accel_float_io.tflite"),
+                                  "--inputs", str(tmp_path / "i8.npy")])
+    assert r.exit_code == 4 and "save the array as float32" in r.output
