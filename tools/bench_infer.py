@@ -88,16 +88,19 @@ def bench_peer(td, reps=50):
 
 
 def public_wakeword_models():
-    """The microWakeWord models shipped in pymicro-wakeword (tests/data/PUBLIC_MODELS.md), if installed."""
+    """The microWakeWord models shipped in pymicro-wakeword, if installed, and the converter-made models of
+    tests/data/exported (tests/data/PUBLIC_MODELS.md): run from a fresh state on a seeded random input."""
+    out = {p.stem: p for p in sorted((ROOT / "tests" / "data" / "exported").glob("*.tflite"))}
     try:
         import pymicro_wakeword
     except ImportError:
-        return {}
+        return out
     d = Path(pymicro_wakeword.__file__).parent / "models"
-    return {p.stem: p for p in sorted(d.glob("*.tflite"))}
+    out.update({p.stem: p for p in sorted(d.glob("*.tflite"))})
+    return out
 DEFAULT = ["hello_world_int8", "micro_speech_quantized", "magic_wand_arduino_int8", "tiny_kws_ref_model_int8",
            "tiny_str_ww_ref_model", "tiny_ic_resnet_quant_int8", "tiny_ad01_int8", "simple_add_model",
-           "mnist_cnn_int8", "person_detect_qdim0", "okay_nabu", "hey_jarvis"]
+           "mnist_cnn_int8", "person_detect_qdim0", "okay_nabu", "hey_jarvis", "accel_float_io", "accel_lstm"]
 
 NAIVE = r'''
 import sys, time
@@ -146,8 +149,10 @@ def main(argv=None):
             ins = []
             if name in ww:            # streaming model: one step from a fresh state on a seeded random frame
                 ref0 = Reference(path)
-                ins = [np.random.default_rng(1).integers(-128, 128, d["shape"]).astype(np.int8)
-                       for d in ref0.inputs]
+                rng = np.random.default_rng(1)
+                ins = [rng.normal(0, 0.3, d["shape"]).astype(np.float32) if d["dtype"] == np.float32 else
+                       rng.integers(np.iinfo(d["dtype"]).min, np.iinfo(d["dtype"]).max + 1, d["shape"])
+                       .astype(d["dtype"]) for d in ref0.inputs]
                 want = ref0.run(*ins)[0].tobytes()
             else:
                 z = np.load(vec / f"{name}.npz")
