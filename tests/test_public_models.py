@@ -202,6 +202,28 @@ def test_exported_lstm_bit_exact(output, tmp_path):
     assert len(set(want)) > 3
     c = convert(path)
     c.write(tmp_path / "m.mtm")
-    res = run_device(tmp_path / "m.mtm", [[r.tobytes()] for r in rows], kernels=("viper", "pure"), heap="4M")
-    for k in ("viper", "pure"):
+    res = run_device(tmp_path / "m.mtm", [[r.tobytes()] for r in rows], kernels=("viper", "viper32", "pure"),
+                     heap="4M")
+    for k in ("viper", "viper32", "pure"):
         assert [bytes.fromhex(o[0]) for o in res["runs"][k]["outputs"]] == want, (output, k)
+
+
+def test_lstm_fixed_point_viper_matches_pure():
+    """The viper LSTM's gemmlowp 16-bit logistic/tanh against the pure ones (which the LSTM tests hold to
+    TFLite) on a sweep of every 7th int16 input plus the ends, for each integer-bit count the LSTM uses."""
+    from mpy import run_mpy
+    out = run_mpy("""
+from mote import kernels_ext as P, kernels_ext_viper as V
+bad = 0
+n = 0
+xs = list(range(-32768, 32768, 7)) + [-32768, -32767, -1, 0, 1, 32767]
+for ib, tanh in ((3, 0), (3, 1), (4, 1)):
+    for a in xs:
+        p = P.tanh16(a, ib) if tanh else P.logistic16(a, ib)
+        if V._fx(a, ib, tanh) != p:
+            bad += 1
+        n += 1
+print("RESULT", n, bad)
+""")
+    line = [x for x in out.stdout.decode().splitlines() if x.startswith("RESULT")][0].split()
+    assert int(line[1]) > 28000 and line[2] == "0", out

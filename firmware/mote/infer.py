@@ -107,6 +107,7 @@ class Model:
         if kernels == "viper":
             kernels = "viper64" if K is _viper64 else "viper32"
         self.kernels = kernels
+        self._K = K
         if chunk is None:
             chunk = STREAM_CHUNK
         if weights not in ("auto", "ram", "stream"):
@@ -403,6 +404,14 @@ class Model:
             raise ModelError("LSTM initial state does not match its sizes")
         self._vars.append((memoryview(h), h0))
         self._vars.append((memoryview(c), array("h", bytes(c0)) if c0 is not None else None))
+        K = self._K
+        if K is not _pure:      # the viper LSTM (same bits), unless a layer could overflow int32 there
+            from mote import kernels_ext_viper as XV
+            rq = getattr(K, "_rq", None) or K.rq_limbs
+            bound = XV.lstm_bind(rq, gates[0], gates[1], gates[2], gates[3], x, y, T, I, C, h, c, p["cs"],
+                                 p["clip"], p["ha"], p["hb"], p["hz"])
+            if bound is not None:
+                return bound
         return (X.lstm, (x, y, T, I, C, gates[0], gates[1], gates[2], gates[3], h, c, p["cs"], p["clip"], p["ha"],
                          p["hb"], p["hz"], array("b", bytes(C))))
 

@@ -93,7 +93,7 @@ LOAD_RUNNER = r'''
 import sys, gc
 from mote import infer, cbor, kernels, kernels_ext
 try:
-    from mote import kernels_viper_common
+    from mote import kernels_viper_common, kernels_ext_viper
 except Exception:
     pass
 def main(path, k, weights, chunk):

@@ -75,11 +75,16 @@ def estimate(header, kernels="viper32", weights="auto", chunk=STREAM_CHUNK, word
             elif kind == "RESIZE":
                 bufs += buf(4 * len(p["rows"])) + buf(4 * len(p["cols"]))
             elif kind == "LSTM":
-                C = p["T"] and 0
                 C = next(metas[p[f"ebi_{g}"]][1] // 4 for g in "ifco" if f"ebi_{g}" in p)
                 n_g = sum(1 for g in "ifco" if f"wi_{g}" in p)
-                # gate outputs int16[C] and their tuples, state h/c and their views, tmp
-                bufs += n_g * (buf(2 * C) + tup(9)) + tup(4) + buf(C) + buf(2 * C) + buf(C) + 2 * blk + 2 * tup(2)
+                # state h/c, their views and reset entries
+                bufs += buf(C) + buf(2 * C) + 2 * blk + 2 * tup(2)
+                if viper:   # kernels_ext_viper: gates stacked into new arrays, the blobs themselves freed
+                    n, I = n_g * C, p["I"]
+                    bufs += buf(n * I) + buf(n * C) + 7 * buf(4 * n) + buf(2 * n) + 2 * buf(4) + tup(4) + tup(27)
+                    freed.update(p[f"{k}_{g}"] for g in "ifco" if f"wi_{g}" in p for k in ("wi", "wr", "ebi", "ebr"))
+                else:       # gate outputs int16[C] and their tuples, tmp
+                    bufs += n_g * (buf(2 * C) + tup(9)) + tup(4) + buf(C)
             continue
         O = p["n_out"] if kind == "FC" else p["out"][2]
         k = p["n_in"] if kind == "FC" else p["k"][0] * p["k"][1] * p["inp"][2]
