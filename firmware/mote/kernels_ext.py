@@ -116,16 +116,6 @@ def maxmin(x1, x2, y, g, is_max):
                     q += b3
 
 
-def scatter(t, y, npix, n, OC, o0):
-    """A group of n output channels computed into t ([npix, n]) to their place in y ([npix, OC], from o0)."""
-    p = 0
-    q = o0
-    for _ in range(npix):
-        y[q:q + n] = t[p:p + n]
-        p += n
-        q += OC
-
-
 # --- int8 UNIDIRECTIONAL_SEQUENCE_LSTM (8-bit activations and weights, 16-bit gates and cell state), as
 # tflite-runtime 2.14 computes it: gemmlowp's 16-bit fixed-point logistic and tanh, TFLite's integer cell update
 

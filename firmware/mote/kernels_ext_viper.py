@@ -329,3 +329,69 @@ def lstm_run(rq, x, y, T, I, C, n, wi, ebi, mi, si, wr, ebr, mr, sr, acc, g16, p
         _cell(g16, io, fo, co, oo, c, acc, C, sh, clip, ocs)
         rq(acc, hm, hs, C, 1)
         _post8(acc, e, hz, h, y, t * C, C)
+
+
+# --- data movement and float32 QUANTIZE (same results as mote.kernels_ext.copy / qf) ---
+
+@micropython.viper
+def copy(x: ptr8, y: ptr8, sh: ptr32, st: ptr32, off: int):
+    n0 = int(sh[0])
+    n1 = int(sh[1])
+    n2 = int(sh[2])
+    n3 = int(sh[3])
+    n4 = int(sh[4])
+    s0 = int(st[0])
+    s1 = int(st[1])
+    s2 = int(st[2])
+    s3 = int(st[3])
+    s4 = int(st[4])
+    i = 0
+    a = 0
+    while a < n0:
+        b = 0
+        while b < n1:
+            c = 0
+            while c < n2:
+                p3 = off + a * s0 + b * s1 + c * s2
+                d = 0
+                while d < n3:
+                    p = p3 + d * s3
+                    e = 0
+                    while e < n4:
+                        y[i] = x[p]
+                        i += 1
+                        p += s4
+                        e += 1
+                    d += 1
+                c += 1
+            b += 1
+        a += 1
+
+
+@micropython.viper
+def qf(x: ptr8, y: ptr8, n: int, thr: ptr16, under: int, over: int, vu: int, vo: int, qmin: int):
+    j = 0
+    i = 0
+    while i < n:
+        b3 = int(x[j + 3])
+        key = int(x[j]) | (int(x[j + 1]) << 8) | (int(x[j + 2]) << 16) | ((b3 & 127) << 24)
+        if b3 & 128:
+            key = 0 - key
+        j += 4
+        if key >= over:
+            v = vo
+        elif key < under:
+            v = vu
+        else:
+            lo = 0
+            hi = 255
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                t = (((int(thr[2 * mid + 1]) ^ 0x8000) - 0x8000) << 16) | int(thr[2 * mid])
+                if t <= key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            v = qmin + lo
+        y[i] = v
+        i += 1

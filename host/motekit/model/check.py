@@ -15,7 +15,7 @@ DEFAULT_SPEED = {
 }
 GENERIC_MCU = {"viper32": 4.0e6, "pure": 1.5e5,
                "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
-ENGINE_FILES = ("infer.py", "infer_pre.py", "kernels.py", "kernels_ext.py", "kernels_ext_viper.py", "kernels_viper.py",
+ENGINE_FILES = ("infer.py", "infer_ext.py", "infer_pre.py", "kernels.py", "kernels_ext.py", "kernels_ext_viper.py", "kernels_viper.py",
                 "kernels_viper32.py",
                 "kernels_viper_common.py", "cbor.py", "compat.py")
 
@@ -26,12 +26,15 @@ def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
 
 
 # RAM taken by the engine's own code (mote.infer, the kernel sets, cbor) when compiled from .py on the device,
-# measured with gc.mem_alloc() around `from mote import infer, cbor` (44288 / 32640 B) plus `kernels_ext`
-# (1760 / 1440 B, imported by models with the ops of exported models or streamed layer groups) and
-# `kernels_ext_viper` (2048 / 1664 B, the viper LSTM) on the unix port, 64-bit (viper64 + viper32 + pure) and a
-# 32-bit build (MICROPY_FORCE_32BIT: viper32 + pure); frozen into the firmware it costs no heap.
-ENGINE_CODE_RAM_64 = 48096
-ENGINE_CODE_RAM_32 = 35744
+# measured with gc.mem_alloc() around `from mote import infer, cbor` on the unix port, 64-bit (viper64 +
+# viper32 + pure) and a 32-bit build (MICROPY_FORCE_32BIT: viper32 + pure); EXT: `infer_ext` + `kernels_ext`
+# (8544 / 7152 B) + `kernels_ext_viper` (2240 / 1712 B), imported only by models with the ops of exported
+# models (COPY, GATHER, RESIZE, QF, MUL, MAXMIN, LSTM). Frozen into the firmware the code costs no heap.
+ENGINE_CODE_RAM_64 = 43872
+ENGINE_CODE_RAM_32 = 32112
+EXT_CODE_RAM_64 = 10784
+EXT_CODE_RAM_32 = 8864
+EXT_KINDS = ("COPY", "GATHER", "RESIZE", "QF", "MUL", "MAXMIN", "LSTM")
 
 
 def _latency_range(macs, rate_range):
@@ -60,6 +63,8 @@ def check(tflite_path, board):
     speed = b.get("infer") or DEFAULT_SPEED.get(b.get("name"), GENERIC_MCU)
     frozen = bool(b.get("infer", {}).get("frozen", False))
     code_ram = 0 if frozen else (ENGINE_CODE_RAM_64 if word == 8 else ENGINE_CODE_RAM_32)
+    if not frozen and any(k in EXT_KINDS for k, _ in c.header["ops"]):
+        code_ram += EXT_CODE_RAM_64 if word == 8 else EXT_CODE_RAM_32
     # MicroPython ports have the viper emitter: viper64 on a 64-bit word, viper32 on the 32-bit MCUs;
     # CircuitPython has no native emitter (pure kernels)
     fw_mp = b.get("firmware", "micropython") == "micropython"
