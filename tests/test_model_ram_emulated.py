@@ -25,7 +25,7 @@ MODELS = [VECTORS / "tflite" / f"{m}.tflite" for m in (
 
 LOAD = """
 import gc
-from mote import infer, cbor, kernels, kernels_viper_common
+from mote import infer, infer_stream, cbor, kernels, kernels_viper_common
 if {ext}:       # the code of exported models' ops is imported by the models that have them: not model RAM
     from mote import infer_ext, kernels_ext, kernels_ext_viper
 def _scrub(n):

@@ -137,17 +137,10 @@ class Model:
             if weights == "ram":
                 wids = {}
             self.weights = weights
-            # streamed layers larger than `chunk` bytes run in groups of output channels, each group's weights
-            # read on its own: the weight buffer is bounded by `chunk` (or one output channel's weights)
-            wmax = 0
-            tmax = 0
-            for kind, p in h["ops"]:
-                if kind in ("FC", "CONV", "DW") and p["w"] in wids:
-                    nb = metas[p["w"]][1]
-                    g, k, npix = _groups(kind, p, nb, chunk)
-                    wmax = max(wmax, g * k if g else nb)
-                    if g and kind == "CONV":
-                        tmax = max(tmax, npix * g)
+            wmax = tmax = 0
+            if wids:            # streamed weights: the buffer sizes (mote.infer_stream, imported only then)
+                from mote import infer_stream
+                wmax, tmax = infer_stream.sizes(h["ops"], metas, wids, chunk)
             # the large buffers first, on a heap without the decoded header in it (its objects scatter over the
             # heap and can leave no 55 KB hole on a 192 KB heap); the header is decoded again afterwards
             arena = max(h["arena"], 1)
@@ -277,49 +270,8 @@ class Model:
         if wi not in wids:
             self._plan.append(self._bind(K, kind, p, blobs))
             return
-        off, nb, code = metas[wi]
-        g, k, npix = _groups(kind, p, nb, chunk)
-        if not g:
-            view = wm[0:nb]
-            blobs[wi] = view
-            flip = _read_bind(f, start + off, view)
-            bound = self._bind(K, kind, p, blobs)
-            blobs[wi] = None
-            self._plan.append((_load_weights, (f, start + off, view, flip(view))))
-            self._plan.append(bound)
-            return
-        O = p["n_out"] if kind == "FC" else p["out"][2]
-        fill = _fill(k, p["in_zp"]) if kind == "CONV" else None
-        o0 = 0
-        while o0 < O:
-            o1 = min(O, o0 + g)
-            view = wm[0:(o1 - o0) * k]
-            pos = start + off + o0 * k
-            flip = _read_bind(f, pos, view)
-            bound = self._bind_group(K, kind, p, blobs, o0, o1, view, tm, fill)
-            self._plan.append((_load_weights, (f, pos, view, flip(view))))
-            self._plan.extend(bound)
-            o0 = o1
-
-    def _bind_group(self, K, kind, p, blobs, o0, o1, wv, tm, fill):
-        # output channels o0..o1-1 of a streamed FC (batches 1: straight into its slice of y) or CONV (into the
-        # shared tmp buffer, then scattered to their channels of y)
-        v = self._views
-        n = o1 - o0
-        b = memoryview(blobs[p["b"]])[o0:o1]
-        m = memoryview(blobs[p["m"]])[o0:o1]
-        s = memoryview(blobs[p["s"]])[o0:o1]
-        if kind == "FC":
-            return [_b(K, "fc", (v[p["x"]], wv, b, m, s, v[p["y"]][o0:o1], p["n_in"], n, 1, p["out_zp"], p["lo"],
-                                 p["hi"]))]
-        H, W, C = p["inp"]
-        OH, OW, OC = p["out"]
-        KH, KW = p["k"]
-        geo = (KH, KW, p["stride"][0], p["stride"][1], p["dil"][0], p["dil"][1], p["pad"][0], p["pad"][1])
-        t = tm[0:OH * OW * n]
-        return [_b(K, "conv", (v[p["x"]], wv, b, m, s, t, self._patch, fill, H, W, C, OH, OW, n) + geo
-                   + (p["out_zp"], p["lo"], p["hi"])),
-                (_pure.scatter, (t, v[p["y"]], OH * OW, n, OC, o0))]
+        from mote import infer_stream
+        infer_stream.bind(self, K, kind, p, blobs, metas[wi], start, f, chunk, wm, tm)
 
     def _bind_more(self, kind, p, blobs):
         from mote import infer_ext
@@ -426,45 +378,6 @@ class _Blobs:
             self.got.pop(i, None)
         else:
             self.got[i] = a
-
-
-def _load_weights(f, pos, view, flip):
-    # one layer's weights from the model file into the shared buffer (exactly len(view) bytes)
-    f.seek(pos)
-    if f.readinto(view) != len(view):
-        raise ModelError("model file changed or truncated while in use")
-    if flip is not None:
-        flip(view, len(view))
-
-
-def _groups(kind, p, nb, chunk):
-    # (output channels per group, weight bytes per output channel, output pixels) for a streamed layer split
-    # into groups; (0, 0, 0) when it is read whole (small enough, a depthwise filter, or a batched FC)
-    if nb <= chunk or kind == "DW" or (kind == "FC" and p["batches"] != 1):
-        return 0, 0, 0
-    if kind == "FC":
-        k = p["n_in"]
-        npix = 1
-    else:
-        k = p["k"][0] * p["k"][1] * p["inp"][2]
-        npix = p["out"][0] * p["out"][1]
-    return max(1, chunk // k), k, npix
-
-
-def _read_bind(f, pos, view):
-    # read a layer's weights for binding; returns a function telling (after the bind) whether the kernel
-    # flipped them to offset binary in place (viper MAC layers do: redone after every read at run time)
-    f.seek(pos)
-    if f.readinto(view) != len(view):
-        raise ModelError("truncated model file")
-    first = view[0] if len(view) else 0
-
-    def flipped(v):
-        if len(v) and v[0] != first:
-            from mote import kernels_viper_common
-            return kernels_viper_common._flip
-        return None
-    return flipped
 
 
 def _span(g, k):

@@ -15,7 +15,7 @@ DEFAULT_SPEED = {
 }
 GENERIC_MCU = {"viper32": 4.0e6, "pure": 1.5e5,
                "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
-ENGINE_FILES = ("infer.py", "infer_ext.py", "infer_pre.py", "kernels.py", "kernels_ext.py", "kernels_ext_viper.py", "kernels_viper.py",
+ENGINE_FILES = ("infer.py", "infer_ext.py", "infer_stream.py", "infer_pre.py", "kernels.py", "kernels_ext.py", "kernels_ext_viper.py", "kernels_viper.py",
                 "kernels_viper32.py",
                 "kernels_viper_common.py", "cbor.py", "compat.py")
 
@@ -27,13 +27,16 @@ def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
 
 # RAM taken by the engine's own code (mote.infer, the kernel sets, cbor) when compiled from .py on the device,
 # measured with gc.mem_alloc() around `from mote import infer, cbor` on the unix port, 64-bit (viper64 +
-# viper32 + pure) and a 32-bit build (MICROPY_FORCE_32BIT: viper32 + pure); EXT: `infer_ext` + `kernels_ext`
-# (8544 / 7152 B) + `kernels_ext_viper` (2240 / 1712 B), imported only by models with the ops of exported
-# models (COPY, GATHER, RESIZE, QF, MUL, MAXMIN, LSTM). Frozen into the firmware the code costs no heap.
-ENGINE_CODE_RAM_64 = 43872
-ENGINE_CODE_RAM_32 = 32112
-EXT_CODE_RAM_64 = 10784
-EXT_CODE_RAM_32 = 8864
+# viper32 + pure) and a 32-bit build (MICROPY_FORCE_32BIT: viper32 + pure); STREAM: `infer_stream`, imported
+# by a model that streams its weights; EXT: `infer_ext` + `kernels_ext` (8672 / 7152 B) + `kernels_ext_viper`
+# (2240 / 1840 B), imported only by models with the ops of exported models (COPY, GATHER, RESIZE, QF, MUL,
+# MAXMIN, LSTM). Frozen into the firmware the code costs no heap.
+ENGINE_CODE_RAM_64 = 42176
+ENGINE_CODE_RAM_32 = 30656
+STREAM_CODE_RAM_64 = 2240
+STREAM_CODE_RAM_32 = 1840
+EXT_CODE_RAM_64 = 10912
+EXT_CODE_RAM_32 = 8992
 EXT_KINDS = ("COPY", "GATHER", "RESIZE", "QF", "MUL", "MAXMIN", "LSTM")
 
 
@@ -79,6 +82,8 @@ def check(tflite_path, board):
     # free heap at load: the board's heap less the engine's code (the app's own objects are not counted)
     free = heap - code_ram - ramest.header_transient(c.header, word) if heap else None
     scheme, _, streamed = ramest.scheme(c.header, "auto", free)
+    if scheme == "stream" and not frozen:
+        code_ram += STREAM_CODE_RAM_64 if word == 8 else STREAM_CODE_RAM_32
     model_ram = ramest.estimate(c.header, kern, scheme, word=word)
     other = "ram" if scheme == "stream" else "stream"
     other_ram = ramest.estimate(c.header, kern, other, word=word)

@@ -91,7 +91,7 @@ def run_device(mtm_path, input_rows, kernels=("viper", "pure"), heap="16M", repe
 
 LOAD_RUNNER = r'''
 import sys, gc
-from mote import infer, infer_ext, cbor, kernels, kernels_ext
+from mote import infer, infer_ext, infer_stream, cbor, kernels, kernels_ext
 try:
     from mote import kernels_viper_common, kernels_ext_viper
 except Exception:
