@@ -208,7 +208,8 @@ def test_exported_lstm_bit_exact(output, tmp_path):
         assert [bytes.fromhex(o[0]) for o in res["runs"][k]["outputs"]] == want, (output, k)
 
 
-def test_lstm_fixed_point_viper_matches_pure():
+@pytest.mark.parametrize("impl", ["micropython"])      # viper code: MicroPython only (CircuitPython has no emitter)
+def test_lstm_fixed_point_viper_matches_pure(impl):
     """The viper LSTM's gemmlowp 16-bit logistic/tanh against the pure ones (which the LSTM tests hold to
     TFLite) on a sweep of every 7th int16 input plus the ends, for each integer-bit count the LSTM uses."""
     from mpy import run_mpy

@@ -70,10 +70,20 @@ def _alloc(code, nbytes, zero=True):
     if nbytes <= 1024 or code != "b":
         return array(code, bytes(nbytes))
     a = array(code)
-    if hasattr(a, "frombytes"):          # CPython (host tests): no heap to spare there
+    if hasattr(a, "frombytes"):          # CPython (host tests): heap to spare
         a.frombytes(bytes(nbytes))
         return a
-    a = array(code, range(nbytes))
+    try:
+        a = array(code, range(nbytes))
+    except OverflowError:       # CircuitPython checks each value: grow from 1 KiB zero blocks instead (in place
+        a = None                # when the heap behind the array is free)
+        a = array(code)
+        z = bytes(1024)
+        while len(a) + 1024 <= nbytes:
+            a.extend(z)
+        if len(a) < nbytes:
+            a.extend(z[0:nbytes - len(a)])
+        return a
     if zero:
         mv = memoryview(a)
         z = bytes(1024)
