@@ -44,6 +44,9 @@ BLOB_ALIGN = 16
 # weights="auto": layer weights are loaded into RAM when they, the activations and this margin take at most
 # half of the free heap at load time (gc.mem_free()); otherwise they stay in the file, streamed per layer
 RAM_MARGIN = 16384
+# buffers (activations, streamed-weight and group buffers) above this many bytes are allocated on a heap freed of
+# the decoded header (decoded twice)
+BIG_BUFFERS = 16384
 # streamed layers whose weights exceed this many bytes run in groups of output channels (bounded buffer)
 STREAM_CHUNK = 8192
 
@@ -151,17 +154,21 @@ class Model:
             if wids:            # streamed weights: the buffer sizes (mote.infer_stream, imported only then)
                 from mote import infer_stream
                 wmax, tmax = infer_stream.sizes(h["ops"], metas, wids, chunk)
-            # the large buffers first, on a heap without the decoded header in it (its objects scatter over the
-            # heap and can leave no 55 KB hole on a 192 KB heap); the header is decoded again afterwards
+            # large buffers first, on a heap without the decoded header in it (its objects scatter over the heap
+            # and can leave no 55 KB hole on a 192 KB heap); the header is then decoded again. Small models keep
+            # the one decode (less work and less transient heap).
             arena = max(h["arena"], 1)
-            h = metas = p = None
-            gc.collect()
+            big = arena + wmax + tmax > BIG_BUFFERS
+            if big:
+                h = metas = p = None
+                gc.collect()
             self.arena = _zeros("b", arena)
             self._wbuf = _zeros("b", wmax) if wmax else None
             self._tmp = _zeros("b", tmax) if tmax else None
-            f.seek(8)
-            h = cbor.loads(f.read(n))
-            metas = h["blobs"]
+            if big:
+                f.seek(8)
+                h = cbor.loads(f.read(n))
+                metas = h["blobs"]
             self.header = h
             self.name = h.get("name")
             self.labels = h.get("labels")
@@ -186,29 +193,7 @@ class Model:
             self.ram_bytes = wbytes + wmax + tmax + len(self.arena) + scratch + 8 * taps
             self.weights_bytes = wbytes
             self.streamed_bytes = streamed if wids else 0
-            self._plan = []
-            self._vars = []
-            wm = memoryview(self._wbuf) if wmax else None
-            tm = memoryview(self._tmp) if tmax else None
-            # bind in order, dropping each op's header entry once bound: the decoded header (~20 KB for a
-            # 30-op model on a 32-bit port) shrinks while the plan grows, so the load's peak stays near its end
-            ops = h["ops"]
-            h["ops"] = None
-            ops.reverse()
-            while ops:
-                kind, p = ops.pop()
-                self._bind_op(K, kind, p, blobs, wids, metas, start, f, chunk, wm, tm)
-                for key in ("w", "b", "m", "s", "thr", "lut", "x1c", "x2c"):
-                    if key in p:
-                        blobs[p[key]] = None      # each blob belongs to one op: what the plan keeps stays
-                p = None
-            # resource variables (streaming models): persistent arena tensors, set to their initial values at
-            # load and by reset(); they keep their values across run() calls, as the TFLite interpreter does
-            for t, bi in h.get("vars", ()):
-                init = blobs[bi] if bi >= 0 else None
-                if init is not None and len(init) != len(self._views[t]):
-                    raise ModelError("variable initial value does not match its tensor")
-                self._vars.append((self._views[t], init))
+            self._bind_all(h, K, blobs, wids, metas, start, f, chunk, wmax, tmax)
             self.reset()
         except BaseException:
             f.close()
@@ -227,6 +212,32 @@ class Model:
         self._in = [self._views[d["t"]] for d in self.inputs]
         self._out = [self._views[d["t"]] for d in self.outputs]
         self.last_us = 0
+
+    def _bind_all(self, h, K, blobs, wids, metas, start, f, chunk, wmax, tmax):
+        # (its own function: the .mpy loader then needs smaller contiguous blocks for each, on a crowded heap)
+        self._plan = []
+        self._vars = []
+        wm = memoryview(self._wbuf) if wmax else None
+        tm = memoryview(self._tmp) if tmax else None
+        # bind in order, dropping each op's header entry once bound: the decoded header (~20 KB for a
+        # 30-op model on a 32-bit port) shrinks while the plan grows, so the load's peak stays near its end
+        ops = h["ops"]
+        h["ops"] = None
+        ops.reverse()
+        while ops:
+            kind, p = ops.pop()
+            self._bind_op(K, kind, p, blobs, wids, metas, start, f, chunk, wm, tm)
+            for key in ("w", "b", "m", "s", "thr", "lut", "x1c", "x2c"):
+                if key in p:
+                    blobs[p[key]] = None      # each blob belongs to one op: what the plan keeps stays
+            p = None
+        # resource variables (streaming models): persistent arena tensors, set to their initial values at
+        # load and by reset(); they keep their values across run() calls, as the TFLite interpreter does
+        for t, bi in h.get("vars", ()):
+            init = blobs[bi] if bi >= 0 else None
+            if init is not None and len(init) != len(self._views[t]):
+                raise ModelError("variable initial value does not match its tensor")
+            self._vars.append((self._views[t], init))
 
     def _bind(self, K, kind, p, blobs):
         v = self._views
