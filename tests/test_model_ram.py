@@ -17,7 +17,7 @@ from mpy import ROOT, VECTORS
 sys.path.insert(0, str(ROOT / "host"))
 from motekit.cli import main  # noqa: E402
 from motekit.model import ramest  # noqa: E402
-from motekit.model.check import load_board  # noqa: E402
+from motekit.boards import load as load_board  # noqa: E402
 from motekit.model.convert import convert  # noqa: E402
 from motekit.model.device import measure_load, run_device  # noqa: E402
 

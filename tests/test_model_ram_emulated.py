@@ -44,7 +44,7 @@ print('LOAD', gc.mem_alloc() - b0, m.weights)
 @pytest.fixture(scope="module")
 def pico():
     from motekit.emu import qemu
-    from motekit.sim.supervisor import load_board
+    from motekit.boards import load as load_board
     bi = load_board("pico_w")
     try:
         qemu.qemu_image(bi["mpy_arch"], bi["ram"]["heap_bytes"])

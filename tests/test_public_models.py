@@ -135,8 +135,7 @@ EXPORTED = ROOT / "tests" / "data" / "exported"
 
 
 def _accel_windows(n=24):
-    sys.path.insert(0, str(ROOT / "tools"))
-    import gesture_data
+    from motekit.model import gesture_data
     recs = gesture_data.m5stickc()
     X = np.concatenate([gesture_data.windows(recs[k][1], hop=25) for k in sorted(recs)])
     X = X.astype(np.float32) / 16384.0

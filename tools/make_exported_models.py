@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import gesture_data  # noqa: E402
+sys.path.insert(0, str(ROOT / "host"))
+from motekit.model import gesture_data  # noqa: E402
 
 OUT = ROOT / "tests" / "data" / "exported"
 

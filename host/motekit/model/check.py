@@ -1,8 +1,7 @@
 """`mote model check`: will this .tflite run on that board? (offline: ops, RAM, flash, latency)"""
 
-import json
-
-from ..paths import boards_dir, firmware_dir
+from .. import boards
+from ..paths import firmware_dir
 from . import ramest
 from .convert import UnsupportedModel, check_support, convert
 from .tflite_reader import read_tflite
