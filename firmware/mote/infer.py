@@ -146,7 +146,9 @@ class Model:
             streamed = sum(metas[i][1] for i in wids)
             if weights == "auto":
                 free = gc.mem_free() if hasattr(gc, "mem_free") else None
-                weights = "ram" if free is None or streamed + h["arena"] + RAM_MARGIN <= free // 2 else "stream"
+                # small weights always in RAM (streaming them would cost more code than it saves)
+                weights = "ram" if free is None or streamed <= RAM_MARGIN or \
+                    streamed + h["arena"] + RAM_MARGIN <= free // 2 else "stream"
             if weights == "ram":
                 wids = {}
             self.weights = weights

@@ -25,7 +25,8 @@ def scheme(header, weights="auto", free=None):
     wids = {p["w"] for k, p in header["ops"] if k in ("FC", "CONV", "DW")}
     streamed = sum(metas[i][1] for i in wids)
     if weights == "auto":
-        weights = "ram" if free is None or streamed + header["arena"] + RAM_MARGIN <= free // 2 else "stream"
+        weights = "ram" if free is None or streamed <= RAM_MARGIN or \
+            streamed + header["arena"] + RAM_MARGIN <= free // 2 else "stream"
     return weights, (wids if weights == "stream" else set()), streamed
 
 
