@@ -60,12 +60,18 @@ def _zeros(code, nbytes):
     return array(code, bytes(nbytes))
 
 
-class ModelError(ValueError):
-    pass
+from mote.mtm_check import ModelError, check as _check, check_blobs as _check_blobs, HEADER_MAX  # noqa: E402  (one class on both sides)
 
 
 class Model:
     def __init__(self, path, kernels=None):
+        try:
+            self._load(path, kernels)
+        except MemoryError:
+            self._plan = self.arena = None
+            raise ModelError("not enough free RAM to load the model")
+
+    def _load(self, path, kernels):
         if kernels is None:
             kernels = "viper" if _viper is not None else "pure"
         if kernels not in _SETS:
@@ -82,9 +88,17 @@ class Model:
             if len(head) < 8 or head[0:4] != MAGIC:
                 raise ModelError("not a motekit model (.mtm)")
             n = struct.unpack("<I", head[4:8])[0]
+            fsize = f.seek(0, 2)
+            f.seek(8)
+            if not 0 < n <= min(HEADER_MAX, fsize - 8):
+                raise ModelError("model header length %d does not fit the %d-byte file" % (n, fsize))
             from mote import cbor
-            h = cbor.loads(f.read(n))
+            try:
+                h = cbor.loads(f.read(n))
+            except (ValueError, TypeError, KeyError, IndexError) as e:
+                raise ModelError("model header is not valid CBOR (%s)" % e)
             start = (8 + n + BLOB_ALIGN - 1) // BLOB_ALIGN * BLOB_ALIGN
+            _check(h, fsize, start)       # every size, offset, id and typecode, before any kernel sees them
             blobs = []
             wbytes = 0
             for off, nb, code in h["blobs"]:
@@ -94,6 +108,7 @@ class Model:
                     raise ModelError("truncated model file")
                 blobs.append(a)
                 wbytes += nb
+        _check_blobs(h, blobs)
         self.header = h
         self.name = h.get("name")
         self.labels = h.get("labels")

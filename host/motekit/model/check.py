@@ -41,6 +41,23 @@ def _latency_range(macs, rate_range):
     return [macs / hi * 1000.0, macs / lo * 1000.0]
 
 
+def window_fit(header, window=50, axes=3):
+    """Whether the board's sample window (config `window`, default 50 samples of 3 axes) is this model's
+    input: None when it is, else one line (the board refuses such a model at its trial unless it is signed
+    with --no-window, as a model that is not a window classifier)."""
+    pre = header.get("pre")
+    need = header["tensors"][header["inputs"][0]["t"]][1]
+    if pre:
+        if pre.get("n") == window and pre.get("axes", 3) == axes:
+            return None
+        return (f"the model classifies {pre.get('n')}-sample windows; set the board's config window to "
+                f"{pre.get('n')} (mote config window={pre.get('n')})")
+    if need == window * axes and len(header["inputs"]) == 1:
+        return None
+    return (f"the input is {need} B, a {window}-sample {axes}-axis window gives {window * axes}: "
+            f"not a window classifier here (sign it with --no-window, or the board refuses it at its trial)")
+
+
 def check(tflite_path, board):
     b = boards.load(board)
     g = read_tflite(tflite_path)
@@ -53,7 +70,15 @@ def check(tflite_path, board):
         report["problems"] = e.problems
         return report
     st = c.stats
-    mtm = len(c.to_bytes())
+    data = c.to_bytes()
+    from .validate import mtm_check, validate_mtm
+    try:
+        validate_mtm(data)            # the device's own structural checks (firmware/mote/mtm_check.py)
+    except mtm_check().ModelError as e:
+        report["problems"] = [f"the converted model fails the device's checks: {e}"]
+        return report
+    mtm = len(data)
+    report["window"] = window_fit(c.header)
     word = 8 if b.get("name") == "sim" else 4
     speed = b.get("infer") or DEFAULT_SPEED.get(b.get("name"), GENERIC_MCU)
     n_softmax = sum(1 for k, _ in c.header["ops"] if k == "SOFTMAX")

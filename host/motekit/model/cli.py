@@ -32,7 +32,11 @@ def convert_cmd(tflite, output, labels):
             click.echo(p, err=True)
         sys.exit(2)
     out = output or str(Path(tflite).with_suffix(".mtm"))
-    n = c.write(out)
+    from .validate import mtm_check
+    try:
+        n = c.write(out)
+    except mtm_check().ModelError as e:
+        raise click.ClickException(f"the converted model fails the device's checks (a converter bug): {e}")
     s = c.stats
     click.echo(f"{out}: {n} bytes, {s['n_ops']} ops, {s['macs']} MACs, weights {s['weights_bytes']} B, "
                f"activations {s['arena']} B (lower bound {s['lower_bound']} B)")
@@ -73,6 +77,8 @@ def check_cmd(tflite, board, as_json):
                     click.echo(f"                    {line}")
                 if r.get("est_latency_ms_range"):
                     click.echo(f"  latency range     {r['est_latency_ms_range'][0]:.2f}-{r['est_latency_ms_range'][1]:.2f} ms")
+        if r.get("window"):
+            click.echo(f"  window            {r['window']}")
         for f in r.get("fails", []):
             click.echo(f"DOES NOT FIT: {f}")
     if not r["fits"]:
