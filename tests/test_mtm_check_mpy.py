@@ -1,0 +1,102 @@
+"""mote.mtm_check: the .mtm validator that runs at every load on the device (mote.infer.Model) and on the host
+(convert, check, sign), and a bounded fuzz run under the real `micropython` (tools/fuzz_models.py runs longer)."""
+
+import struct
+import sys
+
+import cbor2
+import pytest
+
+from mpy import ROOT, VECTORS, run_mpy
+
+sys.path.insert(0, str(ROOT / "host"))
+sys.path.insert(0, str(ROOT / "tools"))
+TFLITE = VECTORS / "tflite"
+pytestmark = pytest.mark.skipif(not (TFLITE / "hello_world_int8.tflite").exists(), reason="no public models")
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    import fuzz_models
+    d = tmp_path_factory.mktemp("mtm")
+    return fuzz_models.convert_models(fuzz_models.SMALL, d)
+
+
+def _rewrite(data, fn):
+    n = struct.unpack("<I", data[4:8])[0]
+    start = (8 + n + 15) // 16 * 16
+    h = cbor2.loads(data[8:8 + n])
+    fn(h)
+    hb = cbor2.dumps(h)
+    s2 = (8 + len(hb) + 15) // 16 * 16
+    return b"MTM1" + struct.pack("<I", len(hb)) + hb + bytes(s2 - 8 - len(hb)) + data[start:]
+
+
+def _first(h, kind):
+    return next(p for k, p in h["ops"] if k == kind)
+
+
+CRAFTED = {
+    # each of these crashed (SIGSEGV) or corrupted the heap through the viper kernels before the validator
+    "fc_n_in": (lambda h: _first(h, "FC").update(n_in=_first(h, "FC")["n_in"] * 64), "op 0 (FC): tensor x"),
+    "tensor_past_arena": (lambda h: h["tensors"][0].__setitem__(1, h["arena"] + 4096), "outside the"),
+    "blob_typecode": (lambda h: h["blobs"][_first(h, "FC")["b"]].__setitem__(2, "b"), "is 'b', the op reads 'i'"),
+    "blob_past_file": (lambda h: h["blobs"][0].__setitem__(0, 10 ** 7), "runs past the end"),
+    "op_kind": (lambda h: h["ops"][0].__setitem__(0, "FFT"), "unsupported op in model file: 'FFT'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_crafted_model_refused_in_one_line_on_device_and_host(case, models, tmp_path):
+    from motekit.model.validate import mtm_check, validate_mtm
+    fn, words = CRAFTED[case]
+    bad = _rewrite(models[0].read_bytes(), fn)          # hello_world: FC layers
+    p = tmp_path / "bad.mtm"
+    p.write_bytes(bad)
+    with pytest.raises(mtm_check().ModelError) as e:
+        validate_mtm(bad)
+    host = str(e.value)
+    assert words in host and "\n" not in host
+    out = run_mpy(f"""
+from mote.infer import Model, ModelError
+for k in ("viper", "viper32", "pure"):
+    try:
+        Model({str(p)!r}, kernels=k)
+        print("LOADED")
+    except ModelError as e:
+        print("ModelError:", e)
+""").stdout.decode().splitlines()
+    assert out == ["ModelError: " + host] * 3, out
+
+
+def test_public_models_pass(models):
+    from motekit.model.validate import validate_mtm
+    for p in models:
+        validate_mtm(p.read_bytes())
+
+
+def test_fuzz_mutated_headers_only_model_error(models):
+    """Thousands of structure-aware mutations of real headers (viper and pure kernels, alternating): every
+    mutant loads and runs or is refused with ModelError; no other exception, no signal, no hang."""
+    import fuzz_models
+    r = fuzz_models.run(models, 2500, seed=12, kernels="mix", hang_s=20)
+    print(r)
+    assert r["cases"] == 2500 and not r["other"] and not r["signals"] and not r["hangs"], r
+    assert r["loaded"] > 200 and r["refused"] > 1000, r         # both outcomes are exercised
+
+
+def test_sign_refuses_a_non_model_and_unknown_boards(models, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from motekit.signing_cli import sign
+    monkeypatch.setenv("MOTEKIT_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "junk.mtm").write_bytes(b"MTM1" + bytes(range(256)) * 8)
+    (tmp_path / "hw.mtm").write_bytes(models[0].read_bytes())
+    (tmp_path / "bad.mtm").write_bytes(_rewrite(models[0].read_bytes(), CRAFTED["fc_n_in"][0]))
+    r = CliRunner().invoke(sign, ["junk.mtm", "--key", "k"])
+    assert r.exit_code == 1 and "junk.mtm is not a valid model: model header length" in r.output, r.output
+    r = CliRunner().invoke(sign, ["bad.mtm", "--key", "k"])
+    assert r.exit_code == 1 and "bad.mtm is not a valid model: op 0 (FC)" in r.output, r.output
+    r = CliRunner().invoke(sign, ["hw.mtm", "--key", "k", "--board", "pico_ww"])
+    assert r.exit_code == 1 and "unknown board 'pico_ww'" in r.output, r.output
