@@ -58,6 +58,7 @@ class App:
         self.overruns = 0
         self.sleep_due = False   # a sleep band's deep sleep, waiting for the radio window to end
         self.running = False
+        self.loop_errors = 0     # loop passes an OSError ended early (a full or failing flash): counted, not fatal
         self.sense = None
         self.reporter = Reporter()
         self._setup_window()
@@ -93,6 +94,8 @@ class App:
         from mote import store, upload
         self.store = store.Store(board.name)
         before = self.store.pointer().get("slot")
+        self.store.window = self.cfg["window"]     # a window classifier's trial checks it fits the board's window
+        upload.register(self.link, self.store, self._spool_reserve)     # (before boot: stale uploads dropped)
         try:
             self.store.boot()
         except Exception as e:  # never keep the board from booting over its model
@@ -100,7 +103,15 @@ class App:
         p = self.store.pointer()
         # a rollback at boot (revoked signer, corruption, failed trial) becomes an `ev` once telemetry runs
         self._boot_ev = (before, p.get("note") or "rolled back") if p.get("slot") != before else None
-        upload.register(self.link, self.store)
+
+    def _spool_reserve(self):
+        """Flash the telemetry spool may still grow into (an upload must leave it free)."""
+        tel = getattr(self, "tel", None)
+        if tel is None:
+            return 0
+        sp = tel.sp
+        used = len(sp.segs) if sp is not None else 0
+        return max(0, tel.max_segs - used) * tel.seg_bytes
 
     def _model(self):
         try:
@@ -137,7 +148,13 @@ class App:
             s["sec"] = [self.link.denied + ble.denied, ble.acks_ignored, ble.port.pair_refused]
         if c.error:
             s["model_error"] = c.error[:60]
+        if self.fs_errors():
+            s["fs_errors"] = [self.tel.write_errors, self.loop_errors]   # write-behinds refused, loop passes hit
         return s
+
+    def fs_errors(self):
+        """Flash writes that failed since boot (ENOSPC, I/O): the telemetry write-behind's and the loop's."""
+        return self.tel.write_errors + self.loop_errors
 
     def config_set(self, params):
         if not isinstance(params, dict) or not params:
@@ -209,6 +226,10 @@ class App:
         self._load_model()
         if self._boot_ev is not None:
             self.event("model", self._boot_ev[0], self._boot_ev[1][:60])
+        from mote import sense as _sense
+        for what, why in (("config", config.LOAD_ERROR), ("policy", _sense.LOAD_ERROR)):
+            if why:                             # a stored file that did not load: the default runs, said once
+                self.event(what, "stored", ("default: " + why)[:60])
 
     def _reloading(self, fn):
         def call(p):
@@ -300,7 +321,7 @@ class App:
         p = s.policy
         return heartbeat.pack(s.mv, s.soc, s.source(), p.band, p.burst, self.hz, self.boot,
                               self.uptime_ms() // 1000, c.inferences, c.failures, c.lat.p95(), gc.mem_free(),
-                              self.tel.depth(), self.tel.dropped())
+                              self.tel.depth(), self.tel.dropped(), self.fs_errors() > 0)
 
     def _wait(self, ms):
         # light sleep between samples only when no host link must be kept (HAL: board.lightsleep)
@@ -435,39 +456,47 @@ class App:
             link.send(proto.T_HELLO, self.hello())
             nxt = ticks_ms()
             while self.running and not link.broken:
-                wait = ticks_diff(nxt, ticks_ms())
-                if wait > 0:
-                    self._wait(wait)
-                link.poll()
-                if ble is not None:
-                    ble.poll()
-                now = ticks_ms()
-                hz0 = self.hz
-                self._power_tick(now)
-                if self.hz == 0:                 # heartbeat-only / sleep band / quiet behind the IMU: no sampling
-                    deep = self.sense.deep_ms(now, self.next_hb)
-                    if deep and not self.tel.present and getattr(self, "ble", None) is None:
-                        self.tel.flush()         # deep sleep is a reset: RAM telemetry to flash, state to sleep memory
-                        self.sense.save()
-                        self.board.deepsleep_imu(deep)     # wakes through a reset on INT1 or the heartbeat timer
-                    nxt = ticks_add(now, self.nap_ms(now))   # armed: INT1 ends the nap
-                    continue
-                if hz0 == 0:                     # sampling resumes (e.g. the IMU's wake-up ended the nap): now
-                    nxt = now
-                if ticks_diff(now, nxt) >= 0 and self.fifo_n:
-                    self.drain(now)              # one wake per hop: the FIFO's watermark (INT1 ends the nap)
-                    nxt = ticks_add(now, self.fifo_n * self.period_ms)
-                elif ticks_diff(now, nxt) >= 0:
-                    if self.sample():
-                        self.telemetry()
-                    nxt = ticks_add(nxt, self.period_ms)
-                    if ticks_diff(now, nxt) > 4 * self.period_ms:
-                        self.overruns += 1       # fell behind (e.g. a long request): resync, don't burst
-                        nxt = now
+                try:
+                    nxt = self._pass(nxt, link, ble)
+                except OSError:
+                    self.loop_errors += 1        # ENOSPC / a flash error in a write (spool, store, ...): the
+                    nxt = ticks_add(ticks_ms(), self.period_ms)     # pass is lost, the board keeps running
         finally:
             self.tel.flush()                     # unacked telemetry in RAM goes to flash
             serial.end()
         return "break" if link.broken else "stopped"
+
+    def _pass(self, nxt, link, ble):
+        """One pass of the loop: wait for the next sample, serve the links, power policy, sample. -> next tick."""
+        wait = ticks_diff(nxt, ticks_ms())
+        if wait > 0:
+            self._wait(wait)
+        link.poll()
+        if ble is not None:
+            ble.poll()
+        now = ticks_ms()
+        hz0 = self.hz
+        self._power_tick(now)
+        if self.hz == 0:                 # heartbeat-only / sleep band / quiet behind the IMU: no sampling
+            deep = self.sense.deep_ms(now, self.next_hb)
+            if deep and not self.tel.present and getattr(self, "ble", None) is None:
+                self.tel.flush()         # deep sleep is a reset: RAM telemetry to flash, state to sleep memory
+                self.sense.save()
+                self.board.deepsleep_imu(deep)     # wakes through a reset on INT1 or the heartbeat timer
+            return ticks_add(now, self.nap_ms(now))   # armed: INT1 ends the nap
+        if hz0 == 0:                     # sampling resumes (e.g. the IMU's wake-up ended the nap): now
+            nxt = now
+        if ticks_diff(now, nxt) >= 0 and self.fifo_n:
+            self.drain(now)              # one wake per hop: the FIFO's watermark (INT1 ends the nap)
+            nxt = ticks_add(now, self.fifo_n * self.period_ms)
+        elif ticks_diff(now, nxt) >= 0:
+            if self.sample():
+                self.telemetry()
+            nxt = ticks_add(nxt, self.period_ms)
+            if ticks_diff(now, nxt) > 4 * self.period_ms:
+                self.overruns += 1       # fell behind (e.g. a long request): resync, don't burst
+                nxt = now
+        return nxt
 
 
 def main():

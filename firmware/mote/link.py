@@ -20,6 +20,7 @@ class Link:
         self.broken = False        # the break sequence arrived: leave for the REPL
         self.tx_frames = 0
         self.tx_bytes = 0
+        self.reply_errors = 0      # replies that could not be built or sent (answered with an error frame)
         self.after = None          # callable run once the current response is on the wire
         self.on_ack = None         # callable(boot, seq): the host has stored telemetry up to seq
         self.on_hello = None       # callable(link): a host opened a session here (mote.telemetry resends)
@@ -67,7 +68,8 @@ class Link:
         d = self.dec
         return {"rx_frames": d.frames, "rx_dropped": d.dropped(), "rx_crc": d.crc, "rx_cobs": d.cobs,
                 "rx_short": d.short, "rx_overflow": d.overflow, "rx_version": d.version,
-                "rx_garbage_bytes": d.garbage_bytes, "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes}
+                "rx_garbage_bytes": d.garbage_bytes, "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes,
+                "reply_errors": self.reply_errors}
 
     def _on_break(self):
         self.broken = True
@@ -127,17 +129,29 @@ class Link:
             self.send(proto.T_RESPONSE, [rid, proto.E_DENIED, why])
             return
         try:
-            result = fn(params)
-        except Denied as e:
-            self.send(proto.T_RESPONSE, [rid, proto.E_DENIED, str(e)])
-            return
-        except ValueError as e:
-            self.send(proto.T_RESPONSE, [rid, proto.E_BAD_ARGS, str(e)])
-            return
+            try:
+                result = fn(params)
+            except Denied as e:
+                self.send(proto.T_RESPONSE, [rid, proto.E_DENIED, str(e)])
+                return
+            except ValueError as e:
+                self.send(proto.T_RESPONSE, [rid, proto.E_BAD_ARGS, str(e)])
+                return
+            except Exception as e:
+                self.send(proto.T_RESPONSE, [rid, proto.E_INTERNAL, "%s: %s" % (type(e).__name__, e)])
+                return
+            self.send(proto.T_RESPONSE, [rid, proto.OK, result])
         except Exception as e:
-            self.send(proto.T_RESPONSE, [rid, proto.E_INTERNAL, "%s: %s" % (type(e).__name__, e)])
+            # building or sending the reply failed (a result CBOR cannot encode, a port error): an error
+            # frame instead, never an exception out of the loop
+            self.reply_errors += 1
+            try:
+                self.error(proto.E_INTERNAL, ("reply to %s failed (%s: %s)" % (method, type(e).__name__, e))[:120],
+                           mtype, seq)
+            except Exception:
+                pass
+            self.after = None
             return
-        self.send(proto.T_RESPONSE, [rid, proto.OK, result])
         if self.after is not None:
             fn, self.after = self.after, None
             fn()

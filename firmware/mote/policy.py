@@ -170,10 +170,45 @@ def check(spec):
     return spec
 
 
+MAX_BANDS = 16
+
+
+def _plain(v, what):
+    if v is not None and not isinstance(v, (int, float, str)):
+        raise ValueError("%s must be a number or a string" % what)
+    if isinstance(v, str) and len(v) > 32:
+        raise ValueError("%s: text longer than 32 characters" % what)
+
+
+def _shape(override):
+    """An override is at most {key: scalar, "usb": {key: scalar}, "bands": [{key: scalar}, ...]}: no deeper
+    nesting, at most MAX_BANDS bands and 32 keys per map, short strings (what /policy.json stores)."""
+    if len(override) > 32:
+        raise ValueError("policy.set: too many keys")
+    for k in override:
+        if not isinstance(k, str):
+            raise ValueError("policy keys are strings")
+        v = override[k]
+        rows = v if k == "bands" else ([v] if k == "usb" else None)
+        if rows is None:
+            _plain(v, k)
+            continue
+        if not isinstance(rows, list) or len(rows) > MAX_BANDS:
+            raise ValueError("bands must be a list of at most %d maps" % MAX_BANDS)
+        for r in rows:
+            if not isinstance(r, dict) or len(r) > 32:
+                raise ValueError("%s rows must be maps of at most 32 keys" % k)
+            for rk in r:
+                if not isinstance(rk, str):
+                    raise ValueError("policy keys are strings")
+                _plain(r[rk], "%s.%s" % (k, rk))
+
+
 def merge(base, override):
     """A new policy: `override`'s top-level keys replace `base`'s (bands replace as a whole list)."""
     if not isinstance(override, dict):
         raise ValueError("policy.set takes a map")
+    _shape(override)
     new = dict(base)
     for k in override:
         if k not in DEFAULT:

@@ -97,6 +97,8 @@ def _hb_records(blob):
     d["source"] = ("bat", "usb", "chg", "?")[f & 3]
     d["band"] = ((f >> 2) & 15) - 1
     d["burst"] = bool(f & 0x40)
+    if f & 0x80:
+        d["fault"] = True          # a flash write failed on the board since boot (`mote stats`: fs_errors)
     for k, v in d.items():
         if k != "ver":
             out.append({"n": k, "vs" if isinstance(v, str) else ("vb" if isinstance(v, bool) else "v"): v})
