@@ -2,7 +2,9 @@
 
     result = flash_file(link, data, progress=cb)      # data = the signed file (COSE_Sign1 manifest + blob)
 
-The window is sized from the hello's `mtu` (largest frame the device accepts): chunks fill a frame, and
+The signed manifest goes first (`upload.manifest`, into a staging file on the board): `upload.begin` verifies
+it - signature, key, board, runtime, sequence number, size against free flash - before the board gives up
+its inactive slot, so a refused model costs no rollback target. The window is sized from the hello's `mtu` (largest frame the device accepts): chunks fill a frame, and
 about WINDOW_BYTES are kept in flight so the device always has the next chunk waiting in its UART/USB
 buffer. The device answers each chunk with the offset it now holds; a chunk it refused (bad CRC, wrong
 offset) comes back with the old offset and the sender goes back to it. After a reset or a disconnect the
@@ -167,8 +169,26 @@ class Flasher:
                 self.line_rate = 0.0
         return self.line_rate > FAST_LINK
 
+    def stage_manifest(self) -> None:
+        """upload.manifest: the signed manifest first, into the board's staging file (not a slot), so that
+        upload.begin can verify it before the board gives up its inactive slot."""
+        man = self.data[:self.mlen]
+        csz = max(16, chunk_size(int((self.link.info or {}).get("mtu", 512))) - 8)
+        off = 0
+        tries = 0
+        while off < len(man):
+            c = man[off:off + csz]
+            got = self._call("upload.manifest", [off, c, zlib.crc32(c)])
+            if got != off + len(c):
+                tries += 1
+                if tries > 8:
+                    raise MoteError(f"the board keeps refusing manifest bytes at offset {off}")
+                got = 0 if got > off else got
+            off = got
+
     def begin(self) -> int:
-        """upload.begin -> the wire offset to send from (sets what the chunks carry)."""
+        """upload.manifest, then upload.begin -> the wire offset to send from (sets what the chunks carry)."""
+        self.stage_manifest()
         p = self.begin_params()
         r = self._call("upload.begin", p)
         if p.get("enc") and r.get("enc") == p["enc"]:
