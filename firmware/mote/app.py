@@ -149,7 +149,7 @@ class App:
         if c.error:
             s["model_error"] = c.error[:60]
         if self.fs_errors():
-            s["fs_errors"] = [self.tel.write_errors, self.loop_errors]   # write-behinds refused, loop passes hit
+            s["fs_err"] = [self.tel.write_errors, self.loop_errors]   # write-behinds refused, loop passes hit
         return s
 
     def fs_errors(self):

@@ -66,10 +66,12 @@ class Link:
 
     def stats(self):
         d = self.dec
-        return {"rx_frames": d.frames, "rx_dropped": d.dropped(), "rx_crc": d.crc, "rx_cobs": d.cobs,
-                "rx_short": d.short, "rx_overflow": d.overflow, "rx_version": d.version,
-                "rx_garbage_bytes": d.garbage_bytes, "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes,
-                "reply_errors": self.reply_errors}
+        s = {"rx_frames": d.frames, "rx_dropped": d.dropped(), "rx_crc": d.crc, "rx_cobs": d.cobs,
+             "rx_short": d.short, "rx_overflow": d.overflow, "rx_version": d.version,
+             "rx_garbage_bytes": d.garbage_bytes, "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes}
+        if self.reply_errors:
+            s["reply_err"] = self.reply_errors     # (only when there are some: stats fits a 256-byte frame)
+        return s
 
     def _on_break(self):
         self.broken = True

@@ -54,9 +54,11 @@ def caps():
 def _free_bytes(path):
     try:
         st = os.statvfs(path)
-        return st[0] * st[4]
     except (AttributeError, OSError):
         return None
+    if st[4] > st[2]:
+        return 0        # littlefs that cannot count its blocks (a completely full flash) reports 2**32 - 1
+    return st[0] * st[4]
 
 
 class StoreError(ValueError):
