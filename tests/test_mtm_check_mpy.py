@@ -76,7 +76,7 @@ def test_public_models_pass(models):
 
 
 def test_fuzz_mutated_headers_only_model_error(models):
-    """Thousands of structure-aware mutations of real headers (viper and pure kernels, alternating): every
+    """Thousands of structure-aware mutations of real headers (viper, pure and viper32 kernels in turn): every
     mutant loads and runs or is refused with ModelError; no other exception, no signal, no hang."""
     import fuzz_models
     r = fuzz_models.run(models, 2500, seed=12, kernels="mix", hang_s=20)
@@ -100,3 +100,9 @@ def test_sign_refuses_a_non_model_and_unknown_boards(models, tmp_path, monkeypat
     assert r.exit_code == 1 and "bad.mtm is not a valid model: op 0 (FC)" in r.output, r.output
     r = CliRunner().invoke(sign, ["hw.mtm", "--key", "k", "--board", "pico_ww"])
     assert r.exit_code == 1 and "unknown board 'pico_ww'" in r.output, r.output
+
+
+def test_check_says_when_the_input_is_not_the_boards_window():
+    from motekit.model.check import check
+    r = check(TFLITE / "magic_wand_arduino_int8.tflite", "sim")
+    assert r["fits"] and "the input is 3072 B, a 50-sample 3-axis window gives 150" in r["window"], r

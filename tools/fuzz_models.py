@@ -113,7 +113,8 @@ def main():
     ap.add_argument("--cases", type=int, default=100000)
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--kernels", default="mix", choices=("viper", "viper32", "pure", "mix"))
+    ap.add_argument("--kernels", default="mix", choices=("viper", "viper32", "pure", "mix"),
+                    help="mix: viper, pure and viper32 in turn")
     ap.add_argument("--models", default=",".join(SMALL), help="public model names (../shared/vectors/tflite)")
     ap.add_argument("--hang-s", type=float, default=10.0)
     a = ap.parse_args()

@@ -139,7 +139,7 @@ def main():
             f.write(blob)
         print("case", i)
         try:
-            m = Model(target, kernels=kernels if kernels != "mix" else ("viper", "pure")[i & 1])
+            m = Model(target, kernels=kernels if kernels != "mix" else ("viper", "pure", "viper32")[i % 3])
             m.run(*[bytes(len(v)) for v in m._in])
             print("ok", i)
         except ModelError as e:

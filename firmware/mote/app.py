@@ -166,6 +166,7 @@ class App:
             raise ValueError("hop must not exceed window")
         config.save(new)
         self.cfg = new
+        self.store.window = new["window"]           # the next trial checks a window classifier against it
         self._setup_window()
         return new
 

@@ -60,7 +60,29 @@ def _zeros(code, nbytes):
     return array(code, bytes(nbytes))
 
 
-from mote.mtm_check import ModelError, check as _check, check_blobs as _check_blobs, HEADER_MAX  # noqa: E402  (one class on both sides)
+HEADER_MAX = 1 << 20       # = mote.mtm_check.HEADER_MAX
+
+
+class ModelError(ValueError):
+    pass
+
+
+def _validator():
+    """mote.mtm_check, raising this module's ModelError. It is imported for a load and dropped after it
+    (~16 KB of code on a 64-bit port, about half on a board: loads are rare, RAM is not)."""
+    from mote import mtm_check
+    mtm_check.ModelError = ModelError
+    return mtm_check
+
+
+def _drop_validator():
+    import sys
+    sys.modules.pop("mote.mtm_check", None)
+    import mote
+    try:
+        del mote.mtm_check
+    except (AttributeError, KeyError):       # (MicroPython raises KeyError for a missing module attribute)
+        pass
 
 
 class Model:
@@ -70,6 +92,8 @@ class Model:
         except MemoryError:
             self._plan = self.arena = None
             raise ModelError("not enough free RAM to load the model")
+        finally:
+            _drop_validator()
 
     def _load(self, path, kernels):
         if kernels is None:
@@ -98,7 +122,8 @@ class Model:
             except (ValueError, TypeError, KeyError, IndexError) as e:
                 raise ModelError("model header is not valid CBOR (%s)" % e)
             start = (8 + n + BLOB_ALIGN - 1) // BLOB_ALIGN * BLOB_ALIGN
-            _check(h, fsize, start)       # every size, offset, id and typecode, before any kernel sees them
+            mc = _validator()
+            mc.check(h, fsize, start)     # every size, offset, id and typecode, before any kernel sees them
             blobs = []
             wbytes = 0
             for off, nb, code in h["blobs"]:
@@ -108,7 +133,8 @@ class Model:
                     raise ModelError("truncated model file")
                 blobs.append(a)
                 wbytes += nb
-        _check_blobs(h, blobs)
+        mc.check_blobs(h, blobs)      # (requantization shifts in range)
+        mc = None
         self.header = h
         self.name = h.get("name")
         self.labels = h.get("labels")

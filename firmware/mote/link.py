@@ -77,6 +77,16 @@ class Link:
         self.broken = True
 
     def _on_frame(self, mtype, flags, seq, payload):
+        try:
+            self._dispatch(mtype, flags, seq, payload)
+        except Exception as e:      # a hello or ack that could not be answered: an error frame, never a crash
+            self.reply_errors += 1
+            try:
+                self.error(proto.E_INTERNAL, ("%s: %s" % (type(e).__name__, e))[:120], mtype, seq)
+            except Exception:
+                pass
+
+    def _dispatch(self, mtype, flags, seq, payload):
         if mtype == proto.T_PING:
             self.send(proto.T_PONG, raw=bytes(payload))
             return
