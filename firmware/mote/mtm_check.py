@@ -146,7 +146,8 @@ def _conv(c, p, h, dw_op=False):
         c.b(p, "w", "b", OC * KH * KW * C)
         fast = KH == 1 and KW == 1 and ph == 0 and pw == 0      # 1x1 without padding: no patch (mote.kernels)
         if not fast and _int(h.get("scratch", 0), "scratch", 0, ARENA_MAX) < KH * KW * C:
-            _fail(c.op, "the header's scratch (%s B) is smaller than a %d-byte patch" % (h.get("scratch", 0), KH * KW * C))
+            _fail(c.op, "the header's scratch (%s B) is smaller than a %d-byte patch"
+                  % (h.get("scratch", 0), KH * KW * C))
 
 
 def _dw(c, p, h):

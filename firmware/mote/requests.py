@@ -32,6 +32,7 @@ TABLE = {
     "keys.get": (False, READ),
     "config.set": (True, WRITE),
     "policy.set": (True, WRITE),
+    "upload.manifest": (True, WRITE),
     "upload.begin": (True, WRITE),
     "upload.chunk": (True, WRITE),
     "upload.commit": (True, WRITE),

@@ -55,6 +55,7 @@ REQUESTS: dict[str, tuple[bool, int]] = {       # method: (changes state, who ma
     "keys.get": (False, _READ),
     "config.set": (True, _WRITE),
     "policy.set": (True, _WRITE),
+    "upload.manifest": (True, _WRITE),
     "upload.begin": (True, _WRITE),
     "upload.chunk": (True, _WRITE),
     "upload.commit": (True, _WRITE),
