@@ -57,6 +57,11 @@ def test_crafted_model_refused_in_one_line_on_device_and_host(case, models, tmp_
         validate_mtm(bad)
     host = str(e.value)
     assert words in host and "\n" not in host
+    from click.testing import CliRunner
+
+    from motekit.model.cli import model
+    r = CliRunner().invoke(model, ["check", str(p), "--board", "sim"])       # `mote model check BAD.mtm`
+    assert r.exit_code == 1 and r.output == f"Error: {p} fails the device's checks: {host}\n", r.output
     out = run_mpy(f"""
 from mote.infer import Model, ModelError
 for k in ("viper", "viper32", "pure"):

@@ -47,8 +47,15 @@ def convert_cmd(tflite, output, labels):
 @click.option("--board", "-b", required=True, help="Board name (e.g. pico_w, sim; see boards/) or a board file (.json).")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report")
 def check_cmd(tflite, board, as_json):
-    """Does MODEL.tflite fit BOARD? Ops, RAM, flash and estimated latency."""
+    """Does MODEL.tflite fit BOARD? Ops, RAM, flash and estimated latency.
+
+    Given a converted MODEL.mtm instead, runs the device's own structural checks on it (what the board runs
+    before any kernel) and says whether its input is the board's sample window."""
     from .check import check
+    with open(tflite, "rb") as f:
+        is_mtm = f.read(4) == b"MTM1"
+    if is_mtm:
+        return _check_mtm(tflite, board, as_json)
     try:
         r = check(tflite, board)
     except FileNotFoundError as e:
@@ -83,6 +90,32 @@ def check_cmd(tflite, board, as_json):
             click.echo(f"DOES NOT FIT: {f}")
     if not r["fits"]:
         sys.exit(1)
+
+
+def _check_mtm(path, board, as_json):
+    from .check import load_board, window_fit
+    from .validate import mtm_check, validate_mtm
+    try:
+        load_board(board)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e))
+    data = Path(path).read_bytes()
+    try:
+        h = validate_mtm(data)
+    except mtm_check().ModelError as e:
+        if as_json:
+            click.echo(json.dumps({"model": str(path), "board": board, "valid": False, "problem": str(e)}))
+            sys.exit(1)
+        raise click.ClickException(f"{path} fails the device's checks: {e}")
+    win = window_fit(h)
+    if as_json:
+        click.echo(json.dumps({"model": str(path), "board": board, "valid": True, "ops": len(h["ops"]),
+                               "arena": h["arena"], "bytes": len(data), "window": win}))
+        return
+    click.echo(f"{path}: passes the device's checks ({len(h['ops'])} ops, {len(data)} B, activations "
+               f"{h['arena']} B); for the board fit, check the .tflite")
+    if win:
+        click.echo(f"  window            {win}")
 
 
 @model.command("eval")
