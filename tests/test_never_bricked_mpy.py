@@ -232,6 +232,8 @@ def huge(size, seq):
          "sha256": hashlib.sha256(b"x").digest(), "size": size}
     payload = cbor.dumps(m, True)
     return cbor.dumps(Tag(18, [b"\xa1\x01\x27", {4: KID}, payload, hashlib.sha256(PK + payload).digest()]))
+room = s.status()["free"]
+assert 0 < room < free - 32768, (room, free)        # what the host checks a file against before sending it
 for size in (free - 30000, 10 ** 12):
     man = huge(size, 2)
     stage(s, man)
@@ -268,3 +270,39 @@ print("OK")
         out = run_mpy(code, root=d).stdout.decode()
     assert out.strip().endswith("OK"), out
     print(out)
+
+
+def test_host_precheck_refuses_before_sending_a_byte():
+    """`mote flash`'s pre-checks against what the board reports (hello, store.status, keys.get)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from motekit.commands.flash import board_precheck
+    from motekit.keys import kid_of
+    from motekit.link import MoteError
+    from motekit.manifest import sign_model
+    key = Ed25519PrivateKey.generate()
+    kid = kid_of(key.public_key()).hex()
+    data = sign_model(b"m" * 5000, key, name="m", version="1", seq=5, boards=["sim"], runtime="0.1.0")
+
+    class Fake:
+        def __init__(self, board="sim", floor=4, free=10 ** 6, state="ok", keys=(kid,), revoked=()):
+            self.info = {"board": board}
+            self.answers = {"store.status": {"floor": floor, "free": free, "state": state},
+                            "keys.get": {"keys": list(keys), "revoked": list(revoked)}}
+            self.asked = []
+
+        def request(self, method, params=None, timeout=3.0):
+            self.asked.append(method)
+            return self.answers[method]
+
+    board_precheck(Fake(), data)
+    for fake, words in ((Fake(board="pico_w"), "for board(s) sim, this board is pico_w"),
+                        (Fake(floor=5), "sequence number 5 is not newer than the board's installed 5"),
+                        (Fake(free=4000), "does not fit the board's free flash (4000 bytes"),
+                        (Fake(state="trial"), "still in trial"),
+                        (Fake(keys=()), f"does not trust key {kid}"),
+                        (Fake(revoked=(kid,)), f"has revoked key {kid}")):
+        with pytest.raises(MoteError) as e:
+            board_precheck(fake, data)
+        assert str(e.value).startswith("refusing to flash: ") and words in str(e.value), e.value
+        assert not [m for m in fake.asked if m.startswith("upload.")]

@@ -546,9 +546,15 @@ class Store:
                 d["role"] = "previous"
             slots[s] = d
         up = self.uploads.status() if self.uploads is not None else None
+        free = None
+        if self.uploads is not None:                 # bytes of flash an upload may use (the host checks a file)
+            old = 0
+            for ext in ("man", "bin", "z"):
+                old += _size(self.path("b" if p.get("slot") == "a" else "a", ext))
+            free = self.uploads._room(old)
         return {"active": p.get("slot"), "state": p.get("state"), "tries": p.get("tries", 0), "prev": p.get("prev"),
                 "note": p.get("note"), "floor": self.floor(), "slots": slots, "upload": up,
-                "model": self.active()}
+                "model": self.active(), "free": free}
 
     def check(self):
         """Full check of the active model: signature (trusted, unrevoked kid) and SHA-256."""

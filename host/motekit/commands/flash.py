@@ -33,7 +33,7 @@ def host_verify(data: bytes):
 
 def board_precheck(link, data: bytes) -> None:
     """What the host can check against the board before sending a byte: its board name (hello), the
-    anti-rollback floor and a pending trial (store.status), and whether it trusts the signing key
+    anti-rollback floor, the free flash and a pending trial (store.status), and whether it trusts the signing key
     (keys.get: what `mote provision` sent). The board checks all of it again at upload.begin."""
     import cbor2
 
@@ -50,6 +50,10 @@ def board_precheck(link, data: bytes) -> None:
     if isinstance(floor, int) and isinstance(seq, int) and seq <= floor:
         raise MoteError(f"refusing to flash: sequence number {seq} is not newer than the board's installed "
                         f"{floor} (anti-rollback; sign it with a higher --seq)")
+    free = st.get("free")
+    if isinstance(free, int) and len(data) > free:
+        raise MoteError(f"refusing to flash: the {len(data)}-byte file does not fit the board's free flash "
+                        f"({max(0, free)} bytes, after the telemetry spool's reserve)")
     if st.get("state") == "trial":
         raise MoteError("refusing to flash: the board's model is still in trial: `mote confirm` or `mote rollback`")
     k = link.request("keys.get", timeout=10)
