@@ -76,13 +76,17 @@ board.serial.readinto = readinto
 print(a.run())
 from mote import heartbeat
 print(json.dumps({"write_errors": a.tel.write_errors, "ram": len(a.tel.ram),
-                  "fault": heartbeat.decode(a.heartbeat()[0:1]).get("fault")}))
+                  "fault": heartbeat.decode(a.heartbeat()[0:1]).get("fault"),
+                  "hb": binascii.hexlify(a.heartbeat()[0][8]).decode()}))
 print(binascii.hexlify(board.serial.out).decode())
 """ % later.hex()
     out = run_lfs(HARNESS + body, stdin=hostframe.encode(T.HELLO, seq=1)).split("\n")
     assert out[0] == "stopped", out[:2]
     res = json.loads(out[1])
     assert res["write_errors"] >= 1 and res["fault"] is True and 0 < res["ram"] <= 96, res
+    from motekit.protocol import senml_to_json
+    hb = {r["n"]: r for r in senml_to_json([{-2: "hb", 8: bytes.fromhex(res["hb"])}]) if "n" in r}
+    assert hb["fault"]["vb"] is True                     # the host shows it in every expanded heartbeat
     frames = decode_all(out[2])
     assert not [f for f in frames if f.type == T.ERROR], [cbor2.loads(f.payload) for f in frames if f.type == T.ERROR]
     resp = {m[0]: m for m in (cbor2.loads(f.payload) for f in frames if f.type == T.RESPONSE)}
