@@ -323,6 +323,8 @@ class Uploads:
         for s in ("a", "b"):                        # a compressed stream no upload needs any more
             if u is None or u.get("slot") != s or not u.get("enc"):
                 _remove(self.s.path(s, "z"))
+        if u is None:
+            _remove(self.staged)                    # a manifest whose begin never came (the host stages again)
         if u is not None:
             try:
                 slot = u["slot"]
