@@ -111,3 +111,16 @@ def test_check_says_when_the_input_is_not_the_boards_window():
     from motekit.model.check import check
     r = check(TFLITE / "magic_wand_arduino_int8.tflite", "sim")
     assert r["fits"] and "the input is 3072 B, a 50-sample 3-axis window gives 150" in r["window"], r
+
+
+def test_every_op_the_engine_binds_has_a_check():
+    """mote.infer binds an op only if mote.mtm_check has a check for it (a new op adds one entry to CHECKS)."""
+    import re
+
+    from motekit.model.validate import mtm_check
+    src = (ROOT / "firmware" / "mote" / "infer.py").read_text()
+    bind = src[src.index("def _bind("):src.index("raise ModelError(\"unsupported op in model file")]
+    kinds = set(re.findall(r'kind == "(\w+)"', bind))
+    for group in re.findall(r"kind in \(([^)]*)\)", bind):
+        kinds |= set(re.findall(r'"(\w+)"', group))
+    assert kinds and kinds == set(mtm_check().CHECKS), (kinds, set(mtm_check().CHECKS))
