@@ -114,9 +114,13 @@ class Link:
             if self.on_ack is not None:
                 try:
                     a = cbor.loads(bytes(payload))
-                    self.on_ack(a[0], a[1])
+                    boot, upto = a[0], a[1]
+                    if not isinstance(boot, int) or not isinstance(upto, int):
+                        raise ValueError
                 except Exception:
                     self.error(proto.E_BAD_REQUEST, "ack is not [boot, seq]", mtype, seq)
+                    return
+                self.on_ack(boot, upto)     # (a flash error releasing records: an error frame, see _on_frame)
             return
         if mtype != proto.T_REQUEST:
             self.error(proto.E_UNSUPPORTED, "unknown message type", mtype, seq)
