@@ -92,6 +92,14 @@ class App:
     def _setup_store(self, board):
         # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
         from mote import store, upload
+        try:
+            # the model engine (and its validator) now, while the heap is young: a trial after hours of
+            # running must not depend on compiling it into a fragmented heap (a module's new names grow the
+            # interpreter's name table, which needs one large contiguous block; measured: an upload's trial
+            # on the sim failed exactly there)
+            from mote import infer  # noqa: F401
+        except Exception as e:  # never keep the board from booting over its model engine
+            print_exception(e)
         self.store = store.Store(board.name)
         before = self.store.pointer().get("slot")
         self.store.window = self.cfg["window"]     # a window classifier's trial checks it fits the board's window

@@ -60,29 +60,12 @@ def _zeros(code, nbytes):
     return array(code, bytes(nbytes))
 
 
-HEADER_MAX = 1 << 20       # = mote.mtm_check.HEADER_MAX
-
-
-class ModelError(ValueError):
-    pass
-
-
-def _validator():
-    """mote.mtm_check, raising this module's ModelError. It is imported for a load and dropped after it
-    (~16 KB of code on a 64-bit port, about half on a board: loads are rare, RAM is not)."""
-    from mote import mtm_check
-    mtm_check.ModelError = ModelError
-    return mtm_check
-
-
-def _drop_validator():
-    import sys
-    sys.modules.pop("mote.mtm_check", None)
-    import mote
-    try:
-        del mote.mtm_check
-    except (AttributeError, KeyError):       # (MicroPython raises KeyError for a missing module attribute)
-        pass
+# the structural validator (one ModelError class for both); imported with the engine and kept: importing
+# it later, into a heap fragmented by hours of running, can fail (a module's new names grow the interpreter's
+# name table, which needs one large contiguous block)
+from mote import mtm_check as _mc  # noqa: E402
+from mote.mtm_check import HEADER_MAX, ModelError  # noqa: E402
+from mote.infer_pre import quantize_window  # noqa: E402  (classify with `pre`: imported now, not at the first window)
 
 
 class Model:
@@ -92,8 +75,6 @@ class Model:
         except MemoryError:
             self._plan = self.arena = None
             raise ModelError("not enough free RAM to load the model")
-        finally:
-            _drop_validator()
 
     def _load(self, path, kernels):
         if kernels is None:
@@ -122,8 +103,7 @@ class Model:
             except (ValueError, TypeError, KeyError, IndexError) as e:
                 raise ModelError("model header is not valid CBOR (%s)" % e)
             start = (8 + n + BLOB_ALIGN - 1) // BLOB_ALIGN * BLOB_ALIGN
-            mc = _validator()
-            mc.check(h, fsize, start)     # every size, offset, id and typecode, before any kernel sees them
+            _mc.check(h, fsize, start)    # every size, offset, id and typecode, before any kernel sees them
             blobs = []
             wbytes = 0
             for off, nb, code in h["blobs"]:
@@ -133,8 +113,7 @@ class Model:
                     raise ModelError("truncated model file")
                 blobs.append(a)
                 wbytes += nb
-        mc.check_blobs(h, blobs)      # (requantization shifts in range)
-        mc = None
+        _mc.check_blobs(h, blobs)     # (requantization shifts in range)
         self.header = h
         self.name = h.get("name")
         self.labels = h.get("labels")
@@ -236,7 +215,6 @@ class Model:
         window is raw int16 samples (array('h'), interleaved x, y, z); otherwise it is the int8 input."""
         pre = self.pre
         if pre:
-            from mote.infer_pre import quantize_window
             quantize_window(window, self._in[0], pre)
             self.invoke()
         else:

@@ -16,7 +16,7 @@
 # viper kernels' 32-bit index arithmetic cannot wrap; counts are bounded by the tensors they index.
 
 
-class ModelError(ValueError):       # mote.infer puts its own ModelError here while it loads a model
+class ModelError(ValueError):       # (mote.infer.ModelError is this class)
     pass
 
 
