@@ -29,6 +29,29 @@ def _boot_count():
     return n
 
 
+def warm_up(names):
+    """Import modules once and let them go: their names are interned now, while the heap is young. A module
+    first imported hours later (the model engine at an upload's trial) grows the interpreter's name table,
+    which takes one large contiguous block a fragmented heap may not have (measured: the sim's trial failed
+    with MemoryError there, with 200 KB free). Re-importing later adds no names; dropping them now keeps the
+    heap of a board without a model as it was."""
+    import sys
+    before = set(sys.modules)
+    for n in names:
+        try:
+            __import__(n)
+        except Exception as e:  # never keep the board from booting over it
+            print_exception(e)
+    import mote
+    for n in set(sys.modules) - before:
+        sys.modules.pop(n, None)
+        try:
+            delattr(mote, n.split(".")[-1])
+        except Exception:       # (no such attribute: KeyError on MicroPython; a port without delattr)
+            pass
+    gc.collect()
+
+
 def store_caps():
     from mote.store import caps      # upload encodings this port inflates ("deflate")
     return caps()
@@ -92,14 +115,7 @@ class App:
     def _setup_store(self, board):
         # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
         from mote import store, upload
-        try:
-            # the model engine (and its validator) now, while the heap is young: a trial after hours of
-            # running must not depend on compiling it into a fragmented heap (a module's new names grow the
-            # interpreter's name table, which needs one large contiguous block; measured: an upload's trial
-            # on the sim failed exactly there)
-            from mote import infer  # noqa: F401
-        except Exception as e:  # never keep the board from booting over its model engine
-            print_exception(e)
+        warm_up(("mote.infer", "mote.mtm_check"))
         self.store = store.Store(board.name)
         before = self.store.pointer().get("slot")
         self.store.window = self.cfg["window"]     # a window classifier's trial checks it fits the board's window

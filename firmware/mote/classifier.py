@@ -48,8 +48,8 @@ class Classifier:
         import gc
         gc.collect()
         try:
-            from mote.infer import Model
-            m = Model(self.store.path(act["slot"], "bin"))
+            from mote.store import load_model       # the validator, then the engine (not both in RAM)
+            m = load_model(self.store.path(act["slot"], "bin"))
             pre = m.pre or {}
             n = pre.get("n")
             self._probe(m)

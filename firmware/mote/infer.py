@@ -60,23 +60,47 @@ def _zeros(code, nbytes):
     return array(code, bytes(nbytes))
 
 
-# the structural validator (one ModelError class for both); imported with the engine and kept: importing
-# it later, into a heap fragmented by hours of running, can fail (a module's new names grow the interpreter's
-# name table, which needs one large contiguous block)
-from mote import mtm_check as _mc  # noqa: E402
-from mote.mtm_check import HEADER_MAX, ModelError  # noqa: E402
 from mote.infer_pre import quantize_window  # noqa: E402  (classify with `pre`: imported now, not at the first window)
+
+HEADER_MAX = 1 << 20       # = mote.mtm_check.HEADER_MAX
+
+
+class ModelError(ValueError):
+    pass
+
+
+def _validator():
+    """mote.mtm_check, raising this module's ModelError. Imported for a load and dropped after it (~10 KB of
+    heap on a board: loads are rare, RAM is not); mote.app imports it once at boot (warm_up), so its names are
+    interned while the heap is young and a later import never has to grow the interpreter's name table."""
+    from mote import mtm_check
+    mtm_check.ModelError = ModelError
+    return mtm_check
+
+
+def _drop_validator():
+    import sys
+    sys.modules.pop("mote.mtm_check", None)
+    import mote
+    try:
+        del mote.mtm_check
+    except (AttributeError, KeyError):       # (MicroPython raises KeyError for a missing module attribute)
+        pass
 
 
 class Model:
-    def __init__(self, path, kernels=None):
+    def __init__(self, path, kernels=None, checked=False):
+        """checked: mote.mtm_check.check_file(path) has just passed (mote.store.load_model runs it before
+        importing the engine, so validator and engine never take RAM together); otherwise Model checks."""
         try:
-            self._load(path, kernels)
+            self._load(path, kernels, checked)
         except MemoryError:
             self._plan = self.arena = None
             raise ModelError("not enough free RAM to load the model")
+        finally:
+            _drop_validator()
 
-    def _load(self, path, kernels):
+    def _load(self, path, kernels, checked):
         if kernels is None:
             kernels = "viper" if _viper is not None else "pure"
         if kernels not in _SETS:
@@ -103,7 +127,9 @@ class Model:
             except (ValueError, TypeError, KeyError, IndexError) as e:
                 raise ModelError("model header is not valid CBOR (%s)" % e)
             start = (8 + n + BLOB_ALIGN - 1) // BLOB_ALIGN * BLOB_ALIGN
-            _mc.check(h, fsize, start)    # every size, offset, id and typecode, before any kernel sees them
+            mc = None if checked else _validator()
+            if mc is not None:
+                mc.check(h, fsize, start)     # every size, offset, id and typecode, before any kernel sees them
             blobs = []
             wbytes = 0
             for off, nb, code in h["blobs"]:
@@ -113,7 +139,9 @@ class Model:
                     raise ModelError("truncated model file")
                 blobs.append(a)
                 wbytes += nb
-        _mc.check_blobs(h, blobs)     # (requantization shifts in range)
+        if mc is not None:
+            mc.check_blobs(h, blobs)      # (requantization shifts in range)
+        mc = None
         self.header = h
         self.name = h.get("name")
         self.labels = h.get("labels")

@@ -16,7 +16,7 @@
 # viper kernels' 32-bit index arithmetic cannot wrap; counts are bounded by the tensors they index.
 
 
-class ModelError(ValueError):       # (mote.infer.ModelError is this class)
+class ModelError(ValueError):       # mote.infer puts its own ModelError here while it loads a model
     pass
 
 
@@ -369,6 +369,38 @@ def check_blobs(h, blobs):
         why = fn(ops[i][1], blobs) if fn is not None else None
         if why:
             raise ModelError("op %d (%s): %s" % (i, ops[i][0], why))
+
+
+def check_file(path):
+    """The whole check of a .mtm file without the engine (mote.store runs it before importing mote.infer, so
+    the two never take RAM together): container, header, every op, the blob contents CONTENT reads."""
+    from mote import cbor
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8 or head[0:4] != b"MTM1":
+            raise ModelError("not a motekit model (.mtm)")
+        n = int.from_bytes(head[4:8], "little")
+        fsize = f.seek(0, 2)
+        f.seek(8)
+        if not 0 < n <= min(HEADER_MAX, fsize - 8):
+            raise ModelError("model header length %d does not fit the %d-byte file" % (n, fsize))
+        try:
+            h = cbor.loads(f.read(n))
+        except (ValueError, TypeError, KeyError, IndexError) as e:
+            raise ModelError("model header is not valid CBOR (%s)" % e)
+        start = (8 + n + 15) // 16 * 16
+        check(h, fsize, start)
+        from array import array
+        blobs = {}
+        for kind, p in h["ops"]:
+            if kind in CONTENT and p["s"] not in blobs:
+                off, nb, code = h["blobs"][p["s"]]
+                a = array(code, bytes(nb))
+                f.seek(start + off)
+                f.readinto(a)
+                blobs[p["s"]] = a
+        check_blobs(h, blobs)
+    return h
 
 
 def input_bytes(h):

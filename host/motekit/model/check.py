@@ -28,10 +28,10 @@ def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
 # measured with gc.mem_alloc() around `from mote import infer, cbor` on the unix port, 64-bit (viper64 +
 # viper32 + pure) and a 32-bit build (MICROPY_FORCE_32BIT: viper32 + pure); frozen into the firmware it costs
 # no heap.
-# The validator (mote.mtm_check, part of the engine since issue 12) added 13,600 B on 64-bit (measured: 38,944 ->
-# 52,544); its share on 32-bit is that delta scaled by the 32/64-bit ratio of the rest (0.70), not measured.
-ENGINE_CODE_RAM_64 = 52544
-ENGINE_CODE_RAM_32 = 27104 + 9500
+# (mote.mtm_check, the validator, is not resident: mote.store.load_model imports it for a load and drops it
+# before the engine comes in)
+ENGINE_CODE_RAM_64 = 38720
+ENGINE_CODE_RAM_32 = 27104
 
 
 def _latency_range(macs, rate_range):
