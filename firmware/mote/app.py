@@ -258,6 +258,11 @@ class App:
 
     def _reloading(self, fn):
         def call(p):
+            # the request may load a model (a commit's trial): the running model and the telemetry RAM window
+            # make room first (a 192 KB board cannot hold two models and the engine at once); reloaded after
+            self.clf.model = None
+            self.tel.flush()
+            gc.collect()
             r = fn(p)
             self._load_model()
             return r
