@@ -63,15 +63,15 @@ def test_crafted_model_refused_in_one_line_on_device_and_host(case, models, tmp_
     r = CliRunner().invoke(model, ["check", str(p), "--board", "sim"])       # `mote model check BAD.mtm`
     assert r.exit_code == 1 and r.output == f"Error: {p} fails the device's checks: {host}\n", r.output
     out = run_mpy(f"""
-from mote.infer import Model, ModelError
-for k in ("viper", "viper32", "pure"):
+from mote.infer import Model, ModelError, available_kernels
+for k in [k for k in ("viper", "viper32", "pure") if k in available_kernels()]:
     try:
         Model({str(p)!r}, kernels=k)
         print("LOADED")
     except ModelError as e:
         print("ModelError:", e)
 """).stdout.decode().splitlines()
-    assert out == ["ModelError: " + host] * 3, out
+    assert out and out == ["ModelError: " + host] * len(out), out      # every kernel set the port has
 
 
 def test_public_models_pass(models):

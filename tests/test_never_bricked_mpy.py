@@ -8,7 +8,7 @@ import sys
 import cbor2
 import pytest
 
-from mpy import ROOT, VECTORS, run_mpy
+from mpy import ROOT, VECTORS, absent, run_mpy
 from motekit import frame as hostframe
 from motekit.protocol import Status, T
 from test_app_mpy import HARNESS, decode_all, req
@@ -54,7 +54,8 @@ def run_lfs(code, blocks=256, tmp=None, stdin=b""):
         return run_mpy(LFS % blocks + code, root=tmp or d, stdin=stdin.hex().encode()).stdout.decode()
 
 
-def test_full_flash_never_ends_the_loop():
+def test_full_flash_never_ends_the_loop(impl):
+    absent(impl, "vfs")
     """Telemetry write-behind, config.set and upload.manifest on a full flash: counted or refused in one
     line; App.run keeps running until it is asked to stop."""
     import zlib
@@ -182,9 +183,9 @@ assert s.active() is None and s.floor() == -1
 # the same model signed as not a window classifier: the trial runs it on zero points and confirms it
 def signed_nowin(blob, seq):
     m = {"name": "m", "version": "1", "seq": seq, "boards": ["sim"], "runtime": "mtm1", "window": False,
-         "sha256": hashlib.sha256(blob).digest(), "size": len(blob)}
+         "sha256": sha256(blob).digest(), "size": len(blob)}
     payload = cbor.dumps(m, True)
-    man = cbor.dumps(Tag(18, [b"\xa1\x01\x27", {4: KID}, payload, hashlib.sha256(PK + payload).digest()]))
+    man = cbor.dumps(Tag(18, [b"\xa1\x01\x27", {4: KID}, payload, sha256(PK + payload).digest()]))
     return man, man + blob
 man, data = signed_nowin(wand, 2)
 upload(s, data, len(man))
@@ -221,7 +222,8 @@ print("OK")
     assert out.strip().endswith("OK"), out
 
 
-def test_uploads_that_cannot_fit_or_complete_are_refused_or_dropped(tmp_path):
+def test_uploads_that_cannot_fit_or_complete_are_refused_or_dropped(tmp_path, impl):
+    absent(impl, "vfs")
     """On a 128 KiB littlefs: upload.begin refuses a file larger than the free flash minus the spool's
     reserve (10**12 too) before touching the slot; a chunk that hits ENOSPC drops the upload (files gone,
     one line); a partial upload that no longer fits is dropped at boot; the active model stays."""
@@ -233,15 +235,15 @@ free = os.statvfs("/")[0] * os.statvfs("/")[3]
 # a manifest for a file bigger than the flash can take with the spool's reserve: refused at begin
 def huge(size, seq):
     m = {"name": "m", "version": "1", "seq": seq, "boards": ["sim"], "runtime": "mtm1",
-         "sha256": hashlib.sha256(b"x").digest(), "size": size}
+         "sha256": sha256(b"x").digest(), "size": size}
     payload = cbor.dumps(m, True)
-    return cbor.dumps(Tag(18, [b"\xa1\x01\x27", {4: KID}, payload, hashlib.sha256(PK + payload).digest()]))
+    return cbor.dumps(Tag(18, [b"\xa1\x01\x27", {4: KID}, payload, sha256(PK + payload).digest()]))
 room = s.status()["free"]
 assert 0 < room < free - 32768, (room, free)        # what the host checks a file against before sending it
 for size in (free - 30000, 10 ** 12):
     man = huge(size, 2)
     stage(s, man)
-    msg = refused(lambda: s.uploads.begin({"size": size + len(man), "sha256": hashlib.sha256(b"x").digest(),
+    msg = refused(lambda: s.uploads.begin({"size": size + len(man), "sha256": sha256(b"x").digest(),
                                            "manifest_len": len(man)}), "does not fit", "nothing changed")
     print(msg)
     assert s.status()["upload"] is None and s.active()["seq"] == 1

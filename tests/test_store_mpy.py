@@ -296,10 +296,10 @@ def _host_signed(tmp_path, blob, seq=1, name="up"):
     sys.path.insert(0, str(ROOT / "host"))
     from motekit.flash import deflate_raw
     m = {"name": "m", "version": "1.0", "seq": seq, "boards": ["sim"], "runtime": "mtm1",
-         "sha256": sha256(blob).digest(), "size": len(blob), "canary": {"in": b"\x01", "out": blob[:1]}}
+         "sha256": hashlib.sha256(blob).digest(), "size": len(blob), "canary": {"in": b"\x01", "out": blob[:1]}}
     payload = cbor2.dumps(m)
     man = cbor2.dumps(cbor2.CBORTag(18, [b"\xa1\x01\x27", {4: b"k1"}, payload,
-                                         sha256(b"K" * 32 + payload).digest()]))
+                                         hashlib.sha256(b"K" * 32 + payload).digest()]))
     data = man + blob
     z = deflate_raw(data)
     (tmp_path / f"{name}.signed").write_bytes(data)
