@@ -173,16 +173,23 @@ def check(spec):
 MAX_BANDS = 16
 
 
-def _plain(v, what):
+def _plain(v, what, inner=False):
+    if isinstance(v, list) and not inner:          # (e.g. `events`: a short list of labels)
+        if len(v) > 16:
+            raise ValueError("%s: a list of at most 16 values" % what)
+        for x in v:
+            _plain(x, what, True)
+        return
     if v is not None and not isinstance(v, (int, float, str)):
-        raise ValueError("%s must be a number or a string" % what)
+        raise ValueError("%s must be a number, a string or a short list of them" % what)
     if isinstance(v, str) and len(v) > 32:
         raise ValueError("%s: text longer than 32 characters" % what)
 
 
 def _shape(override):
-    """An override is at most {key: scalar, "usb": {key: scalar}, "bands": [{key: scalar}, ...]}: no deeper
-    nesting, at most MAX_BANDS bands and 32 keys per map, short strings (what /policy.json stores)."""
+    """An override is at most {key: value, "usb": {key: value}, "bands": [{key: value}, ...]}, a value being a
+    scalar or a list of at most 16 scalars: no deeper nesting, at most MAX_BANDS bands and 32 keys per map,
+    short strings (what /policy.json stores)."""
     if len(override) > 32:
         raise ValueError("policy.set: too many keys")
     for k in override:
