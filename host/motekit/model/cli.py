@@ -85,7 +85,10 @@ def check_cmd(tflite, board, as_json):
                 if r.get("est_latency_ms_range"):
                     click.echo(f"  latency range     {r['est_latency_ms_range'][0]:.2f}-{r['est_latency_ms_range'][1]:.2f} ms")
         if r.get("window"):
-            click.echo(f"  window            {r['window']}")
+            w = r["window"].split(": ", 1)
+            click.echo(f"  window            {w[0]}")
+            if len(w) > 1:
+                click.echo(f"                    {w[1]}")
         for f in r.get("fails", []):
             click.echo(f"DOES NOT FIT: {f}")
     if not r["fits"]:
@@ -93,12 +96,13 @@ def check_cmd(tflite, board, as_json):
 
 
 def _check_mtm(path, board, as_json):
-    from .check import load_board, window_fit
+    from .. import boards
+    from .check import window_fit
     from .validate import mtm_check, validate_mtm
     try:
-        load_board(board)
-    except FileNotFoundError as e:
-        raise click.ClickException(str(e))
+        boards.load(board)
+    except Exception as e:          # (an unknown board: one line)
+        raise click.ClickException(str(e).strip())
     data = Path(path).read_bytes()
     try:
         h = validate_mtm(data)
