@@ -57,6 +57,17 @@ def store_caps():
     return caps()
 
 
+def _has_radio():
+    """The port has a BLE stack: MicroPython's `bluetooth` or CircuitPython's `_bleio`."""
+    for name in ("bluetooth", "_bleio"):
+        try:
+            __import__(name)
+            return True
+        except ImportError:
+            pass
+    return False
+
+
 class App:
     def __init__(self, board, cfg=None):
         self.board = board
@@ -218,6 +229,8 @@ class App:
     def _start_ble(self):
         # the BLE link (mote.ble: NUS peripheral) beside serial, when the board has a radio
         self.ble = None
+        if not _has_radio():
+            return None                               # no radio: mote.ble's code never takes heap (~6 KB)
         try:
             from mote import ble
             self.ble = ble.start(self)
