@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
 from motekit.ble import adv as advmod  # noqa: E402
-from motekit.ble.bridge import Bridge  # noqa: E402
+from motekit.sim.ble_bridge import Bridge  # noqa: E402
 from motekit.ble.rig import Rig  # noqa: E402
 from motekit.frame import Decoder  # noqa: E402
 from motekit.sim.supervisor import micropython_exe  # noqa: E402

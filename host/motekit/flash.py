@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import cbor2
 
-from .link import DeviceError, Link, MoteError
-from .protocol import HEADER, TRAILER, Status, T
+from .link import DeviceError, Link, MoteError, Rebooted
+from .protocol import HEADER, TRAILER, Status
 from .transport import TransportError
 
 WINDOW_BYTES = 8192
@@ -47,9 +47,6 @@ def deflate_raw(data: bytes, wbits: int = DEFLATE_WBITS) -> bytes:
     c = zlib.compressobj(9, zlib.DEFLATED, -wbits, 9)
     return c.compress(data) + c.flush()
 
-
-class Rebooted(MoteError):
-    pass
 
 
 def manifest_length(data: bytes) -> int:
@@ -116,33 +113,7 @@ class Flasher:
     # -- low level ------------------------------------------------------------------------------
     def _call(self, method, params=None, timeout=None):
         """A request that notices a reboot (a device hello) instead of waiting out its timeout."""
-        link = self.link
-        rid = next(link.rid)
-        link.send(T.REQUEST, [rid, method, params])
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise MoteError(f"no response to {method!r} within {timeout or self.timeout:g} s")
-            f = link.next_frame(left, want={T.RESPONSE, T.ERROR, T.HELLO})
-            if f is None:
-                continue
-            try:
-                msg = cbor2.loads(f.payload)
-            except Exception:             # e.g. our own empty hello echoed by a port not yet in raw mode
-                continue
-            if f.type == T.HELLO:
-                if isinstance(msg, dict) and "id" in msg:
-                    link.info = msg
-                    raise Rebooted("the board rebooted")
-                continue
-            if f.type == T.ERROR:
-                raise DeviceError(msg[0], msg[1])
-            if msg[0] != rid:
-                continue
-            if msg[1] != Status.OK:
-                raise DeviceError(msg[1], msg[2])
-            return msg[2]
+        return self.link.request(method, params, timeout=timeout or self.timeout, reboot=True)
 
     def compressed(self) -> bytes:
         if self._z is None:
@@ -214,28 +185,16 @@ class Flasher:
             while len(inflight) < window and nxt < size:
                 end = min(size, nxt + csz)
                 c = data[nxt:end]
-                rid = next(link.rid)
-                link.send(T.REQUEST, [rid, "upload.chunk", [nxt, c, zlib.crc32(c)]])
+                rid = link.submit("upload.chunk", [nxt, c, zlib.crc32(c)])
                 inflight[rid] = (nxt, end, epoch)
                 nxt = end
-            f = link.next_frame(0.2, want={T.RESPONSE, T.ERROR, T.HELLO})
-            if f is None:
+            r = link.reply(0.2, reboot=True)
+            if r is None:
                 if time.monotonic() - last_rx > self.timeout:
                     raise MoteError(f"the board stopped answering at offset {acked}")
                 continue
             last_rx = time.monotonic()
-            try:
-                msg = cbor2.loads(f.payload)
-            except Exception:
-                continue
-            if f.type == T.HELLO:
-                if isinstance(msg, dict) and "id" in msg:
-                    link.info = msg
-                    raise Rebooted("the board rebooted")
-                continue
-            if f.type == T.ERROR:
-                raise DeviceError(msg[0], msg[1])
-            rid, status, res = msg
+            rid, status, res = r
             entry = inflight.pop(rid, None)
             if entry is None:
                 continue

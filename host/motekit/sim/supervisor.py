@@ -135,7 +135,7 @@ class VirtualBoard:
         # stream; battery: run on the simulated cell at this SoC % (no USB power) instead of USB power
         self.trace = Path(trace) if trace else None
         self.battery = battery
-        # ble: a motekit.ble.bridge.Bridge (the board's radio on a BlueZ adapter) or None (no radio)
+        # ble: a motekit.sim.ble_bridge.Bridge (the board's radio on a BlueZ adapter) or None (no radio)
         self.ble = ble
         self.ble_port: int | None = None
         # ble_pairing: central addresses that pair when they connect (the rig has no security manager; the
