@@ -1,5 +1,5 @@
 """A BleLink on a board in a `batch` band (batch_s 1, window 600 ms, idle 200 ms), as MicroPython code for the
-BLE port tests (mote.ble on the `bluetooth` fake, mote.ble_cpy on the adafruit_ble fake): `port` and `Link`
+BLE port tests (mote.hal.ble_mpy on the `bluetooth` fake, mote.hal.ble_cpy on the adafruit_ble fake): `port` and `Link`
 come from each test file's prelude; `t0` starts the clock."""
 
 BATCH_LINK = r"""
@@ -15,8 +15,8 @@ app.sense.policy = policy.Policy(spec, 16384)
 app.sense.policy.update(80, False)
 app.sense.soc = 80; app.sense.usb = False
 link = ble.BleLink(port, Link(port, 1024))
-link.radio = lambda: ble.radio(app)
-link.batch = lambda: ble.batch_ms(app)
+link.radio = lambda: ble.radio(app.sense.policy)
+link.batch = lambda: ble.batch_ms(app.sense.policy)
 link.sched = ble.Batch(600, 200)
 t0 = compat.ticks_ms()
 log = []

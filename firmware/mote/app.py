@@ -233,12 +233,22 @@ class App:
             return None                               # no radio: mote.ble's code never takes heap (~6 KB)
         try:
             from mote import ble
-            self.ble = ble.start(self)
+            self.ble = ble.start(self.board, self.device, self.link, self._ble_state,
+                                 lambda: self.sense.policy if self.sense is not None else None)
         except Exception as e:  # a radio problem never stops the board
             print_exception(e)
         if self.ble is not None:
             self.link.mirrors.append(self.ble)      # logs also go to a connected BLE host (telemetry: self.tel)
         return self.ble
+
+    def _ble_state(self):
+        """What the BLE advertisement shows: (SoC % or -1, on USB, a model active, records waiting)."""
+        s = self.sense
+        try:
+            model = bool(self._model())
+        except Exception:
+            model = False
+        return (s.soc if s is not None else -1, bool(s is not None and s.usb), model, self.tel.depth())
 
     # -- power policy, telemetry, inference (mote.sense / mote.telemetry / mote.classifier) ------
     def _setup_power(self):
@@ -247,7 +257,7 @@ class App:
         from mote.telemetry import Telemetry
         board = self.board
         kinds = (board.info.get("link") or {}).get("kinds") or ["usb-cdc"]
-        self.sense = self.battery = Sense(board)      # `battery`: soc/usb for mote.ble's advertisement
+        self.sense = Sense(board)
         fs_bytes = int((board.info.get("flash") or {}).get("fs_bytes", 0) or 0)
         segs = max(8, min(64, fs_bytes // 8 // 4096))          # the spool: 1/8 of the filesystem, 32..256 KiB
         self.tel = Telemetry(self.link, self.boot, self.uptime_ms, usb_link=kinds[0] == "usb-cdc", max_segs=segs)

@@ -147,7 +147,7 @@ class VirtualBoard:
         if self.impl not in IMPLS:
             raise ValueError(f"unknown interpreter {self.impl!r}: use one of {', '.join(IMPLS)}")
         if self.impl == "circuitpython" and ble is not None:
-            raise ValueError("the CircuitPython virtual board has no radio: its BLE peripheral (mote.ble_cpy on "
+            raise ValueError("the CircuitPython virtual board has no radio: its BLE peripheral (mote.hal.ble_cpy on "
                              "adafruit_ble) is bridged to BlueZ only on MicroPython; drop --ble or use --impl micropython")
         self.seed = seed
         default = Path.home() / ".cache" / "motekit" / "sim" / f"{self.board_info['name']}-{seed}"
