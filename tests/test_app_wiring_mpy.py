@@ -564,3 +564,24 @@ print(json.dumps(res))
     res = json.loads(run_device(body, tmp_path).splitlines()[-1])
     assert res["mode"] in (1, 2) and res["idle"] == res["quiet"] == 1000
     assert res["advertising"] == res["connected"] == 50
+
+
+def test_ble_advertises_what_the_app_holds(tmp_path):
+    """mote.ble.start gets the app's state as a callable: the advertised SoC, power and "records waiting" bit
+    come from the real App (records waiting until a host acks them), not from attributes probed on it."""
+    body = """
+from mote import ble
+before = a._ble_state()
+fill_window()
+a._power_tick(time.ticks_ms())
+for i in range(5):
+    a.telemetry()
+after = a._ble_state()
+print(json.dumps({"before": list(before), "after": list(after), "adv": list(ble.health(*after)),
+                  "spool": ble.ST_SPOOL, "usb": ble.ST_USB}))
+"""
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    assert res["before"][3] == 0 and res["after"][3] >= 5          # nobody acked: the records wait
+    assert res["after"][1] is False and 0 <= res["after"][0] <= 100    # on the battery, with an estimate
+    soc, status = res["adv"]
+    assert soc == min(100, int(res["after"][0] + 0.5)) and status & res["spool"] and not status & res["usb"]
