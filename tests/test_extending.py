@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jsonschema
 
-from mpy import FIRMWARE, ROOT, VECTORS, run_mpy
+from mpy import ROOT, VECTORS, run_mpy
 
 MOTE = str(Path(sys.executable).with_name("mote"))
 
@@ -67,8 +67,9 @@ def test_recipe_new_board(tmp_path):
     (boards / "my_board.json").write_text(json.dumps(b, indent=1))
     jsonschema.Draft202012Validator(json.loads((boards / "schema.json").read_text())).validate(b)
     env = dict(os.environ, MOTEKIT_BOARDS=str(boards))
-    p = subprocess.run([MOTE, "model", "check", str(VECTORS / "tflite" / "mnist_cnn_int8.tflite"), "--board", "my_board"],
-                       capture_output=True, text=True, timeout=120, env=env)
+    model = VECTORS / "tflite" / "mnist_cnn_int8.tflite"
+    p = subprocess.run([MOTE, "model", "check", str(model), "--board", "my_board"], capture_output=True, text=True,
+                       timeout=120, env=env)
     assert p.returncode == 0 and "my_board" in p.stdout, p.stdout + p.stderr
 
 

@@ -7,7 +7,7 @@
 #
 # Kernel sets with identical results (Model(path, kernels=...)):
 #   "pure"     mote.kernels: plain Python, every port (CircuitPython, webassembly, CPython too)
-#   "viper64"  mote.kernels_viper: viper code, requantization in one 64-bit product; needs a
+#   "viper64"  mote.kernels_viper64: viper code, requantization in one 64-bit product; needs a
 #              64-bit machine word (unix/x86-64, aarch64); refuses to import elsewhere
 #   "viper32"  mote.kernels_viper32: viper code, every intermediate within int32 (limb
 #              requantization), so it runs on 32-bit ports (RP2040, ESP32, nRF52) and 64-bit ones alike
@@ -19,7 +19,7 @@ from array import array
 from mote import kernels as _pure
 
 try:
-    from mote import kernels_viper as _viper64
+    from mote import kernels_viper64 as _viper64
     viper_error = None
 except Exception as e:  # no emitter (CircuitPython, webassembly, ...), or a 32-bit port
     _viper64 = None

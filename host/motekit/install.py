@@ -11,7 +11,7 @@ Steps, all over the serial port:
    file's `mpy_arch` (the sim's is null: the interpreter's own, x64 on the unix port) and its .mpy version
    the one mpy-cross writes;
 3. compile the firmware with `mpy-cross -march=ARCH` (viper modules carry machine code; a viper module the
-   architecture cannot compile - kernels_viper needs a 64-bit word - is left out, as mote.infer expects),
+   architecture cannot compile - kernels_viper64 needs a 64-bit word - is left out, as mote.infer expects),
    write every file (base64 chunks through raw-paste), the board file as /board.json and the host's trust
    list as /keys.json; stale .py/.mpy twins are removed (MicroPython imports X.py before X.mpy);
 4. verify size and SHA-256 of every file on the device, soft-reset and wait for the firmware's hello.

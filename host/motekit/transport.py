@@ -153,7 +153,7 @@ SCHEMES = {
 USAGE = "serial:PORT (or the port itself), ble:NAME|ADDR|ID or sim:SEED"
 
 
-def open(target: str, **options) -> Transport:  # noqa: A001 - the one way to open a board, as in transport.open()
+def open(target: str, **options) -> Transport:  # noqa: A001 - shadows open() here only: transport.open(...)
     """The transport `target` names ("serial:/dev/ttyACM0", "/dev/ttyACM0", "ble:mote-1a2b", "sim:3").
     options: attempts (BLE: connect with backoff), timeout (BLE scan/connect), adapter (BLE), state_dir (sim)."""
     if not isinstance(target, str) or not target:

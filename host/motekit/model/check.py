@@ -13,7 +13,7 @@ DEFAULT_SPEED = {
 }
 GENERIC_MCU = {"viper32": 4.0e6, "pure": 1.5e5,
                "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
-ENGINE_FILES = ("infer.py", "infer_pre.py", "kernels.py", "kernels_viper.py", "kernels_viper32.py",
+ENGINE_FILES = ("infer.py", "infer_pre.py", "kernels.py", "kernels_viper64.py", "kernels_viper32.py",
                 "kernels_viper_common.py", "cbor.py", "compat.py", "mtm_check.py")
 
 
