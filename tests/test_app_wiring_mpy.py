@@ -573,7 +573,7 @@ def test_ble_advertises_what_the_app_holds(tmp_path):
 from mote import ble
 before = a._ble_state()
 fill_window()
-a._power_tick(time.ticks_ms())
+a._power_tick(compat.ticks_ms())
 for i in range(5):
     a.telemetry()
 after = a._ble_state()

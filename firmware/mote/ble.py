@@ -215,10 +215,13 @@ def start(board, device, serial, state, policy, mtu=247):
     advertisement; policy() -> the power policy (mote.policy.Policy) or None, for the radio use and batching."""
     # the ring holds what a flash upload keeps in flight (several frames) while the board writes flash
     rxbuf = max(2048, 4 * serial.mtu + 512)
-    if IMPL == "circuitpython":
-        from mote.hal import ble_cpy as hal
-    else:
-        from mote.hal import ble_mpy as hal
+    try:
+        if IMPL == "circuitpython":
+            from mote.hal import ble_cpy as hal
+        else:
+            from mote.hal import ble_mpy as hal
+    except ImportError:
+        return None           # no radio HAL on this board (mote install leaves out what its runtime cannot use)
     port = hal.port(board, name_for(device), rxbuf, mtu)
     if port is None:
         return None
