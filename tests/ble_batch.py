@@ -9,14 +9,14 @@ from mote import policy
 class O:
     pass
 app = O(); app.board = O(); app.spool = None
-app.sense = app.battery = O()
+app.power = app.battery = O()
 spec = policy.merge(policy.DEFAULT, {"bands": [dict(policy.DEFAULT["bands"][0], batch_s=1, soc=0)]})
-app.sense.policy = policy.Policy(spec, 16384)
-app.sense.policy.update(80, False)
-app.sense.soc = 80; app.sense.usb = False
+app.power.policy = policy.Policy(spec, 16384)
+app.power.policy.update(80, False)
+app.power.soc = 80; app.power.usb = False
 link = ble.BleLink(port, Link(port, 1024))
-link.radio = lambda: ble.radio(app.sense.policy)
-link.batch = lambda: ble.batch_ms(app.sense.policy)
+link.radio = lambda: ble.radio(app.power.policy)
+link.batch = lambda: ble.batch_ms(app.power.policy)
 link.sched = ble.Batch(600, 200)
 t0 = compat.ticks_ms()
 log = []

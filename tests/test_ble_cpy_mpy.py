@@ -112,12 +112,12 @@ link = ble.BleLink(port, prim)
 class O:
     pass
 app = O(); app.board = O(); app.spool = None
-app.sense = app.battery = O()
-app.sense.policy = policy.Policy(policy.DEFAULT, 16384)
-app.sense.policy.update(55, False)
-app.sense.soc = 55; app.sense.usb = False
-link.health = lambda: ble.health(app.sense.soc, app.sense.usb, False, 0)
-link.radio = lambda: ble.radio(app.sense.policy)
+app.power = app.battery = O()
+app.power.policy = policy.Policy(policy.DEFAULT, 16384)
+app.power.policy.update(55, False)
+app.power.soc = 55; app.power.usb = False
+link.health = lambda: ble.health(app.power.soc, app.power.usb, False, 0)
+link.radio = lambda: ble.radio(app.power.policy)
 link.poll()
 adv = A._adv[-1]
 c = A._connect(max_packet_length=100)

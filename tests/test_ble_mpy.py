@@ -155,23 +155,23 @@ from mote import policy
 class O:
     pass
 app = O(); app.board = O(); app.spool = None
-app.sense = app.battery = O()
-app.sense.policy = policy.Policy(policy.DEFAULT, 16384)
-app.sense.soc = -1; app.sense.usb = True
+app.power = app.battery = O()
+app.power.policy = policy.Policy(policy.DEFAULT, 16384)
+app.power.soc = -1; app.power.usb = True
 link = ble.BleLink(port, Link(port, 1024))
-link.health = lambda: ble.health(app.sense.soc, app.sense.usb, False, 0)
-link.radio = lambda: ble.radio(app.sense.policy)
-link.batch = lambda: ble.batch_ms(app.sense.policy)
+link.health = lambda: ble.health(app.power.soc, app.power.usb, False, 0)
+link.radio = lambda: ble.radio(app.power.policy)
+link.batch = lambda: ble.batch_ms(app.power.policy)
 out = []
 def step(soc, usb):
-    app.sense.policy.update(soc if soc >= 0 else 100, usb)
-    app.sense.soc = soc; app.sense.usb = usb
+    app.power.policy.update(soc if soc >= 0 else 100, usb)
+    app.power.soc = soc; app.power.usb = usb
     link._next_health = None
     link.poll()
     m = None
     if b.adv[-1][0] is not None:
         m = list(ble.parse_mfr(b.adv[-1][2][-11:]))
-    out.append([app.sense.policy.name(), port.radio, b.adv[-1][0], m])
+    out.append([app.power.policy.name(), port.radio, b.adv[-1][0], m])
 step(-1, True)          # USB power, no battery reading: radio on, SoC unknown
 step(69.6, False)       # on battery: band normal, radio batch (a window opens at once), SoC 70
 step(20, False)         # saver: still batch
@@ -193,10 +193,10 @@ def test_radio_is_none_until_the_policy_has_a_band():
 from mote import policy
 class O:
     pass
-app = O(); app.sense = O(); app.sense.policy = policy.Policy(policy.DEFAULT, 16384)
-before = ble.radio(app.sense.policy)
-app.sense.policy.update(50, False)
-print(json.dumps([before, ble.radio(app.sense.policy), ble.radio(None)]))
+app = O(); app.power = O(); app.power.policy = policy.Policy(policy.DEFAULT, 16384)
+before = ble.radio(app.power.policy)
+app.power.policy.update(50, False)
+print(json.dumps([before, ble.radio(app.power.policy), ble.radio(None)]))
 """)
     assert r == [None, "batch", None]
 

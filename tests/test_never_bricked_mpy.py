@@ -135,8 +135,8 @@ for r in a.tel.ram:
     rec = cbor.loads(r[3])
     if rec[3] == "ev":
         evs.append([x.get(3) for x in rec[4][:3]])
-print(json.dumps({"evs": evs, "cfg": a.cfg, "override": a.sense.override,
-                  "default": a.sense.policy.spec == policy.DEFAULT}))
+print(json.dumps({"evs": evs, "cfg": a.cfg, "override": a.power.override,
+                  "default": a.power.policy.spec == policy.DEFAULT}))
 """
     import binascii  # noqa: F401
     out = run_mpy(HARNESS.replace('a = app.App(board, {"sample_hz": 200, "window": 8, "hop": 4})',

@@ -93,7 +93,7 @@ class App:
         self.sleep_due = False   # a sleep band's deep sleep, waiting for the radio window to end
         self.running = False
         self.loop_errors = 0     # loop passes an OSError ended early (a full or failing flash): counted, not fatal
-        self.sense = None
+        self.power = None
         self.reporter = Reporter()
         self._setup_window()
         self._setup_power()
@@ -111,7 +111,7 @@ class App:
         self.hop_moving = False  # the activity detector saw motion during this hop
         self.fifo_n = 0          # > 0: the IMU's FIFO collects the samples, INT1 at this many (board.imu_fifo)
         self.fifo_hz = 0
-        if self.sense is not None:
+        if self.power is not None:
             self._apply_rate()
             self._load_model()
 
@@ -121,7 +121,7 @@ class App:
                 "mtu": self.link.mtu, "boot": self.boot, "uptime_ms": self.uptime_ms(),
                 "impl": sys.implementation.name, "arch": native_arch(),
                 "model": self._model(), "model_error": self.clf.error,
-                "policy": self.sense.policy.name(), "caps": store_caps()}
+                "policy": self.power.policy.name(), "caps": store_caps()}
 
     def _setup_store(self, board):
         # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
@@ -173,7 +173,7 @@ class App:
         # compact (stats must fit a 256-byte frame): details in policy.get and infer.status
         c = self.clf
         s["hz"] = self.hz
-        s["policy"] = self.sense.policy.name()
+        s["policy"] = self.power.policy.name()
         s["infer"] = [c.inferences, c.failures, c.lat.p95()]
         s["spool"] = [self.tel.depth(), self.tel.dropped()]
         ble = getattr(self, "ble", None)
@@ -234,7 +234,7 @@ class App:
         try:
             from mote import ble
             self.ble = ble.start(self.board, self.device, self.link, self._ble_state,
-                                 lambda: self.sense.policy if self.sense is not None else None)
+                                 lambda: self.power.policy if self.power is not None else None)
         except Exception as e:  # a radio problem never stops the board
             print_exception(e)
         if self.ble is not None:
@@ -243,39 +243,39 @@ class App:
 
     def _ble_state(self):
         """What the BLE advertisement shows: (SoC % or -1, on USB, a model active, records waiting)."""
-        s = self.sense
+        s = self.power
         try:
             model = bool(self._model())
         except Exception:
             model = False
         return (s.soc if s is not None else -1, bool(s is not None and s.usb), model, self.tel.depth())
 
-    # -- power policy, telemetry, inference (mote.sense / mote.telemetry / mote.classifier) ------
+    # -- power policy, telemetry, inference (mote.power / mote.telemetry / mote.classifier) ------
     def _setup_power(self):
         from mote.classifier import Classifier
-        from mote.sense import Sense
+        from mote.power import Power
         from mote.telemetry import Telemetry
         board = self.board
         kinds = (board.info.get("link") or {}).get("kinds") or ["usb-cdc"]
-        self.sense = Sense(board)
+        self.power = Power(board)
         fs_bytes = int((board.info.get("flash") or {}).get("fs_bytes", 0) or 0)
         segs = max(8, min(64, fs_bytes // 8 // 4096))          # the spool: 1/8 of the filesystem, 32..256 KiB
         self.tel = Telemetry(self.link, self.boot, self.uptime_ms, usb_link=kinds[0] == "usb-cdc", max_segs=segs)
         self.clf = Classifier(self.store)
-        self.next_hb = ticks_add(ticks_ms(), self.sense.policy.hb_ms)
-        self.link.on("policy.get", lambda p: self.sense.get())
+        self.next_hb = ticks_add(ticks_ms(), self.power.policy.hb_ms)
+        self.link.on("policy.get", lambda p: self.power.get())
         self.link.on("policy.set", self._policy_set)
         self.link.on("infer.status", lambda p: dict(self.clf.status(), telemetry=self.tel.stats()))
         for name in ("upload.commit", "store.rollback", "store.confirm"):   # the active model may change
             self.link.on(name, self._reloading(self.link.methods[name]))
-        self.sense.tick(ticks_ms(), True)
-        self.sense.resume(ticks_ms())           # after a deep sleep behind the IMU: band/SoC, INT1 -> probe
+        self.power.tick(ticks_ms(), True)
+        self.power.resume(ticks_ms())           # after a deep sleep behind the IMU: band/SoC, INT1 -> probe
         self._apply_rate()
         self._load_model()
         if self._boot_ev is not None:
             self.event("model", self._boot_ev[0], self._boot_ev[1][:60])
-        from mote import sense as _sense
-        for what, why in (("config", config.LOAD_ERROR), ("policy", _sense.LOAD_ERROR)):
+        from mote import power as _power
+        for what, why in (("config", config.LOAD_ERROR), ("policy", _power.LOAD_ERROR)):
             if why:                             # a stored file that did not load: the default runs, said once
                 self.event(what, "stored", ("default: " + why)[:60])
 
@@ -294,7 +294,7 @@ class App:
     def _load_model(self):
         msg = self.clf.load(self.win_n)
         m = self.clf.model
-        self.sense.set_labels(getattr(m, "labels", None) if m is not None else None)    # which labels are events
+        self.power.set_labels(getattr(m, "labels", None) if m is not None else None)    # which labels are events
         if msg is not None and msg.startswith("load failed"):
             self.event("model", self.clf.name, msg)
 
@@ -302,17 +302,17 @@ class App:
         return self.hello()
 
     def _policy_set(self, params):
-        r = self.sense.set(params)
+        r = self.power.set(params)
         now = ticks_ms()
-        self.next_hb = ticks_add(now, self.sense.policy.hb_ms)
+        self.next_hb = ticks_add(now, self.power.policy.hb_ms)
         self._power_tick(now)
-        r["state"] = self.sense.state()
+        r["state"] = self.power.state()
         return r
 
     def _apply_rate(self):
-        hz = self.sense.hz(self.cfg["sample_hz"]) if self.sense.policy.band >= 0 else self.cfg["sample_hz"]
+        hz = self.power.hz(self.cfg["sample_hz"]) if self.power.policy.band >= 0 else self.cfg["sample_hz"]
         self.hz = hz                              # USB power (the usb row) -> full rate: config sample_hz
-        self.reporter.set_mode(self.sense.policy.report())
+        self.reporter.set_mode(self.power.policy.report())
         if hz:
             self.period_ms = 1000 // hz
         self.board_rate(hz)
@@ -336,10 +336,10 @@ class App:
             set_rate(hz)                          # a real IMU follows (ODR); the sim generator ignores it
 
     def event(self, what, old, new):
-        self.emit("ev", ev_pack(what, old, new, self.sense.soc, self.hz))
+        self.emit("ev", ev_pack(what, old, new, self.power.soc, self.hz))
 
     def _power_tick(self, now):
-        s = self.sense
+        s = self.power
         ch = s.tick(now)
         self.tel.poll(now, s.usb)
         if ch is not None or s.changed:
@@ -369,7 +369,7 @@ class App:
 
     def heartbeat(self):
         from mote import heartbeat
-        s = self.sense
+        s = self.power
         c = self.clf
         p = s.policy
         return heartbeat.pack(s.mv, s.soc, s.source(), p.band, p.burst, self.hz, self.boot,
@@ -383,7 +383,7 @@ class App:
         if ble is not None and (getattr(ble.port, "conn", None) is not None or
                                 (getattr(ble.port, "advertising", False) and not self._sleep_keeps_ble())):
             light = None                          # lightsleep drops a BLE connection (ESP32, rp2: docs/power.md)
-        if light is not None and not self.tel.present and ms >= 5 and self.sense.policy.radio() != "on":
+        if light is not None and not self.tel.present and ms >= 5 and self.power.policy.radio() != "on":
             light(ms)
         else:
             self.board.serial.wait(ms)
@@ -391,7 +391,7 @@ class App:
     def nap_ms(self, now):
         """How long the loop may nap with no sampling: the policy's nap, but short while the BLE port advertises
         or holds a central (a batch window: the central is served and the window ends on time)."""
-        nap = self.sense.nap_ms(now, self.next_hb)
+        nap = self.power.nap_ms(now, self.next_hb)
         return RADIO_NAP_MS if self._radio_busy() and nap > RADIO_NAP_MS else nap
 
     def _radio_busy(self):
@@ -425,7 +425,7 @@ class App:
             return False
         j = i * 3
         w = self.win
-        s = self.sense
+        s = self.power
         s.sample(t, w[j], w[j + 1], w[j + 2])              # activity detector (no allocation)
         if s.policy.c >= 3:                                        # policy.moving(), without the call
             self.hop_moving = True
@@ -477,7 +477,7 @@ class App:
         moving = self.hop_moving
         self.hop_moving = False
         cls = None
-        if self.clf.model is not None and self.sense.infer():
+        if self.clf.model is not None and self.power.infer():
             cls = self.clf.run(self.win, self.idx)             # label, conf, lat_ms (or err)
         rep = self.reporter
         label = None
@@ -486,7 +486,7 @@ class App:
             label = cls[0].get(proto.SENML_VS)
             conf = cls[1].get(proto.SENML_V, 0.0) if len(cls) > 1 else 0.0
         now = ticks_ms()
-        moving, label, send = self.sense.hop(now, moving, label, cls is not None, conf)  # screening: events only
+        moving, label, send = self.power.hop(now, moving, label, cls is not None, conf)  # screening: events only
         if not send or not rep.hop(now, moving, label):
             return
         held = rep.take_held() if rep.change else 0
@@ -531,10 +531,10 @@ class App:
         hz0 = self.hz
         self._power_tick(now)
         if self.hz == 0:                 # heartbeat-only / sleep band / quiet behind the IMU: no sampling
-            deep = self.sense.deep_ms(now, self.next_hb)
+            deep = self.power.deep_ms(now, self.next_hb)
             if deep and not self.tel.present and getattr(self, "ble", None) is None:
                 self.tel.flush()         # deep sleep is a reset: RAM telemetry to flash, state to sleep memory
-                self.sense.save()
+                self.power.save()
                 self.board.deepsleep_imu(deep)     # wakes through a reset on INT1 or the heartbeat timer
             return ticks_add(now, self.nap_ms(now))   # armed: INT1 ends the nap
         if hz0 == 0:                     # sampling resumes (e.g. the IMU's wake-up ended the nap): now

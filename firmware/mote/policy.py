@@ -15,7 +15,7 @@
 #             `"wake": "imu-deep"`: the same, but on a board whose file says deep sleep with an INT1 wake pays
 #             off there (Policy(deep_wake=True): sleep.imu_deep) the armed MCU deep-sleeps (`deep` is set: the
 #             app calls board.deepsleep_imu(ms until the next heartbeat); it wakes through a reset on INT1 or
-#             the timer, Sense.resume() restores band/SoC and starts the probe); elsewhere it is "imu".
+#             the timer, Power.resume() restores band/SoC and starts the probe); elsewhere it is "imu".
 #             `wake_dur` (0..3 ODR cycles of the IMU's wake-up detector, WAKE_UP_DUR): the slope must stay over
 #             `wake_mg` for wake_dur + 1 samples, so a short knock does not wake the MCU at all.
 #   screen    telling target activity from other motion before paying for it (band `screen_s` > 0, and a

@@ -1,6 +1,6 @@
 # Battery + power policy glue for the application loop (mote.app is the orchestrator; this is the state).
 #
-#   s = Sense(board)          battery estimator (mote.battery) fed by the HAL's board.power, policy table
+#   s = Power(board)          battery estimator (mote.battery) fed by the HAL's board.power, policy table
 #                             (mote.policy; /policy.json overrides, written by `policy.set`)
 #   s.tick(now_ms)            every TICK_MS: read the battery, re-evaluate the band. -> (old, new) or None
 #   s.sample(now_ms, x, y, z) per sample (allocation-free): the activity detector; sets s.changed on a
@@ -65,9 +65,9 @@ def save_override(override):
     fs.write_atomic(PATH, json.dumps(override).encode())
 
 
-class Sense:
+class Power:
     def __init__(self, board):
-        self.power = getattr(board, "power", None)
+        self.meter = getattr(board, "power", None)
         info = board.info if isinstance(getattr(board, "info", None), dict) else {}
         b = info.get("battery") if isinstance(info.get("battery"), dict) else {}
         imu = (info.get("sensors") or {}).get("imu") or {}
@@ -85,7 +85,7 @@ class Sense:
         self.wake_armed = False   # the IMU's wake-up detector is armed (HAL)
         self.soc = -1             # % (255 in the heartbeat when unknown); -1 unknown
         self.mv = 0
-        self.usb = self.power is None
+        self.usb = self.meter is None
         self.charging = False
         self.changed = False      # a burst started or stopped (set per sample, consumed by the app per loop)
         self.next_tick = 0
@@ -93,7 +93,7 @@ class Sense:
 
     # -- battery and band -------------------------------------------------------------------------
     def read(self):
-        p = self.power
+        p = self.meter
         if p is None:
             return
         try:
@@ -197,7 +197,7 @@ class Sense:
         return cause
 
     def source(self):
-        if self.power is None:
+        if self.meter is None:
             return battery.SRC_USB
         return self.est.source
 
