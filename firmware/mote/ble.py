@@ -219,6 +219,7 @@ def start(board, device, serial, state, policy, mtu=247):
         if IMPL == "circuitpython":
             from mote.hal import ble_cpy as hal
         else:
+            import bluetooth  # noqa: F401  no radio (the emulator, a sim without --ble): do not load its HAL (RAM)
             from mote.hal import ble_mpy as hal
     except ImportError:
         return None           # no radio HAL on this board (mote install leaves out what its runtime cannot use)
