@@ -410,3 +410,47 @@ def test_relay_from_a_virtual_board_to_a_file(tmp_path):
     left = [r[3] for r in sp.pending(0, limit=100000)]        # taken in the last moment, not yet written: kept
     sp.close()
     assert left == list(range(recs[-1]["seq"] + 1, recs[-1]["seq"] + 1 + len(left))), left
+
+
+def test_file_sink_survives_a_full_disk_without_losing_or_confirming_records(tmp_path):
+    import errno
+    import json
+    import os
+    from types import SimpleNamespace
+
+    from motekit.relay.filesink import FileSink
+    from motekit.relay.sinks import parse_sink
+    events = []
+    host = SimpleNamespace(allowed=set(), sink_state=lambda name, up: events.append(("up", up)),
+                           event=lambda dev, kind, **f: events.append((kind, f.get("reason"))))
+    out = tmp_path / "t.jsonl"
+    sink = FileSink(parse_sink(f"file://{out}"), "gw", host)
+    sink.start()
+    row = lambda i: (i, "d1", 1, i, 1.0, json.dumps({"seq": i}).encode())   # noqa: E731
+    assert sink.ready(0.01) > 0
+    sink.publish([row(1), row(2)])
+    assert [r[0] for r in sink.confirmed()] == [1, 2]
+
+    def full(data):
+        sink.f.raw.write(b'{"kind": "telemetry", "dev')                    # half a line, then the disk is full
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    sink.f.write = full
+    sink.publish([row(3)])
+    assert sink.confirmed() == [] and sink.ready(0.01) == 0                 # not confirmed: row 3 stays spooled
+    assert "No space left on device" in sink.state() and ("up", False) in events
+    sink.RETRY_S = 0
+    real_open = open
+    import builtins
+    builtins.open = lambda *a, **k: (_ for _ in ()).throw(OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    try:
+        assert sink.ready(0.01) == 0 and sink.ready(0.01) == 0              # retries that fail again: said once
+    finally:
+        builtins.open = real_open
+    assert sum(1 for e in events if e[0] == "sink") == 1
+    assert sink.ready(0.01) > 0 and sink.state() == "connected"             # the next retry reopens the file
+    sink.publish([row(3)])
+    assert [r[0] for r in sink.confirmed()] == [3]
+    sink.close()
+    lines = out.read_text().splitlines()
+    assert len(lines) == 4 and lines[2] == '{"kind": "telemetry", "dev'      # the cut line stays alone, one bad line
+    assert [json.loads(x)["record"]["seq"] for x in lines[:2] + lines[3:]] == [1, 2, 3]

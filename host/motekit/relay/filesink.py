@@ -2,7 +2,8 @@
 
 For a gateway without a broker, to keep an archive next to one, or to see what the relay would publish:
 `mote relay --from sim --to file://telemetry.jsonl`. A record is confirmed (and so leaves the spool) once its
-line is written and flushed; with ?fsync=1 once it is on the disk. Lines:
+line is written and flushed; with ?fsync=1 once it is on the disk. A failed write (a full disk) confirms
+nothing; the sink says so once and reopens the file every RETRY_S, the records waiting in the spool. Lines:
 
     {"kind": "telemetry", "device": "D", "record": {...the record as published on PREFIX/D/telemetry...}}
     {"kind": "status", "device": "D", "state": "online", ...}
@@ -42,6 +43,7 @@ class FileSink(Sink):
         self.host = host
         self.f = None
         self.error = "not started"
+        self.failed_at = None
         self.done: list[tuple] = []
         self.lock = threading.Lock()                 # status/events come from source threads, records from the core
 
@@ -65,23 +67,47 @@ class FileSink(Sink):
             raise ConfigError(f"bad file URL {url!r}: directory {p.parent} does not exist")
         return FileSpec(url=url, path=path, fsync=fsync)
 
+    RETRY_S = 5.0                                    # after a write failed (disk full...): try again this often
+
     def start(self):
+        self.failed_at = None
         try:
-            self.f = open(self.spec.path, "ab")
+            self.f = open(self.spec.path, "a+b")        # appends only; readable for the check below
+            end = self.f.seek(0, os.SEEK_END)
+            if end and os.pread(self.f.fileno(), 1, end - 1) != b"\n":
+                self.f.write(b"\n")                  # a line cut short by an earlier failure stays one bad line
+                self.f.flush()
             self.error = ""
             self.host.sink_state(self.name, True)
         except OSError as e:
-            self.error = f"cannot write {self.spec.path}: {e.strerror}"
-            self.host.event(None, "sink", sink=self.name, state="unwritable", reason=self.error)
+            self._failed(e)
+
+    def _failed(self, e: OSError):
+        why = f"cannot write {self.spec.path}: {e.strerror or e}"
+        self.failed_at = time.monotonic()
+        if why != self.error:                        # said once, not on every retry
+            self.host.sink_state(self.name, False)
+            self.host.event(None, "sink", sink=self.name, state="unwritable", reason=why)
+        self.error = why
 
     def state(self) -> str:
         return "connected" if self.f and not self.error else self.error
 
     def ready(self, timeout: float) -> int:
-        if self.f is None or self.error:
-            time.sleep(timeout)                          # nothing is confirmed: the spool keeps every record
-            return 0
-        return 500
+        if self.error:                               # nothing is confirmed meanwhile: the spool keeps every record
+            if self.failed_at is not None and time.monotonic() - self.failed_at >= self.RETRY_S:
+                with self.lock:
+                    if self.f is not None:
+                        try:
+                            self.f.close()
+                        except OSError:
+                            pass
+                        self.f = None
+                    self.start()
+            if self.error:
+                time.sleep(timeout)
+                return 0
+        return 500 if self.f is not None else 0
 
     def _write(self, data: bytes) -> bool:
         with self.lock:
@@ -94,9 +120,7 @@ class FileSink(Sink):
                     os.fsync(self.f.fileno())
                 return True
             except OSError as e:                          # disk full, file system gone: say it, keep spooling
-                self.error = f"cannot write {self.spec.path}: {e.strerror}"
-                self.host.sink_state(self.name, False)
-                self.host.event(None, "sink", sink=self.name, state="unwritable", reason=self.error)
+                self._failed(e)
                 return False
 
     def publish(self, rows: list[tuple]):
