@@ -111,3 +111,13 @@ print(bytes(radio.port.out).hex())
     assert r1[0] == 1 and r1[1] != 0 and "unknown method greet" in r1[2]
     assert r2 == [2, 0, "hello"]
     assert r3[0] == 3 and r3[1] != 0 and "greet" in r3[2] and "\n" not in r3[2]
+
+
+def test_one_sorted_command_table():
+    """Every `mote` command is one row of motekit.cli.COMMANDS, sorted by name; nothing is wired elsewhere."""
+    from motekit.cli import COMMANDS, main
+    names = [n for n, _ in COMMANDS]
+    assert names == sorted(names) and len(set(names)) == len(names)
+    assert sorted(main.commands) == names
+    text = (ROOT / "host" / "motekit" / "cli.py").read_text()
+    assert text.count("add_command(") == 1                                # only the table's loop
