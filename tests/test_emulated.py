@@ -75,7 +75,9 @@ def test_board_arch_clock_and_native_heap(firmware, name, tmp_path):
     with boot(firmware, name, tmp_path) as b:
         dt, mpyv, cost, heap, kernels = b.exec(SPIN).split(maxsplit=4)
     assert decode_mpy(int(mpyv))[2] == bi["mpy_arch"]
-    assert abs(int(dt) - 10000) <= 5, f"10 M instructions took {dt} us of virtual time"
+    # the spin is 10 M instructions; interrupt handlers that run meanwhile (the port's tick, the UART taking the
+    # host's bytes, which arrive at host-time moments) retire a few thousand more: 0.2 % bounds them (seen: +6 us)
+    assert abs(int(dt) - 10000) <= 20, f"10 M instructions took {dt} us of virtual time"
     # the whole heap is the board file's (a few hundred bytes go to the allocator's own tables)
     assert bi["ram"]["heap_bytes"] * 0.97 <= int(heap) <= bi["ram"]["heap_bytes"]
     assert "viper32" in kernels and "viper64" not in kernels
