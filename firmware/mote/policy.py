@@ -68,7 +68,7 @@ _TICKS_HALF = (_TICKS_MASK + 1) >> 1
 
 
 def elapsed(now, then):
-    """now - then in ms, as time.ticks_diff computes it: a board's tick wrap is harmless, and a virtual
+    """now - then in ms, as the port's ticks_diff (mote.compat) computes it: a board's tick wrap is harmless, and a virtual
     clock (the energy simulator) works alike. Every intermediate stays a small int on 32-bit ports."""
     d = (now - then) & _TICKS_MASK
     return d - _TICKS_MASK - 1 if d & _TICKS_HALF else d
