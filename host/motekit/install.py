@@ -116,12 +116,12 @@ def _wanted(rel: str, board: dict, platform: str | None = None) -> bool:
     name = rel.rsplit("/", 1)[1]
     if platform == "qemu":
         # no radio there: mote.ble.start finds no `bluetooth` module through ble_mpy and runs without BLE
-        return name in ("emu.py", "__init__.py", "ble_mpy.py") or name.startswith("sim_")
+        return name in ("emu.py", "stdio.py", "__init__.py", "ble_mpy.py") or name.startswith("sim_")
     if name == "emu.py":
         return False
     if board.get("firmware") == "circuitpython":
         # ble_cpy's Port reuses ble_mpy.Port's radio-independent methods (write/flush/update/stats)
-        return not (name == "mpy.py" or name.startswith("sim"))
+        return not (name in ("mpy.py", "stdio.py") or name.startswith("sim"))
     if board.get("name") != "sim" and name.startswith("sim"):
         return False
     return name not in ("cpy.py", "ble_cpy.py")
