@@ -73,6 +73,8 @@ def emulated(tmp_path, **kw):
     return EmulatedBoard(board="pico_w", seed=5, state_dir=tmp_path / "board", log=lambda m: None, **kw)
 
 
+@pytest.mark.xfail(strict=False, reason="known, open (#14): the emulated Pico W's 192 KiB heap sometimes runs out "
+                   "during an upload (a one-line MemoryError refusal; nothing lost)")
 def test_emulated_pico_w_serial_flow(env, tmp_path):
     vb = emulated(tmp_path)
     port = vb.start()
