@@ -1,5 +1,5 @@
 """A BleLink on a board in a `batch` band (batch_s 1, window 600 ms, idle 200 ms), as MicroPython code for the
-BLE port tests (mote.ble on the `bluetooth` fake, mote.ble_cpy on the adafruit_ble fake): `port` and `Link`
+BLE port tests (mote.hal.ble_mpy on the `bluetooth` fake, mote.hal.ble_cpy on the adafruit_ble fake): `port` and `Link`
 come from each test file's prelude; `t0` starts the clock."""
 
 BATCH_LINK = r"""
@@ -9,14 +9,14 @@ from mote import policy
 class O:
     pass
 app = O(); app.board = O(); app.spool = None
-app.sense = app.battery = O()
+app.power = app.battery = O()
 spec = policy.merge(policy.DEFAULT, {"bands": [dict(policy.DEFAULT["bands"][0], batch_s=1, soc=0)]})
-app.sense.policy = policy.Policy(spec, 16384)
-app.sense.policy.update(80, False)
-app.sense.soc = 80; app.sense.usb = False
+app.power.policy = policy.Policy(spec, 16384)
+app.power.policy.update(80, False)
+app.power.soc = 80; app.power.usb = False
 link = ble.BleLink(port, Link(port, 1024))
-link.radio = lambda: ble.radio(app)
-link.batch = lambda: ble.batch_ms(app)
+link.radio = lambda: ble.radio(app.power.policy)
+link.batch = lambda: ble.batch_ms(app.power.policy)
 link.sched = ble.Batch(600, 200)
 t0 = compat.ticks_ms()
 log = []

@@ -27,6 +27,7 @@ CPY_ABSENT = {
     "viper": "no native/viper emitter on CircuitPython boards",
     "deflate": "no deflate module on CircuitPython boards (uploads stay uncompressed)",
     "machine": "no machine module on CircuitPython boards (the mpy HAL is MicroPython's)",
+    "vfs": "no vfs module on CircuitPython's unix port (no littlefs on a RAM block device to fill)",
 }
 
 

@@ -64,7 +64,7 @@ class Board:
 board = Board()
 a = app.App(board, {"sample_hz": 50, "window": 50, "hop": 25})
 if WINDOWS:                  # these tests count records: every telemetry() call one (the usb row's reporting)
-    a.sense.policy.report = lambda: "window"
+    a.power.policy.report = lambda: "window"
     a.reporter.set_mode("window")
 def frames_out():
     out = binascii.hexlify(board.serial.out).decode()
@@ -99,16 +99,16 @@ def test_policy_drives_rate_and_events_and_usb_is_full_rate(tmp_path):
     body = """
 board.serial.feed(binascii.unhexlify(%r))       # a host spoke: present for 60 s (events go out live)
 a.link.poll()
-res = {"boot_hz": a.hz, "band": a.sense.policy.name(), "soc": a.sense.soc}
+res = {"boot_hz": a.hz, "band": a.power.policy.name(), "soc": a.power.soc}
 board.power.on_usb = True
-a._power_tick(compat.ticks_add(a.sense.next_tick, 1))
+a._power_tick(compat.ticks_add(a.power.next_tick, 1))
 res["usb_hz"] = a.hz
-res["usb_band"] = a.sense.policy.name()
+res["usb_band"] = a.power.policy.name()
 board.power.on_usb = False
 board.power.mv = 3300                    # ~1 pct: critical band (sleep mode, no sampling)
 for i in range(40):                      # the estimator's filter follows over a few readings
-    a._power_tick(compat.ticks_add(a.sense.next_tick, 1))
-res["low_band"] = a.sense.policy.name()
+    a._power_tick(compat.ticks_add(a.power.next_tick, 1))
+res["low_band"] = a.power.policy.name()
 res["low_hz"] = a.hz
 print(json.dumps(res)); print(frames_out())
 """ % hostframe.encode(T.HELLO, seq=1).hex()
@@ -139,7 +139,7 @@ try:
             hops += 1
 finally:
     micropython.heap_unlock()
-print(json.dumps({"hops": hops, "changed": a.sense.changed, "burst": a.sense.policy.burst}))
+print(json.dumps({"hops": hops, "changed": a.power.changed, "burst": a.power.policy.burst}))
 """
     res = json.loads(run_device(body, tmp_path).splitlines()[-1])
     assert res["hops"] == 100
@@ -263,7 +263,7 @@ print(frames_out())
     assert resp[5][2]["policy"] == "normal" and resp[5][2]["hz"] == 2 and resp[5][2]["spool"] == [0, 0]
     assert resp[6][2]["policy"] == "normal" and resp[6][2]["model_error"] is None
     assert json.loads((tmp_path / "policy.json").read_text()) == {"hb_s": 30, "quiet_s": 2}
-    body2 = "print(json.dumps([a.sense.policy.hb_ms, a.sense.policy.quiet_ms]))"
+    body2 = "print(json.dumps([a.power.policy.hb_ms, a.power.policy.quiet_ms]))"
     assert json.loads(run_device(body2, tmp_path).splitlines()[-1]) == [30000, 2000]
 
 
@@ -293,7 +293,7 @@ def test_inference_on_the_unrolled_ring_in_telemetry(tmp_path, demo_model):
 from array import array
 a._load_model()
 board.power.on_usb = True                  # usb row: classify every hop
-a._power_tick(compat.ticks_add(a.sense.next_tick, 1))
+a._power_tick(compat.ticks_add(a.power.next_tick, 1))
 m = a.clf.model
 for i in range(37):                        # the ring's write position is mid-window
     a.sample()
@@ -495,7 +495,7 @@ board.info["sleep"] = {"keeps_link": {"ble": True}}
 wait("advertising, board keeps ble")
 B.port.conn = 1
 wait("connected")
-print(json.dumps({"radio": a.sense.policy.radio(), "out": out}))
+print(json.dumps({"radio": a.power.policy.radio(), "out": out}))
 """
     res = json.loads(run_device(body, tmp_path).splitlines()[-1])
     assert res["radio"] == "batch"
@@ -512,10 +512,10 @@ slept = []
 board.deepsleep = lambda ms: slept.append(ms)
 board.power.mv = 3300                      # ~critical
 for i in range(30):
-    a.sense.tick(compat.ticks_add(a.sense.next_tick, 1))
+    a.power.tick(compat.ticks_add(a.power.next_tick, 1))
 a.tel.present = False
 """ + FAKE_BLE + """
-res = {"mode": a.sense.policy.mode, "radio": a.sense.policy.radio(), "batch_ms": a.sense.policy.batch_ms()}
+res = {"mode": a.power.policy.mode, "radio": a.power.policy.radio(), "batch_ms": a.power.policy.batch_ms()}
 a.next_hb = compat.ticks_ms()
 a._power_tick(compat.ticks_ms())
 res["while_advertising"] = list(slept)
@@ -530,10 +530,10 @@ B.port.advertising = True                  # the next heartbeat, its window open
 a.next_hb = compat.ticks_ms()
 a._power_tick(compat.ticks_ms())
 board.power.on_usb = True
-a.sense.tick(compat.ticks_add(a.sense.next_tick, 1))
+a.power.tick(compat.ticks_add(a.power.next_tick, 1))
 B.port.advertising = False
 a._power_tick(compat.ticks_ms())
-res["usb"] = [a.sense.policy.name(), list(slept), a.sleep_due]
+res["usb"] = [a.power.policy.name(), list(slept), a.sleep_due]
 print(json.dumps(res))
 """
     res = json.loads(run_device(body, tmp_path).splitlines()[-1])
@@ -549,9 +549,9 @@ def test_the_loop_naps_briefly_while_ble_advertises_or_is_connected(tmp_path):
     body = """
 board.power.mv = 3550                      # low / critical: heartbeats only, no sampling
 for i in range(30):
-    a.sense.tick(compat.ticks_add(a.sense.next_tick, 1))
+    a.power.tick(compat.ticks_add(a.power.next_tick, 1))
 now = compat.ticks_ms()
-res = {"mode": a.sense.policy.mode, "idle": a.nap_ms(now)}
+res = {"mode": a.power.policy.mode, "idle": a.nap_ms(now)}
 """ + FAKE_BLE + """
 res["advertising"] = a.nap_ms(now)
 B.port.advertising = False
@@ -564,3 +564,24 @@ print(json.dumps(res))
     res = json.loads(run_device(body, tmp_path).splitlines()[-1])
     assert res["mode"] in (1, 2) and res["idle"] == res["quiet"] == 1000
     assert res["advertising"] == res["connected"] == 50
+
+
+def test_ble_advertises_what_the_app_holds(tmp_path):
+    """mote.ble.start gets the app's state as a callable: the advertised SoC, power and "records waiting" bit
+    come from the real App (records waiting until a host acks them), not from attributes probed on it."""
+    body = """
+from mote import ble
+before = a._ble_state()
+fill_window()
+a._power_tick(compat.ticks_ms())
+for i in range(5):
+    a.telemetry()
+after = a._ble_state()
+print(json.dumps({"before": list(before), "after": list(after), "adv": list(ble.health(*after)),
+                  "spool": ble.ST_SPOOL, "usb": ble.ST_USB}))
+"""
+    res = json.loads(run_device(body, tmp_path).splitlines()[-1])
+    assert res["before"][3] == 0 and res["after"][3] >= 5          # nobody acked: the records wait
+    assert res["after"][1] is False and 0 <= res["after"][0] <= 100    # on the battery, with an estimate
+    soc, status = res["adv"]
+    assert soc == min(100, int(res["after"][0] + 0.5)) and status & res["spool"] and not status & res["usb"]

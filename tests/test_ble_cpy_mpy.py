@@ -1,4 +1,4 @@
-"""mote.ble_cpy (the NUS peripheral on CircuitPython's adafruit_ble) under micropython and under CircuitPython's
+"""mote.hal.ble_cpy (the NUS peripheral on CircuitPython's adafruit_ble) under micropython and under CircuitPython's
 own interpreter (tests/mpy.py), against a fake of the adafruit_ble / _bleio API surface it uses
 (tests/ble_fake/cpy: a fake following the library's documented API, not the library; no radio here)."""
 
@@ -14,7 +14,8 @@ PRELUDE = r"""
 import json
 import _bleio
 from adafruit_ble import BLERadio
-from mote import ble, ble_cpy, proto, cbor
+from mote import ble, proto, cbor
+from mote.hal import ble_cpy
 from mote.link import Link
 from mote.frame import Encoder, Decoder
 A = _bleio.adapter
@@ -111,12 +112,12 @@ link = ble.BleLink(port, prim)
 class O:
     pass
 app = O(); app.board = O(); app.spool = None
-app.sense = app.battery = O()
-app.sense.policy = policy.Policy(policy.DEFAULT, 16384)
-app.sense.policy.update(55, False)
-app.sense.soc = 55; app.sense.usb = False
-link.health = lambda: ble.health(app)
-link.radio = lambda: ble.radio(app)
+app.power = app.battery = O()
+app.power.policy = policy.Policy(policy.DEFAULT, 16384)
+app.power.policy.update(55, False)
+app.power.soc = 55; app.power.usb = False
+link.health = lambda: ble.health(app.power.soc, app.power.usb, False, 0)
+link.radio = lambda: ble.radio(app.power.policy)
 link.poll()
 adv = A._adv[-1]
 c = A._connect(max_packet_length=100)
@@ -146,7 +147,7 @@ class O:
 app = O(); app.board = O(); app.board.uid = b"\xaa" * 8; app.board.info = {"ble": {"secure": True}}
 app.device = "aa" * 8; app.cfg = {}; app.link = Link(port, 512)
 ble.IMPL = "circuitpython"
-link = ble.start(app)
+link = ble.start(app.board, app.device, app.link, lambda: (-1, True, False, 0), lambda: None)
 print(json.dumps({"cpy": isinstance(link.port, ble_cpy.Port), "secure": link.port.secure, "name": A.name,
                   "isble": isinstance(link, ble.BleLink)}))
 """)

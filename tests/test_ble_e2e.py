@@ -20,7 +20,7 @@ import pytest
 pytest.importorskip("bleak")
 pytest.importorskip("bluezoo")
 
-from motekit.ble.bridge import Bridge  # noqa: E402
+from motekit.sim.ble_bridge import Bridge  # noqa: E402
 from motekit.ble.rig import CENTRAL_ADDRESS, Rig, board_address  # noqa: E402
 from motekit.link import Link  # noqa: E402
 from motekit.sim import VirtualBoard  # noqa: E402

@@ -1,4 +1,4 @@
-"""mote.ble (the NUS peripheral) on the real MicroPython interpreter, against a scripted `bluetooth` stack."""
+"""mote.ble and mote.hal.ble_mpy (the NUS peripheral) on the real MicroPython interpreter, against a scripted `bluetooth` stack."""
 
 import json
 from pathlib import Path
@@ -13,10 +13,11 @@ PRELUDE = r"""
 import json, errno
 import bluetooth
 from mote import ble, proto, cbor
+from mote.hal import ble_mpy
 from mote.link import Link
 from mote.frame import Encoder
 b = bluetooth.BLE()
-port = ble.Port(b, b"\x01\x02\x03\x04\x05\x06\x07\x08", "mote-0102", mtu=185)
+port = ble_mpy.Port(b, b"\x01\x02\x03\x04\x05\x06\x07\x08", "mote-0102", mtu=185)
 """
 
 
@@ -147,30 +148,30 @@ print(json.dumps({"n": n, "ovf": port.rx_overflow}))
 
 
 def test_band_transitions_set_the_advertising_interval_and_soc():
-    """mote.ble.start's wiring (radio(app), health(app)) on a real mote.policy.Policy: each band's radio use
+    """mote.ble.start's wiring (radio(policy), health(...)) on a real mote.policy.Policy: each band's radio use
     re-advertises at the next poll; the advertised SoC is the app's estimate (255 until it has one)."""
     r = run(r"""
 from mote import policy
 class O:
     pass
 app = O(); app.board = O(); app.spool = None
-app.sense = app.battery = O()
-app.sense.policy = policy.Policy(policy.DEFAULT, 16384)
-app.sense.soc = -1; app.sense.usb = True
+app.power = app.battery = O()
+app.power.policy = policy.Policy(policy.DEFAULT, 16384)
+app.power.soc = -1; app.power.usb = True
 link = ble.BleLink(port, Link(port, 1024))
-link.health = lambda: ble.health(app)
-link.radio = lambda: ble.radio(app)
-link.batch = lambda: ble.batch_ms(app)
+link.health = lambda: ble.health(app.power.soc, app.power.usb, False, 0)
+link.radio = lambda: ble.radio(app.power.policy)
+link.batch = lambda: ble.batch_ms(app.power.policy)
 out = []
 def step(soc, usb):
-    app.sense.policy.update(soc if soc >= 0 else 100, usb)
-    app.sense.soc = soc; app.sense.usb = usb
+    app.power.policy.update(soc if soc >= 0 else 100, usb)
+    app.power.soc = soc; app.power.usb = usb
     link._next_health = None
     link.poll()
     m = None
     if b.adv[-1][0] is not None:
         m = list(ble.parse_mfr(b.adv[-1][2][-11:]))
-    out.append([app.sense.policy.name(), port.radio, b.adv[-1][0], m])
+    out.append([app.power.policy.name(), port.radio, b.adv[-1][0], m])
 step(-1, True)          # USB power, no battery reading: radio on, SoC unknown
 step(69.6, False)       # on battery: band normal, radio batch (a window opens at once), SoC 70
 step(20, False)         # saver: still batch
@@ -192,10 +193,10 @@ def test_radio_is_none_until_the_policy_has_a_band():
 from mote import policy
 class O:
     pass
-app = O(); app.sense = O(); app.sense.policy = policy.Policy(policy.DEFAULT, 16384)
-before = ble.radio(app)
-app.sense.policy.update(50, False)
-print(json.dumps([before, ble.radio(app), ble.radio(O())]))
+app = O(); app.power = O(); app.power.policy = policy.Policy(policy.DEFAULT, 16384)
+before = ble.radio(app.power.policy)
+app.power.policy.update(50, False)
+print(json.dumps([before, ble.radio(app.power.policy), ble.radio(None)]))
 """)
     assert r == [None, "batch", None]
 
@@ -216,15 +217,16 @@ import json, bluetooth
 PATH = %r
 bluetooth.BONDING = True
 from mote import ble
+from mote.hal import ble_mpy
 b = bluetooth.BLE()
-port = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(PATH))
+port = ble_mpy.Port(b, b"\x01" * 8, "mote-0101", store=ble_mpy.BondStore(PATH))
 port.pair({"seconds": 60})                          # bonds are taken inside a pairing window only
 b.connect(64)                                       # a bond's secrets come while its central is connected
 ok = [b.secret(30, (1, memoryview(b"peerA-ltk"), memoryview(b"secretA"))),
       b.secret(30, (2, b"peerA-irk", b"irkA")),
       b.secret(30, (1, b"peerB-ltk", b"secretB")),
       b.secret(30, (1, b"peerB-ltk", None))]          # deleted again
-fresh = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(PATH))   # after a reset: read from flash
+fresh = ble_mpy.Port(b, b"\x01" * 8, "mote-0101", store=ble_mpy.BondStore(PATH))   # after a reset: read from flash
 got = [b.secret(29, (1, 0, b"peerA-ltk")), b.secret(29, (1, 0, None)), b.secret(29, (1, 1, None)),
        b.secret(29, (2, 0, b"peerA-irk")), b.secret(29, (1, 0, b"peerB-ltk"))]
 print(json.dumps({"cfg": b.cfg, "supported": port.bond_supported, "ok": ok, "bonded_adv": fresh.bonded,
@@ -363,7 +365,7 @@ print(json.dumps({"log": log}))
 PAIRING = r"""
 bluetooth.BONDING = True
 b = bluetooth.BLE(); b.bonding = True
-port = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(%r), io=%r)
+port = ble_mpy.Port(b, b"\x01" * 8, "mote-0101", store=ble_mpy.BondStore(%r), io=%r)
 prim = Link(port, 1024)
 prim.on("config.set", lambda p: "changed")
 link = ble.BleLink(port, prim)
@@ -486,7 +488,7 @@ def test_btstack_bonds_count_only_for_centrals_approved_in_a_window(tmp_path):
     r = run(r"""
 bluetooth.BONDING = True
 b = bluetooth.BLE(); b.bonding = True
-port = ble.Port(b, b"\x01" * 8, "mote-0101", store=ble.BondStore(%r), stack="btstack", io="display")
+port = ble_mpy.Port(b, b"\x01" * 8, "mote-0101", store=ble_mpy.BondStore(%r), stack="btstack", io="display")
 prim = Link(port, 1024)
 link = ble.BleLink(port, prim)
 def bond(conn, addr):

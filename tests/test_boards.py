@@ -63,9 +63,9 @@ def test_every_board_with_a_radio_is_secure_by_default():
     class App:
         class board:
             info = {}
-    assert ble.secure_mode(App) is True
+    assert ble.secure_mode(App.board) is True
     App.board.info = {"ble": {"secure": False}}
-    assert ble.secure_mode(App) is False
+    assert ble.secure_mode(App.board) is False
     b = json.loads((BOARDS / "pico_w.json").read_text())
     del b["ble"]
     with pytest.raises(jsonschema.ValidationError):

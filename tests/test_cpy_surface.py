@@ -144,6 +144,7 @@ def broken(*a):
     raise OSError(5, "flash read failed")
 store.Store.boot = broken
 ble.start = broken
+app._has_radio = lambda: True          # a board with a radio whose start fails
 a = app.App(Board(), {"sample_hz": 50, "window": 8, "hop": 4})
 print("store survived")
 print("ble", a._start_ble())

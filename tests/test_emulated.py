@@ -75,7 +75,9 @@ def test_board_arch_clock_and_native_heap(firmware, name, tmp_path):
     with boot(firmware, name, tmp_path) as b:
         dt, mpyv, cost, heap, kernels = b.exec(SPIN).split(maxsplit=4)
     assert decode_mpy(int(mpyv))[2] == bi["mpy_arch"]
-    assert abs(int(dt) - 10000) <= 5, f"10 M instructions took {dt} us of virtual time"
+    # the spin is 10 M instructions; interrupt handlers that run meanwhile (the port's tick, the UART taking the
+    # host's bytes, which arrive at host-time moments) retire a few thousand more: 0.2 % bounds them (seen: +6 us)
+    assert abs(int(dt) - 10000) <= 20, f"10 M instructions took {dt} us of virtual time"
     # the whole heap is the board file's (a few hundred bytes go to the allocator's own tables)
     assert bi["ram"]["heap_bytes"] * 0.97 <= int(heap) <= bi["ram"]["heap_bytes"]
     assert "viper32" in kernels and "viper64" not in kernels
@@ -86,14 +88,32 @@ def test_board_arch_clock_and_native_heap(firmware, name, tmp_path):
 # the harness allocates nothing per input: inputs are read straight into the model's input tensors and the
 # output is hashed where it lies (a hex copy of a 16 KB output would itself need 32 KB of heap)
 RUN_MODEL = """
-import gc, binascii
-from mote.infer import Model
+import gc, binascii, sys
+import mote
 from mote.compat import sha256
-gc.collect()
+def drop(names):
+    for n in names:
+        sys.modules.pop(n, None)
+        try:
+            delattr(mote, n.split('.')[-1])
+        except Exception:
+            pass
+    gc.collect()
+before = set(sys.modules)
+for n in ('mote.infer', 'mote.mtm_check'):      # as mote.app.warm_up at boot: names interned while the heap is young
+    __import__(n)
+drop(set(sys.modules) - before)
 try:
-    m = Model('/m.mtm', kernels={kern!r})
+    from mote import mtm_check      # as mote.store.load_model: the validator alone, dropped, then the engine
+    mtm_check.check_file('/m.mtm')
+    mtm_check = None
+    drop(['mote.mtm_check'])
+    from mote.infer import Model
+    m = Model('/m.mtm', kernels={kern!r}, checked=True)
 except MemoryError:
     print('MemoryError')
+except Exception as e:          # (mote.infer says "not enough free RAM to load the model" in one line)
+    print('MemoryError' if 'RAM' in str(e) else 'ModelError')
 else:
     f = open('/in.bin', 'rb')
     for _ in range({n}):

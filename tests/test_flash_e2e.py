@@ -59,7 +59,8 @@ def signed(env, seq, key=None, boards=("sim",), version=None, blob=None):
     from motekit.manifest import sign_model
     cin, cout = env["canary"]
     return sign_model(blob or env["blob"], key or env["good"], name="hello", version=version or f"1.{seq}", seq=seq,
-                      boards=list(boards), runtime="0.1.0", labels=["y"], canary_input=cin, canary_output=cout)
+                      boards=list(boards), runtime="0.1.0", labels=["y"], canary_input=cin, canary_output=cout,
+                      window=False)     # hello_world is not a window classifier
 
 
 def mote(*args, timeout=60, **env):
@@ -241,7 +242,7 @@ def test_compressed_flash_of_a_real_model_resumes_after_a_kill(env, board, tmp_p
 
     def kws(seq):
         return sign_model(blob, env["good"], name="kws", version=f"1.{seq}", seq=seq, boards=["sim"],
-                          runtime="0.1.0", labels=["y"])
+                          runtime="0.1.0", labels=["y"], window=False)
     link = _provisioned(port)
     assert "deflate" in link.info["caps"]
     link.close()
@@ -293,3 +294,71 @@ def test_flash_falls_back_to_plain_without_the_capability(env, board):
     fl = Flasher(link, signed(env, 3))
     assert "enc" not in fl.begin_params() and fl.line_rate > 64 * 1024, fl.line_rate
     link.close()
+
+
+def test_refused_v3_keeps_the_rollback_target_and_the_board_survives_bad_requests(env, board, tmp_path):
+    """flash v1, v2, then a wrong-board, an old-seq and an untrusted v3: each refused in one line by the host
+    (before a byte is sent) and by the board at upload.begin (before its inactive slot changes), and
+    `mote rollback` still returns to v1. A 10**12-byte upload.begin and a deeply nested policy.set are
+    refused with a reason; the board keeps running."""
+    import hashlib
+
+    import cbor2
+
+    from motekit.flash import manifest_length
+    from motekit.manifest import build_manifest, sign_manifest
+    vb, port = board
+    assert mote("provision", "--port", port).returncode == 0
+    for seq in (1, 2):
+        f = tmp_path / f"v{seq}.signed"
+        f.write_bytes(signed(env, seq))
+        p = mote("flash", "--port", port, str(f))
+        assert p.returncode == 0, p.stderr
+    slot_a = vb.flash / "models" / "a.bin"
+    before = hashlib.sha256(slot_a.read_bytes()).hexdigest()
+    cases = [("board", signed(env, 3, boards=("pico_w",)), "this board is sim", "for board(s) pico_w, this is sim"),
+             ("old seq", signed(env, 2, version="9.9"), "sequence number 2 is not newer than the board's installed 2",
+              "sequence number 2 is not newer than the installed 2"),
+             ("untrusted", signed(env, 3, key=env["other"]), "refusing to flash", "unknown")]
+    for name, data, host_words, dev_words in cases:
+        f = tmp_path / "v3.signed"
+        f.write_bytes(data)
+        host = mote("flash", "--port", port, str(f))
+        one_line_error(host, "refusing to flash", host_words)
+        assert "KiB/s" not in host.stderr                      # not a byte of the model was sent
+        dev = mote("flash", "--port", port, str(f), "--no-verify", "-q")
+        one_line_error(dev, "device refused", dev_words)
+        st = json.loads(mote("status", "--port", port, "--json").stdout)
+        assert st["model"]["seq"] == 2 and st["prev"] == "a" and st["upload"] is None, (name, st)
+        assert hashlib.sha256(slot_a.read_bytes()).hexdigest() == before, name     # the slot was not touched
+    p = mote("rollback", "--port", port)
+    assert p.returncode == 0 and "hello 1.1 (seq 1, slot a" in p.stdout, p.stdout + p.stderr
+
+    link = _provisioned(port)
+    try:
+        # a manifest for a 10**12-byte model: refused on the free flash, nothing changes
+        m = build_manifest(b"x", name="huge", version="1", seq=50, boards=["sim"], runtime="0.1.0")
+        m["size"] = 10 ** 12
+        man = sign_manifest(m, env["good"])
+        assert manifest_length(man + b"x") == len(man)
+        off = 0
+        while off < len(man):
+            c = man[off:off + 200]
+            off = link.request("upload.manifest", [off, c, __import__("zlib").crc32(c)])
+        from motekit.link import DeviceError
+        with pytest.raises(DeviceError) as e:
+            link.request("upload.begin", {"size": 10 ** 12 + len(man), "sha256": m["sha256"],
+                                          "manifest_len": len(man)})
+        assert "does not fit" in str(e.value) and "nothing changed" in str(e.value), e.value
+        # a policy.set nested 61 deep: refused, and policy.get still answers
+        deep = 1
+        for _ in range(61):
+            deep = {"x": deep}
+        with pytest.raises(DeviceError) as e:
+            link.request("policy.set", {"usb": {"name": "usb", "idle_hz": 50, "burst_hz": 50, "x": deep}})
+        print(e.value)
+        assert link.request("policy.get")["override"] == {}
+        assert link.request("store.status")["model"]["seq"] == 1
+        assert cbor2.loads(cbor2.dumps(link.hello(timeout=5)))["model"]["seq"] == 1
+    finally:
+        link.close()

@@ -451,14 +451,14 @@ for i in range(60):
 a._power_tick(compat.ticks_ms())
 hb = heartbeat.decode(a.heartbeat())
 imu = DEVICES[106]
-res = {"hz": a.hz, "band": a.sense.policy.name(), "hb": {k: hb[k] for k in ("batt_mv", "soc", "source")},
-       "present": a.tel.present, "armed": a.sense.state()["armed"], "md1": imu.r[0x5E], "ctrl1": imu.r[0x10]}
+res = {"hz": a.hz, "band": a.power.policy.name(), "hb": {k: hb[k] for k in ("batt_mv", "soc", "source")},
+       "present": a.tel.present, "armed": a.power.state()["armed"], "md1": imu.r[0x5E], "ctrl1": imu.r[0x10]}
 # the board moves: the IMU's wake-up fires, INT1 rises; the next power tick wakes the policy (burst-rate probe)
 for k in range(4):
     imu.push(0, 0, 16384 if k %% 2 else 4000)
 machine.drive("GP6", imu.int1)
 a._power_tick(compat.ticks_ms())
-res.update({"hz2": a.hz, "probing": a.sense.policy.probing, "md1_2": imu.r[0x5E], "ctrl1_2": imu.r[0x10],
+res.update({"hz2": a.hz, "probing": a.power.policy.probing, "md1_2": imu.r[0x5E], "ctrl1_2": imu.r[0x10],
             "int1_after": imu.int1, "irqs": [c for c in machine.CALLS if c[0] == "irq"]})
 # sampling: the IMU's FIFO collects (watermark = hop on INT1), the app drains it once per hop
 res["fifo"] = [a.fifo_n, imu.r[0x0D], imu.r[0x0A]]
@@ -467,7 +467,7 @@ for k in range(50):
     imu.fifo_push(6000 if k %% 2 else -6000, 0, 16384)
 res["wtm_int1"] = imu.int1
 a.drain(time.ticks_ms())
-res["drained"] = [a.samples - n0, a.board.accel.fifo_count(), a.sense.policy.burst]
+res["drained"] = [a.samples - n0, a.board.accel.fifo_count(), a.power.policy.burst]
 print(json.dumps(res))
 """ % json.dumps(info)
     res = json.loads(run(code, fakes, tmp_path).splitlines()[-1])

@@ -48,9 +48,8 @@ def test_wasm_port_falls_back_to_pure_and_matches(tmp_path):
     if node is None:
         pytest.skip("node (Node.js) is not installed: cannot run the MicroPython webassembly port")
     assert PKG.exists(), "webassembly port not installed: run `npm ci --prefix tests/wasm`"
-    files = {f"/lib/mote/{f}": str(FIRMWARE / "mote" / f)
-             for f in ("__init__.py", "infer.py", "infer_pre.py", "kernels.py", "kernels_viper.py", "kernels_viper32.py",
-                       "kernels_viper_common.py", "cbor.py", "compat.py")}
+    from motekit.model.check import ENGINE_FILES
+    files = {f"/lib/mote/{f}": str(FIRMWARE / "mote" / f) for f in ("__init__.py",) + ENGINE_FILES}
     want = {}
     count = 4
     for name in MODELS:

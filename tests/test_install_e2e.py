@@ -90,7 +90,7 @@ def test_install_on_a_stock_board_then_over_running_firmware(blank, home):
 
     # the firmware is .mpy (main.py stays source), viper modules compiled for x64; board file and keys written
     mods = {q.relative_to(flash).as_posix() for q in (flash / "mote").rglob("*") if q.is_file()}
-    assert "mote/app.mpy" in mods and "mote/kernels_viper.mpy" in mods and "mote/hal/sim.mpy" in mods
+    assert "mote/app.mpy" in mods and "mote/kernels_viper64.mpy" in mods and "mote/hal/sim.mpy" in mods
     assert not [m for m in mods if m.endswith(".py")], mods
     assert (flash / "main.py").exists()
     assert json.loads((flash / "keys.json").read_text()) == want_keys
@@ -147,7 +147,7 @@ def test_build_for_32_bit_boards_leaves_out_the_64_bit_viper_kernels():
     # a viper module that needs a 64-bit word does not compile for armv6m: it is left out, with the reason
     for s in plan.skipped:
         assert "armv6m" in s and "viper" in s, s
-    assert ("/mote/kernels_viper.mpy" in names) != any("kernels_viper.py" in s for s in plan.skipped)
+    assert ("/mote/kernels_viper64.mpy" in names) != any("kernels_viper64.py" in s for s in plan.skipped)
     assert "/main.py" in names and "/board.json" in names
     assert not any("/hal/sim" in n or n.endswith("/hal/cpy.mpy") for n in names)
     for f in plan.files:

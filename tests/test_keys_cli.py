@@ -17,12 +17,18 @@ from motekit.manifest import split_signed, verify_signed
 from motekit.signing_cli import sign, verify
 
 
+def _model():
+    from motekit.paths import shared_dir
+    from motekit.model.convert import convert
+    return convert(shared_dir() / "vectors" / "tflite" / "hello_world_int8.tflite").to_bytes()
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("MOTEKIT_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MOTEKIT_KEY_PASSPHRASE", raising=False)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "m.mtm").write_bytes(b"MTM1" + bytes(range(256)) * 8)
+    (tmp_path / "m.mtm").write_bytes(_model())     # sign refuses anything the device's validator refuses
     return tmp_path
 
 

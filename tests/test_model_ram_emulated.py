@@ -31,10 +31,11 @@ if {ext}:       # the code of exported models' ops is imported by the models tha
 def _scrub(n):
     a = b = c = d = e = f = g = h = 0
     return _scrub(n - 1) + a + b + c + d + e + f + g + h if n else 0
+infer.validate('/m.mtm')       # as mote.store.load_model: the validator alone, dropped, then the engine
 _scrub(40)
 gc.collect()
 b0 = gc.mem_alloc()
-m = infer.Model('/m.mtm', kernels='viper32')
+m = infer.Model('/m.mtm', kernels='viper32', checked=True)
 _scrub(40)
 gc.collect()
 print('LOAD', gc.mem_alloc() - b0, m.weights)

@@ -186,11 +186,11 @@ print(json.dumps(out))
 
 
 def test_sense_arms_the_board_imu_and_wakes_on_int1(tmp_path):
-    """mote.sense drives the HAL's imu_wake/imu_woke (a fake board) from the policy; an IMU that stops answering
+    """mote.power drives the HAL's imu_wake/imu_woke (a fake board) from the policy; an IMU that stops answering
     falls back to the software detector."""
     r = mpy_json("""
 import json, time
-from mote import sense
+from mote import power
 class Power:
     def read_mv(self): return 3950
     def usb(self): return False
@@ -209,7 +209,7 @@ class Board:
     def imu_woke(self):
         return self.int1
 b = Board()
-s = sense.Sense(b)
+s = power.Power(b)
 s.tick(0, True)
 st = s.state()
 s.tick(10)                        # arms the IMU
@@ -223,7 +223,7 @@ b.fail = True
 s.tick(40)                        # arming fails: software detector at idle_hz
 out["fallback"] = [s.hz(50), s.policy.armed, s.policy.imu_wake]
 nb = Board(); nb.info = {"sensors": {"imu": {}}}
-out["no_int1"] = sense.Sense(nb).policy.imu_wake
+out["no_int1"] = power.Power(nb).policy.imu_wake
 print(json.dumps(out))
 """, )
     assert r["state"] == ["normal", 0, True]
@@ -233,11 +233,11 @@ print(json.dumps(out))
 
 def test_policy_imu_deep_band_transitions_and_sense_resume():
     """`wake: imu-deep` (DEFAULT's battery bands): `deep` only on a deep-capable board and only while armed (not while
-    probing / in a burst); wake_dur is validated; mote.sense saves band/SoC to the HAL's sleep memory before the deep
+    probing / in a burst); wake_dur is validated; mote.power saves band/SoC to the HAL's sleep memory before the deep
     sleep and, after the reboot, resume() restores them and starts the probe when INT1 woke the board."""
     r = mpy_json("""
 import json
-from mote import policy, sense
+from mote import policy, power
 out = {}
 p = policy.Policy(None, 16384, True, True)
 p.update(90)
@@ -274,7 +274,7 @@ class Board:
     def deepsleep_imu(self, ms): self.calls.append(["deep", ms])
     def wake_cause(self): return self.cause
 b = Board()
-s = sense.Sense(b)
+s = power.Power(b)
 s.tick(0, True)
 out["deep0"] = s.deep_ms(0, 600000)        # the IMU is not armed yet
 s.tick(10)
@@ -283,7 +283,7 @@ out["nap"] = [s.nap_ms(10, 600000), s.nap_ms(10, 30000)]
 out["saved"] = [s.save(), list(b.sleep_memory[:4])]
 b2 = Board("imu")
 b2.sleep_memory[:] = b.sleep_memory
-s2 = sense.Sense(b2)
+s2 = power.Power(b2)
 s2.tick(0, True)
 out["cause"] = s2.resume(5)
 out["resumed"] = [s2.policy.name(), s2.policy.probing, s2.hz(50), s2.changed, b2.calls, b2.sleep_memory[0]]
@@ -412,7 +412,7 @@ print(json.dumps(out))
 
 
 def test_screening_policy_keys_are_validated_and_a_hostile_set_keeps_the_board():
-    """events / confirm / min_conf / screen_s: wrong types, sizes and ranges are one-line ValueErrors; Sense.set
+    """events / confirm / min_conf / screen_s: wrong types, sizes and ranges are one-line ValueErrors; Power.set
     with them changes nothing stored."""
     r = mpy_json("""
 import json
@@ -437,12 +437,12 @@ print(json.dumps({"out": out, "ok": [ok["events"], ok["confirm"], ok["min_conf"]
 
 
 def test_sense_hop_reports_events_only_and_their_end():
-    """mote.sense.Sense.hop while screening: non-event looks are not reported, the event's hops are (the decision
+    """mote.power.Power.hop while screening: non-event looks are not reported, the event's hops are (the decision
     as the moving flag), a duty-cycled hop stands for the last label, the end of an event is reported once;
     the usb row reports every hop as before."""
     r = mpy_json("""
 import json
-from mote import sense, policy
+from mote import power, policy
 class Power:
     def read_mv(self): return 3950
     def usb(self): return False
@@ -452,7 +452,7 @@ class Board:
         self.info = {"sensors": {"imu": {"counts_per_g": 16384}}}
         self.power = Power()
 b = Board()
-s = sense.Sense(b)
+s = power.Power(b)
 s.tick(0, True)
 s.set_labels(["other", "squat"])
 p = s.policy

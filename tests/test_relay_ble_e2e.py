@@ -19,7 +19,7 @@ import pytest
 pytest.importorskip("bleak")
 pytest.importorskip("bluezoo")
 
-from motekit.ble.bridge import Bridge  # noqa: E402
+from motekit.sim.ble_bridge import Bridge  # noqa: E402
 from motekit.ble.rig import CENTRAL_ADDRESS, Rig  # noqa: E402
 from motekit.relay.consumer import Dedup  # noqa: E402
 from motekit.relay.testing import Broker, Recorder  # noqa: E402

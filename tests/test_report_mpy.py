@@ -56,15 +56,15 @@ board.serial.feed(binascii.unhexlify(%r))
 a.link.poll()
 fill_window()
 a._power_tick(compat.ticks_ms())
-res = {"report": a.sense.policy.report(), "change": a.reporter.change}
+res = {"report": a.power.policy.report(), "change": a.reporter.change}
 frames_out()
 for m in [1, 1, 1, 1, 0, 0, 1, 1, 1]:
     a.hop_moving = bool(m)
     a.telemetry()
 res["out"] = frames_out()
 board.power.on_usb = True                   # USB power: the usb row reports every hop again
-a._power_tick(compat.ticks_add(a.sense.next_tick, 1))
-res["usb_report"] = a.sense.policy.report()
+a._power_tick(compat.ticks_add(a.power.next_tick, 1))
+res["usb_report"] = a.power.policy.report()
 frames_out()
 for m in [1, 1, 1]:
     a.hop_moving = bool(m)

@@ -4,7 +4,7 @@
 
 Both peripherals are MicroPython scripts on the sim's `bluetooth` module, bridged to BlueZoo exactly like
 `mote sim --ble`; bleak on hci0 receives. *bare*: a loop of gatts_notify() with ATT MTU - 3 bytes of
-payload (the most a peripheral can push). *framed*: the firmware's mote.ble.Port under a mote.link.Link
+payload (the most a peripheral can push). *framed*: the firmware's mote.hal.ble_mpy.Port under a mote.link.Link
 sending max-size frames (COBS + header + CRC, split at MTU - 3). The report is payload bytes per second
 received by the host and the framed/bare ratio (target >= 80 %). Not a timed test: the rig has no radio
 timing, so this measures the software path (firmware, bridge, D-Bus, bleak), not the air.
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
 
 from motekit.ble import adv as advmod  # noqa: E402
-from motekit.ble.bridge import Bridge  # noqa: E402
+from motekit.sim.ble_bridge import Bridge  # noqa: E402
 from motekit.ble.rig import Rig  # noqa: E402
 from motekit.frame import Decoder  # noqa: E402
 from motekit.sim.supervisor import micropython_exe  # noqa: E402
@@ -73,7 +73,8 @@ while state["conn"] is not None:
 FRAMED = COMMON + r"""
 from mote.link import Link
 from mote import proto
-port = mb.Port(b, b"\0" * 8, "bench", mtu=%(mtu)d)
+from mote.hal import ble_mpy
+port = ble_mpy.Port(b, b"\0" * 8, "bench", mtu=%(mtu)d)
 link = Link(port, 1024)
 if %(pure)s:
     from mote.frame import Encoder

@@ -29,9 +29,43 @@ def _boot_count():
     return n
 
 
+def warm_up(names):
+    """Import modules once and let them go: their names are interned now, while the heap is young. A module
+    first imported hours later (the model engine at an upload's trial) grows the interpreter's name table,
+    which takes one large contiguous block a fragmented heap may not have (measured: the sim's trial failed
+    with MemoryError there, with 200 KB free). Re-importing later adds no names; dropping them now keeps the
+    heap of a board without a model as it was."""
+    import sys
+    before = set(sys.modules)
+    for n in names:
+        try:
+            __import__(n)
+        except Exception as e:  # never keep the board from booting over it
+            print_exception(e)
+    import mote
+    for n in set(sys.modules) - before:
+        sys.modules.pop(n, None)
+        try:
+            delattr(mote, n.split(".")[-1])
+        except Exception:       # (no such attribute: KeyError on MicroPython; a port without delattr)
+            pass
+    gc.collect()
+
+
 def store_caps():
     from mote.store import caps      # upload encodings this port inflates ("deflate")
     return caps()
+
+
+def _has_radio():
+    """The port has a BLE stack: MicroPython's `bluetooth` or CircuitPython's `_bleio`."""
+    for name in ("bluetooth", "_bleio"):
+        try:
+            __import__(name)
+            return True
+        except ImportError:
+            pass
+    return False
 
 
 class App:
@@ -58,7 +92,8 @@ class App:
         self.overruns = 0
         self.sleep_due = False   # a sleep band's deep sleep, waiting for the radio window to end
         self.running = False
-        self.sense = None
+        self.loop_errors = 0     # loop passes an OSError ended early (a full or failing flash): counted, not fatal
+        self.power = None
         self.reporter = Reporter()
         self._setup_window()
         self._setup_power()
@@ -76,7 +111,7 @@ class App:
         self.hop_moving = False  # the activity detector saw motion during this hop
         self.fifo_n = 0          # > 0: the IMU's FIFO collects the samples, INT1 at this many (board.imu_fifo)
         self.fifo_hz = 0
-        if self.sense is not None:
+        if self.power is not None:
             self._apply_rate()
             self._load_model()
 
@@ -86,13 +121,16 @@ class App:
                 "mtu": self.link.mtu, "boot": self.boot, "uptime_ms": self.uptime_ms(),
                 "impl": sys.implementation.name, "arch": native_arch(),
                 "model": self._model(), "model_error": self.clf.error,
-                "policy": self.sense.policy.name(), "caps": store_caps()}
+                "policy": self.power.policy.name(), "caps": store_caps()}
 
     def _setup_store(self, board):
         # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
         from mote import store, upload
+        warm_up(("mote.infer", "mote.mtm_check"))
         self.store = store.Store(board.name)
         before = self.store.pointer().get("slot")
+        self.store.window = self.cfg["window"]     # a window classifier's trial checks it fits the board's window
+        upload.register(self.link, self.store, self._spool_reserve)     # (before boot: stale uploads dropped)
         try:
             self.store.boot()
         except Exception as e:  # never keep the board from booting over its model
@@ -100,7 +138,15 @@ class App:
         p = self.store.pointer()
         # a rollback at boot (revoked signer, corruption, failed trial) becomes an `ev` once telemetry runs
         self._boot_ev = (before, p.get("note") or "rolled back") if p.get("slot") != before else None
-        upload.register(self.link, self.store)
+
+    def _spool_reserve(self):
+        """Flash the telemetry spool may still grow into (an upload must leave it free)."""
+        tel = getattr(self, "tel", None)
+        if tel is None:
+            return 0
+        sp = tel.sp
+        used = len(sp.segs) if sp is not None else 0
+        return max(0, tel.max_segs - used) * tel.seg_bytes
 
     def _model(self):
         try:
@@ -127,7 +173,7 @@ class App:
         # compact (stats must fit a 256-byte frame): details in policy.get and infer.status
         c = self.clf
         s["hz"] = self.hz
-        s["policy"] = self.sense.policy.name()
+        s["policy"] = self.power.policy.name()
         s["infer"] = [c.inferences, c.failures, c.lat.p95()]
         s["spool"] = [self.tel.depth(), self.tel.dropped()]
         ble = getattr(self, "ble", None)
@@ -137,7 +183,13 @@ class App:
             s["sec"] = [self.link.denied + ble.denied, ble.acks_ignored, ble.port.pair_refused]
         if c.error:
             s["model_error"] = c.error[:60]
+        if self.fs_errors():
+            s["fs_err"] = [self.tel.write_errors, self.loop_errors]   # write-behinds refused, loop passes hit
         return s
+
+    def fs_errors(self):
+        """Flash writes that failed since boot (ENOSPC, I/O): the telemetry write-behind's and the loop's."""
+        return self.tel.write_errors + self.loop_errors
 
     def config_set(self, params):
         if not isinstance(params, dict) or not params:
@@ -149,6 +201,7 @@ class App:
             raise ValueError("hop must not exceed window")
         config.save(new)
         self.cfg = new
+        self.store.window = new["window"]           # the next trial checks a window classifier against it
         self._setup_window()
         return new
 
@@ -176,42 +229,66 @@ class App:
     def _start_ble(self):
         # the BLE link (mote.ble: NUS peripheral) beside serial, when the board has a radio
         self.ble = None
+        if not _has_radio():
+            return None                               # no radio: mote.ble's code never takes heap (~6 KB)
         try:
             from mote import ble
-            self.ble = ble.start(self)
+            self.ble = ble.start(self.board, self.device, self.link, self._ble_state,
+                                 lambda: self.power.policy if self.power is not None else None)
         except Exception as e:  # a radio problem never stops the board
             print_exception(e)
         if self.ble is not None:
             self.link.mirrors.append(self.ble)      # logs also go to a connected BLE host (telemetry: self.tel)
         return self.ble
 
-    # -- power policy, telemetry, inference (mote.sense / mote.telemetry / mote.classifier) ------
+    def _ble_state(self):
+        """What the BLE advertisement shows: (SoC % or -1, on USB, a model active, records waiting)."""
+        s = self.power
+        try:
+            model = bool(self._model())
+        except Exception:
+            model = False
+        return (s.soc if s is not None else -1, bool(s is not None and s.usb), model, self.tel.depth())
+
+    # -- power policy, telemetry, inference (mote.power / mote.telemetry / mote.classifier) ------
     def _setup_power(self):
         from mote.classifier import Classifier
-        from mote.sense import Sense
+        from mote.power import Power
         from mote.telemetry import Telemetry
         board = self.board
         kinds = (board.info.get("link") or {}).get("kinds") or ["usb-cdc"]
-        self.sense = self.battery = Sense(board)      # `battery`: soc/usb for mote.ble's advertisement
+        self.power = Power(board)
         fs_bytes = int((board.info.get("flash") or {}).get("fs_bytes", 0) or 0)
         segs = max(8, min(64, fs_bytes // 8 // 4096))          # the spool: 1/8 of the filesystem, 32..256 KiB
         self.tel = Telemetry(self.link, self.boot, self.uptime_ms, usb_link=kinds[0] == "usb-cdc", max_segs=segs)
         self.clf = Classifier(self.store)
-        self.next_hb = ticks_add(ticks_ms(), self.sense.policy.hb_ms)
-        self.link.on("policy.get", lambda p: self.sense.get())
+        self.next_hb = ticks_add(ticks_ms(), self.power.policy.hb_ms)
+        self.link.on("policy.get", lambda p: self.power.get())
         self.link.on("policy.set", self._policy_set)
         self.link.on("infer.status", lambda p: dict(self.clf.status(), telemetry=self.tel.stats()))
         for name in ("upload.commit", "store.rollback", "store.confirm"):   # the active model may change
             self.link.on(name, self._reloading(self.link.methods[name]))
-        self.sense.tick(ticks_ms(), True)
-        self.sense.resume(ticks_ms())           # after a deep sleep behind the IMU: band/SoC, INT1 -> probe
+        self.power.tick(ticks_ms(), True)
+        self.power.resume(ticks_ms())           # after a deep sleep behind the IMU: band/SoC, INT1 -> probe
         self._apply_rate()
         self._load_model()
         if self._boot_ev is not None:
             self.event("model", self._boot_ev[0], self._boot_ev[1][:60])
+        from mote import power as _power
+        for what, why in (("config", config.LOAD_ERROR), ("policy", _power.LOAD_ERROR)):
+            if why:                             # a stored file that did not load: the default runs, said once
+                self.event(what, "stored", ("default: " + why)[:60])
 
     def _reloading(self, fn):
         def call(p):
+            # the request may load a model (a commit's trial): the running model and the telemetry RAM window
+            # make room first (a 192 KB board cannot hold two models and the engine at once); reloaded after
+            m = self.clf.model
+            if m is not None and hasattr(m, "close"):
+                m.close()                   # (a model streaming its weights keeps its slot file open)
+            self.clf.model = m = None
+            self.tel.flush()
+            gc.collect()
             r = fn(p)
             self._load_model()
             return r
@@ -220,7 +297,7 @@ class App:
     def _load_model(self):
         msg = self.clf.load(self.win_n)
         m = self.clf.model
-        self.sense.set_labels(getattr(m, "labels", None) if m is not None else None)    # which labels are events
+        self.power.set_labels(getattr(m, "labels", None) if m is not None else None)    # which labels are events
         if msg is not None and msg.startswith("load failed"):
             self.event("model", self.clf.name, msg)
 
@@ -228,17 +305,17 @@ class App:
         return self.hello()
 
     def _policy_set(self, params):
-        r = self.sense.set(params)
+        r = self.power.set(params)
         now = ticks_ms()
-        self.next_hb = ticks_add(now, self.sense.policy.hb_ms)
+        self.next_hb = ticks_add(now, self.power.policy.hb_ms)
         self._power_tick(now)
-        r["state"] = self.sense.state()
+        r["state"] = self.power.state()
         return r
 
     def _apply_rate(self):
-        hz = self.sense.hz(self.cfg["sample_hz"]) if self.sense.policy.band >= 0 else self.cfg["sample_hz"]
+        hz = self.power.hz(self.cfg["sample_hz"]) if self.power.policy.band >= 0 else self.cfg["sample_hz"]
         self.hz = hz                              # USB power (the usb row) -> full rate: config sample_hz
-        self.reporter.set_mode(self.sense.policy.report())
+        self.reporter.set_mode(self.power.policy.report())
         if hz:
             self.period_ms = 1000 // hz
         self.board_rate(hz)
@@ -262,10 +339,10 @@ class App:
             set_rate(hz)                          # a real IMU follows (ODR); the sim generator ignores it
 
     def event(self, what, old, new):
-        self.emit("ev", ev_pack(what, old, new, self.sense.soc, self.hz))
+        self.emit("ev", ev_pack(what, old, new, self.power.soc, self.hz))
 
     def _power_tick(self, now):
-        s = self.sense
+        s = self.power
         ch = s.tick(now)
         self.tel.poll(now, s.usb)
         if ch is not None or s.changed:
@@ -295,12 +372,12 @@ class App:
 
     def heartbeat(self):
         from mote import heartbeat
-        s = self.sense
+        s = self.power
         c = self.clf
         p = s.policy
         return heartbeat.pack(s.mv, s.soc, s.source(), p.band, p.burst, self.hz, self.boot,
                               self.uptime_ms() // 1000, c.inferences, c.failures, c.lat.p95(), gc.mem_free(),
-                              self.tel.depth(), self.tel.dropped())
+                              self.tel.depth(), self.tel.dropped(), self.fs_errors() > 0)
 
     def _wait(self, ms):
         # light sleep between samples only when no host link must be kept (HAL: board.lightsleep)
@@ -309,7 +386,7 @@ class App:
         if ble is not None and (getattr(ble.port, "conn", None) is not None or
                                 (getattr(ble.port, "advertising", False) and not self._sleep_keeps_ble())):
             light = None                          # lightsleep drops a BLE connection (ESP32, rp2: docs/power.md)
-        if light is not None and not self.tel.present and ms >= 5 and self.sense.policy.radio() != "on":
+        if light is not None and not self.tel.present and ms >= 5 and self.power.policy.radio() != "on":
             light(ms)
         else:
             self.board.serial.wait(ms)
@@ -317,7 +394,7 @@ class App:
     def nap_ms(self, now):
         """How long the loop may nap with no sampling: the policy's nap, but short while the BLE port advertises
         or holds a central (a batch window: the central is served and the window ends on time)."""
-        nap = self.sense.nap_ms(now, self.next_hb)
+        nap = self.power.nap_ms(now, self.next_hb)
         return RADIO_NAP_MS if self._radio_busy() and nap > RADIO_NAP_MS else nap
 
     def _radio_busy(self):
@@ -351,7 +428,7 @@ class App:
             return False
         j = i * 3
         w = self.win
-        s = self.sense
+        s = self.power
         s.sample(t, w[j], w[j + 1], w[j + 2])              # activity detector (no allocation)
         if s.policy.c >= 3:                                        # policy.moving(), without the call
             self.hop_moving = True
@@ -403,7 +480,7 @@ class App:
         moving = self.hop_moving
         self.hop_moving = False
         cls = None
-        if self.clf.model is not None and self.sense.infer():
+        if self.clf.model is not None and self.power.infer():
             cls = self.clf.run(self.win, self.idx)             # label, conf, lat_ms (or err)
         rep = self.reporter
         label = None
@@ -412,7 +489,7 @@ class App:
             label = cls[0].get(proto.SENML_VS)
             conf = cls[1].get(proto.SENML_V, 0.0) if len(cls) > 1 else 0.0
         now = ticks_ms()
-        moving, label, send = self.sense.hop(now, moving, label, cls is not None, conf)  # screening: events only
+        moving, label, send = self.power.hop(now, moving, label, cls is not None, conf)  # screening: events only
         if not send or not rep.hop(now, moving, label):
             return
         held = rep.take_held() if rep.change else 0
@@ -435,39 +512,47 @@ class App:
             link.send(proto.T_HELLO, self.hello())
             nxt = ticks_ms()
             while self.running and not link.broken:
-                wait = ticks_diff(nxt, ticks_ms())
-                if wait > 0:
-                    self._wait(wait)
-                link.poll()
-                if ble is not None:
-                    ble.poll()
-                now = ticks_ms()
-                hz0 = self.hz
-                self._power_tick(now)
-                if self.hz == 0:                 # heartbeat-only / sleep band / quiet behind the IMU: no sampling
-                    deep = self.sense.deep_ms(now, self.next_hb)
-                    if deep and not self.tel.present and getattr(self, "ble", None) is None:
-                        self.tel.flush()         # deep sleep is a reset: RAM telemetry to flash, state to sleep memory
-                        self.sense.save()
-                        self.board.deepsleep_imu(deep)     # wakes through a reset on INT1 or the heartbeat timer
-                    nxt = ticks_add(now, self.nap_ms(now))   # armed: INT1 ends the nap
-                    continue
-                if hz0 == 0:                     # sampling resumes (e.g. the IMU's wake-up ended the nap): now
-                    nxt = now
-                if ticks_diff(now, nxt) >= 0 and self.fifo_n:
-                    self.drain(now)              # one wake per hop: the FIFO's watermark (INT1 ends the nap)
-                    nxt = ticks_add(now, self.fifo_n * self.period_ms)
-                elif ticks_diff(now, nxt) >= 0:
-                    if self.sample():
-                        self.telemetry()
-                    nxt = ticks_add(nxt, self.period_ms)
-                    if ticks_diff(now, nxt) > 4 * self.period_ms:
-                        self.overruns += 1       # fell behind (e.g. a long request): resync, don't burst
-                        nxt = now
+                try:
+                    nxt = self._pass(nxt, link, ble)
+                except OSError:
+                    self.loop_errors += 1        # ENOSPC / a flash error in a write (spool, store, ...): the
+                    nxt = ticks_add(ticks_ms(), self.period_ms)     # pass is lost, the board keeps running
         finally:
             self.tel.flush()                     # unacked telemetry in RAM goes to flash
             serial.end()
         return "break" if link.broken else "stopped"
+
+    def _pass(self, nxt, link, ble):
+        """One pass of the loop: wait for the next sample, serve the links, power policy, sample. -> next tick."""
+        wait = ticks_diff(nxt, ticks_ms())
+        if wait > 0:
+            self._wait(wait)
+        link.poll()
+        if ble is not None:
+            ble.poll()
+        now = ticks_ms()
+        hz0 = self.hz
+        self._power_tick(now)
+        if self.hz == 0:                 # heartbeat-only / sleep band / quiet behind the IMU: no sampling
+            deep = self.power.deep_ms(now, self.next_hb)
+            if deep and not self.tel.present and getattr(self, "ble", None) is None:
+                self.tel.flush()         # deep sleep is a reset: RAM telemetry to flash, state to sleep memory
+                self.power.save()
+                self.board.deepsleep_imu(deep)     # wakes through a reset on INT1 or the heartbeat timer
+            return ticks_add(now, self.nap_ms(now))   # armed: INT1 ends the nap
+        if hz0 == 0:                     # sampling resumes (e.g. the IMU's wake-up ended the nap): now
+            nxt = now
+        if ticks_diff(now, nxt) >= 0 and self.fifo_n:
+            self.drain(now)              # one wake per hop: the FIFO's watermark (INT1 ends the nap)
+            nxt = ticks_add(now, self.fifo_n * self.period_ms)
+        elif ticks_diff(now, nxt) >= 0:
+            if self.sample():
+                self.telemetry()
+            nxt = ticks_add(nxt, self.period_ms)
+            if ticks_diff(now, nxt) > 4 * self.period_ms:
+                self.overruns += 1       # fell behind (e.g. a long request): resync, don't burst
+                nxt = now
+        return nxt
 
 
 def main():

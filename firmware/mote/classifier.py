@@ -4,7 +4,10 @@
 # The app's window is a ring (`idx` = the next write position = the oldest sample); the model wants the
 # samples in time order, so run() unrolls the ring into a preallocated array (two slice copies per hop,
 # nothing per sample). A model that fails to load or run never stops the board: the error is kept for
-# hello / stats and reported once as an `ev` record by the app.
+# hello / stats and reported once as an `ev` record by the app. Right after loading, one inference on an
+# input of zero points proves the model runs on this board; the store then stops counting boots against it
+# (a model that crashes the interpreter is rolled back after mote.store.MAX_TRIES such boots). A model
+# signed as not a window classifier ("window": false) is loaded and proven but not fed the window.
 from mote.compat import print_exception
 from mote.heartbeat import Latency
 from mote import proto
@@ -50,12 +53,16 @@ class Classifier:
         import gc
         gc.collect()
         try:
-            from mote.infer import Model
-            m = Model(self.store.path(act["slot"], "bin"))
+            from mote.store import load_model       # the validator, then the engine (not both in RAM)
+            m = load_model(self.store.path(act["slot"], "bin"))
             pre = m.pre or {}
             n = pre.get("n")
-            if n is not None and n != win_n:
+            self._probe(m)
+            if n is not None and n != win_n and act.get("window") is not False:
                 raise ValueError("model wants %d-sample windows, config window is %d" % (n, win_n))
+            if act.get("window") is False:
+                m.close()
+                return "loaded %s (not a window classifier: not run on the window)" % self.name
             self.model = m
         except Exception as e:  # never stop the board over its model
             print_exception(e)
@@ -65,6 +72,20 @@ class Classifier:
         if self.buf is None or len(self.buf) != 3 * win_n:
             self.buf = array("h", bytes(6 * win_n))
         return "loaded " + str(self.name)
+
+    def _probe(self, m):
+        """One inference on zero points: the model runs here; the store stops counting boots against it."""
+        args = []
+        for i in range(len(m._in)):
+            d = m.inputs[i] if i < len(m.inputs) else {}
+            args.append(bytes([d.get("zp", 0) & 255]) * len(m._in[i]))
+        m.run(*args)
+        proven = getattr(self.store, "proven", None)
+        if proven is not None:
+            try:
+                proven()
+            except OSError:
+                pass
 
     def run(self, win, idx):
         """Classify the ring `win` (oldest sample at idx). -> SenML records [label, conf, lat_ms] or None."""

@@ -1,5 +1,4 @@
 # Device configuration: defaults, overridden by /config.json (written by the host through config.set).
-from mote.hal import read_json
 
 PATH = "/config.json"
 DEFAULTS = {
@@ -10,16 +9,26 @@ DEFAULTS = {
 LIMITS = {"sample_hz": (1, 400), "window": (4, 512), "hop": (1, 512)}
 
 
+LOAD_ERROR = None         # why the stored config was not used (the app reports it as an `ev` record)
+
+
 def load():
+    global LOAD_ERROR
+    from mote.fs import load_json
     cfg = dict(DEFAULTS)
-    stored = read_json(PATH, {})
-    if isinstance(stored, dict):
-        for k in DEFAULTS:
-            if k in stored:
-                try:
-                    cfg[k] = check(k, stored[k])
-                except ValueError:
-                    pass   # a bad stored value never stops the board: keep the default
+    stored, LOAD_ERROR = load_json(PATH, {})
+    if not isinstance(stored, dict):
+        stored = {}
+        LOAD_ERROR = LOAD_ERROR or "stored config is not a map"
+    for k in DEFAULTS:
+        if k in stored:
+            try:
+                cfg[k] = check(k, stored[k])
+            except ValueError as e:
+                LOAD_ERROR = str(e)   # a bad stored value never stops the board: keep the default
+    if cfg["hop"] > cfg["window"]:
+        cfg["hop"] = cfg["window"]
+        LOAD_ERROR = "stored hop exceeds the window"
     return cfg
 
 

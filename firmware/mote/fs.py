@@ -27,3 +27,18 @@ def write_atomic(path, data):
     with open(tmp, "wb") as f:
         f.write(data)
     replace(tmp, path)
+
+
+def load_json(path, default=None):
+    """(value, error): a stored JSON file, or (default, None) when there is none, or (default, "why") when it
+    cannot be read or parsed (corrupt, too deeply nested for the port's parser): the caller falls back."""
+    import json
+    try:
+        with open(path) as f:
+            return json.load(f), None
+    except OSError as e:
+        if e.args and e.args[0] == 2:          # ENOENT: nothing stored
+            return default, None
+        return default, "cannot read %s (%s)" % (path, e)
+    except Exception as e:                      # ValueError, RuntimeError (recursion), MemoryError
+        return default, "%s is unreadable (%s)" % (path, type(e).__name__)

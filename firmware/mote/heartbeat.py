@@ -4,7 +4,7 @@
 # data value (vd, CBOR label 8) keeps the pack at 40 bytes, so the whole telemetry payload
 # [boot, seq, uptime_ms, "hb", pack] stays <= 57 bytes (whole frame on the wire <= 69). Layout,
 # little-endian, version 1 (`decode()` below, importable on the host, is the reference):
-#   ver u8 | batt_mv u16 | soc u8 (255 unknown) | flags u8 (bit0-1 source 0 bat 1 usb 2 chg,
+#   ver u8 | batt_mv u16 | soc u8 (255 unknown) | flags u8 (bit0-1 source 0 bat 1 usb 2 chg, bit7 flash fault,
 #   bit2-5 policy band index + 1 (0 usb), bit6 burst) | sample_hz u16 | boot u16 | uptime_s u32 |
 #   inferences u32 | infer_failures u16 | p95_ms u16 | mem_free u32 | spool_depth u16 | dropped u32
 # Counters are monotonic per boot (dropped: per spool, persisted).
@@ -29,9 +29,11 @@ def _c(v, cap):
     return v if 0 <= v <= cap else (cap if v > 0 else 0)
 
 
-def pack(mv, soc, source, band, burst, hz, boot, uptime_s, inferences, failures, p95_ms, mem_free, depth, dropped):
-    """The SenML pack (a list with one record) for `emit("hb", ...)`."""
-    flags = (source & 3) | (((band + 1) & 15) << 2) | (0x40 if burst else 0)
+def pack(mv, soc, source, band, burst, hz, boot, uptime_s, inferences, failures, p95_ms, mem_free, depth, dropped,
+         fault=False):
+    """The SenML pack (a list with one record) for `emit("hb", ...)`. `fault`: a flash write failed since boot
+    (ENOSPC, I/O; the counts are in `stats`)."""
+    flags = (source & 3) | (((band + 1) & 15) << 2) | (0x40 if burst else 0) | (0x80 if fault else 0)
     b = struct.pack(FMT, VERSION, _c(mv, _CAP16), soc if 0 <= soc <= 100 else 255, flags, _c(hz, _CAP16),
                     boot & _CAP16, _c(uptime_s, _CAP32), _c(inferences, _CAP32), _c(failures, _CAP16),
                     _c(p95_ms, _CAP16), _c(mem_free, _CAP32), _c(depth, _CAP16), _c(dropped, _CAP32))
@@ -47,6 +49,8 @@ def decode(senml_pack):
     d["source"] = ("bat", "usb", "chg", "?")[f & 3]
     d["band"] = ((f >> 2) & 15) - 1
     d["burst"] = bool(f & 0x40)
+    if f & 0x80:
+        d["fault"] = True
     return d
 
 

@@ -7,20 +7,19 @@
 #
 # Kernel sets with identical results (Model(path, kernels=...)):
 #   "pure"     mote.kernels: plain Python, every port (CircuitPython, webassembly, CPython too)
-#   "viper64"  mote.kernels_viper: viper code, requantization in one 64-bit product; needs a
+#   "viper64"  mote.kernels_viper64: viper code, requantization in one 64-bit product; needs a
 #              64-bit machine word (unix/x86-64, aarch64); refuses to import elsewhere
 #   "viper32"  mote.kernels_viper32: viper code, every intermediate within int32 (limb
 #              requantization), so it runs on 32-bit ports (RP2040, ESP32, nRF52) and 64-bit ones alike
 #   "viper"    the fastest viper set that imports (viper64, else viper32)
 # The default is "viper" when a viper set imports, else "pure".
-import gc
 import struct
 from array import array
 
 from mote import kernels as _pure
 
 try:
-    from mote import kernels_viper as _viper64
+    from mote import kernels_viper64 as _viper64
     viper_error = None
 except Exception as e:  # no emitter (CircuitPython, webassembly, ...), or a 32-bit port
     _viper64 = None
@@ -39,7 +38,6 @@ if _viper is not None:
 
 from mote.compat import ticks_diff, ticks_us
 
-MAGIC = b"MTM1"
 BLOB_ALIGN = 16
 # weights="auto": layer weights are loaded into RAM when they, the activations and this margin take at most
 # half of the free heap at load time (gc.mem_free()); otherwise they stay in the file, streamed per layer
@@ -65,50 +63,48 @@ def _copy_in(dst, data):
         dst.cast("B")[:] = memoryview(data).cast("B")
 
 
-def _alloc(code, nbytes, zero=True):
-    # an array of nbytes allocated in one piece, without a same-size temporary (array(code, bytes(n)) needs
-    # 2n at once, which a fragmented 192 KB heap often cannot give): MicroPython sizes an array built from a
-    # range() by its length and stores the (truncated) values; zeroed afterwards by 1 KiB slices unless the
-    # caller fills it (readinto)
-    if nbytes <= 1024 or code != "b":
-        return array(code, bytes(nbytes))
-    a = array(code)
-    if hasattr(a, "frombytes"):          # CPython (host tests): heap to spare
-        a.frombytes(bytes(nbytes))
-        return a
-    try:
-        a = array(code, range(nbytes))
-    except OverflowError:       # CircuitPython checks each value: grow from 1 KiB zero blocks instead (in place
-        a = None                # when the heap behind the array is free)
-        a = array(code)
-        z = bytes(1024)
-        while len(a) + 1024 <= nbytes:
-            a.extend(z)
-        if len(a) < nbytes:
-            a.extend(z[0:nbytes - len(a)])
-        return a
-    if zero:
-        mv = memoryview(a)
-        z = bytes(1024)
-        i = 0
-        while i + 1024 <= nbytes:
-            mv[i:i + 1024] = z
-            i += 1024
-        if i < nbytes:
-            mv[i:nbytes] = z[0:nbytes - i]
-    return a
+from mote.infer_pre import quantize_window  # noqa: E402  (classify with `pre`: imported now, not at the first window)
 
-
-def _zeros(code, nbytes):
-    return _alloc(code, nbytes)
 
 
 class ModelError(ValueError):
     pass
 
 
+def validate(path):
+    """mote.mtm_check.check_file(path), raising this module's ModelError: the validator imported for a load
+    and dropped before the engine allocates anything (~10 KB of heap on a board: loads are rare, RAM is not);
+    mote.app imports it once at boot (warm_up), so its names are interned while the heap is young and a later
+    import never has to grow the interpreter's name table."""
+    import sys
+    import mote
+    from mote import mtm_check
+    mtm_check.ModelError = ModelError
+    try:
+        mtm_check.check_file(path)
+    finally:
+        mtm_check = None
+        sys.modules.pop("mote.mtm_check", None)
+        try:
+            del mote.mtm_check
+        except (AttributeError, KeyError):       # (MicroPython raises KeyError for a missing module attribute)
+            pass
+
+
 class Model:
-    def __init__(self, path, kernels=None, weights="auto", chunk=None):
+    def __init__(self, path, kernels=None, weights="auto", chunk=None, checked=False):
+        """weights: "ram", "stream" (read from the file per layer at every run) or "auto" (see RAM_MARGIN).
+        checked: mote.mtm_check.check_file(path) has just passed (mote.store.load_model runs it before
+        importing the engine, so validator and engine never take RAM together); otherwise Model checks."""
+        self._file = None
+        try:
+            self._load(path, kernels, weights, chunk, checked)
+        except MemoryError:
+            self.close()
+            self._plan = self.arena = None
+            raise ModelError("not enough free RAM to load the model")
+
+    def _load(self, path, kernels, weights, chunk, checked):
         if kernels is None:
             kernels = "viper" if _viper is not None else "pure"
         if kernels not in _SETS:
@@ -120,57 +116,32 @@ class Model:
         if kernels == "viper":
             kernels = "viper64" if K is _viper64 else "viper32"
         self.kernels = kernels
-        self._K = K
-        if chunk is None:
-            chunk = STREAM_CHUNK
-        if weights not in ("auto", "ram", "stream"):
-            raise ModelError("weights must be 'auto', 'ram' or 'stream'")
-        f = open(path, "rb")
-        try:
-            head = f.read(8)
-            if len(head) < 8 or head[0:4] != MAGIC:
-                raise ModelError("not a motekit model (.mtm)")
-            n = struct.unpack("<I", head[4:8])[0]
-            from mote import cbor
-            h = cbor.loads(f.read(n))
+        if not checked:     # every size, offset, id and typecode, before any kernel sees them
+            validate(path)
+        with open(path, "rb") as f:
+            # (the container, header and every op passed mote.mtm_check.check_file just now)
+            n = struct.unpack("<I", f.read(8)[4:8])[0]
             start = (8 + n + BLOB_ALIGN - 1) // BLOB_ALIGN * BLOB_ALIGN
-            metas = h["blobs"]
-            # the weight blobs of FC/CONV/DW layers can stay in the file (streamed: read per layer, per run,
-            # into one buffer the size of the largest layer) instead of RAM
-            wids = {}
-            if chunk < 1:
-                raise ModelError("chunk must be >= 1")
-            for kind, p in h["ops"]:
-                if kind in ("FC", "CONV", "DW"):
-                    wids[p["w"]] = 1
-            streamed = sum(metas[i][1] for i in wids)
-            if weights == "auto":
-                free = gc.mem_free() if hasattr(gc, "mem_free") else None
-                # small weights always in RAM (streaming them would cost more code than it saves)
-                weights = "ram" if free is None or streamed <= RAM_MARGIN or \
-                    streamed + h["arena"] + RAM_MARGIN <= free // 2 else "stream"
-            if weights == "ram":
-                wids = {}
-            self.weights = weights
-            wmax = tmax = 0
-            if wids:            # streamed weights: the buffer sizes (mote.infer_stream, imported only then)
-                from mote import infer_stream
-                wmax, tmax = infer_stream.sizes(h["ops"], metas, wids, chunk)
-            # large buffers first, on a heap without the decoded header in it (its objects scatter over the heap
-            # and can leave no 55 KB hole on a 192 KB heap); the header is then decoded again. Small models keep
-            # the one decode (less work and less transient heap).
-            arena = max(h["arena"], 1)
-            big = arena + wmax + tmax > BIG_BUFFERS
-            if big:
-                h = metas = p = None
-                gc.collect()
-            self.arena = _zeros("b", arena)
-            self._wbuf = _zeros("b", wmax) if wmax else None
-            self._tmp = _zeros("b", tmax) if tmax else None
-            if big:
+            self.weights = "ram"        # (a large model's load sets these: mote.infer_stream)
+            self.ram_bytes = self.streamed_bytes = self.weights_bytes = 0
+            self._wbuf = self._tmp = self._wids = None
+            # a large model (more weights than RAM_MARGIN bytes of file past the header, or activations above
+            # BIG_BUFFERS): mote.infer_stream, imported only then, keeps weights in the file where they do not
+            # fit and allocates the large buffers first, on a heap without the decoded header in it
+            h = None
+            if weights == "ram" or weights == "auto" and f.seek(0, 2) - start <= RAM_MARGIN:
                 f.seek(8)
+                from mote import cbor
                 h = cbor.loads(f.read(n))
-                metas = h["blobs"]
+                if h["arena"] > BIG_BUFFERS:
+                    h = None
+            if h is None:
+                import gc
+                gc.collect()        # (its code goes low on the heap, not above a decoded header)
+                from mote import infer_stream
+                h = infer_stream.buffers(self, path, f, n, weights, chunk)
+            else:
+                self.arena = array("b", bytes(max(h["arena"], 1)))
             self.header = h
             self.name = h.get("name")
             self.labels = h.get("labels")
@@ -178,33 +149,29 @@ class Model:
             am = memoryview(self.arena)
             self._views = [am[o:o + s] for o, s in h["tensors"]]
             scratch = h.get("scratch", 0)
-            self._patch = _zeros("b", scratch) if scratch else None
+            self._patch = array("b", bytes(scratch)) if scratch else None
             taps = h.get("taps", 0)
-            self._tib = _zeros("i", 4 * taps) if taps else None
-            self._twb = _zeros("i", 4 * taps) if taps else None
-            size = f.seek(0, 2)
-            for off, nb, code in metas:
-                if off < 0 or nb < 0 or start + off + nb > size:
-                    raise ModelError("truncated model file")
-            # constants are read when their op is bound (not all at once: a smaller peak while loading)
-            blobs = _Blobs(f, metas, start)
-            wbytes = 0
-            for i in range(len(metas)):
-                if i not in wids:
-                    wbytes += metas[i][1]
-            self.ram_bytes = wbytes + wmax + tmax + len(self.arena) + scratch + 8 * taps
-            self.weights_bytes = wbytes
-            self.streamed_bytes = streamed if wids else 0
-            self._bind_all(h, K, blobs, wids, metas, start, f, chunk, wmax, tmax)
-            self.reset()
-        except BaseException:
-            f.close()
-            raise
-        if wids:
-            self._file = f          # streamed weights are read from here at every run
-        else:
-            self._file = None
-            f.close()
+            self._tib = array("i", bytes(4 * taps)) if taps else None
+            self._twb = array("i", bytes(4 * taps)) if taps else None
+            self._plan = []
+            self._vars = []
+            if self._wids:      # a large model: each constant read when its op is bound
+                blobs = infer_stream.bind_all(self, h, K, f, start, chunk)
+            else:
+                blobs = []
+                for off, nb, code in h["blobs"]:
+                    f.seek(start + off)
+                    a = array(code, bytes(nb))
+                    if f.readinto(a) != nb:
+                        raise ModelError("truncated model file")
+                    blobs.append(a)
+                    self.weights_bytes += nb
+                for kind, p in h["ops"]:
+                    self._plan.append(self._bind(K, kind, p, blobs))
+            self.ram_bytes += self.weights_bytes + len(self.arena) + scratch + 8 * taps
+            if "vars" in h or self._vars:       # resource variables (streaming models), LSTM state
+                from mote import infer_ext
+                infer_ext.bind_vars(self, h.get("vars", ()), blobs)
         self.inputs = h["inputs"]
         self.outputs = h["outputs"]
         self.pre = h.get("pre")
@@ -214,32 +181,6 @@ class Model:
         self._in = [self._views[d["t"]] for d in self.inputs]
         self._out = [self._views[d["t"]] for d in self.outputs]
         self.last_us = 0
-
-    def _bind_all(self, h, K, blobs, wids, metas, start, f, chunk, wmax, tmax):
-        # (its own function: the .mpy loader then needs smaller contiguous blocks for each, on a crowded heap)
-        self._plan = []
-        self._vars = []
-        wm = memoryview(self._wbuf) if wmax else None
-        tm = memoryview(self._tmp) if tmax else None
-        # bind in order, dropping each op's header entry once bound: the decoded header (~20 KB for a
-        # 30-op model on a 32-bit port) shrinks while the plan grows, so the load's peak stays near its end
-        ops = h["ops"]
-        h["ops"] = None
-        ops.reverse()
-        while ops:
-            kind, p = ops.pop()
-            self._bind_op(K, kind, p, blobs, wids, metas, start, f, chunk, wm, tm)
-            for key in ("w", "b", "m", "s", "thr", "lut", "x1c", "x2c"):
-                if key in p:
-                    blobs[p[key]] = None      # each blob belongs to one op: what the plan keeps stays
-            p = None
-        # resource variables (streaming models): persistent arena tensors, set to their initial values at
-        # load and by reset(); they keep their values across run() calls, as the TFLite interpreter does
-        for t, bi in h.get("vars", ()):
-            init = blobs[bi] if bi >= 0 else None
-            if init is not None and len(init) != len(self._views[t]):
-                raise ModelError("variable initial value does not match its tensor")
-            self._vars.append((self._views[t], init))
 
     def _bind(self, K, kind, p, blobs):
         v = self._views
@@ -286,19 +227,9 @@ class Model:
             return (_pure.pad, (v[p["x"]], v[p["y"]], p["inp"], p["out"], p["before"], p["value"]))
         if kind == "CONCAT":
             return (_pure.concat, ([v[t] for t in p["xs"]], v[p["y"]], p["outer"], p["chunks"]))
-        return self._bind_more(kind, p, blobs)
-
-    def _bind_op(self, K, kind, p, blobs, wids, metas, start, f, chunk, wm, tm):
-        wi = p.get("w", -1) if kind in ("FC", "CONV", "DW") else -1
-        if wi not in wids:
-            self._plan.append(self._bind(K, kind, p, blobs))
-            return
-        from mote import infer_stream
-        infer_stream.bind(self, K, kind, p, blobs, metas[wi], start, f, chunk, wm, tm)
-
-    def _bind_more(self, kind, p, blobs):
-        from mote import infer_ext
+        from mote import infer_ext      # the ops of exported models
         return infer_ext.bind_more(self, kind, p, blobs)
+
 
     def close(self):
         """Release the model file (kept open while weights are streamed from it)."""
@@ -308,12 +239,9 @@ class Model:
 
     def reset(self):
         """Variables back to their initial values (a streaming model's state)."""
-        for view, init in self._vars:
-            if init is None:
-                for i in range(len(view)):
-                    view[i] = 0
-            else:
-                _copy_in(view, init)
+        if self._vars:
+            from mote import infer_ext
+            infer_ext.reset(self._vars)
 
     def invoke(self):
         t0 = ticks_us()
@@ -344,7 +272,6 @@ class Model:
         window is raw int16 samples (array('h'), interleaved x, y, z); otherwise it is the int8 input."""
         pre = self.pre
         if pre:
-            from mote.infer_pre import quantize_window
             quantize_window(window, self._in[0], pre)
             self.invoke()
         else:
@@ -352,12 +279,8 @@ class Model:
         out = self._out[0]
         o = self.outputs[0]
         if o.get("dtype") == "float32":       # DEQUANTIZE at the end: 4 little-endian bytes per class
-            vals = struct.unpack("<%df" % (len(out) // 4), bytes(out))
-            best = 0
-            for i in range(1, len(vals)):
-                if vals[i] > vals[best]:
-                    best = i
-            conf = vals[best]
+            from mote import infer_ext
+            best, conf = infer_ext.best_f32(out)
         else:
             best = 0
             for i in range(1, len(out)):
@@ -374,38 +297,6 @@ def _b(K, name, args):
     if bind is not None:
         return bind(*args)
     return (getattr(K, name), args)
-
-
-class _Blobs:
-    # the model's constants by blob id, each read from the file on first use; an entry can be set (a streamed
-    # layer's weights view) or dropped (None) once its op is bound
-    def __init__(self, f, metas, start):
-        self.f = f
-        self.metas = metas
-        self.start = start
-        self.got = {}
-
-    def __getitem__(self, i):
-        a = self.got.get(i)
-        if a is None:
-            off, nb, code = self.metas[i]
-            self.f.seek(self.start + off)
-            a = _alloc(code, nb, zero=False)
-            if self.f.readinto(a) != nb:
-                raise ModelError("truncated model file")
-            self.got[i] = a
-        return a
-
-    def __setitem__(self, i, a):
-        if a is None:
-            self.got.pop(i, None)
-        else:
-            self.got[i] = a
-
-
-def _span(g, k):
-    # highest element index + 1 that a broadcast plan reads from the operand whose strides are g[k:k+4]
-    return 1 + (g[0] - 1) * g[k] + (g[1] - 1) * g[k + 1] + (g[2] - 1) * g[k + 2] + (g[3] - 1) * g[k + 3]
 
 
 def _fill(n, value):

@@ -4,7 +4,43 @@
 from array import array
 
 from mote import kernels as _pure
-from mote.infer import ModelError, _b, _span
+from mote.infer import ModelError, _SETS, _copy_in
+
+
+def reset(vs):
+    for view, init in vs:
+        if init is None:
+            for i in range(len(view)):
+                view[i] = 0
+        else:
+            _copy_in(view, init)
+
+
+def _span(g, k):
+    # highest element index + 1 that a broadcast plan reads from the operand whose strides are g[k:k+4]
+    return 1 + (g[0] - 1) * g[k] + (g[1] - 1) * g[k + 1] + (g[2] - 1) * g[k + 2] + (g[3] - 1) * g[k + 3]
+
+
+def bind_vars(self, vs, blobs):
+    """Resource variables (streaming models): persistent arena tensors, set to their initial values at load
+    and by reset(); they keep their values across run() calls, as the TFLite interpreter does."""
+    for t, bi in vs:
+        init = blobs[bi] if bi >= 0 else None
+        if init is not None and len(init) != len(self._views[t]):
+            raise ModelError("variable initial value does not match its tensor")
+        self._vars.append((self._views[t], init))
+    reset(self._vars)
+
+
+def best_f32(out):
+    # (index, value) of the largest float32 of a DEQUANTIZE output (4 little-endian bytes each)
+    import struct
+    vals = struct.unpack("<%df" % (len(out) // 4), bytes(out))
+    best = 0
+    for i in range(1, len(vals)):
+        if vals[i] > vals[best]:
+            best = i
+    return best, vals[best]
 
 
 def bind_more(self, kind, p, blobs):
@@ -64,7 +100,7 @@ def bind_more(self, kind, p, blobs):
 
 def ext_viper(self, name, pure):
     # the viper twin of a kernels_ext kernel under a viper kernel set (same results), else the pure one
-    if self._K is _pure:
+    if self.kernels == "pure":
         return pure
     from mote import kernels_ext_viper
     return getattr(kernels_ext_viper, name)
@@ -98,7 +134,7 @@ def bind_lstm(self, X, p, blobs):
         raise ModelError("LSTM initial state does not match its sizes")
     self._vars.append((memoryview(h), h0))
     self._vars.append((memoryview(c), array("h", bytes(c0)) if c0 is not None else None))
-    K = self._K
+    K = _SETS[self.kernels]
     if K is not _pure:      # the viper LSTM (same bits), unless a layer could overflow int32 there
         from mote import kernels_ext_viper as XV
         rq = getattr(K, "_rq", None) or K.rq_limbs

@@ -1,9 +1,77 @@
-# mote.infer_stream: weights kept in the model file and read per layer at every run (Model(weights="stream")):
-# the buffer sizes, and each streamed FC/CONV/DW layer bound as (read its weights, run it), a layer larger
-# than `chunk` bytes as groups of output channels. Imported only by a model that streams, so that the others
-# pay no RAM for this code. Results are bit-identical to weights in RAM.
-from mote import kernels as _pure
+# mote.infer_stream: what only large models need. Weights kept in the model file and read per layer at every
+# run (Model(weights="stream")): the buffer sizes, and each streamed FC/CONV/DW layer bound as (read its
+# weights, run it), a layer larger than `chunk` bytes as groups of output channels; and buffers above
+# mote.infer.BIG_BUFFERS allocated in one piece without a same-size temporary. Imported only by a model that
+# streams or has such buffers, so that the others pay no RAM for this code. Results are bit-identical to
+# weights in RAM.
+from array import array
+
 from mote.infer import ModelError, _b, _fill
+
+
+def alloc(code, nbytes, zero=True):
+    """An array of nbytes allocated in one piece, without a same-size temporary (array(code, bytes(n)) needs
+    2n at once, which a fragmented 192 KB heap often cannot give): MicroPython sizes an array built from a
+    range() by its length and stores the (truncated) values; zeroed afterwards by 1 KiB slices unless the
+    caller fills it (readinto)."""
+    if code == "i":             # (int32 values: range() fits them on every port)
+        return array(code, range(nbytes // 4)) if not zero else array(code, bytes(nbytes))
+    if nbytes <= 1024 and zero:
+        return array(code, bytes(nbytes))
+    try:
+        a = array(code, range(nbytes))
+    except OverflowError:       # CircuitPython (and CPython) check each value: grow from 1 KiB zero blocks
+        a = array(code)         # instead (in place when the heap behind the array is free)
+        z = bytes(1024)
+        while len(a) + 1024 <= nbytes:
+            a.extend(z)
+        if len(a) < nbytes:
+            a.extend(z[0:nbytes - len(a)])
+        return a
+    if zero:
+        mv = memoryview(a)
+        z = bytes(1024)
+        i = 0
+        while i + 1024 <= nbytes:
+            mv[i:i + 1024] = z
+            i += 1024
+        if i < nbytes:
+            mv[i:nbytes] = z[0:nbytes - i]
+    return a
+
+
+class Blobs:
+    # the model's constants by blob id, each read from the file when its op is bound and kept only by the plan
+    # (each blob belongs to one op: a smaller peak while loading); an entry can be set for the next read (a
+    # streamed layer's weights view)
+    def __init__(self, f, metas, start):
+        self.f = f
+        self.metas = metas
+        self.start = start
+        self.got = {}
+
+    def __getitem__(self, i):
+        a = self.got.pop(i, None)
+        if a is None:
+            off, nb, code = self.metas[i]
+            self.f.seek(self.start + off)
+            a = alloc(code, nb, False)
+            if self.f.readinto(a) != nb:
+                raise ModelError("truncated model file")
+        return a
+
+    def __setitem__(self, i, a):
+        self.got[i] = a
+
+
+def scatter(t, y, npix, n, OC, o0):
+    """A group of n output channels computed into t ([npix, n]) to their place in y ([npix, OC], from o0)."""
+    p = 0
+    q = o0
+    for _ in range(npix):
+        y[q:q + n] = t[p:p + n]
+        p += n
+        q += OC
 
 
 def groups(kind, p, nb, chunk):
@@ -20,6 +88,91 @@ def groups(kind, p, nb, chunk):
     return max(1, chunk // k), k, npix
 
 
+def buffers(m, path, f, n, weights, chunk):
+    """A large model's buffers (mote.infer.Model; f: the model file, its header n bytes; this module imported
+    after the first decoded header was let go, into the hole it left): the streaming plan (m.weights, m._wbuf,
+    m._tmp, m.streamed_bytes), then the arena and those buffers allocated first, without a same-size
+    temporary and, when they are large, on a heap without the decoded header in it (its objects scatter over
+    the heap and can leave no 55 KB hole on a 192 KB heap): the header is then decoded again. -> the header."""
+    from mote.infer import BIG_BUFFERS, STREAM_CHUNK
+    from mote import cbor
+    chunk = chunk or STREAM_CHUNK
+    if weights not in ("auto", "ram", "stream") or chunk < 1:
+        raise ModelError("weights must be 'auto', 'ram' or 'stream', chunk >= 1")
+    f.seek(8)
+    h = cbor.loads(f.read(n))
+    wids, wmax, tmax, m.weights, m.streamed_bytes = plan(h, weights, chunk)
+    m._wids = (wids, path)
+    total = 0
+    for e in h["blobs"]:
+        total += e[1]
+    m.weights_bytes = total - m.streamed_bytes      # (kept in RAM)
+    arena = max(h["arena"], 1)
+    if arena + wmax + tmax > BIG_BUFFERS:
+        h = None
+        import gc
+        gc.collect()
+    m.arena = alloc("b", arena)
+    m._wbuf = alloc("b", wmax) if wmax else None
+    m._tmp = alloc("b", tmax) if tmax else None
+    m.ram_bytes = wmax + tmax
+    if h is None:
+        f.seek(8)
+        h = cbor.loads(f.read(n))
+    return h
+
+
+def bind_all(m, h, K, f, start, chunk):
+    """Bind a large model's ops in order, each constant read from the file when its op is bound and each op's
+    header entry dropped once bound: the decoded header (~20 KB for a 30-op model on a 32-bit port) shrinks
+    while the plan grows, so the load's peak stays near its end. -> the blobs (for the variables)."""
+    from mote.infer import STREAM_CHUNK
+    chunk = chunk or STREAM_CHUNK
+    h["tensors"] = None     # (the views are made: a 100-tensor table is ~4 KB of small lists on a 32-bit port)
+    metas = h["blobs"]
+    blobs = Blobs(f, metas, start)
+    wids, path = m._wids
+    m._wids = None
+    ops = h["ops"]
+    h["ops"] = None
+    ops.reverse()
+    while ops:
+        kind, p = ops.pop()
+        if kind in ("FC", "CONV", "DW") and p["w"] in wids:
+            bind(m, K, kind, p, blobs, metas[p["w"]], start, chunk, f)
+        else:
+            m._plan.append(m._bind(K, kind, p, blobs))
+        p = None
+    if wids:        # streamed weights are read from here at every run (until Model.close())
+        m._file = open(path, "rb")
+    return blobs
+
+
+def plan(h, weights, chunk):
+    """(weight blob ids streamed, weight buffer bytes, CONV group tmp bytes, scheme, streamed bytes): the weight
+    blobs of FC/CONV/DW layers can stay in the file, read per layer at every run into one buffer the size of
+    the largest layer (group) instead of RAM; weights="auto" keeps them in RAM when they, the activations and
+    mote.infer.RAM_MARGIN take at most half of the free heap (gc.mem_free()), and always when they are small."""
+    from mote.infer import RAM_MARGIN
+    ops, metas = h["ops"], h["blobs"]
+    wids = {}
+    for kind, p in ops:
+        if kind in ("FC", "CONV", "DW"):
+            wids[p["w"]] = 1
+    streamed = 0
+    for i in wids:
+        streamed += metas[i][1]
+    if weights == "auto":
+        import gc
+        free = gc.mem_free() if hasattr(gc, "mem_free") else None
+        weights = "ram" if free is None or streamed <= RAM_MARGIN or \
+            streamed + h["arena"] + RAM_MARGIN <= free // 2 else "stream"
+    if weights == "ram":
+        return {}, 0, 0, weights, 0
+    wmax, tmax = sizes(ops, metas, wids, chunk)
+    return wids, wmax, tmax, weights, streamed
+
+
 def sizes(ops, metas, wids, chunk):
     """(weight buffer bytes, CONV group tmp bytes) for the streamed layers."""
     wmax = 0
@@ -34,8 +187,9 @@ def sizes(ops, metas, wids, chunk):
     return wmax, tmax
 
 
-def load_weights(f, pos, view, flip):
+def load_weights(m, pos, view, flip):
     # one layer's weights from the model file into the shared buffer (exactly len(view) bytes)
+    f = m._file
     f.seek(pos)
     if f.readinto(view) != len(view):
         raise ModelError("model file changed or truncated while in use")
@@ -59,42 +213,44 @@ def read_bind(f, pos, view):
     return flipped
 
 
-def bind(m, K, kind, p, blobs, meta, start, f, chunk, wm, tm):
-    """Append a streamed layer to m's plan: (read weights, run) once, or per group of output channels."""
-    wi = p["w"]
+def bind(m, K, kind, p, blobs, meta, start, chunk, f):
+    """Append a streamed layer to m's plan: (read weights, run) once, or per group of output channels (f: the
+    model file while loading)."""
+    wm = memoryview(m._wbuf)
     off, nb, code = meta
     g, k, npix = groups(kind, p, nb, chunk)
     if not g:
         view = wm[0:nb]
-        blobs[wi] = view
+        blobs[p["w"]] = view
         flip = read_bind(f, start + off, view)
         bound = m._bind(K, kind, p, blobs)
-        blobs[wi] = None
-        m._plan.append((load_weights, (f, start + off, view, flip(view))))
+        m._plan.append((load_weights, (m, start + off, view, flip(view))))
         m._plan.append(bound)
         return
     O = p["n_out"] if kind == "FC" else p["out"][2]
     fill = _fill(k, p["in_zp"]) if kind == "CONV" else None
+    tm = memoryview(m._tmp) if m._tmp is not None else None
+    bms = (memoryview(blobs[p["b"]]), memoryview(blobs[p["m"]]), memoryview(blobs[p["s"]]))      # read once
     o0 = 0
     while o0 < O:
         o1 = min(O, o0 + g)
         view = wm[0:(o1 - o0) * k]
         pos = start + off + o0 * k
         flip = read_bind(f, pos, view)
-        bound = group(m, K, kind, p, blobs, o0, o1, view, tm, fill)
-        m._plan.append((load_weights, (f, pos, view, flip(view))))
+        bound = group(m, K, kind, p, bms, o0, o1, view, tm, fill)
+        m._plan.append((load_weights, (m, pos, view, flip(view))))
         m._plan.extend(bound)
         o0 = o1
 
 
-def group(m, K, kind, p, blobs, o0, o1, wv, tm, fill):
+def group(m, K, kind, p, bms, o0, o1, wv, tm, fill):
     # output channels o0..o1-1 of a streamed FC (batches 1: straight into its slice of y) or CONV (into the
-    # shared tmp buffer, then scattered to their channels of y)
+    # shared tmp buffer, then scattered to their channels of y); bms: the layer's bias, multipliers, shifts
     v = m._views
     n = o1 - o0
-    b = memoryview(blobs[p["b"]])[o0:o1]
-    mm = memoryview(blobs[p["m"]])[o0:o1]
-    s = memoryview(blobs[p["s"]])[o0:o1]
+    b = bms[0][o0:o1]
+    mm = bms[1][o0:o1]
+    s = bms[2][o0:o1]
     if kind == "FC":
         return [_b(K, "fc", (v[p["x"]], wv, b, mm, s, v[p["y"]][o0:o1], p["n_in"], n, 1, p["out_zp"], p["lo"],
                              p["hi"]))]
@@ -105,4 +261,4 @@ def group(m, K, kind, p, blobs, o0, o1, wv, tm, fill):
     t = tm[0:OH * OW * n]
     return [_b(K, "conv", (v[p["x"]], wv, b, mm, s, t, m._patch, fill, H, W, C, OH, OW, n) + geo
                + (p["out_zp"], p["lo"], p["hi"])),
-            (_pure.scatter, (t, v[p["y"]], OH * OW, n, OC, o0))]
+            (scatter, (t, v[p["y"]], OH * OW, n, OC, o0))]

@@ -425,12 +425,3 @@ def concat(xs, y, outer, chunks):
             y[p:p + n] = xs[i][o * n:(o + 1) * n]
             p += n
 
-
-def scatter(t, y, npix, n, OC, o0):
-    """A group of n output channels computed into t ([npix, n]) to their place in y ([npix, OC], from o0)."""
-    p = 0
-    q = o0
-    for _ in range(npix):
-        y[q:q + n] = t[p:p + n]
-        p += n
-        q += OC

@@ -5,7 +5,7 @@
 # range, so a 32-bit viper word (wrapping arithmetic) and a 64-bit one compute the same bits. That is what
 # lets the x86-64 tests (Model(path, kernels="viper32")) vouch for the 32-bit boards.
 #   * the kernels are the word-size independent ones of mote.kernels_viper_common (no int literal >= 2**30,
-#     signed int32 arrays read as 16-bit halves; see there), shared with mote.kernels_viper;
+#     signed int32 arrays read as 16-bit halves; see there), shared with mote.kernels_viper64;
 #   * the MAC accumulation runs in machine words; at bind time each layer's worst case (|partial sums|,
 #     left shift) is checked against 2**31 (check=True) and a layer that could overflow falls back to
 #     mote.kernels;

@@ -1,4 +1,4 @@
-# @micropython.viper code shared by both viper kernel sets of mote.infer: mote.kernels_viper ("viper64") and
+# @micropython.viper code shared by both viper kernel sets of mote.infer: mote.kernels_viper64 ("viper64") and
 # mote.kernels_viper32 ("viper32"). Everything here is word-size independent (it runs on 32-bit ports too):
 #   * int literals inside viper code stay below 2**30 (a bigger literal is not a small int on a 32-bit port,
 #     and viper then refuses to compile the function);
@@ -16,8 +16,8 @@
 #     rq(acc, m, s, n, C):  acc[i] = SRDHM(acc[i] << max(s[i % C], 0), m[i % C])     (in place)
 # and the shared _finish (rounding shift right, zero point, clamp, store): two calls per `cap` outputs.
 #
-# Like mote.kernels_viper(32), imported inside try/except: ports without a native emitter (CircuitPython, the
-# webassembly port, ...) reject the decorator when compiling.
+# Like mote.kernels_viper64 and kernels_viper32, imported inside try/except: ports without a native emitter
+# (CircuitPython, the webassembly port, ...) reject the decorator when compiling.
 #
 # The MAC loops read "offset binary" bytes (u = x ^ 128 = x + 128, straight from ptr8 without sign
 # extension): sum((xu-128)(wu-128)) = sum(xu*wu) - 128*sum(xu) - 128*sum(wu) + 16384*K. At bind time the

@@ -20,6 +20,7 @@ class Link:
         self.broken = False        # the break sequence arrived: leave for the REPL
         self.tx_frames = 0
         self.tx_bytes = 0
+        self.reply_errors = 0      # replies that could not be built or sent (answered with an error frame)
         self.after = None          # callable run once the current response is on the wire
         self.on_ack = None         # callable(boot, seq): the host has stored telemetry up to seq
         self.on_hello = None       # callable(link): a host opened a session here (mote.telemetry resends)
@@ -65,14 +66,27 @@ class Link:
 
     def stats(self):
         d = self.dec
-        return {"rx_frames": d.frames, "rx_dropped": d.dropped(), "rx_crc": d.crc, "rx_cobs": d.cobs,
-                "rx_short": d.short, "rx_overflow": d.overflow, "rx_version": d.version,
-                "rx_garbage_bytes": d.garbage_bytes, "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes}
+        s = {"rx_frames": d.frames, "rx_dropped": d.dropped(), "rx_crc": d.crc, "rx_cobs": d.cobs,
+             "rx_short": d.short, "rx_overflow": d.overflow, "rx_version": d.version,
+             "rx_garbage_bytes": d.garbage_bytes, "tx_frames": self.tx_frames, "tx_bytes": self.tx_bytes}
+        if self.reply_errors:
+            s["reply_err"] = self.reply_errors     # (only when there are some: stats fits a 256-byte frame)
+        return s
 
     def _on_break(self):
         self.broken = True
 
     def _on_frame(self, mtype, flags, seq, payload):
+        try:
+            self._dispatch(mtype, flags, seq, payload)
+        except Exception as e:      # a hello or ack that could not be answered: an error frame, never a crash
+            self.reply_errors += 1
+            try:
+                self.error(proto.E_INTERNAL, ("%s: %s" % (type(e).__name__, e))[:120], mtype, seq)
+            except Exception:
+                pass
+
+    def _dispatch(self, mtype, flags, seq, payload):
         if mtype == proto.T_PING:
             self.send(proto.T_PONG, raw=bytes(payload))
             return
@@ -100,9 +114,13 @@ class Link:
             if self.on_ack is not None:
                 try:
                     a = cbor.loads(bytes(payload))
-                    self.on_ack(a[0], a[1])
+                    boot, upto = a[0], a[1]
+                    if not isinstance(boot, int) or not isinstance(upto, int):
+                        raise ValueError
                 except Exception:
                     self.error(proto.E_BAD_REQUEST, "ack is not [boot, seq]", mtype, seq)
+                    return
+                self.on_ack(boot, upto)     # (a flash error releasing records: an error frame, see _on_frame)
             return
         if mtype != proto.T_REQUEST:
             self.error(proto.E_UNSUPPORTED, "unknown message type", mtype, seq)
@@ -127,17 +145,29 @@ class Link:
             self.send(proto.T_RESPONSE, [rid, proto.E_DENIED, why])
             return
         try:
-            result = fn(params)
-        except Denied as e:
-            self.send(proto.T_RESPONSE, [rid, proto.E_DENIED, str(e)])
-            return
-        except ValueError as e:
-            self.send(proto.T_RESPONSE, [rid, proto.E_BAD_ARGS, str(e)])
-            return
+            try:
+                result = fn(params)
+            except Denied as e:
+                self.send(proto.T_RESPONSE, [rid, proto.E_DENIED, str(e)])
+                return
+            except ValueError as e:
+                self.send(proto.T_RESPONSE, [rid, proto.E_BAD_ARGS, str(e)])
+                return
+            except Exception as e:
+                self.send(proto.T_RESPONSE, [rid, proto.E_INTERNAL, "%s: %s" % (type(e).__name__, e)])
+                return
+            self.send(proto.T_RESPONSE, [rid, proto.OK, result])
         except Exception as e:
-            self.send(proto.T_RESPONSE, [rid, proto.E_INTERNAL, "%s: %s" % (type(e).__name__, e)])
+            # building or sending the reply failed (a result CBOR cannot encode, a port error): an error
+            # frame instead, never an exception out of the loop
+            self.reply_errors += 1
+            try:
+                self.error(proto.E_INTERNAL, ("reply to %s failed (%s: %s)" % (method, type(e).__name__, e))[:120],
+                           mtype, seq)
+            except Exception:
+                pass
+            self.after = None
             return
-        self.send(proto.T_RESPONSE, [rid, proto.OK, result])
         if self.after is not None:
             fn, self.after = self.after, None
             fn()

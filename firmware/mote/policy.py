@@ -15,7 +15,7 @@
 #             `"wake": "imu-deep"`: the same, but on a board whose file says deep sleep with an INT1 wake pays
 #             off there (Policy(deep_wake=True): sleep.imu_deep) the armed MCU deep-sleeps (`deep` is set: the
 #             app calls board.deepsleep_imu(ms until the next heartbeat); it wakes through a reset on INT1 or
-#             the timer, Sense.resume() restores band/SoC and starts the probe); elsewhere it is "imu".
+#             the timer, Power.resume() restores band/SoC and starts the probe); elsewhere it is "imu".
 #             `wake_dur` (0..3 ODR cycles of the IMU's wake-up detector, WAKE_UP_DUR): the slope must stay over
 #             `wake_mg` for wake_dur + 1 samples, so a short knock does not wake the MCU at all.
 #   screen    telling target activity from other motion before paying for it (band `screen_s` > 0, and a
@@ -68,7 +68,7 @@ _TICKS_HALF = (_TICKS_MASK + 1) >> 1
 
 
 def elapsed(now, then):
-    """now - then in ms, as time.ticks_diff computes it: a board's tick wrap is harmless, and a virtual
+    """now - then in ms, as the port's ticks_diff (mote.compat) computes it: a board's tick wrap is harmless, and a virtual
     clock (the energy simulator) works alike. Every intermediate stays a small int on 32-bit ports."""
     d = (now - then) & _TICKS_MASK
     return d - _TICKS_MASK - 1 if d & _TICKS_HALF else d
@@ -170,10 +170,52 @@ def check(spec):
     return spec
 
 
+MAX_BANDS = 16
+
+
+def _plain(v, what, inner=False):
+    if isinstance(v, list) and not inner:          # (e.g. `events`: a short list of labels)
+        if len(v) > 16:
+            raise ValueError("%s: a list of at most 16 values" % what)
+        for x in v:
+            _plain(x, what, True)
+        return
+    if v is not None and not isinstance(v, (int, float, str)):
+        raise ValueError("%s must be a number, a string or a short list of them" % what)
+    if isinstance(v, str) and len(v) > 32:
+        raise ValueError("%s: text longer than 32 characters" % what)
+
+
+def _shape(override):
+    """An override is at most {key: value, "usb": {key: value}, "bands": [{key: value}, ...]}, a value being a
+    scalar or a list of at most 16 scalars: no deeper nesting, at most MAX_BANDS bands and 32 keys per map,
+    short strings (what /policy.json stores)."""
+    if len(override) > 32:
+        raise ValueError("policy.set: too many keys")
+    for k in override:
+        if not isinstance(k, str):
+            raise ValueError("policy keys are strings")
+        v = override[k]
+        rows = v if k == "bands" else ([v] if k == "usb" else None)
+        if rows is None:
+            _plain(v, k)
+            continue
+        if not isinstance(rows, list) or len(rows) > MAX_BANDS:
+            raise ValueError("bands must be a list of at most %d maps" % MAX_BANDS)
+        for r in rows:
+            if not isinstance(r, dict) or len(r) > 32:
+                raise ValueError("%s rows must be maps of at most 32 keys" % k)
+            for rk in r:
+                if not isinstance(rk, str):
+                    raise ValueError("policy keys are strings")
+                _plain(r[rk], "%s.%s" % (k, rk))
+
+
 def merge(base, override):
     """A new policy: `override`'s top-level keys replace `base`'s (bands replace as a whole list)."""
     if not isinstance(override, dict):
         raise ValueError("policy.set takes a map")
+    _shape(override)
     new = dict(base)
     for k in override:
         if k not in DEFAULT:

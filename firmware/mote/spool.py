@@ -1,4 +1,5 @@
-# Offline telemetry buffer (seed F3): a bounded ring of segment files in flash that survives reset.
+# Offline telemetry buffer: a bounded ring of segment files in flash that survives reset, so records a board
+# cannot send while no host listens wait for one instead of being lost.
 #
 #   <root>/<n>.seg   records appended in order: len u16 | boot u16 | seq u32 | payload (the CBOR telemetry)
 #   <root>/head      "<segment> <offset>" of the oldest record the host has not acknowledged

@@ -1,12 +1,10 @@
 # mote.store: two model slots on the board's flash, signed manifests, trial boots and rollback.
+# (The upload protocol that fills the inactive slot is mote.upload.)
 #
 #   /models/a.man /models/a.bin     slot a: the COSE_Sign1 manifest and the model blob it signs
 #   /models/b.man /models/b.bin     slot b
-#   /models/active                  pointer, JSON {"slot", "state": "ok"|"trial", "tries", "prev", "note"},
-#                                   only ever replaced atomically (mote.fs.write_atomic)
-#   /models/upload.json             the upload in progress: {"slot", "size", "sha256", "mlen"}, and for a
-#                                   compressed upload also {"enc": "deflate", "zsize", "wbits"}
-#   /models/a.z /models/b.z         a compressed upload's stream as it arrives (gone after the commit)
+#   /models/active                  pointer, JSON {"slot", "state": "ok"|"trial", "tries", "prev", "note",
+#                                   "boots"}, only ever replaced atomically (mote.fs.write_atomic)
 #   /models/floor                   anti-rollback: the highest seq ever confirmed
 #   /keys.json                      trusted keys {kid hex: public key hex} and revoked kids (keys.set)
 #
@@ -14,16 +12,14 @@
 # pointer's `prev` if that is the slot being overwritten), so a power cut at any point leaves the
 # pointer naming a complete, verified slot - or no slot at all. The pointer flips to the new slot
 # only after size, SHA-256, signature, kid, board, runtime and seq are checked; the new model then
-# runs a trial (load + canary) and is confirmed, or the pointer goes back to `prev`. A trial that
-# crashes the board is counted in the pointer (`tries`) before it runs: MAX_TRIES boots without a
-# verdict roll back too. Every boot re-hashes the active blob (model corruption rolls back as well).
-#
-# Compressed uploads (`"enc": "deflate"`, when the port has `deflate.DeflateIO`: caps()): the chunks are
-# one raw-deflate stream, offsets count its bytes, and it is kept in the slot's .z file as it arrives (so
-# resume works as for a plain upload). The commit inflates .z into the slot's .man/.bin through a 512-byte
-# buffer (window 2^wbits, 8..12; the host uses 10: ~2.4 KiB of RAM in all), hashing the blob on the way,
-# then runs the same checks on the result. A power cut while inflating leaves the pointer alone; the next
-# upload.begin of the same file resumes at the end of .z and the commit inflates again.
+# runs a trial and is confirmed, or the pointer goes back to `prev`. The trial is a real inference: the
+# model loads (mote.infer validates its whole structure first: mote.mtm_check), runs its canary or, without
+# one, an input of zero points, and must fit the board's sample window (its `pre` window is the config
+# window, or its input is one 3-axis window) unless its manifest says `"window": false`.
+# A crash is counted before it can happen: a trial's `tries`, and after activation `boots`, the boots that
+# have not yet seen the model loaded and run once (mote.classifier reports that: proven()). MAX_TRIES
+# boots without a verdict roll back, on trial or already confirmed. Every boot re-hashes the active blob
+# (model corruption rolls back as well).
 import gc
 import json
 import os
@@ -44,12 +40,8 @@ except ImportError:  # pragma: no cover
 
 ROOT = "/models"
 KEYS = "/keys.json"
-MAX_TRIES = 2            # trial boots that may end without a verdict before rolling back
+MAX_TRIES = 2            # boots that may end without a verdict (trial) or unproven (after it) before rolling back
 RUNTIMES = ("mtm1",)     # runtime names accepted besides this firmware's version (see runtime_ok)
-FLUSH_EVERY = 16384      # bytes between flushes of an upload (what survives a power cut on littlefs)
-WBITS = (8, 12)          # deflate window bits a compressed upload may use (RAM: 2^wbits + ~1.3 KiB)
-INFLATE_BUF = 512        # bytes per read while inflating a compressed upload
-UPLOAD_KEYS = ("size", "sha256", "mlen", "enc", "zsize", "wbits")
 KEYS_AAD = b"motekit keys"   # COSE external AAD of a signed key list: no model manifest passes for one
 MAX_STATEMENT = 4096     # bytes of a signed key list
 
@@ -62,9 +54,11 @@ def caps():
 def _free_bytes(path):
     try:
         st = os.statvfs(path)
-        return st[0] * st[4]
     except (AttributeError, OSError):
         return None
+    if st[4] > st[2]:
+        return 0        # littlefs that cannot count its blocks (a completely full flash) reports 2**32 - 1
+    return st[0] * st[4]
 
 
 class StoreError(ValueError):
@@ -139,9 +133,37 @@ def verify_sign1(data, keys_by_kid, revoked):
     return cose.verify_sign1(data, keys_by_kid, revoked)
 
 
+def validate_file(path):
+    """mote.mtm_check on the file, imported for it and dropped after (the validator alone in RAM)."""
+    import sys
+    gc.collect()
+    from mote import mtm_check
+    try:
+        mtm_check.check_file(path)
+    finally:
+        sys.modules.pop("mote.mtm_check", None)
+        import mote
+        try:
+            del mote.mtm_check
+        except Exception:
+            pass
+        mtm_check = None
+        gc.collect()
+
+
 def load_model(path):
+    """The validator first, then the engine: on a 192 KB board the two do not fit the heap together during an
+    upload's commit (measured on the emulated Pico W); the peak is the larger of them, not the sum."""
+    validate_file(path)
     from mote.infer import Model
-    return Model(path)
+    return Model(path, checked=True)
+
+
+def _close(model):
+    # a model that streams its weights keeps its file open until closed (a slot file must not stay open)
+    close = getattr(model, "close", None)
+    if close is not None:
+        close()
 
 
 def _vtuple(v):
@@ -201,6 +223,8 @@ def summary(m, slot=None, state=None):
         d["sha256"] = _hex(sha)
     elif sha is not None:
         d["sha256"] = sha
+    if _field(m, "window") is False:
+        d["window"] = False             # not a window classifier (mote.classifier does not feed it the window)
     if slot is not None:
         d["slot"] = slot
     if state is not None:
@@ -215,7 +239,8 @@ class Store:
         self.keys_path = keys_path
         self.runtimes = runtimes
         self.log = log or (lambda msg: None)
-        self.up = None          # the open upload: dict + hasher + files
+        self.uploads = None     # mote.upload.Uploads, when the upload protocol is served
+        self.window = None      # the board's sample window (samples of 3 axes) a window classifier must fit
         try:
             os.mkdir(root)
         except OSError:
@@ -376,11 +401,21 @@ class Store:
     # -- boot: trial, confirm, rollback, corruption ------------------------------------------------
     def boot(self):
         """Run at every boot (and right after a commit). Returns the active model's summary or None."""
-        self._drop_stale_upload()
+        if self.uploads is not None:
+            why = self.uploads.drop_stale()
+            if why:
+                self.log(why)
         p = self.pointer()
         slot = p.get("slot")
         if slot is None:
             return None
+        if p.get("state") != "trial" and p.get("boots") is not None:
+            boots = int(p.get("boots") or 0) + 1          # a boot that has not yet run the model once
+            if boots > MAX_TRIES:
+                return self.rollback("model in slot %s crashed the board %d times since its activation"
+                                     % (slot, boots - 1))
+            p["boots"] = boots
+            self._set_pointer(p)
         if p.get("state") == "trial":
             tries = int(p.get("tries") or 0) + 1
             p["tries"] = tries
@@ -410,7 +445,19 @@ class Store:
         canary = _field(m, "canary")
         gc.collect()
         model = load_model(self.path(slot, "bin"))
+        self._window_fits(model, m)
         if not canary:
+            # no canary: a real inference on an input of zero points (the kernels run on every layer)
+            ins = getattr(model, "inputs", None) or ()
+            views = getattr(model, "_in", None) or ()
+            args = []
+            for i in range(len(views)):
+                zp = ins[i].get("zp", 0) if i < len(ins) and isinstance(ins[i], dict) else 0
+                args.append(bytes([zp & 255]) * len(views[i]))
+            model.run(*args)
+            _close(model)
+            del model
+            gc.collect()
             return
         if isinstance(canary, dict):
             cin = _field(canary, "input", "in", "inputs")
@@ -431,8 +478,36 @@ class Store:
             ok = bytes(got) == bytes(cout)
         if not ok:
             raise StoreError("canary output differs from the manifest's")
+        _close(model)
         del model
         gc.collect()
+
+    def _window_fits(self, model, m):
+        """A window classifier must take the board's window: its `pre` window is the config window, or its
+        input is one window of 3-axis samples. A manifest with "window": false opts out."""
+        if self.window is None or _field(m, "window") is False:
+            return
+        views = getattr(model, "_in", None)
+        if views is None:
+            return
+        pre = getattr(model, "pre", None)
+        if pre:
+            n = pre.get("n")
+            if n != self.window:
+                raise StoreError("model classifies %s-sample windows, the board's window is %d (mote config "
+                                 "window=%s), or sign it with --no-window" % (n, self.window, n))
+            return
+        if len(views) != 1 or len(views[0]) != 3 * self.window:
+            raise StoreError("model input is %d bytes, the board's %d-sample window gives %d: not a window "
+                             "classifier (sign it with --no-window)" % (len(views[0]) if views else 0,
+                                                                       self.window, 3 * self.window))
+
+    def proven(self):
+        """The active model was loaded and ran once on this boot: stop counting boots against it."""
+        p = self.pointer()
+        if p.get("slot") is not None and p.get("boots") is not None and p.get("state") != "trial":
+            del p["boots"]
+            self._set_pointer(p)
 
     def confirm(self):
         p = self.pointer()
@@ -444,6 +519,7 @@ class Store:
             self._raise_floor(_field(m, "seq"))
             p["state"] = "ok"
             p["tries"] = 0
+            p["boots"] = 0                    # counted until mote.classifier has run it once (proven)
             p["note"] = "confirmed"
             self._set_pointer(p)
             self.log("model %s %s confirmed in slot %s" % (_field(m, "name"), _field(m, "version"), slot))
@@ -469,8 +545,8 @@ class Store:
         p = self.pointer()
         if p.get("prev") is None:
             raise StoreError("no previous model to roll back to")
-        if self.up is not None or _exists(self.root + "/upload.json"):
-            self.abort()
+        if self.uploads is not None and _exists(self.root + "/upload.json"):
+            self.uploads.abort()
         return self.rollback("operator rollback from slot %s" % p.get("slot"))
 
     def active(self):
@@ -499,10 +575,16 @@ class Store:
             elif s == p.get("prev"):
                 d["role"] = "previous"
             slots[s] = d
-        up = self.upload_status()
+        up = self.uploads.status() if self.uploads is not None else None
+        free = None
+        if self.uploads is not None:                 # bytes of flash an upload may use (the host checks a file)
+            old = 0
+            for ext in ("man", "bin", "z"):
+                old += _size(self.path("b" if p.get("slot") == "a" else "a", ext))
+            free = self.uploads._room(old)
         return {"active": p.get("slot"), "state": p.get("state"), "tries": p.get("tries", 0), "prev": p.get("prev"),
                 "note": p.get("note"), "floor": self.floor(), "slots": slots, "upload": up,
-                "model": self.active()}
+                "model": self.active(), "free": free}
 
     def check(self):
         """Full check of the active model: signature (trusted, unrevoked kid) and SHA-256."""
@@ -510,263 +592,8 @@ class Store:
         m = self.check_slot(p.get("slot"), signature=True)
         return summary(m, p.get("slot"), "trial" if p.get("state") == "trial" else "confirmed")
 
-    # -- upload --------------------------------------------------------------------------------------
-    def _drop_stale_upload(self):
-        u = _read_json(self.root + "/upload.json")
-        if u is not None and (not isinstance(u, dict) or u.get("slot") == self.pointer().get("slot")):
-            _remove(self.root + "/upload.json")     # a commit that was cut after the pointer flipped
-            u = None
-        for s in ("a", "b"):                        # a compressed stream no upload needs any more
-            if u is None or u.get("slot") != s or not u.get("enc"):
-                _remove(self.path(s, "z"))
-
-    def _close_files(self):
-        u = self.up
-        if u is not None:
-            for f in (u.get("fm"), u.get("fb"), u.get("fz")):
-                if f is not None:
-                    try:
-                        f.close()
-                    except OSError:
-                        pass
-        self.up = None
-
-    def begin(self, params):
-        try:
-            size = int(params["size"])
-            sha = params["sha256"]
-            mlen = int(params["manifest_len"])
-            enc = params.get("enc")
-            if enc is not None:
-                zsize = int(params["zsize"])
-                wbits = int(params.get("wbits", 10))
-        except Exception:
-            raise StoreError("upload.begin takes {size, sha256, manifest_len} (and zsize, wbits with enc)")
-        if isinstance(sha, str):
-            sha = _unhex(sha)
-        if len(sha) != 32 or not 0 < mlen < size:
-            raise StoreError("upload.begin: bad sha256 or manifest_len")
-        p = self.pointer()
-        if p.get("state") == "trial":
-            raise StoreError("the active model is still in trial: confirm or roll back first")
-        want = {"size": size, "sha256": _hex(sha), "mlen": mlen}
-        u = _read_json(self.root + "/upload.json")
-        if enc is not None and self._accepts(enc, zsize, wbits, size, u):
-            want["enc"] = enc
-            want["zsize"] = zsize
-            want["wbits"] = wbits
-        # (an encoding it cannot take is declined, not refused: the answer has no `enc`, and the host
-        # sends the file as it is, under the same begin)
-        if isinstance(u, dict) and u.get("slot") != p.get("slot") and all(u.get(k) == want.get(k) for k in UPLOAD_KEYS):
-            return self._resume(u)                 # the same file again: carry on where it stopped
-        self._close_files()
-        slot = "b" if p.get("slot") == "a" else "a"
-        if p.get("prev") == slot:
-            p["prev"] = None                       # about to overwrite it: never roll back into a half slot
-            self._set_pointer(p)
-        want["slot"] = slot
-        write_atomic(self.root + "/upload.json", json.dumps(want))
-        for ext in ("man", "bin"):
-            _mkfile(self.path(slot, ext))
-        if "enc" in want:
-            _mkfile(self.path(slot, "z"))
-        else:
-            _remove(self.path(slot, "z"))
-        return self._resume(want)
-
-    def _accepts(self, enc, zsize, wbits, size, u):
-        """Whether a compressed upload can be taken: the port inflates, the window is small, and the
-        flash holds the stream and the inflated file side by side until the commit."""
-        if enc not in caps() or not WBITS[0] <= wbits <= WBITS[1] or zsize <= 0:
-            return False
-        free = _free_bytes(self.root)
-        if free is None:
-            return True
-        p = self.pointer()
-        slot = "b" if p.get("slot") == "a" else "a"     # its files are rewritten: their space counts as free
-        for ext in ("man", "bin", "z"):
-            free += _size(self.path(slot, ext))
-        return free >= zsize + size + 8192
-
-    def _resume(self, u):
-        self._close_files()
-        slot = u["slot"]
-        if u.get("enc"):
-            zp = self.path(slot, "z")
-            nz = _size(zp)
-            if nz > u["zsize"]:
-                nz = 0
-                _mkfile(zp)
-            up = dict(u)
-            up["off"] = nz
-            up["total"] = u["zsize"]
-            up["fz"] = open(zp, "ab")
-            up["unflushed"] = 0
-            self.up = up
-            return {"slot": slot, "offset": nz, "size": u["zsize"], "enc": u["enc"]}
-        mlen = u["mlen"]
-        nm = _size(self.path(slot, "man"))
-        nb = _size(self.path(slot, "bin"))
-        if nm > mlen or (nm < mlen and nb):
-            nm = nb = 0                           # inconsistent: start over
-            for ext in ("man", "bin"):
-                with open(self.path(slot, ext), "wb"):
-                    pass
-        h = sha256()
-        if nb:
-            # rebuild the hash state (hashlib cannot be saved) from what reached the flash
-            buf = bytearray(1024)
-            mv = memoryview(buf)
-            with open(self.path(slot, "bin"), "rb") as f:
-                left = nb
-                while left:
-                    n = f.readinto(buf)
-                    if not n:
-                        break
-                    h.update(mv[:n])
-                    left -= n
-        up = dict(u)
-        up["off"] = nm + nb
-        up["h"] = h
-        up["fm"] = open(self.path(slot, "man"), "ab")
-        up["fb"] = open(self.path(slot, "bin"), "ab")
-        up["total"] = u["size"]
-        up["unflushed"] = 0
-        self.up = up
-        return {"slot": slot, "offset": up["off"], "size": u["size"]}
-
-    def upload_status(self):
-        u = self.up
-        if u is None:
-            d = _read_json(self.root + "/upload.json")
-            if not isinstance(d, dict) or d.get("slot") == self.pointer().get("slot"):
-                return None
-            try:
-                return self._resume(d)
-            except OSError:
-                return None
-        d = {"slot": u["slot"], "offset": u["off"], "size": u["total"]}
-        if u.get("enc"):
-            d["enc"] = u["enc"]
-        return d
-
-    def chunk(self, off, data, crc):
-        """One chunk at `off`; returns the offset the device now holds (unchanged if the chunk is refused)."""
-        u = self.up
-        if u is None:
-            raise StoreError("no upload in progress: upload.begin first")
-        if off != u["off"] or crc32(data) != crc:
-            return u["off"]                       # out of order or damaged: the host goes back to this offset
-        n = len(data)
-        end = off + n
-        if end > u["total"]:
-            raise StoreError("chunk runs past the end of the upload")
-        fz = u.get("fz")
-        mlen = u["mlen"]
-        if fz is not None:
-            fz.write(data)                        # compressed: the stream as it comes, inflated at commit
-            u["off"] = end
-            u["unflushed"] += n
-            if u["unflushed"] >= FLUSH_EVERY:
-                fz.flush()
-                u["unflushed"] = 0
-            return end
-        if off < mlen:
-            k = min(n, mlen - off)
-            u["fm"].write(data[:k] if k < n else data)
-            if k < n:
-                data = memoryview(data)[k:]
-                u["fb"].write(data)
-                u["h"].update(data)
-            u["fm"].flush()
-        else:
-            u["fb"].write(data)
-            u["h"].update(data)
-        u["off"] = end
-        u["unflushed"] += n
-        if u["unflushed"] >= FLUSH_EVERY:
-            u["fb"].flush()
-            u["unflushed"] = 0
-        return end
-
-    def abort(self):
-        u = _read_json(self.root + "/upload.json")
-        self._close_files()
-        _remove(self.root + "/upload.json")
-        if isinstance(u, dict) and u.get("slot") in ("a", "b") and u.get("slot") != self.pointer().get("slot"):
-            for ext in ("man", "bin", "z"):
-                _remove(self.path(u["slot"], ext))
-        return "upload aborted"
-
-    def _inflate(self, u):
-        """The slot's .z stream -> its .man and .bin files; returns the blob's SHA-256. Small buffers only."""
-        slot = u["slot"]
-        size = u["size"]
-        mlen = u["mlen"]
-        h = sha256()
-        buf = bytearray(INFLATE_BUF)
-        mv = memoryview(buf)
-        got = 0
-        gc.collect()
-        fz = open(self.path(slot, "z"), "rb")
-        fm = open(self.path(slot, "man"), "wb")
-        fb = open(self.path(slot, "bin"), "wb")
-        try:
-            d = deflate.DeflateIO(fz, deflate.RAW, u["wbits"])
-            while True:
-                try:
-                    n = d.readinto(buf)
-                except EOFError:
-                    raise StoreError("compressed upload is corrupt (the deflate stream ends early): nothing installed")
-                except OSError:
-                    raise StoreError("compressed upload is corrupt (invalid deflate data): nothing installed")
-                if not n:
-                    break
-                if got + n > size:
-                    raise StoreError("compressed upload is corrupt (it inflates past %d bytes): nothing installed" % size)
-                k = mlen - got                    # bytes still due to the manifest
-                if k >= n:
-                    fm.write(mv[:n])
-                elif k > 0:
-                    fm.write(mv[:k])
-                    fb.write(mv[k:n])
-                    h.update(mv[k:n])
-                else:
-                    fb.write(mv[:n])
-                    h.update(mv[:n])
-                got += n
-        finally:
-            for f in (fb, fm, fz):
-                f.close()
-        if got != size:
-            raise StoreError("compressed upload is corrupt (it inflates to %d bytes, not %d): nothing installed" % (got, size))
-        return h.digest()
-
-    def commit(self):
-        """Verify the finished upload, flip the pointer to it (trial), run the trial. -> result map."""
-        u = self.up
-        if u is None:
-            st = self.upload_status()
-            u = self.up
-            if st is None or u is None:
-                raise StoreError("no upload to commit")
-        if u["off"] != u["total"]:
-            raise StoreError("upload incomplete: %d of %d bytes" % (u["off"], u["total"]))
-        slot = u["slot"]
-        h = u.get("h")
-        self._close_files()
-        try:
-            sha = self._inflate(u) if u.get("enc") else h.digest()
-            if _hex(sha) != u["sha256"] and u.get("enc"):
-                raise StoreError("compressed upload is corrupt (the inflated model's SHA-256 does not match "
-                                 "what upload.begin announced): nothing installed")
-            if _hex(sha) != u["sha256"]:
-                raise StoreError("model SHA-256 does not match what upload.begin announced")
-            man = self.slot_manifest(slot)
-            m = self.verify(man, sha, u["size"] - u["mlen"])
-        except Exception:
-            self.abort()
-            raise
+    def activate(self, slot, m):
+        """A verified upload in `slot` (payload map m) becomes the active model, on trial. -> result map."""
         p = self.pointer()
         prev = p.get("slot") if p.get("state") != "trial" else p.get("prev")
         self._set_pointer({"slot": slot, "state": "trial", "tries": 0, "prev": prev, "note": "new model on trial"})

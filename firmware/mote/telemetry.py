@@ -26,12 +26,13 @@
 # Host presence (per link): serial - a host frame arrived in the last PRESENT_MS on any link, or the link
 # is USB-CDC and the board runs on USB power; a link whose port says connected() (BLE) - while connected.
 from mote import cbor, proto
-from mote.compat import ticks_diff, ticks_ms
+from mote.compat import ticks_add, ticks_diff, ticks_ms
 
 PRESENT_MS = 60000
 DRAIN = 8                 # backlog records sent per link per loop pass
 RAM_MAX = 48              # unacked records kept in RAM before the write-behind to flash
 FLUSH_MS = 1000           # an unacked record older than this goes to flash (bounds a power cut's loss)
+RETRY_MS = 5000           # after a failed write-behind (ENOSPC, a flash error), wait this long before the next
 
 
 class _Session:
@@ -68,6 +69,9 @@ class Telemetry:
         self.drained = 0          # records resent from the backlog
         self.flushes = 0
         self.acked = 0
+        self.write_errors = 0     # write-behinds the flash refused (ENOSPC, I/O): records stayed in RAM
+        self.lost = 0             # records dropped from a full RAM window while the flash refused them
+        self.retry_at = None      # no write-behind before this tick after a failure
         try:
             import os
             os.stat(root)
@@ -96,7 +100,7 @@ class Telemetry:
         return len(self.ram) + (self.sp.depth if self.sp is not None else 0)
 
     def dropped(self):
-        return self.sp.dropped if self.sp is not None else 0
+        return (self.sp.dropped if self.sp is not None else 0) + self.lost
 
     # -- presence and sessions ------------------------------------------------------------------------
     def poll(self, now_ms, usb):
@@ -112,7 +116,8 @@ class Telemetry:
         self.present = (self.heard and ticks_diff(now_ms, self.last_rx) < PRESENT_MS) or \
                        (self.usb_link and usb)
         ram = self.ram
-        if ram and (len(ram) >= RAM_MAX or ticks_diff(now_ms, ram[0][4]) >= FLUSH_MS):
+        if ram and (len(ram) >= RAM_MAX or ticks_diff(now_ms, ram[0][4]) >= FLUSH_MS) and \
+                (self.retry_at is None or ticks_diff(now_ms, self.retry_at) >= 0):
             self.flush()
         for s in self.sessions:
             self._send(s, DRAIN)
@@ -207,24 +212,41 @@ class Telemetry:
                     del marks[k]
 
     def flush(self):
-        """Write the RAM window behind to the flash spool (one batch)."""
+        """Write the RAM window behind to the flash spool (one batch). A flash that refuses (ENOSPC, I/O
+        error) is counted, the records stay in RAM (the oldest dropped past 2 x RAM_MAX, counted) and the
+        write is retried after RETRY_MS: never an exception out of the loop."""
         if self.ram:
-            self._spool().append_many([(r[1], r[2], r[3]) for r in self.ram])
+            try:
+                self._spool().append_many([(r[1], r[2], r[3]) for r in self.ram])
+            except OSError:
+                self.write_errors += 1
+                self.retry_at = ticks_add(ticks_ms(), RETRY_MS)
+                over = len(self.ram) - 2 * RAM_MAX
+                if over > 0:
+                    del self.ram[:over]
+                    self.lost += over
+                return False
+            self.retry_at = None
             self.spooled += len(self.ram)
             self.flushes += 1
             self.ram = []
+        return True
 
     # -- out ------------------------------------------------------------------------------------------
     def emit(self, kind, pack):
         self.seq += 1
         payload = cbor.dumps([self.boot, self.seq, self.uptime(), kind, pack])
         self.ram.append((((self.boot & 0xFFFF) << 32) | self.seq, self.boot, self.seq, payload, ticks_ms()))
-        if len(self.ram) >= 2 * RAM_MAX:
+        if len(self.ram) >= 2 * RAM_MAX and (self.retry_at is None or ticks_diff(ticks_ms(), self.retry_at) >= 0):
             self.flush()                      # bounded RAM even if poll() is not called
+        if len(self.ram) > 2 * RAM_MAX:       # the flash refuses: keep RAM bounded, count the loss
+            del self.ram[0]
+            self.lost += 1
         for s in self.sessions:
             self._send(s, DRAIN)
 
     def stats(self):
         return {"host_present": self.present, "spool_depth": self.depth(), "spool_dropped": self.dropped(),
                 "ram": len(self.ram), "spooled": self.spooled, "flushes": self.flushes, "drained": self.drained,
-                "sent_live": self.sent_live, "acked": self.acked}
+                "sent_live": self.sent_live, "acked": self.acked, "write_errors": self.write_errors,
+                "lost": self.lost}

@@ -36,34 +36,43 @@ def main():
     """motekit: run int8 classifiers on MicroPython boards and collect their telemetry."""
 
 
-# --- command groups (one import + add_command per group; keep this block sorted) ---
-# (groups are added below by their modules' owners)
-from .commands import demo as _demo, device as _device, flash as _flash, sim as _sim  # noqa: E402
-from .keys_cli import keys  # noqa: E402
-from .model.cli import model  # noqa: E402
-from .power.cli import power  # noqa: E402
-from .relay.cli import relay  # noqa: E402
+# --- every command, in ONE table (as mpremote's): name -> "module:attribute" under motekit, sorted by name
+# (tests/test_extending.py checks the order and that nothing is wired anywhere else). A new command is one row.
+COMMANDS = (
+    ("config", "commands.device:config"),
+    ("confirm", "commands.flash:confirm"),
+    ("demo", "commands.demo:demo"),
+    ("flash", "commands.flash:flash"),
+    ("info", "commands.device:info"),
+    ("install", "commands.install:install"),
+    ("keys", "keys_cli:keys"),
+    ("model", "model.cli:model"),
+    ("monitor", "commands.device:monitor"),
+    ("pair", "commands.ble:pair"),
+    ("ping", "commands.device:ping"),
+    ("ports", "commands.device:ports"),
+    ("power", "power.cli:power"),
+    ("provision", "commands.flash:provision"),
+    ("relay", "relay.cli:relay"),
+    ("repl", "commands.device:repl"),
+    ("reset", "commands.device:reset"),
+    ("resume", "commands.device:resume"),
+    ("rollback", "commands.flash:rollback"),
+    ("scan", "commands.ble:scan"),
+    ("sim", "commands.sim:sim"),
+    ("stats", "commands.device:stats"),
+    ("status", "commands.flash:status"),
+)
 
-main.add_command(keys)
-main.add_command(model)
-main.add_command(power)
-main.add_command(relay)
 
-for _cmd in (_device.ports, _device.info, _device.monitor, _device.ping, _device.stats, _device.config,
-             _device.repl, _device.resume, _device.reset, _sim.sim, _demo.demo):
-    main.add_command(_cmd)
+def _wire():
+    import importlib
+    for name, ref in COMMANDS:
+        mod, _, attr = ref.partition(":")
+        main.add_command(getattr(importlib.import_module(f"{__package__}.{mod}"), attr), name)
 
-for _cmd in (_flash.flash, _flash.status, _flash.rollback, _flash.confirm, _flash.provision):
-    main.add_command(_cmd)
 
-from .commands import install as _install  # noqa: E402
-
-main.add_command(_install.install)
-
-from .commands import ble as _ble  # noqa: E402
-
-for _cmd in (_ble.scan, _ble.pair):
-    main.add_command(_cmd)
+_wire()
 
 
 if __name__ == "__main__":

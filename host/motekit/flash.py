@@ -2,7 +2,9 @@
 
     result = flash_file(link, data, progress=cb)      # data = the signed file (COSE_Sign1 manifest + blob)
 
-The window is sized from the hello's `mtu` (largest frame the device accepts): chunks fill a frame, and
+The signed manifest goes first (`upload.manifest`, into a staging file on the board): `upload.begin` verifies
+it - signature, key, board, runtime, sequence number, size against free flash - before the board gives up
+its inactive slot, so a refused model costs no rollback target. The window is sized from the hello's `mtu` (largest frame the device accepts): chunks fill a frame, and
 about WINDOW_BYTES are kept in flight so the device always has the next chunk waiting in its UART/USB
 buffer. The device answers each chunk with the offset it now holds; a chunk it refused (bad CRC, wrong
 offset) comes back with the old offset and the sender goes back to it. After a reset or a disconnect the
@@ -29,8 +31,8 @@ from dataclasses import dataclass
 
 import cbor2
 
-from .link import DeviceError, Link, MoteError
-from .protocol import HEADER, TRAILER, Status, T
+from .link import DeviceError, Link, MoteError, Rebooted
+from .protocol import HEADER, TRAILER, Status
 from .transport import TransportError
 
 WINDOW_BYTES = 8192
@@ -45,9 +47,6 @@ def deflate_raw(data: bytes, wbits: int = DEFLATE_WBITS) -> bytes:
     c = zlib.compressobj(9, zlib.DEFLATED, -wbits, 9)
     return c.compress(data) + c.flush()
 
-
-class Rebooted(MoteError):
-    pass
 
 
 def manifest_length(data: bytes) -> int:
@@ -114,33 +113,7 @@ class Flasher:
     # -- low level ------------------------------------------------------------------------------
     def _call(self, method, params=None, timeout=None):
         """A request that notices a reboot (a device hello) instead of waiting out its timeout."""
-        link = self.link
-        rid = next(link.rid)
-        link.send(T.REQUEST, [rid, method, params])
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise MoteError(f"no response to {method!r} within {timeout or self.timeout:g} s")
-            f = link.next_frame(left, want={T.RESPONSE, T.ERROR, T.HELLO})
-            if f is None:
-                continue
-            try:
-                msg = cbor2.loads(f.payload)
-            except Exception:             # e.g. our own empty hello echoed by a port not yet in raw mode
-                continue
-            if f.type == T.HELLO:
-                if isinstance(msg, dict) and "id" in msg:
-                    link.info = msg
-                    raise Rebooted("the board rebooted")
-                continue
-            if f.type == T.ERROR:
-                raise DeviceError(msg[0], msg[1])
-            if msg[0] != rid:
-                continue
-            if msg[1] != Status.OK:
-                raise DeviceError(msg[1], msg[2])
-            return msg[2]
+        return self.link.request(method, params, timeout=timeout or self.timeout, reboot=True)
 
     def compressed(self) -> bytes:
         if self._z is None:
@@ -167,8 +140,26 @@ class Flasher:
                 self.line_rate = 0.0
         return self.line_rate > FAST_LINK
 
+    def stage_manifest(self) -> None:
+        """upload.manifest: the signed manifest first, into the board's staging file (not a slot), so that
+        upload.begin can verify it before the board gives up its inactive slot."""
+        man = self.data[:self.mlen]
+        csz = max(16, chunk_size(int((self.link.info or {}).get("mtu", 512))) - 8)
+        off = 0
+        tries = 0
+        while off < len(man):
+            c = man[off:off + csz]
+            got = self._call("upload.manifest", [off, c, zlib.crc32(c)])
+            if got != off + len(c):
+                tries += 1
+                if tries > 8:
+                    raise MoteError(f"the board keeps refusing manifest bytes at offset {off}")
+                got = 0 if got > off else got
+            off = got
+
     def begin(self) -> int:
-        """upload.begin -> the wire offset to send from (sets what the chunks carry)."""
+        """upload.manifest, then upload.begin -> the wire offset to send from (sets what the chunks carry)."""
+        self.stage_manifest()
         p = self.begin_params()
         r = self._call("upload.begin", p)
         if p.get("enc") and r.get("enc") == p["enc"]:
@@ -194,28 +185,16 @@ class Flasher:
             while len(inflight) < window and nxt < size:
                 end = min(size, nxt + csz)
                 c = data[nxt:end]
-                rid = next(link.rid)
-                link.send(T.REQUEST, [rid, "upload.chunk", [nxt, c, zlib.crc32(c)]])
+                rid = link.submit("upload.chunk", [nxt, c, zlib.crc32(c)])
                 inflight[rid] = (nxt, end, epoch)
                 nxt = end
-            f = link.next_frame(0.2, want={T.RESPONSE, T.ERROR, T.HELLO})
-            if f is None:
+            r = link.reply(0.2, reboot=True)
+            if r is None:
                 if time.monotonic() - last_rx > self.timeout:
                     raise MoteError(f"the board stopped answering at offset {acked}")
                 continue
             last_rx = time.monotonic()
-            try:
-                msg = cbor2.loads(f.payload)
-            except Exception:
-                continue
-            if f.type == T.HELLO:
-                if isinstance(msg, dict) and "id" in msg:
-                    link.info = msg
-                    raise Rebooted("the board rebooted")
-                continue
-            if f.type == T.ERROR:
-                raise DeviceError(msg[0], msg[1])
-            rid, status, res = msg
+            rid, status, res = r
             entry = inflight.pop(rid, None)
             if entry is None:
                 continue

@@ -11,7 +11,7 @@ Steps, all over the serial port:
    file's `mpy_arch` (the sim's is null: the interpreter's own, x64 on the unix port) and its .mpy version
    the one mpy-cross writes;
 3. compile the firmware with `mpy-cross -march=ARCH` (viper modules carry machine code; a viper module the
-   architecture cannot compile - kernels_viper needs a 64-bit word - is left out, as mote.infer expects),
+   architecture cannot compile - kernels_viper64 needs a 64-bit word - is left out, as mote.infer expects),
    write every file (base64 chunks through raw-paste), the board file as /board.json and the host's trust
    list as /keys.json; stale .py/.mpy twins are removed (MicroPython imports X.py before X.mpy);
 4. verify size and SHA-256 of every file on the device, soft-reset and wait for the firmware's hello.
@@ -115,14 +115,16 @@ def _wanted(rel: str, board: dict, platform: str | None = None) -> bool:
         return True
     name = rel.rsplit("/", 1)[1]
     if platform == "qemu":
-        return name == "emu.py" or (name.startswith("sim_")) or name == "__init__.py"
+        # no radio there: mote.ble.start finds no `bluetooth` module through ble_mpy and runs without BLE
+        return name in ("emu.py", "stdio.py", "__init__.py", "ble_mpy.py") or name.startswith("sim_")
     if name == "emu.py":
         return False
     if board.get("firmware") == "circuitpython":
-        return not (name == "mpy.py" or name.startswith("sim"))
+        # ble_cpy's Port reuses ble_mpy.Port's radio-independent methods (write/flush/update/stats)
+        return not (name in ("mpy.py", "stdio.py") or name.startswith("sim"))
     if board.get("name") != "sim" and name.startswith("sim"):
         return False
-    return name != "cpy.py"
+    return name not in ("cpy.py", "ble_cpy.py")
 
 
 def firmware_sources(board: dict, platform: str | None = None) -> list[tuple[str, Path]]:

@@ -16,7 +16,7 @@ import cbor2
 
 from . import frame as framing
 from .protocol import BREAK, VERSION, Status, T, senml_to_json
-from .transport import SerialTransport
+from . import transport as transports
 
 
 class MoteError(Exception):
@@ -29,6 +29,10 @@ class NotMotekit(MoteError):
 
 class ProtocolMismatch(MoteError):
     pass
+
+
+class Rebooted(MoteError):
+    """The board said hello in the middle of a request: it rebooted, and the request is gone with it."""
 
 
 class DeviceError(MoteError):
@@ -92,8 +96,10 @@ class Link:
         self.stale = 0                   # telemetry dropped by session(): from before the session (resent)
 
     @classmethod
-    def open(cls, port: str, hello_timeout: float = 3.0) -> "Link":
-        link = cls(SerialTransport(port))
+    def open(cls, target: str, hello_timeout: float = 3.0, **options) -> "Link":
+        """A Link to the board `target` names (motekit.transport.open: serial:PORT or PORT, ble:NAME,
+        sim:SEED; options go to the transport), hello done."""
+        link = cls(transports.open(target, **options))
         try:
             link.t.write(b"\x00")        # end any half frame the board may hold
             link.hello(timeout=hello_timeout)
@@ -199,26 +205,50 @@ class Link:
                 raise MoteError(f"no session answer (hello + pong) from {self.t.name} within {timeout:g} s")
             self._pump(min(left, 0.1))
 
-    def request(self, method: str, params=None, timeout: float = 3.0):
+    def submit(self, method: str, params=None) -> int:
+        """Send a request without waiting; its id, to match with `reply()` (pipelining, e.g. upload chunks)."""
         rid = next(self.rid)
         self.send(T.REQUEST, [rid, method, params])
+        return rid
+
+    def reply(self, timeout: float, reboot: bool = False):
+        """The next response as (id, status, result), or None after `timeout` s. An ERROR frame raises
+        DeviceError; with `reboot`, a device hello raises Rebooted (a request in flight is lost with it)."""
+        deadline = time.monotonic() + timeout
+        want = {T.RESPONSE, T.ERROR, T.HELLO} if reboot else {T.RESPONSE, T.ERROR}
+        while True:
+            f = self.next_frame(max(0.0, deadline - time.monotonic()), want=want)
+            if f is None:
+                return None
+            try:
+                msg = cbor2.loads(f.payload)
+            except Exception:             # e.g. our own empty hello echoed by a port not yet in raw mode
+                continue
+            if f.type == T.HELLO:
+                if isinstance(msg, dict) and "id" in msg:
+                    self.info = msg
+                    raise Rebooted("the board rebooted")
+                continue
+            if f.type == T.ERROR:
+                self.errors.append(msg)
+                raise DeviceError(msg[0], msg[1])
+            if isinstance(msg, list) and len(msg) == 3:
+                return msg[0], msg[1], msg[2]
+
+    def request(self, method: str, params=None, timeout: float = 3.0, reboot: bool = False):
+        """Send a request and wait for its answer (late answers to earlier requests are skipped)."""
+        rid = self.submit(method, params)
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise MoteError(f"no response to {method!r} from {self.t.name} within {timeout:g} s")
-            f = self.next_frame(left, want={T.RESPONSE, T.ERROR})
-            if f is None:
-                continue
-            msg = cbor2.loads(f.payload)
-            if f.type == T.ERROR:
-                self.errors.append(msg)
-                raise DeviceError(msg[0], msg[1])
-            if msg[0] != rid:
+            r = self.reply(left, reboot=reboot)
+            if r is None or r[0] != rid:
                 continue                       # a late answer to an earlier request
-            if msg[1] != Status.OK:
-                raise DeviceError(msg[1], msg[2])
-            return msg[2]
+            if r[1] != Status.OK:
+                raise DeviceError(r[1], r[2])
+            return r[2]
 
     def ping(self, payload: bytes = b"ping", timeout: float = 2.0) -> float:
         t0 = time.monotonic()

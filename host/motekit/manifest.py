@@ -72,7 +72,8 @@ def sig_structure(protected: bytes, payload: bytes, external_aad: bytes = b"") -
 
 def build_manifest(blob: bytes, *, name: str, version: str, seq: int, boards: Iterable[str] = (),
                    runtime: str, labels: Iterable[str] = (), canary_input: bytes | None = None,
-                   canary_output: bytes | None = None, created: int | None = None) -> dict:
+                   canary_output: bytes | None = None, created: int | None = None,
+                   window: bool | None = None) -> dict:
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise ManifestError(f"sequence number must be a non-negative integer, not {seq!r}")
     if (canary_input is None) != (canary_output is None):
@@ -91,6 +92,8 @@ def build_manifest(blob: bytes, *, name: str, version: str, seq: int, boards: It
     }
     if canary_input is not None:
         m["canary"] = {"in": bytes(canary_input), "out": bytes(canary_output)}
+    if window is False:
+        m["window"] = False        # not a window classifier: the board does not feed it its sample window
     return m
 
 

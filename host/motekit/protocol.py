@@ -37,7 +37,7 @@ class Status(IntEnum):
     BAD_FRAME = 10
 
 
-# Who may call each device request: firmware/mote/requests.py TABLE, mirrored (tests/test_requests.py checks
+# Who may call each device request: firmware/mote/requests.py TABLE, mirrored (tests/test_security_mpy.py checks
 # firmware == host == docs/protocol.md). SERIAL: USB serial / UART; BONDED: a BLE connection bonded in a
 # pairing window; OPEN: any BLE central; RELAY: the relay's MQTT downlink forwards it by default; SIGNED: also
 # taken anywhere as a statement signed by a key the board trusts (keys.set).
@@ -55,6 +55,7 @@ REQUESTS: dict[str, tuple[bool, int]] = {       # method: (changes state, who ma
     "keys.get": (False, _READ),
     "config.set": (True, _WRITE),
     "policy.set": (True, _WRITE),
+    "upload.manifest": (True, _WRITE),
     "upload.begin": (True, _WRITE),
     "upload.chunk": (True, _WRITE),
     "upload.commit": (True, _WRITE),
@@ -97,6 +98,8 @@ def _hb_records(blob):
     d["source"] = ("bat", "usb", "chg", "?")[f & 3]
     d["band"] = ((f >> 2) & 15) - 1
     d["burst"] = bool(f & 0x40)
+    if f & 0x80:
+        d["fault"] = True          # a flash write failed on the board since boot (`mote stats`: fs_errors)
     for k, v in d.items():
         if k != "ver":
             out.append({"n": k, "vs" if isinstance(v, str) else ("vb" if isinstance(v, bool) else "v"): v})

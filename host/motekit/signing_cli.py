@@ -48,10 +48,25 @@ def _read(path: str, what: str) -> bytes:
 @click.option("--label", "labels", multiple=True, help="class label, in output order (repeatable)")
 @click.option("--canary-input", type=click.Path(dir_okay=False), help="canary input (raw bytes)")
 @click.option("--canary-output", type=click.Path(dir_okay=False), help="its expected output (raw bytes)")
+@click.option("--no-window", is_flag=True,
+              help="not a window classifier: the board loads and trials it but does not feed it its sample window")
 def sign(model, key_ref, output, name, model_version, seq, boards, runtime, labels, canary_input,
-         canary_output):
-    """Sign MODEL.mtm: write one file, a COSE_Sign1 manifest followed by the model."""
+         canary_output, no_window):
+    """Sign MODEL.mtm: write one file, a COSE_Sign1 manifest followed by the model.
+
+    The model must pass the device's own structural checks (firmware/mote/mtm_check.py) and every --board
+    must be a known board (boards/NAME.json, or * for any)."""
     blob = _read(model, "model")
+    from .model.validate import mtm_check, validate_mtm
+    try:
+        validate_mtm(blob)
+    except mtm_check().ModelError as e:
+        raise click.ClickException(f"{model} is not a valid model: {e}") from None
+    from .paths import boards_dir
+    known = sorted(p.stem for p in boards_dir().glob("*.json") if p.stem != "schema")
+    for b in boards:
+        if b != "*" and b not in known:
+            raise click.ClickException(f"unknown board {b!r} (known: {', '.join(known)}, or * for any)")
     if (canary_input is None) != (canary_output is None):
         raise click.ClickException("give both --canary-input and --canary-output, or neither")
     cin = _read(canary_input, "canary input") if canary_input else None
@@ -69,7 +84,8 @@ def sign(model, key_ref, output, name, model_version, seq, boards, runtime, labe
             seq = seqs.next_seq(store.path, kid, name)
         data = mf.sign_model(blob, key, name=name, version=model_version,
                           seq=seq, boards=boards, runtime=runtime,
-                          labels=labels, canary_input=cin, canary_output=cout, created=now)
+                          labels=labels, canary_input=cin, canary_output=cout, created=now,
+                          window=False if no_window else None)
     except (mf.ManifestError, seqs.SeqError) as e:
         raise click.ClickException(str(e)) from None
     out = Path(output) if output else Path(model).with_suffix(".signed")

@@ -15,7 +15,7 @@
 #            file sensors.imu.fifo); lightsleep() then also ends on INT1 (the watermark); hz 0 turns it off.
 #   deep     deepsleep_imu(ms): alarm.exit_and_deep_sleep_until_alarms(TimeAlarm(ms), PinAlarm(INT1, value=True))
 #            with the IMU left armed; the wake is a reset (code.py restarts), wake_cause() -> "imu" / "timer" /
-#            None from alarm.wake_alarm, sleep_memory = alarm.sleep_memory (mote.sense keeps band/SoC there).
+#            None from alarm.wake_alarm, sleep_memory = alarm.sleep_memory (mote.power keeps band/SoC there).
 #            None when the IMU is powered from a GPIO (XIAO: IMU_PWR is reset in deep sleep, no preserve_dios on
 #            nrf, adafruit/circuitpython issue #10664: INT1 could not wake it). NB on nRF52840 CircuitPython's
 #            deep sleep is System ON idle + reset, not System OFF (docs/power.md): the board files keep it off.

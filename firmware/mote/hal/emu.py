@@ -6,9 +6,9 @@
 #   power    the sim's battery model (mote.hal.sim_sensors.SimPower: USB power unless told otherwise)
 #   uid      seed-derived, from the supervisor's qemu -append string (moteemu.cmdline(): "seed=N uid=HEX ...")
 #   reset    machine.reset() ends qemu (semihosting exit); the supervisor boots it again, as a board's ROM does
-import sys
 
 from mote.hal import read_json
+from mote.hal.stdio import StdioSerial as UartSerial  # the qemu port's UART is its console
 
 
 def args():
@@ -24,50 +24,6 @@ def args():
         if eq:
             out[k] = v
     return out
-
-
-class UartSerial:
-    """The UART as a byte link. readinto() never blocks; wait() returns when input is there or after ms."""
-
-    def __init__(self):
-        import select
-        self.rx = sys.stdin.buffer
-        self.tx = sys.stdout.buffer
-        self.poller = select.poll()
-        self.poller.register(sys.stdin, select.POLLIN)
-        self.one = bytearray(1)
-
-    def begin(self):
-        import micropython
-        micropython.kbd_intr(-1)          # 0x03 inside frames is data
-
-    def end(self):
-        import micropython
-        micropython.kbd_intr(3)
-
-    def _ready(self):
-        for _ in self.poller.ipoll(0):
-            return True
-        return False
-
-    def readinto(self, buf):
-        n = 0
-        one = self.one
-        lim = len(buf)
-        while n < lim and self._ready():
-            if not self.rx.readinto(one):
-                break
-            buf[n] = one[0]
-            n += 1
-        return n
-
-    def write(self, data):
-        self.tx.write(data)
-
-    def wait(self, ms):
-        for _ in self.poller.ipoll(ms):
-            return True
-        return False
 
 
 class Accel:

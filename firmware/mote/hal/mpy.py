@@ -23,6 +23,7 @@ import sys
 import machine
 
 from mote.hal import read_json
+from mote.hal.stdio import StdioSerial as UsbSerial  # noqa: F401  (USB-CDC on the console)
 
 
 def pin_id(name):
@@ -32,50 +33,6 @@ def pin_id(name):
     if name.startswith("GPIO"):
         return int(name[4:])
     return name
-
-
-class UsbSerial:
-    """USB-CDC on the REPL's stdin/stdout: readinto() never blocks, wait() sleeps until input or timeout."""
-
-    def __init__(self):
-        import select
-        self.rx = sys.stdin.buffer
-        self.tx = sys.stdout.buffer
-        self.poller = select.poll()
-        self.poller.register(sys.stdin, select.POLLIN)
-        self.one = bytearray(1)
-
-    def begin(self):
-        import micropython
-        micropython.kbd_intr(-1)          # 0x03 inside frames is data
-
-    def end(self):
-        import micropython
-        micropython.kbd_intr(3)
-
-    def _ready(self):
-        for _ in self.poller.ipoll(0):
-            return True
-        return False
-
-    def readinto(self, buf):
-        n = 0
-        one = self.one
-        lim = len(buf)
-        while n < lim and self._ready():
-            if not self.rx.readinto(one):
-                break
-            buf[n] = one[0]
-            n += 1
-        return n
-
-    def write(self, data):
-        self.tx.write(data)
-
-    def wait(self, ms):
-        for _ in self.poller.ipoll(ms):
-            return True
-        return False
 
 
 class I2CBus:

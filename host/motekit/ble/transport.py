@@ -231,15 +231,6 @@ def connect_backoff(target: str, adapter: str | None = None, attempts: int = 6, 
 
 def open_link(target: str, adapter: str | None = None, hello_timeout: float = 5.0, timeout: float = 10.0,
               attempts: int = 1):
-    """A motekit Link over BLE, hello done (the BLE twin of ``Link.open(port)``)."""
+    """A motekit Link over BLE, hello done: ``Link.open("ble:" + target)``."""
     from ..link import Link
-    t = connect_backoff(target, adapter, attempts=attempts, timeout=timeout) if attempts > 1 else \
-        BleTransport(target, adapter, timeout=timeout)
-    link = Link(t)
-    try:
-        link.t.write(b"\x00")
-        link.hello(timeout=hello_timeout)
-    except BaseException:
-        link.close()
-        raise
-    return link
+    return Link.open(f"ble:{target}", hello_timeout=hello_timeout, attempts=attempts, timeout=timeout, adapter=adapter)

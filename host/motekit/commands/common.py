@@ -10,7 +10,7 @@ from ..link import Link, MoteError
 from ..transport import TransportError
 
 port_option = click.option("--port", "-p", envvar="MOTE_PORT", metavar="PORT",
-                           help="Serial port of the board (or set MOTE_PORT).")
+                           help="The board: a serial port, ble:NAME or sim:SEED (or set MOTE_PORT).")
 ble_option = click.option("--ble", envvar="MOTE_BLE_TARGET", metavar="NAME|ADDR", default=None,
                           help="Talk to the board over BLE instead: its name, address or device id "
                                "(see `mote scan`).")
@@ -28,11 +28,14 @@ def user_errors():
 
 
 def connect(port: str | None, ble: str | None = None, hello_timeout: float = 3.0, attempts: int = 1) -> Link:
-    """A Link over serial (`port`) or BLE (`ble`); BLE retries `attempts` times with backoff."""
-    if ble:
-        from ..ble.transport import open_link as ble_open
-        return ble_open(ble, hello_timeout=max(hello_timeout, 5.0), attempts=attempts)
-    return Link.open(need_port(port), hello_timeout=hello_timeout)
+    """A Link to `port` (serial:PORT or PORT, ble:NAME, sim:SEED: motekit.transport.open) or over BLE to `ble`;
+    BLE retries `attempts` times with backoff."""
+    target = f"ble:{ble}" if ble else need_port(port)
+    if target.lower().startswith("ble:"):
+        return Link.open(target, hello_timeout=max(hello_timeout, 5.0), attempts=attempts)
+    if target.lower().startswith("sim:"):
+        hello_timeout = max(hello_timeout, 15.0)     # a virtual board boots for this command
+    return Link.open(target, hello_timeout=hello_timeout)
 
 
 def need_port(port: str | None) -> str:

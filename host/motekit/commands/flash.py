@@ -31,6 +31,39 @@ def host_verify(data: bytes):
         raise MoteError(f"refusing to flash: {e}") from None
 
 
+def board_precheck(link, data: bytes) -> None:
+    """What the host can check against the board before sending a byte: its board name (hello), the
+    anti-rollback floor, the free flash and a pending trial (store.status), and whether it trusts the signing key
+    (keys.get: what `mote provision` sent). The board checks all of it again at upload.begin."""
+    import cbor2
+
+    from ..manifest import split_signed
+    obj, _ = split_signed(data)
+    m = cbor2.loads(obj.value[2])
+    kid = cbor2.loads(obj.value[0]).get(4, b"").hex()
+    board = (link.info or {}).get("board")
+    boards = m.get("boards") or []
+    if boards and board not in boards and "*" not in boards:
+        raise MoteError(f"refusing to flash: the model is for board(s) {', '.join(boards)}, this board is {board}")
+    st = link.request("store.status", timeout=10)
+    floor, seq = st.get("floor"), m.get("seq")
+    if isinstance(floor, int) and isinstance(seq, int) and seq <= floor:
+        raise MoteError(f"refusing to flash: sequence number {seq} is not newer than the board's installed "
+                        f"{floor} (anti-rollback; sign it with a higher --seq)")
+    free = st.get("free")
+    if isinstance(free, int) and len(data) > free:
+        raise MoteError(f"refusing to flash: the {len(data)}-byte file does not fit the board's free flash "
+                        f"({max(0, free)} bytes, after the telemetry spool's reserve)")
+    if st.get("state") == "trial":
+        raise MoteError("refusing to flash: the board's model is still in trial: `mote confirm` or `mote rollback`")
+    k = link.request("keys.get", timeout=10)
+    if kid in (k.get("revoked") or []):
+        raise MoteError(f"refusing to flash: the board has revoked key {kid}")
+    if kid not in (k.get("keys") or []):
+        raise MoteError(f"refusing to flash: the board does not trust key {kid} (`mote provision` sends it the "
+                        f"host's trusted keys)")
+
+
 def _fmt_model(m) -> str:
     if not m:
         return "none"
@@ -58,6 +91,12 @@ def flash(port, ble, model, no_verify, quiet, as_json):
         if not no_verify:
             host_verify(data)
         link = connect(port, ble, hello_timeout=5)
+        if not no_verify:
+            try:
+                board_precheck(link, data)
+            except Exception:
+                link.close()
+                raise
 
         def reconnect():
             return connect(port, ble, hello_timeout=5, attempts=6)

@@ -65,7 +65,7 @@ def sim(board, seed, baud, state, fresh, blank, link, ble, virtual_radio, ble_ad
             raise click.UsageError("--ble-pairing goes with --ble", click.get_current_context())
         if ble:
             try:
-                from ..ble.bridge import Bridge
+                from ..sim.ble_bridge import Bridge
             except ImportError:
                 raise click.ClickException("--ble needs the `ble` extra: pip install 'motekit[ble]'") from None
             if virtual_radio:

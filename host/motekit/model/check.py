@@ -14,9 +14,9 @@ DEFAULT_SPEED = {
 }
 GENERIC_MCU = {"viper32": 4.0e6, "pure": 1.5e5,
                "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
-ENGINE_FILES = ("infer.py", "infer_ext.py", "infer_stream.py", "infer_pre.py", "kernels.py", "kernels_ext.py", "kernels_ext_viper.py", "kernels_viper.py",
-                "kernels_viper32.py",
-                "kernels_viper_common.py", "cbor.py", "compat.py")
+ENGINE_FILES = ("infer.py", "infer_ext.py", "infer_stream.py", "infer_pre.py", "kernels.py", "kernels_ext.py",
+                "kernels_ext_viper.py", "kernels_viper64.py", "kernels_viper32.py", "kernels_viper_common.py",
+                "cbor.py", "compat.py", "mtm_check.py")
 
 
 def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
@@ -24,18 +24,22 @@ def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
     return (2000 + 550 * n_ops + 40 * n_tensors) * word // 8 + 1024 * n_softmax
 
 
-# RAM taken by the engine's own code (mote.infer, the kernel sets, cbor) when compiled from .py on the device,
-# measured with gc.mem_alloc() around `from mote import infer, cbor` on the unix port, 64-bit (viper64 +
-# viper32 + pure) and a 32-bit build (MICROPY_FORCE_32BIT: viper32 + pure); STREAM: `infer_stream`, imported
-# by a model that streams its weights; EXT: `infer_ext` + `kernels_ext` (8672 / 7152 B) + `kernels_ext_viper`
-# (2240 / 1840 B), imported only by models with the ops of exported models (COPY, GATHER, RESIZE, QF, MUL,
-# MAXMIN, LSTM). Frozen into the firmware the code costs no heap.
-ENGINE_CODE_RAM_64 = 42176
-ENGINE_CODE_RAM_32 = 30656
-STREAM_CODE_RAM_64 = 2240
-STREAM_CODE_RAM_32 = 1840
-EXT_CODE_RAM_64 = 10912
-EXT_CODE_RAM_32 = 8992
+# RAM taken by the engine's own code (mote.infer, the kernel sets, cbor) once imported: gc.mem_alloc() around
+# `from mote import infer, cbor` on the unix port, 64-bit (viper64 + viper32 + pure, compiled from .py: the
+# sim), and on the emulated Pico W for the 32-bit boards (Cortex-M0 under qemu, the firmware as `mote install`
+# writes it: .mpy with native code; tools: tests/test_emulated.py). STREAM: `infer_stream`, imported by a large
+# model (activations above mote.infer.BIG_BUFFERS, or weights above RAM_MARGIN under weights="auto", or
+# streamed weights); EXT: `infer_ext` + `kernels_ext` + `kernels_ext_viper`, imported only by models with the
+# ops of exported models (COPY, GATHER, RESIZE, QF, MUL, MAXMIN, LSTM) or variables. Frozen into the firmware
+# the code costs no heap. (mote.mtm_check, the validator, is not resident: mote.store.load_model imports it for
+# a load and drops it before the engine comes in.)
+ENGINE_CODE_RAM_64 = 40512
+ENGINE_CODE_RAM_32 = 37296
+STREAM_CODE_RAM_64 = 4672
+STREAM_CODE_RAM_32 = 3696
+EXT_CODE_RAM_64 = 11520
+EXT_CODE_RAM_32 = 18016
+BIG_BUFFERS = 16384         # = mote.infer.BIG_BUFFERS
 EXT_KINDS = ("COPY", "GATHER", "RESIZE", "QF", "MUL", "MAXMIN", "LSTM")
 
 
@@ -46,6 +50,31 @@ def _latency_range(macs, rate_range):
         return None
     lo, hi = sorted(rate_range)
     return [macs / hi * 1000.0, macs / lo * 1000.0]
+
+
+def window_fit(header, window=50, axes=3):
+    """Whether the board's sample window (config `window`, default 50 samples of 3 axes) is this model's
+    input: None when it is, else one line (the board refuses such a model at its trial unless it is signed
+    with --no-window, as a model that is not a window classifier)."""
+    pre = header.get("pre")
+    need = header["tensors"][header["inputs"][0]["t"]][1]
+    if pre:
+        if pre.get("n") == window and pre.get("axes", 3) == axes:
+            return None
+        return (f"the model classifies {pre.get('n')}-sample windows; set the board's config window to "
+                f"{pre.get('n')} (mote config window={pre.get('n')})")
+    if need == window * axes and len(header["inputs"]) == 1:
+        return None
+    return (f"the input is {need} B, a {window}-sample {axes}-axis window gives {window * axes}: "
+            f"not a window classifier here (sign it with --no-window, or the board refuses it at its trial)")
+
+
+def uses_stream_module(header, data, scheme):
+    """Does mote.infer import mote.infer_stream for this model (its .mtm bytes `data`) under weights="auto"? As
+    Model._load decides: a large arena, or more than RAM_MARGIN bytes of file after the header."""
+    n = int.from_bytes(data[4:8], "little")
+    start = (8 + n + 15) // 16 * 16
+    return scheme == "stream" or max(header["arena"], 1) > BIG_BUFFERS or len(data) - start > ramest.RAM_MARGIN
 
 
 def check(tflite_path, board):
@@ -60,12 +89,20 @@ def check(tflite_path, board):
         report["problems"] = e.problems
         return report
     st = c.stats
-    mtm = len(c.to_bytes())
+    data = c.to_bytes()
+    from .validate import mtm_check, validate_mtm
+    try:
+        validate_mtm(data)            # the device's own structural checks (firmware/mote/mtm_check.py)
+    except mtm_check().ModelError as e:
+        report["problems"] = [f"the converted model fails the device's checks: {e}"]
+        return report
+    mtm = len(data)
+    report["window"] = window_fit(c.header)
     word = 8 if b.get("name") == "sim" else 4
     speed = b.get("infer") or DEFAULT_SPEED.get(b.get("name"), GENERIC_MCU)
     frozen = bool(b.get("infer", {}).get("frozen", False))
     code_ram = 0 if frozen else (ENGINE_CODE_RAM_64 if word == 8 else ENGINE_CODE_RAM_32)
-    if not frozen and any(k in EXT_KINDS for k, _ in c.header["ops"]):
+    if not frozen and (any(k in EXT_KINDS for k, _ in c.header["ops"]) or c.header.get("vars")):
         code_ram += EXT_CODE_RAM_64 if word == 8 else EXT_CODE_RAM_32
     # MicroPython ports have the viper emitter: viper64 on a 64-bit word, viper32 on the 32-bit MCUs;
     # CircuitPython has no native emitter (pure kernels)
@@ -81,7 +118,7 @@ def check(tflite_path, board):
     # free heap at load: the board's heap less the engine's code (the app's own objects are not counted)
     free = heap - code_ram - ramest.header_transient(c.header, word) if heap else None
     scheme, _, streamed = ramest.scheme(c.header, "auto", free)
-    if scheme == "stream" and not frozen:
+    if not frozen and uses_stream_module(c.header, data, scheme):
         code_ram += STREAM_CODE_RAM_64 if word == 8 else STREAM_CODE_RAM_32
     model_ram = ramest.estimate(c.header, kern, scheme, word=word)
     other = "ram" if scheme == "stream" else "stream"

@@ -66,10 +66,14 @@ def convert_cmd(tflite, output, labels):
     c = convert(tflite, labels=lab)
     # never beside the input by default: it may sit in a shared, read-only or someone else's folder
     out = output or str(Path.cwd() / (Path(tflite).stem + ".mtm"))
+    from .validate import mtm_check
     try:
         n = c.write(out)
     except OSError as e:
         _fail(f"cannot write {out}: {e.strerror or e}", EXIT_BAD_INPUT)
+    except mtm_check().ModelError as e:
+        _fail(f"unsupported: the converted model fails the device's checks (a converter bug): {e}",
+              EXIT_UNSUPPORTED)
     s = c.stats
     click.echo(f"{out}: {n} bytes, {s['n_ops']} ops, {s['macs']} MACs, weights {s['weights_bytes']} B, "
                f"activations {s['arena']} B (lower bound {s['lower_bound']} B)")
@@ -81,8 +85,15 @@ def convert_cmd(tflite, output, labels):
 @click.option("--json", "as_json", is_flag=True, help="machine-readable report")
 @_model_errors
 def check_cmd(tflite, board, as_json):
-    """Does MODEL.tflite fit BOARD? Ops, RAM, flash and estimated latency."""
+    """Does MODEL.tflite fit BOARD? Ops, RAM, flash and estimated latency.
+
+    Given a converted MODEL.mtm instead, runs the device's own structural checks on it (what the board runs
+    before any kernel) and says whether its input is the board's sample window."""
     from .check import check
+    with open(tflite, "rb") as f:
+        is_mtm = f.read(4) == b"MTM1"
+    if is_mtm:
+        return _check_mtm(tflite, board, as_json)
     try:
         r = check(tflite, board)
     except FileNotFoundError as e:
@@ -116,6 +127,11 @@ def check_cmd(tflite, board, as_json):
                     click.echo(f"                    {line}")
                 if r.get("est_latency_ms_range"):
                     click.echo(f"  latency range     {r['est_latency_ms_range'][0]:.2f}-{r['est_latency_ms_range'][1]:.2f} ms")
+        if r.get("window"):
+            w = r["window"].split(": ", 1)
+            click.echo(f"  window            {w[0]}")
+            if len(w) > 1:
+                click.echo(f"                    {w[1]}")
         for f in r.get("fails", []):
             click.echo(f"DOES NOT FIT: {f}")
         if not r["problems"] and not r.get("fails"):
@@ -124,6 +140,33 @@ def check_cmd(tflite, board, as_json):
         sys.exit(EXIT_UNSUPPORTED)
     if not r["fits"]:
         sys.exit(EXIT_DOES_NOT_FIT)
+
+
+def _check_mtm(path, board, as_json):
+    from .. import boards
+    from .check import window_fit
+    from .validate import mtm_check, validate_mtm
+    try:
+        boards.load(board)
+    except Exception as e:          # (an unknown board: one line)
+        raise click.ClickException(str(e).strip())
+    data = Path(path).read_bytes()
+    try:
+        h = validate_mtm(data)
+    except mtm_check().ModelError as e:
+        if as_json:
+            click.echo(json.dumps({"model": str(path), "board": board, "valid": False, "problem": str(e)}))
+            sys.exit(EXIT_BAD_INPUT)
+        _fail(f"bad input: {path} fails the device's checks: {e}", EXIT_BAD_INPUT)
+    win = window_fit(h)
+    if as_json:
+        click.echo(json.dumps({"model": str(path), "board": board, "valid": True, "ops": len(h["ops"]),
+                               "arena": h["arena"], "bytes": len(data), "window": win}))
+        return
+    click.echo(f"{path}: passes the device's checks ({len(h['ops'])} ops, {len(data)} B, activations "
+               f"{h['arena']} B); for the board fit, check the .tflite")
+    if win:
+        click.echo(f"  window            {win}")
 
 
 @model.command("eval")

@@ -108,6 +108,8 @@ class Converted:
 
     def write(self, path):
         data = self.to_bytes()
+        from .validate import validate_mtm
+        validate_mtm(data)          # the device's own checks: a converter bug never leaves the host
         Path(path).write_bytes(data)
         return len(data)
 

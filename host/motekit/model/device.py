@@ -14,16 +14,20 @@ from ..paths import firmware_dir
 RUNNER = r'''
 import sys, gc
 from mote.compat import ticks_diff, ticks_us
-from mote.infer import Model, available_kernels
+from mote.infer import Model, available_kernels, validate
+def validated(path):
+    # as mote.store.load_model does on a board: the validator alone in RAM, dropped, then the engine
+    validate(path)
+    gc.collect()
 def main(spec):
     with open(spec) as f:
         import json
         S = json.load(f)
     res = {"available": list(available_kernels()), "runs": {}}
     for k in S["kernels"]:
-        gc.collect()
+        validated(S["model"])
         before = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
-        m = Model(S["model"], kernels=k, weights=S.get("weights", "auto"), chunk=S.get("chunk"))
+        m = Model(S["model"], kernels=k, weights=S.get("weights", "auto"), chunk=S.get("chunk"), checked=True)
         gc.collect()
         after = gc.mem_alloc() if hasattr(gc, "mem_alloc") else 0
         nin = len(m.inputs)
@@ -102,10 +106,18 @@ def _scrub(n):
     a = b = c = d = e = f = g = h = 0
     return _scrub(n - 1) + a + b + c + d + e + f + g + h if n else 0
 def main(path, k, weights, chunk):
+    # as mote.store.load_model does on a board: the validator alone in RAM and dropped (its names interned,
+    # as mote.app's warm-up at boot leaves them), then the engine
+    infer.validate(path)
+    # and the names a load interns (getattr(K, "fc_bind") on a kernel set without it): a new name can grow the
+    # interpreter's name table by a whole pool, once per process -- not the model's RAM
+    for K in infer._SETS.values():
+        for n in ("fc", "conv", "dwconv", "pool", "add"):
+            getattr(K, n + "_bind", None)
     _scrub(40)
     gc.collect()
     before = gc.mem_alloc()
-    m = infer.Model(path, kernels=k, weights=weights, chunk=int(chunk) if chunk != "-" else None)
+    m = infer.Model(path, kernels=k, weights=weights, chunk=int(chunk) if chunk != "-" else None, checked=True)
     _scrub(40)
     gc.collect()
     after = gc.mem_alloc()

@@ -21,7 +21,7 @@
 # a confirmed burst LOOKs (one window at burst rate, classified by the model) and, unless the label is an event,
 # RESTs until the next look (the MCU asleep, the IMU at its lowest ODR; a timer wake of gpio_wake_ms at `active`
 # starts the look; asleep at `light_sleep`, a timer wait). Detections are the hops the policy decided were events (without screening: the hops the
-# detector saw moving, as before). Reporting follows mote.sense.Sense.hop: only events and their end.
+# detector saw moving, as before). Reporting follows mote.power.Power.hop: only events and their end.
 #
 # IMU FIFO (boards whose IMU block has `fifo` and INT1 - the watermark interrupt -, job "fifo": false turns it off;
 # adaptive run only - the fixed-rate baseline stays as docs/power.md defines it): while sampling, the LSM6 collects the samples and the MCU wakes
@@ -61,7 +61,7 @@ imu_tab = sorted((float(k), v / 1000.0) for k, v in info["sensors"]["imu"]["curr
 can_sleep = bool(info.get("sleep", {}).get("lightsleep", False))
 imu_info = info["sensors"]["imu"]
 LOOP_MS = 1000                      # mote.app: with hz 0 (heartbeat bands) the loop naps 1 s at a time
-NAP_MS = 60000                      # mote.sense.ARMED_NAP_MS: armed, the app naps until the heartbeat, <= 60 s
+NAP_MS = 60000                      # mote.power.ARMED_NAP_MS: armed, the app naps until the heartbeat, <= 60 s
 
 
 def imu_ma(hz):
@@ -290,7 +290,7 @@ while t < dur:
                 spend("deep_gpio", MA_DEEP, dt)
             else:
                 spend("sleep_gpio", MA_SLEEP_WAKE, dt)
-                nap = poll_ms or NAP_MS                      # poll boards: INT1 slices; else mote.sense's armed nap
+                nap = poll_ms or NAP_MS                      # poll boards: INT1 slices; else mote.power's armed nap
                 spend("active", MA["active"], ((t + dt) // nap - t // nap) * tm["sample_wake_ms"])
             spend("imu", imu_ma(wake_odr), dt)
             armed_ms += dt
@@ -376,7 +376,7 @@ while t < dur:
     full = fixed or filled >= win_n                           # mote.app: no hop before the window is full
     if since_hop >= hop and full and p.burst and p.screening() and not fixed:
         since_hop = 0
-        # screening (mote.sense.Sense.hop): classify the looks and the EVENT stage's duty-cycled hops
+        # screening (mote.power.Power.hop): classify the looks and the EVENT stage's duty-cycled hops
         label = None
         classified = p.infer_hop()
         if classified:
@@ -400,7 +400,7 @@ while t < dur:
             send = mv = p.stage == policy.STAGE_EVENT
             if send:
                 detections.append(t)    # a hop the duty cycle skipped: the stable event decision holds
-        if send and rep.hop(t, mv, label):      # mote.sense.Sense.hop: the decision, not the detector's flag
+        if send and rep.hop(t, mv, label):      # mote.power.Power.hop: the decision, not the detector's flag
             pending += REC_CHG if rep.change else REC_WIN
             reported += 1
         hop_moving = False

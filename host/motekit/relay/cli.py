@@ -1,4 +1,4 @@
-"""`mote relay`: serial/BLE telemetry -> MQTT with store-and-forward (see docs/relay.md)."""
+"""`mote relay`: serial/BLE telemetry -> MQTT (or a file) with store-and-forward (see docs/relay.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 
 import click
 
-from .config import ConfigError, RelayConfig, brokers_from_toml, load_toml, parse_broker, parse_source
+from .config import ConfigError, RelayConfig, brokers_from_toml, load_toml, parse_source
+from .sinks import parse_sink
 from .spool import POLICIES, SpoolError
 
 
@@ -23,7 +24,8 @@ def _hostport(text: str) -> tuple[str, int]:
 @click.option("--from", "sources", multiple=True, metavar="SOURCE",
               help="serial:PORT, serial:auto[:GLOB], ble:NAME|ADDR|ID or sim[:SEED]; repeat for more boards.")
 @click.option("--to", "brokers", multiple=True, metavar="URL",
-              help="mqtt://[USER:PASS@]HOST[:PORT][/PREFIX] or mqtts://… (TLS); ?format=cbor, ?ca=FILE; repeatable.")
+              help="mqtt://[USER:PASS@]HOST[:PORT][/PREFIX] or mqtts://… (TLS); ?format=cbor, ?ca=FILE; "
+                   "file://PATH (JSON lines); repeatable.")
 @click.option("--spool", type=click.Path(dir_okay=False), default=None,
               help="SQLite spool file [default: ./motekit-relay.db].")
 @click.option("--spool-max", type=click.IntRange(min=1), default=None, help="Records the spool holds [1000000].")
@@ -45,7 +47,7 @@ def _hostport(text: str) -> tuple[str, int]:
               help="JSON log lines on stderr, or a live summary [default: live on a terminal].")
 def relay(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_addr, gateway, username, password,
           config_file, json_log, allow_cmd):
-    """Relay telemetry from boards to MQTT brokers, store-and-forward, until interrupted.
+    """Relay telemetry from boards to MQTT brokers (or a JSON-lines file), store-and-forward, until interrupted.
 
     Topics: PREFIX/DEVICE/telemetry (one record per message, QoS 1), PREFIX/DEVICE/status (retained),
     PREFIX/DEVICE/events; commands published to PREFIX/DEVICE/cmd are answered on PREFIX/DEVICE/cmd/response.
@@ -103,7 +105,7 @@ def _config(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_add
         raise ConfigError("nothing to relay from: give --from serial:PORT (or serial:auto, sim) or `from` in --config")
     cfg.sources = [parse_source(s) for s in srcs]
     if brokers:
-        cfg.brokers = [parse_broker(b, username=username, password=password) for b in brokers]
+        cfg.brokers = [parse_sink(b, username=username, password=password) for b in brokers]
     elif "to" in data:
         cfg.brokers = brokers_from_toml(data["to"])
     else:

@@ -52,7 +52,11 @@ class BrokerSpec:
 
 
 def parse_broker(url: str, **extra) -> BrokerSpec:
-    """mqtt://[user[:pass]@]HOST[:PORT][/PREFIX][?format=json|cbor&ca=..&cert=..&key=..&insecure=1&client_id=..]"""
+    """mqtt://[user[:pass]@]HOST[:PORT][/PREFIX][?format=json|cbor&ca=..&cert=..&key=..&insecure=1&client_id=..]
+    (the mqtt sink's parse: motekit.relay.sinks); `extra`: [[to]] keys or options, None = not given."""
+    bad = set(extra) - {"username", "password", "ca", "cert", "key", "insecure", "format", "client_id", "keepalive"}
+    if bad:
+        raise ConfigError(f"config file: unknown [[to]] key {sorted(bad)[0]!r} for {url!r}")
     u = urllib.parse.urlsplit(url)
     scheme = u.scheme.lower()
     if scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
@@ -130,7 +134,7 @@ def parse_source(text: str) -> SourceSpec:
 @dataclass
 class RelayConfig:
     sources: list[SourceSpec] = field(default_factory=list)
-    brokers: list[BrokerSpec] = field(default_factory=list)
+    brokers: list = field(default_factory=list)          # sink specs (motekit.relay.sinks), one per --to
     spool: str = "motekit-relay.db"
     spool_max: int = 1_000_000
     spool_policy: str = "block"
@@ -157,11 +161,14 @@ def load_toml(path: str) -> dict:
     return data
 
 
-def brokers_from_toml(items) -> list[BrokerSpec]:
+def brokers_from_toml(items) -> list:
+    """`to` from the config file: URLs or [[to]] tables, each parsed by the sink its scheme names."""
+    from .sinks import parse_sink
+
     out = []
     for it in items if isinstance(items, list) else [items]:
         if isinstance(it, str):
-            out.append(parse_broker(it))
+            out.append(parse_sink(it))
             continue
         it = dict(it)
         url = it.pop("url", None)
@@ -173,9 +180,5 @@ def brokers_from_toml(items) -> list[BrokerSpec]:
                 it["password"] = Path(pw_file).read_text().strip()
             except OSError as e:
                 raise ConfigError(f"cannot read password_file {pw_file}: {e.strerror}") from None
-        allowed = {"username", "password", "ca", "cert", "key", "insecure", "format", "client_id", "keepalive"}
-        bad = set(it) - allowed
-        if bad:
-            raise ConfigError(f"config file: unknown [[to]] key {sorted(bad)[0]!r}")
-        out.append(parse_broker(url, **it))
+        out.append(parse_sink(url, **it))
     return out

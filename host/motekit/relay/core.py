@@ -1,4 +1,4 @@
-"""The relay: sources -> spool -> MQTT sinks, with metrics, events and a summary."""
+"""The relay: sources -> spool -> sinks (motekit.relay.sinks: MQTT, a file, ...), with metrics, events and a summary."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .spool import IngestResult, Spool
 
 class Relay:
     def __init__(self, cfg: RelayConfig, log=None):
-        from .mqtt import MqttSink
+        from .sinks import open_sink
 
         self.cfg = cfg
         self.gateway = cfg.gateway or socket.gethostname().split(".")[0] or "gateway"
@@ -29,7 +29,8 @@ class Relay:
         self.metrics.spool_oldest = self.spool.oldest_rx_time
         self.metrics.spool_dropped = lambda: self.spool.counter("dropped_oldest")
         self.metrics.load_reference(self.spool.get("drift_reference"))
-        self.sinks = [MqttSink(b, self.gateway, self, index=i) for i, b in enumerate(cfg.brokers)]
+        self.sinks = [open_sink(b, self.gateway, self, index=i) for i, b in enumerate(cfg.brokers)]
+        self._feeders: list[threading.Thread] = []
         self.sources: list = []
         self._acks: dict[int, int] = {}          # spool id -> sinks that acknowledged it (with >1 sink)
         self._ack_lock = threading.Lock()
@@ -42,8 +43,11 @@ class Relay:
     def start(self):
         from .sources import AutoSerial, BleSource, SerialSource, SimSource
 
-        for s in self.sinks:
+        for i, s in enumerate(self.sinks):
             s.start()
+            t = threading.Thread(target=self._feed, args=(s,), name=f"relay-sink-{i}", daemon=True)
+            t.start()
+            self._feeders.append(t)
         for spec in self.cfg.sources:
             if spec.kind == "serial":
                 self.add_source(SerialSource(self, spec.arg))
@@ -65,10 +69,12 @@ class Relay:
         self.stopping.set()
         for s in self.sources:
             s.join(timeout=3)
+        for t in self._feeders:
+            t.join(timeout=3)
         for s in self.sinks:
-            s._drain_acks()
-            s.stop()
-            s._drain_acks()
+            self._confirmed(s)
+            s.close()
+            self._confirmed(s)
         self.spool.put("drift_reference", self.metrics.reference_state())
         self.event(None, "stopped", spool_depth=self.spool.depth())
         self.spool.close()
@@ -80,6 +86,28 @@ class Relay:
             n += 1
             if n % 60 == 0:
                 self.spool.put("drift_reference", self.metrics.reference_state())
+
+    # -- to sinks --------------------------------------------------------------------------------
+    def _feed(self, sink):
+        """Hand one sink the spool's rows in order, as fast as it says it can take them."""
+        cursor = 0                                   # the last spool id this sink was given
+        while not self.stopping.is_set():
+            self._confirmed(sink)
+            room = sink.ready(0.1)
+            if room <= 0:
+                continue
+            rows = self.spool.pending(cursor, limit=min(room, 500))
+            if not rows:
+                self.wake.wait(0.02)
+                self.wake.clear()
+                continue
+            sink.publish(rows)
+            cursor = rows[-1][0]
+
+    def _confirmed(self, sink):
+        rows = sink.confirmed()
+        if rows:
+            self.acked(sink, rows)
 
     # -- from sources ----------------------------------------------------------------------------
     def ingest(self, src, recs: list[dict]) -> IngestResult:
@@ -116,14 +144,14 @@ class Relay:
         self.event(src.device, "online", source=src.label, board=info.get("board"), fw=info.get("fw"),
                    boot=info.get("boot"))
         for s in self.sinks:
-            s.device_status(src.device, {"state": "online", "source": src.label, "board": info.get("board"),
+            s.status(src.device, {"state": "online", "source": src.label, "board": info.get("board"),
                                          "fw": info.get("fw"), "boot": info.get("boot"), "model": info.get("model")})
 
     def device_offline(self, src, reason: str):
         self.metrics.set_connected(src.device, False)
         self.event(src.device, "offline", source=src.label, reason=reason)
         for s in self.sinks:
-            s.device_status(src.device, {"state": "offline", "source": src.label, "reason": reason})
+            s.status(src.device, {"state": "offline", "source": src.label, "reason": reason})
 
     def event(self, device, kind: str, **fields):
         ev = {"t": round(time.time(), 3), "event": kind, **({"device": device} if device else {}), **fields}
@@ -132,9 +160,12 @@ class Relay:
             for s in self.sinks:
                 s.event(device, ev)
 
-    # -- from sinks ------------------------------------------------------------------------------
-    def acked(self, sink_index: int, rows: list[tuple]):
-        """A sink's broker acknowledged these rows; delete those that every sink has."""
+    # -- from sinks (motekit.relay.sinks.SinkHost) ----------------------------------------------------
+    def sink_state(self, name: str, up: bool):
+        self.metrics.broker_up[name] = up
+
+    def acked(self, sink, rows: list[tuple]):
+        """A sink's upstream confirmed these rows; delete those that every sink has."""
         if len(self.sinks) > 1:
             done = []
             with self._ack_lock:
@@ -168,6 +199,6 @@ class Relay:
     def summary(self) -> dict:
         snap = self.metrics.snapshot()
         snap["gateway"] = self.gateway
-        snap["brokers"] = {s.spec.name: ("connected" if s.connected.is_set() else s.last_error) for s in self.sinks}
+        snap["brokers"] = {s.name: s.state() for s in self.sinks}
         snap["sources"] = {s.label: (s.device if s.connected else (s.last_error or "connecting")) for s in self.sources}
         return snap

@@ -1,8 +1,10 @@
-"""One broker: a QoS 1 publisher fed from the spool, device status with last wills, and the downlink.
+"""The mqtt:// and mqtts:// sink (motekit.relay.sinks): one broker, a QoS 1 publisher, device status with
+last wills, and the downlink.
 
 Flow control: at most `window` records are in flight (published, PUBACK outstanding). paho keeps the
-in-flight messages across a broker outage and resends them (DUP) on reconnect, in order; new rows are only
-taken from the spool while connected, so an outage costs no memory beyond the window.
+in-flight messages across a broker outage and resends them (DUP) on reconnect, in order; `ready()` lets the
+core hand over new rows only while connected, so an outage costs no memory beyond the window. A PUBACK is the
+confirmation the core gets through `confirmed()`.
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ import time
 import cbor2
 import paho.mqtt.client as mqtt
 
-from .config import BrokerSpec
+from .config import BrokerSpec, parse_broker
+from .sinks import Sink, SinkHost
 
 
-class MqttSink:
-    def __init__(self, spec: BrokerSpec, gateway: str, relay, index: int = 0, window: int = 1000):
+class MqttSink(Sink):
+    parse = staticmethod(parse_broker)
+
+    def __init__(self, spec: BrokerSpec, gateway: str, host: SinkHost, index: int = 0, window: int = 1000):
         self.spec = spec
+        self.name = spec.name
         self.gateway = gateway
-        self.relay = relay
+        self.host = host
         self.index = index
         self.window = window
         self.connected = threading.Event()
@@ -32,7 +38,7 @@ class MqttSink:
         self.last_error = "connecting"
         self.acks: collections.deque = collections.deque()      # (mid, ok) from the network thread
         self.inflight: dict[int, tuple] = {}                      # mid -> (id, device, boot, seq)
-        self.cursor = 0                                           # last spool id handed to paho
+        self.done: list[tuple] = []                               # acknowledged, not yet taken by confirmed()
         self.resync = False                                       # after a reconnect: paho resends first
         self.status_clients: dict[str, mqtt.Client] = {}
         self.client = self._client(spec.client_id or f"motekit-relay-{gateway}-{index}")
@@ -98,16 +104,21 @@ class MqttSink:
     def start(self):
         self.client.connect_async(self.spec.host, self.spec.port, keepalive=self.spec.keepalive)
         self.client.loop_start()
-        self.thread = threading.Thread(target=self._publisher, name=f"relay-pub-{self.index}", daemon=True)
-        self.thread.start()
 
-    def stop(self, timeout: float = 3.0):
-        """Flush what is in flight (up to `timeout`), mark devices offline, disconnect cleanly."""
+    def state(self) -> str:
+        return "connected" if self.connected.is_set() else self.last_error
+
+    def close(self, timeout: float = 3.0):
+        """Wait for the PUBACKs of what is in flight (up to `timeout`), mark devices offline, disconnect."""
         deadline = time.monotonic() + timeout
-        while self.inflight and self.connected.is_set() and time.monotonic() < deadline:
+        while self.connected.is_set() and time.monotonic() < deadline:
+            self._collect()
+            if not self.inflight:
+                break
             time.sleep(0.05)
+        self._collect()
         for dev, c in list(self.status_clients.items()):
-            self.device_status(dev, {"state": "offline", "reason": "relay stopped"})
+            self.status(dev, {"state": "offline", "reason": "relay stopped"})
         if self.connected.is_set():
             self.client.publish(self.topic("_gateway", self.gateway, "status"),
                                 json.dumps({"state": "offline", "gateway": self.gateway, "reason": "relay stopped"}),
@@ -122,30 +133,30 @@ class MqttSink:
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
             self.last_error = f"broker refused the connection: {reason_code}"
-            self.relay.event(None, "broker", broker=self.spec.name, state="refused", reason=str(reason_code))
+            self.host.event(None, "broker", broker=self.spec.name, state="refused", reason=str(reason_code))
             return
         self.ever_connected = True
         self.connected.set()
         self.last_error = ""
-        self.relay.metrics.broker_up[self.spec.name] = True
+        self.host.sink_state(self.name, True)
         client.subscribe(self.topic("+", "cmd"), qos=1)
         client.publish(self.topic("_gateway", self.gateway, "status"),
                        json.dumps({"state": "online", "gateway": self.gateway, "since": time.time()}), qos=1, retain=True)
-        self.relay.event(None, "broker", broker=self.spec.name, state="connected")
+        self.host.event(None, "broker", broker=self.spec.name, state="connected")
 
     def _on_connect_fail(self, client, userdata):
         if self.last_error.startswith(f"broker {self.spec.name} unreachable"):
             return                                   # said once; paho keeps retrying
         reason = self.diagnose()
-        self.relay.event(None, "broker", broker=self.spec.name, state="unreachable", reason=reason)
+        self.host.event(None, "broker", broker=self.spec.name, state="unreachable", reason=reason)
         self.last_error = f"broker {self.spec.name} unreachable: {reason}"
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.resync = True
         self.connected.clear()
-        self.relay.metrics.broker_up[self.spec.name] = False
+        self.host.sink_state(self.name, False)
         self.last_error = f"broker {self.spec.name} lost ({reason_code}); reconnecting"
-        self.relay.event(None, "broker", broker=self.spec.name, state="disconnected", reason=str(reason_code))
+        self.host.event(None, "broker", broker=self.spec.name, state="disconnected", reason=str(reason_code))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties):
         self.acks.append(mid)
@@ -157,7 +168,7 @@ class MqttSink:
         device = parts[-2]
         from .downlink import CommandError, parse
         try:
-            req = parse(msg.payload, self.relay.allowed)
+            req = parse(msg.payload, self.host.allowed)
         except CommandError as e:
             rid = None
             try:
@@ -165,10 +176,10 @@ class MqttSink:
                 rid = j.get("id") if isinstance(j, dict) and isinstance(j.get("id"), (int, str)) else None
             except (ValueError, UnicodeDecodeError):
                 pass
-            self.relay.event(device, "cmd_refused", reason=str(e))
+            self.host.event(device, "cmd_refused", reason=str(e))
             self.respond(device, {"id": rid, "ok": False, "error": str(e)})
             return
-        self.relay.command(device, req, lambda resp: self.respond(device, resp))
+        self.host.command(device, req, lambda resp: self.respond(device, resp))
 
     # -- outgoing --------------------------------------------------------------------------------
     def respond(self, device: str, resp: dict):
@@ -178,7 +189,7 @@ class MqttSink:
         if self.connected.is_set():
             self.client.publish(self.topic(device, "events"), json.dumps(ev, default=str), qos=1)
 
-    def device_status(self, device: str, status: dict):
+    def status(self, device: str, status: dict):
         """Retained status on <prefix>/<device>/status, published by a per-device connection whose will
         marks the device offline if the gateway disappears (the MQTT will is per connection)."""
         body = dict(status, device=device, gateway=self.gateway, at=time.time())
@@ -198,39 +209,38 @@ class MqttSink:
             return cbor2.dumps(json.loads(body))
         return body
 
-    def _publisher(self):
-        relay = self.relay
-        while not relay.stopping.is_set():
-            self._drain_acks()
-            if not self.connected.is_set():
-                self.connected.wait(0.1)
-                continue
-            if self.resync:
-                # paho resends the in-flight messages after CONNACK; new ones wait until all those are
-                # acknowledged, or they could overtake them (per-device order at the broker)
-                if self.inflight:
-                    time.sleep(0.005)
-                    continue
-                self.resync = False
-            room = self.window - len(self.inflight)
-            rows = relay.spool.pending(self.cursor, limit=min(room, 500)) if room > 0 else []
-            if not rows:
-                relay.wake.wait(0.02)
-                relay.wake.clear()
-                continue
-            for rid, dev, boot, seq, rx_time, body in rows:
-                info = self.client.publish(self.topic(dev, "telemetry"), self._payload(body), qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
-                    relay.event(None, "publish_error", broker=self.spec.name, rc=info.rc)
-                self.inflight[info.mid] = (rid, dev, boot, seq)
-                self.cursor = rid
+    def ready(self, timeout: float) -> int:
+        if not self.connected.is_set():
+            self.connected.wait(timeout)
+            return 0
+        if self.resync:
+            # paho resends the in-flight messages after CONNACK; new ones wait until all those are
+            # acknowledged, or they could overtake them (per-device order at the broker)
+            self._collect()
+            if self.inflight:
+                time.sleep(min(timeout, 0.005))
+                return 0
+            self.resync = False
+        room = self.window - len(self.inflight)
+        if room <= 0:
+            time.sleep(min(timeout, 0.005))                       # the window is full: PUBACKs first
+        return max(room, 0)
 
-    def _drain_acks(self):
-        done = []
+    def publish(self, rows: list[tuple]):
+        for rid, dev, boot, seq, rx_time, body in rows:
+            info = self.client.publish(self.topic(dev, "telemetry"), self._payload(body), qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+                self.host.event(None, "publish_error", broker=self.spec.name, rc=info.rc)
+            self.inflight[info.mid] = (rid, dev, boot, seq)
+
+    def confirmed(self) -> list[tuple]:
+        self._collect()
+        done, self.done = self.done, []
+        return done
+
+    def _collect(self):
         while self.acks:
             mid = self.acks.popleft()
             row = self.inflight.pop(mid, None)
             if row is not None:
-                done.append(row)
-        if done:
-            self.relay.acked(self.index, done)
+                self.done.append(row)

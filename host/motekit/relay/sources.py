@@ -255,11 +255,7 @@ class BleSource(Source):
         self.ble_name = name
 
     def open_link(self) -> Link:
-        try:
-            from ..ble.transport import open_link
-        except ImportError:
-            raise MoteError("BLE sources need the `ble` extra: pip install 'motekit[ble]'") from None
-        return open_link(self.ble_name, hello_timeout=10, attempts=4)
+        return Link.open(f"ble:{self.ble_name}", hello_timeout=10, attempts=4)
 
 
 class AutoSerial(threading.Thread):

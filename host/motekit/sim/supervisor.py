@@ -135,7 +135,7 @@ class VirtualBoard:
         # stream; battery: run on the simulated cell at this SoC % (no USB power) instead of USB power
         self.trace = Path(trace) if trace else None
         self.battery = battery
-        # ble: a motekit.ble.bridge.Bridge (the board's radio on a BlueZ adapter) or None (no radio)
+        # ble: a motekit.sim.ble_bridge.Bridge (the board's radio on a BlueZ adapter) or None (no radio)
         self.ble = ble
         self.ble_port: int | None = None
         # ble_pairing: central addresses that pair when they connect (the rig has no security manager; the
@@ -147,7 +147,7 @@ class VirtualBoard:
         if self.impl not in IMPLS:
             raise ValueError(f"unknown interpreter {self.impl!r}: use one of {', '.join(IMPLS)}")
         if self.impl == "circuitpython" and ble is not None:
-            raise ValueError("the CircuitPython virtual board has no radio: its BLE peripheral (mote.ble_cpy on "
+            raise ValueError("the CircuitPython virtual board has no radio: its BLE peripheral (mote.hal.ble_cpy on "
                              "adafruit_ble) is bridged to BlueZ only on MicroPython; drop --ble or use --impl micropython")
         self.seed = seed
         default = Path.home() / ".cache" / "motekit" / "sim" / f"{self.board_info['name']}-{seed}"

@@ -1,5 +1,5 @@
 # A FAKE of CircuitPython's `_bleio` (the native BLE module under adafruit_ble), following its documented
-# API (docs.circuitpython.org, shared-bindings/_bleio): only the surface mote.ble_cpy reaches through
+# API (docs.circuitpython.org, shared-bindings/_bleio): only the surface mote.hal.ble_cpy reaches through
 # adafruit_ble, plus test hooks (names starting with `_`) with which a test plays the central.
 #
 # Faithful where the firmware could get it wrong: a notification longer than the connection's

@@ -1,6 +1,6 @@
 # The virtual board's `bluetooth` module (MicroPython code, installed only on the sim's flash as
 # /lib/bluetooth.py). It implements the subset of MicroPython's `bluetooth.BLE` API the firmware uses
-# and carries it over a loopback TCP socket to the supervisor's bridge (motekit.ble.bridge), which
+# and carries it over a loopback TCP socket to the supervisor's bridge (motekit.sim.ble_bridge), which
 # registers the GATT application and the advertisement with BlueZ (BlueZoo on the test rig).
 #
 # Faithful where the firmware could get it wrong: attribute buffers default to 20 bytes (writes longer
@@ -17,7 +17,7 @@
 # reports the encryption (_IRQ_ENCRYPTION_UPDATE: bonded when the secret was kept). Other centrals never
 # encrypt: they are the unbonded centrals an attacker would use.
 #
-# Wire (both ways): u16le length | u8 op | payload. See motekit/ble/bridge.py for the op table.
+# Wire (both ways): u16le length | u8 op | payload. See motekit/sim/ble_bridge.py for the op table.
 import errno
 import json
 import os

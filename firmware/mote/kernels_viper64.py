@@ -14,7 +14,7 @@ import sys
 import micropython
 
 if sys.maxsize < (1 << 40):
-    raise ImportError("mote.kernels_viper needs a 64-bit machine word")
+    raise ImportError("mote.kernels_viper64 needs a 64-bit machine word")
 
 from mote import kernels_viper_common as _c
 # ops that are not MAC-bound share the pure implementations, or the word-size independent viper ones

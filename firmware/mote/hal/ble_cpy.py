@@ -1,4 +1,4 @@
-# BLE link on CircuitPython: the same Nordic UART Service peripheral as mote.ble, on the adafruit_ble
+# The BLE radio on CircuitPython: the same Nordic UART Service peripheral as mote.hal.ble_mpy, on the adafruit_ble
 # library (BLERadio, ProvideServicesAdvertisement, UARTService) instead of MicroPython's `bluetooth`.
 # mote.ble.start() brings it up on CircuitPython; the Link on top is mote.ble.BleLink, so requests,
 # the secure-mode rule, the advertised health and the power-policy radio use are shared code.
@@ -8,7 +8,7 @@
 #     characteristic is declared with room for a whole notification (TX_MAX) and written directly
 #     (the bound stream's characteristic: setting its value notifies), in chunks of the connection's
 #     max_packet_length (ATT MTU - 3, _bleio.Connection). Consecutive frames share notifications as on
-#     the other port (mote.ble.Port.write / flush, reused as is).
+#     the other port (mote.hal.ble_mpy.Port.write / flush, reused as is).
 #   * the RX side is the library's CharacteristicBuffer (a ring the stack fills): sized for a few frames;
 #     readinto() takes only what is waiting (never blocks on its timeout).
 #   * no connection events: readinto() (every Link.poll) notices a new or lost central from
@@ -22,6 +22,7 @@
 # Not run on hardware here: tests/test_ble_cpy_mpy.py runs it under micropython against a fake of the
 # adafruit_ble / _bleio API surface used (tests/ble_fake/cpy).
 from mote import ble as _ble
+from mote.hal import ble_mpy as _mpy
 
 TX_MAX = 244            # ATT MTU 247 - 3: the largest notification the nRF52 / ESP32 ports negotiate
 NOTIFY = 0x10
@@ -46,7 +47,7 @@ def _service_class(rxbuf):
 
 
 class Port:
-    """The byte port of a Link on adafruit_ble: readinto()/write() like mote.ble.Port (one central)."""
+    """The byte port of a Link on adafruit_ble: readinto()/write() like mote.hal.ble_mpy.Port (one central)."""
 
     def __init__(self, radio, uid, name, rxbuf=2048, secure=True):
         from adafruit_ble.advertising import Advertisement
@@ -80,7 +81,7 @@ class Port:
         self.tx_notifies = 0
         self.connects = 0
         self._sep = False                        # a delimiter owed to the decoder (new / lost central)
-        self.rogue = None                        # (mote.ble.Port's: never set here, see the header)
+        self.rogue = None                        # (mote.hal.ble_mpy.Port's: never set here, see the header)
         self.pair_refused = 0
         self.bond_supported = True
         self.heard = False                       # the central has written since it connected
@@ -102,7 +103,7 @@ class Port:
         r.start_advertising(self.adv, scan_response=self.resp, interval=iv / 1000000)
         self.advertising = True
 
-    update = _ble.Port.update
+    update = _mpy.Port.update
 
     # -- connection state (polled) ----------------------------------------------------------------
     def _check(self):
@@ -166,9 +167,9 @@ class Port:
     def write(self, data):
         if self.conn is not None:
             self.mtu = self._packet() + 3        # the MTU exchange may finish after the connection
-        _ble.Port.write(self, data)
+        _mpy.Port.write(self, data)
 
-    flush = _ble.Port.flush
+    flush = _mpy.Port.flush
 
     def _notify(self, chunk):
         if self.conn is None or not self.ble.connected:
@@ -184,7 +185,7 @@ class Port:
             self.txn = 0
             return False
 
-    connected = _ble.Port.connected
+    connected = _mpy.Port.connected
 
     def trusted(self):
         return not self.secure or (self.encrypted and self.bonded)
@@ -208,20 +209,14 @@ class Port:
         return {"open_s": 0, "bonds": None, "max_bonds": None, "io": "none", "bonding": True,
                 "note": "CircuitPython bonds with any central that asks: no pairing window (docs/security.md)"}
 
-    stats = _ble.Port.stats
+    stats = _mpy.Port.stats
 
 
-def start(app, mtu=247):
-    """The NUS peripheral on adafruit_ble and its BleLink; None without the library or a radio."""
+def port(board, name, rxbuf, mtu):
+    """The NUS peripheral on adafruit_ble, or None without the library or a radio (mtu: the stack negotiates)."""
     try:
         from adafruit_ble import BLERadio
         radio = BLERadio()
     except Exception:        # adafruit_ble not in /lib, or a board without a BLE adapter
         return None
-    port = Port(radio, app.board.uid, _ble.name_for(app.device), secure=_ble.secure_mode(app),
-                rxbuf=max(2048, 4 * app.link.mtu + 512))
-    link = _ble.BleLink(port, app.link)
-    link.health = lambda: _ble.health(app)
-    link.radio = lambda: _ble.radio(app)
-    link.batch = lambda: _ble.batch_ms(app)
-    return link
+    return Port(radio, board.uid, name, secure=_ble.secure_mode(board), rxbuf=rxbuf)

@@ -1,6 +1,6 @@
 # Battery + power policy glue for the application loop (mote.app is the orchestrator; this is the state).
 #
-#   s = Sense(board)          battery estimator (mote.battery) fed by the HAL's board.power, policy table
+#   s = Power(board)          battery estimator (mote.battery) fed by the HAL's board.power, policy table
 #                             (mote.policy; /policy.json overrides, written by `policy.set`)
 #   s.tick(now_ms)            every TICK_MS: read the battery, re-evaluate the band. -> (old, new) or None
 #   s.sample(now_ms, x, y, z) per sample (allocation-free): the activity detector; sets s.changed on a
@@ -42,14 +42,20 @@ ARMED_NAP_MS = 60000      # armed: nap until the next heartbeat, at most this lo
 MAGIC = 0x6D              # sleep memory: [MAGIC, band + 2, soc (255 unknown), usb]
 
 
+LOAD_ERROR = None         # why the stored policy was not used (the app reports it as an `ev` record)
+
+
 def load_spec():
     """DEFAULT overridden by /policy.json (a bad stored policy never stops the board: DEFAULT)."""
-    stored = read_json(PATH, None)
-    if isinstance(stored, dict):
-        try:
-            return policy.merge(policy.DEFAULT, stored)
-        except (ValueError, KeyError, TypeError):
-            pass
+    global LOAD_ERROR
+    from mote.fs import load_json
+    stored, LOAD_ERROR = load_json(PATH, None)
+    if stored is None:
+        return policy.DEFAULT
+    try:
+        return policy.merge(policy.DEFAULT, stored)
+    except (ValueError, KeyError, TypeError) as e:
+        LOAD_ERROR = "stored policy refused (%s)" % e
     return policy.DEFAULT
 
 
@@ -59,26 +65,27 @@ def save_override(override):
     fs.write_atomic(PATH, json.dumps(override).encode())
 
 
-class Sense:
+class Power:
     def __init__(self, board):
-        self.power = getattr(board, "power", None)
+        self.meter = getattr(board, "power", None)
         info = board.info if isinstance(getattr(board, "info", None), dict) else {}
         b = info.get("battery") if isinstance(info.get("battery"), dict) else {}
         imu = (info.get("sensors") or {}).get("imu") or {}
         self.est = battery.Estimator(b.get("chemistry", "lipo"), b.get("internal_mohm", 150))
-        stored = read_json(PATH, None)
-        self.override = stored if isinstance(stored, dict) else {}
+        spec = load_spec()
+        stored = read_json(PATH, None) if LOAD_ERROR is None and spec is not policy.DEFAULT else None
+        self.override = stored if isinstance(stored, dict) else {}      # a refused override is not kept
         self.imu_wake = getattr(board, "imu_wake", None)
         self.imu_woke = getattr(board, "imu_woke", None)
         can = self.imu_wake is not None and self.imu_woke is not None and bool(imu.get("int1_pin"))
         sl = info.get("sleep") if isinstance(info.get("sleep"), dict) else {}
         self.board = board
         deep = can and bool(sl.get("imu_deep")) and getattr(board, "deepsleep_imu", None) is not None
-        self.policy = policy.Policy(load_spec(), int(imu.get("counts_per_g", 16384)), can, deep)
+        self.policy = policy.Policy(spec, int(imu.get("counts_per_g", 16384)), can, deep)
         self.wake_armed = False   # the IMU's wake-up detector is armed (HAL)
         self.soc = -1             # % (255 in the heartbeat when unknown); -1 unknown
         self.mv = 0
-        self.usb = self.power is None
+        self.usb = self.meter is None
         self.charging = False
         self.changed = False      # a burst started or stopped (set per sample, consumed by the app per loop)
         self.next_tick = 0
@@ -86,7 +93,7 @@ class Sense:
 
     # -- battery and band -------------------------------------------------------------------------
     def read(self):
-        p = self.power
+        p = self.meter
         if p is None:
             return
         try:
@@ -190,7 +197,7 @@ class Sense:
         return cause
 
     def source(self):
-        if self.power is None:
+        if self.meter is None:
             return battery.SRC_USB
         return self.est.source
 

@@ -47,9 +47,9 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property, method
 
-from . import adv as advmod
+from ..ble import adv as advmod
 
-log = logging.getLogger("motekit.ble.bridge")
+log = logging.getLogger("motekit.sim.ble_bridge")
 
 OP_HELLO, OP_SERVICES, OP_ADV, OP_ADV_STOP, OP_NOTIFY, OP_DISCONNECT = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 OP_CONNECT, OP_DISCONNECTED, OP_WRITE, OP_MTU, OP_CREDIT, OP_ENC = 0x81, 0x82, 0x83, 0x84, 0x85, 0x86
