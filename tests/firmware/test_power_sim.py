@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MOTEKIT_SHARED", ROOT.parent / "shared"))
 SHARED_ACCEL = SHARED / "vectors" / "accel"
 from motekit.power import gen_trace  # noqa: E402
