@@ -25,6 +25,28 @@ if not os.environ.get("MOTEKIT_MICROPYTHON32"):
 
 import mpy  # noqa: E402
 
+E2E = TESTS / "e2e"
+HOST = TESTS / "host"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "e2e: processes talking to each other (a virtual or emulated board, "
+                            "mosquitto, the BLE rig, an installed wheel): everything in tests/e2e, and the few "
+                            "tests elsewhere that start a board; `pytest -m \"not e2e\"` is the quick loop")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/e2e carries the `e2e` marker (the folder says it; no decorator to forget), and
+    nothing under tests/host runs device code (that is what tests/firmware is for)."""
+    for item in items:
+        where = Path(str(item.path)).resolve().parents
+        if E2E in where:
+            item.add_marker(pytest.mark.e2e)
+        elif HOST in where and ("impl" in getattr(item, "fixturenames", ()) or
+                                hasattr(getattr(item, "module", None), "run_mpy")):
+            raise pytest.UsageError(f"{item.nodeid} runs firmware code under an interpreter: move it to "
+                                    f"tests/firmware (tests/host is the host toolkit under CPython)")
+
 
 def _reaches(fn, module, names=("run_mpy",), seen=None) -> bool:
     """Whether `fn` (a test or fixture) calls one of `names`, directly or through the module's own helpers."""
@@ -43,9 +65,9 @@ def _reaches(fn, module, names=("run_mpy",), seen=None) -> bool:
     for r in refs:
         obj = getattr(module, r, None)
         home = sys.modules.get(getattr(obj, "__module__", None) or "")
-        # the module's own helpers, and helpers imported from other test modules (tests/*.py)
+        # the module's own helpers, and helpers imported from other test modules (tests/*/*.py)
         if isinstance(obj, types.FunctionType) and home is not None and home is not mpy and \
-                Path(getattr(home, "__file__", "") or "/").parent == TESTS:
+                TESTS in Path(getattr(home, "__file__", "") or "/").resolve().parents:
             if _reaches(obj, home, names, seen):
                 return True
     return False

@@ -15,8 +15,13 @@ ranges come from): no emulator models pipeline stalls, flash wait states or the 
 
     python tools/bench_mcu.py [--models a,b] [--cores armv6m,armv7emsp] [--json FILE] [--write-boards]
 
---write-boards puts the viper32/pure MAC rates (median over the conv/FC models) and the demo figures into
-boards/*.json "infer", labelled as derived from these counts.
+Per board (motekit.emu.timing, on the board's core with its board file): the firmware compute in the power
+simulator's timing figures - the hop's classification of the demo model, a sample from the IMU FIFO, a loop
+pass, a reported hop, boot imports + App() - and the figures they give with the board's wake/bus estimates.
+
+--write-boards puts the viper32/pure MAC rates (median over the conv/FC models) into boards/*.json "infer" and
+the timing figures into "timing" (each with its range over the CPI range in timing.derived), labelled as
+derived from these counts.
 """
 
 import argparse
@@ -28,10 +33,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host"))
-from motekit.emu import qemu  # noqa: E402
+from motekit.emu import qemu, timing  # noqa: E402
 from motekit.model.convert import convert  # noqa: E402
 from motekit.paths import boards_dir, shared_dir  # noqa: E402
-from motekit.sim.supervisor import load_board  # noqa: E402
+from motekit.boards import load as load_board  # noqa: E402
 
 MODELS = ["hello_world_int8", "micro_speech_quantized", "magic_wand_arduino_int8", "tiny_kws_ref_model_int8",
           "tiny_str_ww_ref_model", "tiny_ic_resnet_quant_int8", "tiny_ad01_int8", "simple_add_model",
@@ -41,16 +46,8 @@ CORES = {"armv6m": "pico_w", "armv7emsp": "pico2_w"}
 # the MAC-rate figure: median instructions/MAC over models with at least this many MACs (smaller ones measure
 # the per-op overhead, not the kernels)
 MIN_MACS = 50000
-# board -> (core, clock Hz, CPI low, CPI high, why)
-BOARDS = {
-    "pico_w": ("armv6m", 133e6, 1.4, 2.5, "RP2040 Cortex-M0+ running from XIP flash (16 KB cache): ~1.4 with a warm "
-               "cache and single-cycle SRAM loads, up to ~2.5 with cache misses (flash at 1/2 clock)"),
-    "pico2_w": ("armv7emsp", 150e6, 1.1, 2.0, "RP2350 Cortex-M33 from XIP flash (counts of the Cortex-M4F stand-in; "
-                "dual-issue-free M33 pipeline ~1.1 warm, ~2.0 with cache misses)"),
-    "feather_nrf52840_sense": ("armv7emsp", 64e6, 1.2, 1.8, "nRF52840 Cortex-M4F at 64 MHz, flash with cache "
-                               "(0 wait states when cached); its firmware is CircuitPython: pure kernels"),
-    "xiao_nrf52840_sense": ("armv7emsp", 64e6, 1.2, 1.8, "nRF52840 Cortex-M4F at 64 MHz, as the Feather"),
-}
+# board -> (core, clock Hz, CPI low, CPI high, why): motekit.emu.timing's table (docs/emulation.md)
+BOARDS = {b: (v["arch"], v["clock"], *v["cpi"], v["why"]) for b, v in timing.BOARDS.items()}
 
 MODEL_RUN = """
 import gc, time
@@ -211,6 +208,7 @@ def main(argv=None):
     ap.add_argument("--cores", default=",".join(CORES))
     ap.add_argument("--json")
     ap.add_argument("--write-boards", action="store_true")
+    ap.add_argument("--no-timing", action="store_true", help="skip the per-board timing counts")
     a = ap.parse_args(argv)
     models = [m for m in a.models.split(",") if m]
     res = {}
@@ -259,16 +257,32 @@ def main(argv=None):
                 print(f"  {k}: {clock / (ipm * hi) / 1e6:.2f}-{clock / (ipm * lo) / 1e6:.2f} M MAC/s")
         print(f"  Ed25519 verify {_fmt_ms(r['ed25519_verify_insns'], clock, lo, hi)}; telemetry hop "
               f"{_fmt_ms(r['telemetry_hop_insns'], clock, lo, hi)}")
-        if r.get("demo_classify_insns"):
-            bf = json.loads((boards_dir() / f"{board}.json").read_text())
-            kern = (bf.get("infer") or {}).get("kernels", "viper32")
-            print(f"  demo classify ({kern}) {_fmt_ms(r['demo_classify_insns'][kern], clock, lo, hi)} (board file "
-                  f"timing.inference_ms {bf.get('timing', {}).get('inference_ms')}: the power simulator's figure, "
-                  f"not written here)")
+    tres = {}
+    if not a.no_timing:
+        print("\nPer board timing (motekit.emu.timing: the firmware compute the power simulator charges; figure at "
+              "the CPI range's harmonic middle, [range]; board file's figure now)\n")
+        demo = None
+        with tempfile.TemporaryDirectory() as tmp:
+            demo = _demo_model(Path(tmp))
+            for board in timing.BOARDS:
+                if demo is None or timing.BOARDS[board]["arch"] not in a.cores.split(","):
+                    continue
+                insns = timing.count(board, demo)
+                bf = json.loads((boards_dir() / f"{board}.json").read_text())
+                kern = (bf.get("infer") or {}).get("kernels", "viper32")
+                figs = timing.derive(board, insns, kern)
+                tres[board] = {"insns": insns, "kernels": kern, "figures": figs}
+                print(f"{board} ({timing.BOARDS[board]['arch']}, {kern}) instructions: "
+                      + ", ".join(f"{k}={v / 1e3:.0f}k" for k, v in insns.items()))
+                for f, (v, rng) in figs.items():
+                    print(f"  {f:15} {v:>8.3g} ms  [{rng[0]:.3g}-{rng[1]:.3g}]  (now {bf['timing'].get(f)})")
     if a.json:
-        Path(a.json).write_text(json.dumps({"cores": res, "boards": {b: v[:4] for b, v in BOARDS.items()}}, indent=1))
+        Path(a.json).write_text(json.dumps({"cores": res, "boards": {b: v[:4] for b, v in BOARDS.items()},
+                                            "timing": tres}, indent=1))
     if a.write_boards:
         write_boards(res)
+        for board, t in tres.items():
+            print(f"wrote {timing.write_board(board, t['insns'], boards_dir())}", file=sys.stderr)
 
 
 def write_boards(res):
@@ -276,6 +290,8 @@ def write_boards(res):
         if arch not in res:
             continue
         r = res[arch]
+        if not (r.get("viper32_insns_per_mac") and r.get("pure_insns_per_mac")):
+            continue                                  # no model counts this run (--models ""): infer kept
         p = boards_dir() / f"{board}.json"
         d = json.loads(p.read_text())
         inf = d.setdefault("infer", {})

@@ -11,7 +11,7 @@ anything else is a defect: another exception, a signal (the interpreter died: on
 heap corruption) or a hang (no progress for --hang-s). After a signal the run resumes at the next case;
 a case is replayed with --first N --cases 1.
 
-Exit status 1 when any defect was found. tests/test_mtm_check_mpy.py runs a bounded version in the suite.
+Exit status 1 when any defect was found. tests/firmware/test_mtm_check.py runs a bounded version in the suite.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 # encrypted with a bond made inside a pairing window (mote.ble), else OPEN. `ack` frames count only on
 # SERIAL or BONDED links. The relay's MQTT downlink forwards only RELAY methods unless started with
 # --allow-cmd, and never `repl` (motekit.relay). The host mirrors this table in motekit.protocol.REQUESTS;
-# tests/test_security_mpy.py checks firmware == host == the methods in docs/protocol.md == what the app registers.
+# tests/firmware/test_security.py checks firmware == host == the methods in docs/protocol.md == what the app registers.
 #
 # SIGNED: the method is also taken over any link when its params are a statement signed by a key the board
 # already trusts (keys.set {"signed": COSE_Sign1}); the handler verifies the signature.

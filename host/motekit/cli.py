@@ -37,7 +37,7 @@ def main():
 
 
 # --- every command, in ONE table (as mpremote's): name -> "module:attribute" under motekit, sorted by name
-# (tests/test_extending.py checks the order and that nothing is wired anywhere else). A new command is one row.
+# (tests/firmware/test_extending.py checks the order and that nothing is wired anywhere else). A new command is one row.
 COMMANDS = (
     ("config", "commands.device:config"),
     ("confirm", "commands.flash:confirm"),

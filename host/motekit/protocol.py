@@ -37,7 +37,7 @@ class Status(IntEnum):
     BAD_FRAME = 10
 
 
-# Who may call each device request: firmware/mote/requests.py TABLE, mirrored (tests/test_security_mpy.py checks
+# Who may call each device request: firmware/mote/requests.py TABLE, mirrored (tests/firmware/test_security.py checks
 # firmware == host == docs/protocol.md). SERIAL: USB serial / UART; BONDED: a BLE connection bonded in a
 # pairing window; OPEN: any BLE central; RELAY: the relay's MQTT downlink forwards it by default; SIGNED: also
 # taken anywhere as a statement signed by a key the board trusts (keys.set).

@@ -19,7 +19,7 @@
 #     tell a new bond from a stored one, so the pairing window is NOT enforced here: `ble.pair` can only
 #     forget every bond (clear: _bleio.adapter.erase_bonding()) and says so (docs/security.md).
 #
-# Not run on hardware here: tests/test_ble_cpy_mpy.py runs it under micropython against a fake of the
+# Not run on hardware here: tests/firmware/test_ble_cpy.py runs it under micropython against a fake of the
 # adafruit_ble / _bleio API surface used (tests/ble_fake/cpy).
 from mote import ble as _ble
 from mote.hal import ble_mpy as _mpy

@@ -20,7 +20,7 @@
 #            nrf, adafruit/circuitpython issue #10664: INT1 could not wake it). NB on nRF52840 CircuitPython's
 #            deep sleep is System ON idle + reset, not System OFF (docs/power.md): the board files keep it off.
 #
-# Not run on hardware here: tests/test_hal_mpy.py runs it under micropython and under CircuitPython's own
+# Not run on hardware here: tests/firmware/test_hal.py runs it under micropython and under CircuitPython's own
 # interpreter (its unix port, built board-like) against fake `board`, `analogio`, `busio`, `alarm`,
 # `microcontroller`, `supervisor` and `usb_cdc` modules.
 import time

@@ -16,7 +16,7 @@
 #            file sensors.imu.fifo and INT1); on esp32 lightsleep ends on INT1 (ext0), on rp2 at its timer (the
 #            app sleeps until the watermark is due); hz 0 turns it off.
 #
-# Not run on hardware here: tests/test_hal_mpy.py runs it under the unix port against fake `machine` and
+# Not run on hardware here: tests/firmware/test_hal.py runs it under the unix port against fake `machine` and
 # I2C modules that behave per the datasheets (register map, auto-increment), heap locked per sample.
 import sys
 

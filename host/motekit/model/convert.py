@@ -297,7 +297,7 @@ def _op_mean(b, op):
     if len(X.shape) != 4 or axes != [1, 2] or X.shape[0] != 1:
         b.fail(op, f"MEAN over axes {axes} of a {len(X.shape)}-D tensor (supported: axes 1, 2 of [1, H, W, C])")
     # keep_dims=True ([1, 1, 1, C]) has the same flat layout and, in tflite-runtime 2.14 BUILTIN_REF, the same
-    # integer arithmetic (checked op by op in tests/test_model_ops.py)
+    # integer arithmetic (checked op by op in tests/firmware/test_model_ops.py)
     n = X.shape[1] * X.shape[2]
     sums, outs = quant.mean_values(n, X.scale, X.zero_point, Y.scale, Y.zero_point)
     thr = quant.monotone_thresholds(sums, outs)

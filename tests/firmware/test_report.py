@@ -3,7 +3,7 @@
 import json
 
 from mpy import run_mpy
-from test_app_wiring_mpy import RESEND, decode, run_device, tel
+from test_app_wiring import RESEND, decode, run_device, tel
 
 REPORTER = """
 import json, micropython

@@ -381,6 +381,7 @@ def test_sink_urls_say_what_is_wrong_in_one_line(tmp_path):
     one_line_error(["--from", "sim", "--to", f"file://{tmp_path}/no/dir/t.jsonl"], "does not exist")
 
 
+@pytest.mark.e2e                        # starts a virtual board
 def test_relay_from_a_virtual_board_to_a_file(tmp_path):
     """`mote relay --to file://…` end to end: a virtual board's records land as JSON lines, in order, each once;
     what the file confirmed left the spool, and what it did not yet take is still there, right after it."""

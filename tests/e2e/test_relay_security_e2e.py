@@ -18,7 +18,7 @@ from motekit.relay.testing import Broker, free_port
 from motekit.sim import VirtualBoard
 
 MOTE = str(Path(sys.executable).with_name("mote"))
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "relay.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "relay.md"
 pytestmark = pytest.mark.timeout(120)
 USERS = {"gw1": "gw-secret", "ops": "ops-secret", "dash": "dash-secret"}
 

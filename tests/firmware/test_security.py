@@ -12,7 +12,7 @@ from motekit.keys import kid_of, raw_public
 from motekit.manifest import build_manifest, sign_key_list, sign_manifest
 from motekit.protocol import T
 from mpy import run_mpy
-from test_app_wiring_mpy import HARNESS, decode, tel
+from test_app_wiring import HARNESS, decode, tel
 
 A, B, C = (Ed25519PrivateKey.generate() for _ in range(3))
 
@@ -174,7 +174,7 @@ def test_docs_protocol_requests_table_matches_the_declaration():
     import re
     from pathlib import Path
     from motekit import protocol
-    text = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
     sec = text[text.index("| method |", text.index("### requests")):]
     rows = sec[:sec.index("\n\n")].splitlines()[2:]
     words = {"any": protocol.SERIAL | protocol.BONDED | protocol.OPEN, "serial": protocol.SERIAL,

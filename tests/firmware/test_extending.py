@@ -1,6 +1,6 @@
 """docs/architecture.md "Extending": each recipe's example, done the way the recipe says and nowhere else.
 
-The relay sink recipe's example is tests/test_relay_units.py::test_a_new_sink_plugs_in_by_scheme_and_rows_leave_
+The relay sink recipe's example is tests/host/test_relay_units.py::test_a_new_sink_plugs_in_by_scheme_and_rows_leave_
 the_spool_once_every_sink_confirmed (a sink registered from outside the package)."""
 
 import json
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 from mpy import ROOT, VECTORS, run_mpy
 
@@ -40,6 +41,7 @@ class PtyTransport:
         os.close(self.fd)
 
 
+@pytest.mark.e2e                        # starts a virtual board
 def test_recipe_new_transport(tmp_path):
     from motekit import transport
     from motekit.link import Link

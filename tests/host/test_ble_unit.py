@@ -13,7 +13,7 @@ from motekit.ble import pairing  # noqa: E402
 from motekit.ble.transport import Found, connect_backoff, is_address, matches  # noqa: E402
 from motekit.transport import TransportError  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "firmware"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "firmware"))
 from mote import ble as fwble  # noqa: E402  (the firmware's advertising builders run on CPython too)
 
 

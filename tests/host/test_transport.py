@@ -25,6 +25,7 @@ def test_targets_that_name_nothing_say_so_in_one_line(tmp_path):
         "Error: unknown transport 'usb' in 'usb:x': use " + transport.USAGE]
 
 
+@pytest.mark.e2e                        # starts a virtual board
 def test_sim_target_and_pipelined_requests(tmp_path):
     """`sim:SEED` starts a virtual board for the link and stops it on close; submit()/reply() pipeline requests
     (as the flasher's chunks do) and request() skips a late answer to an earlier one."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from ble_batch import BATCH_LINK
 from mpy import run_mpy
 
-CPY = Path(__file__).resolve().parent / "ble_fake" / "cpy"
+CPY = Path(__file__).resolve().parents[1] / "ble_fake" / "cpy"
 
 PRELUDE = r"""
 import json

@@ -19,7 +19,7 @@ from mpy import ROOT, VECTORS
 
 sys.path.insert(0, str(ROOT / "host"))
 from motekit import builds  # noqa: E402
-from motekit.emu import qemu  # noqa: E402
+from motekit.emu import qemu, timing  # noqa: E402
 from motekit.install import decode_mpy  # noqa: E402
 from motekit.boards import load as load_board  # noqa: E402
 
@@ -236,3 +236,36 @@ def test_cbor_and_frames_as_on_the_unix_port(firmware, tmp_path, impl):
             assert got == float(np.float32(o)) and cbor2.loads(bytes.fromhex(ucb)) == o
             frames = Decoder().feed(bytes.fromhex(dfr))
             assert frames and cbor2.loads(frames[0].payload) == got
+
+
+@pytest.fixture(scope="module")
+def demo_mtm(tmp_path_factory):
+    """The README's demo gesture model (.mtm), as `python -m motekit.model.demo` writes it."""
+    import subprocess
+    out = tmp_path_factory.mktemp("demo")
+    subprocess.run([sys.executable, "-m", "motekit.model.demo", "-o", str(out)], check=True, capture_output=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT / "host")})
+    return (out / "gesture.mtm").read_bytes()
+
+
+@pytest.mark.parametrize("name", list(timing.BOARDS))
+def test_board_timing_is_the_instruction_counts(firmware, demo_mtm, name):
+    """boards/B.json timing: each figure that is firmware compute (the hop's classification, a FIFO sample, a loop
+    pass, a reported hop, boot imports) is what a fresh count on the board's emulated core gives at a CPI inside
+    its assumed range, labelled as derived; the counts written there are this count (deterministic apart from
+    GC: 3 %)."""
+    insns = timing.count(name, demo_mtm)
+    bi = load_board(name)
+    tm = bi["timing"]
+    der = tm["derived"]
+    assert der["arch"] == timing.BOARDS[name]["arch"] == bi["mpy_arch"]
+    assert tuple(der["cpi"]) == timing.BOARDS[name]["cpi"]
+    for field, (mid, (lo, hi)) in timing.derive(name, insns, der["kernels"]).items():
+        assert lo <= tm[field] <= hi, f"{name} timing.{field} {tm[field]} ms is not {lo}-{hi} ms from the counts"
+        assert der["ranges_ms"][field] == pytest.approx([lo, hi], rel=0.03)
+    for k, n in insns.items():
+        assert der["insns"][k] == pytest.approx(n, rel=0.03), f"{name} {k}: board file {der['insns'][k]}, now {n}"
+    assert der["kernels"] == bi["infer"]["kernels"]
+    assert "DERIVED from instruction counts" in tm["source"] and "DERIVED from instruction counts" in tm["fifo_source"]
+    if bi["firmware"] == "circuitpython":
+        assert "stands in for CircuitPython" in tm["source"]

@@ -11,8 +11,8 @@ import pytest
 from mpy import ROOT, VECTORS, absent, run_mpy
 from motekit import frame as hostframe
 from motekit.protocol import Status, T
-from test_app_mpy import HARNESS, decode_all, req
-from test_store_mpy import PRELUDE
+from test_app import HARNESS, decode_all, req
+from test_store import PRELUDE
 
 sys.path.insert(0, str(ROOT / "host"))
 TFLITE = VECTORS / "tflite"

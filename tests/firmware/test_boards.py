@@ -8,7 +8,7 @@ import pytest
 
 from mpy import run_mpy
 
-BOARDS = Path(__file__).resolve().parents[1] / "boards"
+BOARDS = Path(__file__).resolve().parents[2] / "boards"
 FILES = sorted(p for p in BOARDS.glob("*.json") if p.name != "schema.json")
 SCHEMA = json.loads((BOARDS / "schema.json").read_text())
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mpy import FIRMWARE, run_mpy
-from test_hal_mpy import FAKE_CPY, FAKE_LSM6
+from test_hal import FAKE_CPY, FAKE_LSM6
 
 CPY = pytest.mark.parametrize("impl", ["circuitpython"])
 
@@ -53,7 +53,7 @@ print(json.dumps(res))
     assert (1 << 29) - 65536 <= r["ticks"] < (1 << 29) - 65536 + 5000
 
 
-# Every firmware module, on the board-like surface with the CircuitPython board modules faked (tests/test_hal_mpy).
+# Every firmware module, on the board-like surface with the CircuitPython board modules faked (tests/firmware/test_hal.py).
 # MicroPython-only: the mpy HAL (machine); the viper modules must fail (their pure fallbacks are used).
 MICROPYTHON_ONLY = {"mote.hal.mpy"}
 

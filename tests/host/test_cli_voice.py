@@ -11,7 +11,7 @@ import click
 from motekit.cli import main
 
 MOTE = str(Path(sys.executable).with_name("mote"))
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def _commands(group, path=("mote",)):

@@ -3,7 +3,7 @@ before the inactive slot is touched, uploads into it, checks before the pointer 
 canary, rollback on failure / crash loop / corruption, anti-rollback, resume.
 
 The signature check is replaced by a stand-in here (these tests are about the store's state machine);
-tests/test_flash_*.py run the real COSE/Ed25519 path end to end."""
+tests/e2e/test_flash_e2e.py runs the real COSE/Ed25519 path end to end."""
 
 from mpy import absent, run_mpy
 
