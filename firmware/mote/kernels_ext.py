@@ -1,6 +1,6 @@
 # Pure-Python kernels of mote.infer for the ops of exported models (data movement, element-wise int8,
 # float32 QUANTIZE) and the streamed-weights scatter: imported only when a model uses them, so models
-# without them pay no RAM for this code. Bit-exact with tflite-runtime BUILTIN_REF (tests/test_model_ops.py).
+# without them pay no RAM for this code. Bit-exact with tflite-runtime BUILTIN_REF (tests/firmware/test_model_ops.py).
 
 from mote.kernels import mbqm
 

@@ -126,7 +126,7 @@ else:
 
 # Before issue 15's RAM estimate, `mote model check` said tiny_ic_resnet fits while the emulated Pico W could not
 # load it (an expected failure here); the estimate now replays the loader and weights stream from flash, so
-# every public model fits and loads (tests/test_model_ram_emulated.py compares the figures).
+# every public model fits and loads (tests/e2e/test_model_ram_emulated.py compares the figures).
 CHECK_OVERSTATES = {}
 
 

@@ -27,7 +27,7 @@ def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
 # RAM taken by the engine's own code (mote.infer, the kernel sets, cbor) once imported: gc.mem_alloc() around
 # `from mote import infer, cbor` on the unix port, 64-bit (viper64 + viper32 + pure, compiled from .py: the
 # sim), and on the emulated Pico W for the 32-bit boards (Cortex-M0 under qemu, the firmware as `mote install`
-# writes it: .mpy with native code; tools: tests/test_emulated.py). STREAM: `infer_stream`, imported by a large
+# writes it: .mpy with native code; tools: tests/e2e/test_emulated.py). STREAM: `infer_stream`, imported by a large
 # model (activations above mote.infer.BIG_BUFFERS, or weights above RAM_MARGIN under weights="auto", or
 # streamed weights); EXT: `infer_ext` + `kernels_ext` + `kernels_ext_viper`, imported only by models with the
 # ops of exported models (COPY, GATHER, RESIZE, QF, MUL, MAXMIN, LSTM) or variables. Frozen into the firmware

@@ -2,7 +2,7 @@
 replaying what the loader allocates: every buffer (arena, patch and tap scratch, weight blobs kept in RAM or
 the streaming buffers, tables built at load), each rounded to the GC's block (4 machine words) with its
 object header, plus the bound op plan. Checked against gc.mem_alloc() on the unix port, 64-bit and 32-bit
-(tests/test_model_ram.py): within 10 % on every public model, both weight schemes, every kernel set."""
+(tests/firmware/test_model_ram.py): within 10 % on every public model, both weight schemes, every kernel set."""
 
 RAM_MARGIN = 16384            # mirrors mote.infer
 STREAM_CHUNK = 8192
