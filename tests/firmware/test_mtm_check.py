@@ -127,3 +127,102 @@ def test_every_op_the_engine_binds_has_a_check():
     for group in re.findall(r"kind in \(([^)]*)\)", bind):
         kinds |= set(re.findall(r'"(\w+)"', group))
     assert kinds and kinds == set(mtm_check().CHECKS), (kinds, set(mtm_check().CHECKS))
+
+
+# --- the ops of exported models (issue 15): each check of mote.mtm_check.CHECKS refuses a crafted model in one
+# line, on the host and on the device (every kernel set), before any kernel runs
+
+def _gather_model():
+    import numpy as np
+
+    from motekit.model.tflite_writer import TFLiteWriter
+    w = TFLiteWriter()
+    x = w.tensor("x", [1, 6, 5, 4], scale=0.02, zp=3)
+    y = w.tensor("y", [1, 3, 5, 4], scale=0.02, zp=3)
+    w.op("GATHER", [x, w.tensor("idx", [3], data=np.array([5, 0, 2], np.int32))], [y], axis=1)
+    return w.finish([x], [y])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """{name: .mtm bytes} of models with the new ops: converter-made exports, a streaming wake-word model."""
+    import fuzz_models
+
+    from motekit.model.convert import convert
+    d = tmp_path_factory.mktemp("exported")
+    out = {p.stem: p.read_bytes() for p in fuzz_models.convert_models(fuzz_models.exported_models(), d)}
+    (d / "gather.tflite").write_bytes(_gather_model())
+    out["gather"] = convert(d / "gather.tflite").to_bytes()
+    return out
+
+
+def _var_other_size(h):
+    t, _ = h["vars"][0]
+    size = h["tensors"][t][1]
+    h["vars"][0][1] = next(i for i, (_, nb, c) in enumerate(h["blobs"]) if c == "b" and nb != size)
+
+
+def _mul_past_x1(h):
+    p = _first(h, "MUL")
+    if "shape" in p:
+        p["st1"][0] = 1 << 20
+    else:
+        p["n"] = p["n"] * 4
+
+
+NEW_CRAFTED = {     # case: (model, mutation, words of the one line)
+    "copy_offset": ("accel_float_io", lambda h: _first(h, "COPY").update(off=_first(h, "COPY")["off"] + 10 ** 5),
+                    "(COPY): tensor x"),
+    "copy_plan_size": ("accel_lstm", lambda h: _first(h, "COPY")["st"].__setitem__(4, 0) or
+                       _first(h, "COPY")["sh"].__setitem__(4, _first(h, "COPY")["sh"][4] + 1), "(COPY): "),
+    "gather_index": ("gather", lambda h: _first(h, "GATHER")["idx"].__setitem__(0, 6), "(GATHER): idx must be"),
+    "resize_row": ("accel_float_io", lambda h: _first(h, "RESIZE")["rows"].__setitem__(
+        -1, _first(h, "RESIZE")["in_hw"][0]), "(RESIZE): rows must be"),
+    "qf_thresholds_type": ("accel_float_io", lambda h: h["blobs"][_first(h, "QF")["thr"]].__setitem__(2, "b"),
+                           "(QF): blob thr"),
+    "qf_qmin": ("accel_float_io", lambda h: _first(h, "QF").update(qmin=-1), "(QF): qmin -1 is neither"),
+    "mul_past_x1": ("accel_float_io", _mul_past_x1, "(MUL): "),
+    "mul_shift": ("accel_uint8_io", lambda h: _first(h, "MUL").update(s=40), "(MUL): s must be an integer"),
+    "maxmin_flag": ("accel_float_io", lambda h: _first(h, "MAXMIN").update(max=2), "(MAXMIN): max must be"),
+    "sub_multiplier": ("accel_float_io", lambda h: _first(h, "ADD").update(neg2=1, m2=-(1 << 31)),
+                       "(ADD): m2 must be an integer in -2147483647..2147483647"),
+    "lstm_cell_scale": ("accel_lstm", lambda h: _first(h, "LSTM").update(cs=-5), "(LSTM): cs must be"),
+    "lstm_steps": ("accel_lstm", lambda h: _first(h, "LSTM").update(T=_first(h, "LSTM")["T"] * 2),
+                   "(LSTM): tensor x"),
+    "lstm_gate_blob": ("accel_lstm", lambda h: _first(h, "LSTM").update(wr_f=_first(h, "LSTM")["ebi_f"]),
+                       "(LSTM): blob wr_f"),
+    "variable_init": ("okay_nabu", _var_other_size, "variable tensor #"),
+    "input_dtype": ("accel_float_io", lambda h: h["inputs"][0].update(dtype="int16"),
+                    "inputs dtype 'int16' is not int8, uint8 or float32"),
+}
+
+
+def test_crafted_exported_ops_refused_in_one_line_on_device_and_host(exported, tmp_path):
+    from motekit.model.validate import mtm_check, validate_mtm
+    for name in ("accel_float_io", "accel_uint8_io", "accel_lstm", "okay_nabu", "gather"):
+        validate_mtm(exported[name])                    # (the unmodified models pass)
+    want = {}
+    for case, (name, fn, words) in sorted(NEW_CRAFTED.items()):
+        bad = _rewrite(exported[name], fn)
+        with pytest.raises(mtm_check().ModelError) as e:
+            validate_mtm(bad)
+        host = str(e.value)
+        assert words in host and "\n" not in host, (case, host)
+        (tmp_path / f"{case}.mtm").write_bytes(bad)
+        want[case] = host
+    # one interpreter for all: every crafted file on every kernel set the port has
+    out = run_mpy(f"""
+from mote.infer import Model, ModelError, available_kernels
+for case in {sorted(want)!r}:
+    for k in [k for k in ("viper", "viper32", "pure") if k in available_kernels()]:
+        try:
+            Model({str(tmp_path)!r} + "/" + case + ".mtm", kernels=k)
+            print(case, "LOADED")
+        except ModelError as e:
+            print(case, "ModelError:", e)
+""").stdout.decode().splitlines()
+    got = {}
+    for line in out:
+        case, msg = line.split(" ", 1)
+        got.setdefault(case, set()).add(msg)
+    assert got == {c: {"ModelError: " + w} for c, w in want.items()}, got
