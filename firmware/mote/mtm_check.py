@@ -96,6 +96,18 @@ class _Ctx:
             _fail(self.op, "lo %d above hi %d" % (lo, hi))
         self.get(p, "out_zp", -128, 127) if "out_zp" in p else None
 
+    def ints(self, v, what, n, lo, hi):
+        return _ints(v, what, n, lo, hi, self.op)
+
+    def list(self, v, what, n):
+        return _list(v, what, n, self.op)
+
+    def fail(self, msg):
+        _fail(self.op, msg)
+
+    def binary(self, p):
+        _binary(self, p)
+
     def rq(self, p, n):
         self.b(p, "b", "i", n)
         self.b(p, "m", "i", n)
@@ -273,117 +285,36 @@ def _concat(c, p, h):
     c.t(p, "y", outer * total)
 
 
-# --- the ops of exported models (mote.infer_ext, mote.kernels_ext[_viper]) ---
-
-def _copy(c, p, h):
-    # strided copy (TRANSPOSE, SLICE, STRIDED_SLICE, SPLIT, variables): y[i] = x[off + sum(k_j * st_j)] over the
-    # 5-D plan sh, written contiguously
-    sh = _ints(p.get("sh"), "sh", 5, 1, ARENA_MAX, c.op)
-    st = _ints(p.get("st"), "st", 5, 0, ARENA_MAX, c.op)
-    off = c.get(p, "off", 0, ARENA_MAX)
-    n = 1
-    top = off
-    for i in range(5):
-        n *= sh[i]
-        top += (sh[i] - 1) * st[i]
-        if n > ARENA_MAX:
-            _fail(c.op, "copy plan %s moves more than the arena" % (sh,))
-    c.t(p, "x", top + 1)
-    if c.t(p, "y", n) != n:
-        _fail(c.op, "copy plan %s moves %d bytes into a %d-byte tensor" % (sh, n, c.tensors[p["y"]]))
+# the ops of exported models (mote.infer_ext) are checked in mote.mtm_check_ext, imported only for a model
+# that has them (compiled from .py, as the sim does, one module twice the size needs a larger heap block)
+_X = None       # that module while it is in use (motekit.model.validate sets it on the host)
 
 
-def _gather(c, p, h):
-    outer = c.get(p, "outer", 1, ARENA_MAX)
-    axis_n = c.get(p, "axis_n", 1, ARENA_MAX)
-    inner = c.get(p, "inner", 1, ARENA_MAX)
-    idx = _list(p.get("idx"), "idx", None, c.op)
-    if not idx:
-        _fail(c.op, "no indices")
-    _ints(idx, "idx", None, 0, axis_n - 1, c.op)
-    c.t(p, "x", outer * axis_n * inner)
-    c.t(p, "y", outer * len(idx) * inner)
+def _ext(c, p, h):
+    global _X
+    if _X is None:
+        from mote import mtm_check_ext
+        _X = mtm_check_ext
+    _X.CHECKS[c.op[1]](c, p, h)
 
 
-def _resize(c, p, h):
-    H, W = c.geo(p, "in_hw", 2, 1)
-    cb = c.get(p, "cb", 1, ARENA_MAX)
-    rows = _list(p.get("rows"), "rows", None, c.op)
-    cols = _list(p.get("cols"), "cols", None, c.op)
-    if not rows or not cols:
-        _fail(c.op, "empty row or column map")
-    _ints(rows, "rows", None, 0, H - 1, c.op)
-    _ints(cols, "cols", None, 0, W - 1, c.op)
-    c.t(p, "x", H * W * cb)
-    c.t(p, "y", len(rows) * len(cols) * cb)
-
-
-def _qf(c, p, h):
-    # float32 -> int8/uint8 QUANTIZE by 255 thresholds on the floats' order-preserving integer keys
-    n = c.get(p, "n", 1, ARENA_MAX)
-    c.t(p, "x", 4 * n)
-    c.t(p, "y", n)
-    c.b(p, "thr", "i", 255)
-    c.get(p, "under", INT_MIN, INT_MAX)
-    c.get(p, "over", INT_MIN, INT_MAX)
-    c.get(p, "vu", -128, 255)
-    c.get(p, "vo", -128, 255)
-    qmin = c.get(p, "qmin", -128, 0)
-    if qmin not in (-128, 0):
-        _fail(c.op, "qmin %d is neither int8's -128 nor uint8's 0" % qmin)
-
-
-def _mul(c, p, h):
-    _binary(c, p)
-    c.get(p, "off1", -255, 255)
-    c.get(p, "off2", -255, 255)
-    c.get(p, "m", INT_MIN, INT_MAX)
-    c.get(p, "s", -31, 31)
-    c.get(p, "out_zp", -128, 127)
-    c.act(p)
-
-
-def _maxmin(c, p, h):
-    _binary(c, p)
-    c.get(p, "max", 0, 1)
-
-
-def _lstm(c, p, h):
-    # int8 UNIDIRECTIONAL_SEQUENCE_LSTM (8x8_16), batch 1: x [T, I], y [T, C]; gates i (absent: CIFG), f, c, o
-    T = c.get(p, "T", 1, ARENA_MAX)
-    I = c.get(p, "I", 1, ARENA_MAX)
-    nx = c.t(p, "x", T * I)
-    ny = c.t(p, "y", T)
-    C = ny // T
-    if nx != T * I or ny != T * C:
-        _fail(c.op, "tensors of %d and %d bytes are not [%d, %d] and [%d, cells]" % (nx, ny, T, I, T))
-    for g in "ifco":
-        if g == "i" and "wi_i" not in p:
-            continue
-        c.b(p, "wi_" + g, "b", C * I)
-        c.b(p, "wr_" + g, "b", C * C)
-        c.b(p, "ebi_" + g, "i", C)
-        c.b(p, "ebr_" + g, "i", C)
-        for k in ("ai_", "ar_"):
-            c.get(p, k + g, INT_MIN, INT_MAX)
-        for k in ("bi_", "br_"):
-            c.get(p, k + g, -31, 31)
-    # cell state scale 2**cs: TFLite's tanh of the cell takes 15 + cs integer bits, 0..6
-    c.get(p, "cs", -15, -9)
-    c.get(p, "clip", 0, 32767)
-    c.get(p, "ha", INT_MIN, INT_MAX)
-    c.get(p, "hb", -31, 31)
-    c.get(p, "hz", -128, 127)
-    if c.get(p, "h0", -1, len(c.blobs) - 1) >= 0:
-        c.b(p, "h0", "b", C)
-    if c.get(p, "c0", -1, len(c.blobs) - 1) >= 0:
-        c.b(p, "c0", "b", 2 * C)
+def _drop_ext():
+    global _X
+    if _X is not None:
+        import sys
+        import mote
+        sys.modules.pop("mote.mtm_check_ext", None)
+        try:
+            del mote.mtm_check_ext
+        except (AttributeError, KeyError):
+            pass
+        _X = None
 
 
 # the per-op table: kind -> check(ctx, params, header)
 CHECKS = {"FC": _fc, "CONV": _conv, "DW": _dw, "POOL": _pool, "MEAN": _mean, "ADD": _add, "SOFTMAX": _softmax,
-          "LUT": _lut, "DEQ": _deq, "PAD": _pad, "CONCAT": _concat, "COPY": _copy, "GATHER": _gather,
-          "RESIZE": _resize, "QF": _qf, "MUL": _mul, "MAXMIN": _maxmin, "LSTM": _lstm}
+          "LUT": _lut, "DEQ": _deq, "PAD": _pad, "CONCAT": _concat, "COPY": _ext, "GATHER": _ext,
+          "RESIZE": _ext, "QF": _ext, "MUL": _ext, "MAXMIN": _ext, "LSTM": _ext}
 
 
 def _io(h, key, tensors):
@@ -504,6 +435,13 @@ def check_blobs(h, blobs):
 def check_file(path):
     """The whole check of a .mtm file without the engine (mote.store runs it before importing mote.infer, so
     the two never take RAM together): container, header, every op, the blob contents CONTENT reads."""
+    try:
+        return _check_file(path)
+    finally:
+        _drop_ext()
+
+
+def _check_file(path):
     from mote import cbor
     with open(path, "rb") as f:
         head = f.read(8)

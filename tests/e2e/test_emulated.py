@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,7 +101,7 @@ def drop(names):
             pass
     gc.collect()
 before = set(sys.modules)
-for n in ('mote.infer', 'mote.mtm_check'):      # as mote.app.warm_up at boot: names interned while the heap is young
+for n in ('mote.infer', 'mote.mtm_check', 'mote.mtm_check_ext'):     # as mote.app.warm_up at boot: names interned young
     __import__(n)
 drop(set(sys.modules) - before)
 try:
@@ -160,6 +161,48 @@ def test_model_check_agrees_and_bit_exact_on_pico_w(firmware, model, tmp_path):
                                   f"{'loads it' if loads else 'raises MemoryError'}")
     if loads:
         assert out == want, f"{model}: not bit-exact on the emulated pico_w"
+
+
+def _exported_models():
+    """Bring-your-own models (tests/data/PUBLIC_MODELS.md): converter-made exports (float32 and uint8 I/O, an
+    LSTM) and the microWakeWord streaming models shipped in pymicro-wakeword (variables, uint8 output)."""
+    out = sorted((ROOT / "tests" / "data" / "exported").glob("*.tflite"))
+    try:
+        import pymicro_wakeword
+        d = Path(pymicro_wakeword.__file__).parent / "models"
+        out += [d / f"{n}.tflite" for n in ("okay_nabu", "hey_jarvis", "hey_mycroft", "alexa")]
+    except ImportError:
+        pass
+    return out
+
+
+def _random_input(rng, d):
+    if d["dtype"] == np.float32:
+        return rng.normal(0, 2, d["shape"]).astype(np.float32)
+    lo, hi = (0, 256) if d["dtype"] == np.uint8 else (-128, 128)
+    return rng.integers(lo, hi, d["shape"]).astype(d["dtype"])
+
+
+@pytest.mark.parametrize("path", _exported_models(), ids=lambda p: p.stem)
+def test_exported_model_check_agrees_and_bit_exact_on_pico_w(firmware, path, tmp_path):
+    """The same for the exported models' ops: `mote model check --board pico_w` says fits, and the emulated
+    Pico W loads the model and runs it bit-exact with tflite-runtime over consecutive runs (float32 or uint8
+    bytes in and out; a streaming model's variables and an LSTM's state carried from run to run)."""
+    from motekit.model.check import check
+    from motekit.model.convert import convert
+    from motekit.model.reference import Reference
+    rep = check(path, "pico_w")
+    assert not rep["problems"] and rep["fits"], rep.get("fails")
+    ref = Reference(path)
+    rng = np.random.default_rng(15 + sum(map(ord, path.stem)))
+    cases = [[_random_input(rng, d) for d in ref.inputs] for _ in range(3)]
+    want = [hashlib.sha256(ref.run(*ins)[0].tobytes()).hexdigest() for ins in cases]   # one interpreter: state
+    blob = b"".join(a.tobytes() for ins in cases for a in ins)
+    with boot(firmware, "pico_w", tmp_path, {"/m.mtm": convert(path).to_bytes(), "/in.bin": blob}) as b:
+        out = b.exec(RUN_MODEL.format(kern="viper32", n=len(cases))).split()
+    print(json.dumps({"board": "pico_w", "model": path.stem, "check_fits": rep["fits"], "out": out[:1],
+                      "check_ram_bytes": rep["ram_bytes"], "weights": rep["weights_scheme"]}))
+    assert out == want, f"{path.stem}: not bit-exact on the emulated pico_w (or not loaded: {out[:1]})"
 
 
 WYCHEPROOF = VECTORS / "wycheproof" / "ed25519_test.json"

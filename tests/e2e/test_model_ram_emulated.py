@@ -24,14 +24,30 @@ MODELS = [VECTORS / "tflite" / f"{m}.tflite" for m in (
     "person_detect_qdim0")] + sorted((ROOT / "tests" / "data" / "exported").glob("*.tflite"))
 
 LOAD = """
-import gc
+import gc, sys
+import mote
+def drop(names):
+    for n in names:
+        sys.modules.pop(n, None)
+        try:
+            delattr(mote, n.split('.')[-1])
+        except Exception:
+            pass
+    gc.collect()
+before = set(sys.modules)
+for n in ('mote.infer', 'mote.mtm_check', 'mote.mtm_check_ext'):     # as mote.app.warm_up at boot
+    __import__(n)
+drop(set(sys.modules) - before)
+from mote import mtm_check     # as mote.store.load_model: the validator alone, dropped, then the engine
+mtm_check.check_file('/m.mtm')
+mtm_check = None
+drop(['mote.mtm_check'])
 from mote import infer, infer_stream, cbor, kernels, kernels_viper_common
 if {ext}:       # the code of exported models' ops is imported by the models that have them: not model RAM
     from mote import infer_ext, kernels_ext, kernels_ext_viper
 def _scrub(n):
     a = b = c = d = e = f = g = h = 0
     return _scrub(n - 1) + a + b + c + d + e + f + g + h if n else 0
-infer.validate('/m.mtm')       # as mote.store.load_model: the validator alone, dropped, then the engine
 _scrub(40)
 gc.collect()
 b0 = gc.mem_alloc()

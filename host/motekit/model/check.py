@@ -16,7 +16,7 @@ GENERIC_MCU = {"viper32": 4.0e6, "pure": 1.5e5,
                "source": "generic guess for a ~130 MHz Cortex-M; add 'infer' to the board file"}
 ENGINE_FILES = ("infer.py", "infer_ext.py", "infer_stream.py", "infer_pre.py", "kernels.py", "kernels_ext.py",
                 "kernels_ext_viper.py", "kernels_viper64.py", "kernels_viper32.py", "kernels_viper_common.py",
-                "cbor.py", "compat.py", "mtm_check.py")
+                "cbor.py", "compat.py", "mtm_check.py", "mtm_check_ext.py")
 
 
 def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
