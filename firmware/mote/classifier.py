@@ -46,10 +46,12 @@ class Classifier:
             return None
         self.name = act.get("name")
         import gc
+        from mote.store import forget, load_model, loaded
         gc.collect()
+        before = loaded()
+        m = None
         try:
-            from mote.store import load_model       # the validator, then the engine (not both in RAM)
-            m = load_model(self.store.path(act["slot"], "bin"))
+            m = load_model(self.store.path(act["slot"], "bin"))      # the validator, then the engine (not both in RAM)
             pre = m.pre or {}
             n = pre.get("n")
             self._probe(m)
@@ -62,6 +64,10 @@ class Classifier:
             print_exception(e)
             self.error = "%s: %s" % (type(e).__name__, e)
             return "load failed: " + self.error
+        finally:
+            if self.model is None:          # nothing runs it: the engine imported for it goes (mote.store.forget)
+                m = None
+                forget(before)
         from array import array
         if self.buf is None or len(self.buf) != 3 * win_n:
             self.buf = array("h", bytes(6 * win_n))
