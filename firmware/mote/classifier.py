@@ -31,10 +31,11 @@ class Classifier:
         self.lat = Latency()
         self.buf = None
         self.win_n = 0
+        self.engine = ()          # the modules loading the running model imported (unload() drops them)
 
     def load(self, win_n):
         """(Re)load the store's active model for a window of win_n samples. Returns an event text or None."""
-        self.model = None
+        self.unload()
         self.error = None
         self.name = None
         self.win_n = win_n
@@ -60,6 +61,7 @@ class Classifier:
             if act.get("window") is False:
                 return "loaded %s (not a window classifier: not run on the window)" % self.name
             self.model = m
+            self.engine = loaded() - before
         except Exception as e:  # never stop the board over its model
             print_exception(e)
             self.error = "%s: %s" % (type(e).__name__, e)
@@ -72,6 +74,16 @@ class Classifier:
         if self.buf is None or len(self.buf) != 3 * win_n:
             self.buf = array("h", bytes(6 * win_n))
         return "loaded " + str(self.name)
+
+    def unload(self):
+        """Let the running model go, and the engine imported for it (a commit's trial loads its own: a 192 KiB
+        board cannot hold two models, the engine and the verifier at once)."""
+        self.model = None
+        names = self.engine
+        self.engine = ()
+        if names:
+            from mote.store import drop
+            drop(names)
 
     def _probe(self, m):
         """One inference on zero points: the model runs here; the store stops counting boots against it."""

@@ -139,17 +139,22 @@ def loaded():
 
 
 def forget(before):
-    """Drop the modules imported since loaded() returned `before`, and collect."""
+    """Drop the modules imported since loaded() returned `before` (a moment ago: nothing else imported meanwhile
+    holds state in them), and collect."""
+    drop(loaded() - before)
+
+
+def drop(names):
+    """Drop these modules (names from loaded()) and collect: their RAM goes once nothing else refers to them."""
     import sys
     import mote
-    for n in list(sys.modules):
-        if n not in before:
-            sys.modules.pop(n, None)
-            if n.startswith("mote.") and "." not in n[5:]:
-                try:
-                    delattr(mote, n[5:])
-                except Exception:       # (no such attribute: KeyError on MicroPython)
-                    pass
+    for n in names:
+        sys.modules.pop(n, None)
+        if n.startswith("mote.") and "." not in n[5:]:
+            try:
+                delattr(mote, n[5:])
+            except Exception:           # (no such attribute: KeyError on MicroPython)
+                pass
     gc.collect()
 
 
