@@ -209,7 +209,11 @@ def main(argv=None):
     ap.add_argument("--json")
     ap.add_argument("--write-boards", action="store_true")
     ap.add_argument("--no-timing", action="store_true", help="skip the per-board timing counts")
+    ap.add_argument("--upload-heap", action="store_true",
+                    help="only: the emulated Pico W's free heap through model uploads, and its margin")
     a = ap.parse_args(argv)
+    if a.upload_heap:
+        return upload_heap()
     models = [m for m in a.models.split(",") if m]
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -283,6 +287,31 @@ def main(argv=None):
         write_boards(res)
         for board, t in tres.items():
             print(f"wrote {timing.write_board(board, t['insns'], boards_dir())}", file=sys.stderr)
+
+
+def upload_heap():
+    """motekit.emu.uploadheap: free heap (now / after gc.collect) after each request of `mote provision` + two
+    `mote flash`, and the margin (the largest ballast allocated at boot with which both are still confirmed)."""
+    from motekit.emu import uploadheap
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = _demo_model(Path(tmp))
+    cases = [("no model running, hello_world padded to 4.6 KB (not a window classifier)", {}),
+             ("the same, deflate uploads", {"enc": True}),
+             ("the demo gesture classifier running, demo models uploaded", {"demo_mtm": demo, "running": True})]
+    print("Emulated Pico W (Cortex-M0, 192 KiB heap), free heap in bytes: now / after gc.collect()\n")
+    for title, kw in cases:
+        if kw.get("demo_mtm", 0) is None:
+            continue
+        r = uploadheap.run(**kw)
+        print(f"{title}: {r['confirmed']} of 2 confirmed" + (f"; refused: {r['refused']}" if r["refused"] else ""))
+        rows = [x for x in r["stages"] if not x[0].endswith("chunk")]
+        chunks = [x for x in r["stages"] if x[0].endswith("chunk")]
+        for tag, now, after, _ in rows:
+            print(f"  {tag:12} {now:>7} / {after:>7}")
+        if chunks:
+            print(f"  {'chunks':12} {min(x[1] for x in chunks):>7} / {min(x[2] for x in chunks):>7}  (lowest of "
+                  f"{len(chunks)})")
+        print(f"  margin: both uploads confirmed with a ballast of {uploadheap.margin(**kw)} bytes at boot\n")
 
 
 def write_boards(res):
