@@ -130,8 +130,8 @@ def _sha256_file(path, buf=None):
 # The verifier (mote.cose, mote.ed25519, mote.sha512[_viper]: ~20 KB of heap on the emulated Pico W), the
 # validator (mote.mtm_check) and a trial's model engine (mote.infer and its kernels: ~23 KB) are each needed
 # for a moment of an upload; kept imported they added up to the MemoryError that refused a second upload on
-# a 192 KiB heap. Their names are interned at boot (mote.app.warm_up), so importing them again later needs
-# no large block of a fragmented heap.
+# a 192 KiB heap. The validator's and the engine's names are interned at boot (mote.app.warm_up); the
+# verifier's are not: interning them too cost 14 M instructions of boot and 2 KB of upload margin (measured).
 def loaded():
     """The names of the modules imported now (for forget())."""
     import sys
