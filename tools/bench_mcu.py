@@ -209,7 +209,15 @@ def main(argv=None):
     ap.add_argument("--json")
     ap.add_argument("--write-boards", action="store_true")
     ap.add_argument("--no-timing", action="store_true", help="skip the per-board timing counts")
+    ap.add_argument("--vm-ratio", action="store_true",
+                    help="only: CircuitPython's vs MicroPython's unix port on the same firmware code (host time)")
+    ap.add_argument("--upload-heap", action="store_true",
+                    help="only: the emulated Pico W's free heap through model uploads, and its margin")
     a = ap.parse_args(argv)
+    if a.upload_heap:
+        return upload_heap()
+    if a.vm_ratio:
+        return vm_ratio()
     models = [m for m in a.models.split(",") if m]
     res = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -283,6 +291,67 @@ def main(argv=None):
         write_boards(res)
         for board, t in tres.items():
             print(f"wrote {timing.write_board(board, t['insns'], boards_dir())}", file=sys.stderr)
+
+
+VM_RUN = """
+import sys
+sys.path.insert(0, FW)
+""" + "import sys\nsys.path.insert(0, FW)\nfrom mote.compat import ticks_us, ticks_diff\nfrom array import array\nfrom mote import motion\nfrom mote.power import Power\nfrom mote.infer import Model\nclass Meter:\n    def read_mv(self):\n        return 3900\n    def usb(self):\n        return False\n    def charging(self):\n        return False\nclass B:\n    info = {}\n    power = Meter()\np = Power(B())\np.tick(0, True)\nm = motion.Motion(7, 50)\nw = array('h', bytes(6 * 200))\nfor i in range(200):\n    m.fill(w, 3 * i)\nbest_s = best_c = None\nmod = Model(DEMO, kernels='pure')\nwin = array('h', w[:150])\nfor r in range(5):\n    t = ticks_us()\n    for k in range(5):\n        for i in range(200):\n            p.sample(i * 20, w[3 * i], w[3 * i + 1], w[3 * i + 2])\n    d = ticks_diff(ticks_us(), t)\n    best_s = d if best_s is None or d < best_s else best_s\n    t = ticks_us()\n    mod.classify(win)\n    d = ticks_diff(ticks_us(), t)\n    best_c = d if best_c is None or d < best_c else best_c\nprint(best_s, best_c)\n".split("sys.path.insert(0, FW)\n", 1)[1]
+
+
+def vm_ratio(rounds=7):
+    """The same firmware code (the power policy's detector on battery over 1000 samples of the sim's motion;
+    the demo model's classification with the pure kernels) on CircuitPython's and MicroPython's unix ports on
+    this host, interleaved, best of `rounds`: evidence for how CircuitPython's VM compares (qemu runs no
+    CircuitPython). Not a VM-only comparison: the two builds' configurations and compiler flags differ."""
+    import subprocess
+    from motekit.paths import firmware_dir
+    from motekit.sim import circuitpython
+    exes = {"micropython": str(Path(sys.executable).with_name("micropython")),
+            "circuitpython": str(circuitpython.circuitpython_exe())}
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = Path(tmp) / "demo.mtm"
+        demo.write_bytes(_demo_model(Path(tmp)))
+        code = f"FW = {str(firmware_dir())!r}\nDEMO = {str(demo)!r}\n" + VM_RUN
+        best = {}
+        for _ in range(rounds):
+            for impl, exe in exes.items():
+                r = subprocess.run([exe, "-c", code], capture_output=True, text=True, timeout=300)
+                if r.returncode:
+                    raise SystemExit(f"{impl}: {r.stderr.strip().splitlines()[-1:]}")
+                s, c = map(int, r.stdout.split())
+                b = best.setdefault(impl, [s, c])
+                best[impl] = [min(b[0], s), min(b[1], c)]
+    m, c = best["micropython"], best["circuitpython"]
+    print(f"host wall clock, best of {rounds} (us): detector x1000 samples / demo classify (pure)")
+    print(f"  MicroPython unix port   {m[0]:>7} / {m[1]:>6}")
+    print(f"  CircuitPython unix port {c[0]:>7} / {c[1]:>6}")
+    print(f"  CircuitPython / MicroPython: {c[0] / m[0]:.2f} / {c[1] / m[1]:.2f}")
+
+
+def upload_heap():
+    """motekit.emu.uploadheap: free heap (now / after gc.collect) after each request of `mote provision` + two
+    `mote flash`, and the margin (the largest ballast allocated at boot with which both are still confirmed)."""
+    from motekit.emu import uploadheap
+    with tempfile.TemporaryDirectory() as tmp:
+        demo = _demo_model(Path(tmp))
+    cases = [("no model running, hello_world padded to 4.6 KB (not a window classifier)", {}),
+             ("the same, deflate uploads", {"enc": True}),
+             ("the demo gesture classifier running, demo models uploaded", {"demo_mtm": demo, "running": True})]
+    print("Emulated Pico W (Cortex-M0, 192 KiB heap), free heap in bytes: now / after gc.collect()\n")
+    for title, kw in cases:
+        if kw.get("demo_mtm", 0) is None:
+            continue
+        r = uploadheap.run(**kw)
+        print(f"{title}: {r['confirmed']} of 2 confirmed" + (f"; refused: {r['refused']}" if r["refused"] else ""))
+        rows = [x for x in r["stages"] if not x[0].endswith("chunk")]
+        chunks = [x for x in r["stages"] if x[0].endswith("chunk")]
+        for tag, now, after, _ in rows:
+            print(f"  {tag:12} {now:>7} / {after:>7}")
+        if chunks:
+            print(f"  {'chunks':12} {min(x[1] for x in chunks):>7} / {min(x[2] for x in chunks):>7}  (lowest of "
+                  f"{len(chunks)})")
+        print(f"  margin: both uploads confirmed with a ballast of {uploadheap.margin(**kw)} bytes at boot\n")
 
 
 def write_boards(res):

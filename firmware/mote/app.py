@@ -126,7 +126,7 @@ class App:
     def _setup_store(self, board):
         # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
         from mote import store, upload
-        warm_up(("mote.infer", "mote.mtm_check", "mote.mtm_check_ext"))
+        warm_up(("mote.infer", "mote.mtm_check"))
         self.store = store.Store(board.name)
         before = self.store.pointer().get("slot")
         self.store.window = self.cfg["window"]     # a window classifier's trial checks it fits the board's window
@@ -266,7 +266,9 @@ class App:
         self.link.on("policy.get", lambda p: self.power.get())
         self.link.on("policy.set", self._policy_set)
         self.link.on("infer.status", lambda p: dict(self.clf.status(), telemetry=self.tel.stats()))
-        for name in ("upload.commit", "store.rollback", "store.confirm"):   # the active model may change
+        # the active model may change; upload.begin verifies a signature (the verifier's ~20 KB and the running
+        # model's do not fit a 192 KiB heap's margin together: the model is let go and loaded again after)
+        for name in ("upload.begin", "upload.commit", "store.rollback", "store.confirm"):
             self.link.on(name, self._reloading(self.link.methods[name]))
         self.power.tick(ticks_ms(), True)
         self.power.resume(ticks_ms())           # after a deep sleep behind the IMU: band/SoC, INT1 -> probe
@@ -283,15 +285,13 @@ class App:
         def call(p):
             # the request may load a model (a commit's trial): the running model and the telemetry RAM window
             # make room first (a 192 KB board cannot hold two models and the engine at once); reloaded after
-            m = self.clf.model
-            if m is not None and hasattr(m, "close"):
-                m.close()                   # (a model streaming its weights keeps its slot file open)
-            self.clf.model = m = None
-            self.tel.flush()
-            gc.collect()
-            r = fn(p)
-            self._load_model()
-            return r
+            self.clf.unload()
+            try:
+                self.tel.flush()
+                gc.collect()
+                return fn(p)
+            finally:
+                self._load_model()          # also after a refusal: the board goes on classifying
         return call
 
     def _load_model(self):

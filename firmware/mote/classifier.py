@@ -31,15 +31,11 @@ class Classifier:
         self.lat = Latency()
         self.buf = None
         self.win_n = 0
+        self.engine = ()          # the modules loading the running model imported (unload() drops them)
 
     def load(self, win_n):
         """(Re)load the store's active model for a window of win_n samples. Returns an event text or None."""
-        if self.model is not None:
-            try:
-                self.model.close()      # a model streaming its weights keeps its file open
-            except Exception:
-                pass
-        self.model = None
+        self.unload()
         self.error = None
         self.name = None
         self.win_n = win_n
@@ -51,10 +47,12 @@ class Classifier:
             return None
         self.name = act.get("name")
         import gc
+        from mote.store import forget, load_model, loaded
         gc.collect()
+        before = loaded()
+        m = None
         try:
-            from mote.store import load_model       # the validator, then the engine (not both in RAM)
-            m = load_model(self.store.path(act["slot"], "bin"))
+            m = load_model(self.store.path(act["slot"], "bin"))      # the validator, then the engine (not both in RAM)
             pre = m.pre or {}
             n = pre.get("n")
             self._probe(m)
@@ -64,14 +62,32 @@ class Classifier:
                 m.close()
                 return "loaded %s (not a window classifier: not run on the window)" % self.name
             self.model = m
+            self.engine = loaded() - before
         except Exception as e:  # never stop the board over its model
             print_exception(e)
             self.error = "%s: %s" % (type(e).__name__, e)
             return "load failed: " + self.error
+        finally:
+            if self.model is None:          # nothing runs it: the engine imported for it goes (mote.store.forget)
+                m = None
+                forget(before)
         from array import array
         if self.buf is None or len(self.buf) != 3 * win_n:
             self.buf = array("h", bytes(6 * win_n))
         return "loaded " + str(self.name)
+
+    def unload(self):
+        """Let the running model go, and the engine imported for it (a commit's trial loads its own: a 192 KiB
+        board cannot hold two models, the engine and the verifier at once)."""
+        m = self.model
+        if m is not None and hasattr(m, "close"):
+            m.close()           # (a model streaming its weights keeps its slot file open)
+        self.model = m = None
+        names = self.engine
+        self.engine = ()
+        if names:
+            from mote.store import drop
+            drop(names)
 
     def _probe(self, m):
         """One inference on zero points: the model runs here; the store stops counting boots against it."""

@@ -126,29 +126,61 @@ def _sha256_file(path, buf=None):
     return h.digest()
 
 
+# -- code imported for one job and dropped after it ---------------------------------------------------
+# The verifier (mote.cose, mote.ed25519, mote.sha512[_viper]: ~20 KB of heap on the emulated Pico W), the
+# validator (mote.mtm_check) and a trial's model engine (mote.infer and its kernels: ~23 KB) are each needed
+# for a moment of an upload; kept imported they added up to the MemoryError that refused a second upload on
+# a 192 KiB heap. The validator's and the engine's names are interned at boot (mote.app.warm_up); the
+# verifier's are not: interning them too cost 14 M instructions of boot and 2 KB of upload margin (measured).
+def loaded():
+    """The names of the modules imported now (for forget())."""
+    import sys
+    return set(sys.modules)
+
+
+def forget(before):
+    """Drop the modules imported since loaded() returned `before` (a moment ago: nothing else imported meanwhile
+    holds state in them), and collect."""
+    drop(loaded() - before)
+
+
+def drop(names):
+    """Drop these modules (names from loaded()) and collect: their RAM goes once nothing else refers to them."""
+    import sys
+    import mote
+    for n in names:
+        sys.modules.pop(n, None)
+        if n.startswith("mote.") and "." not in n[5:]:
+            try:
+                delattr(mote, n[5:])
+            except Exception:           # (no such attribute: KeyError on MicroPython)
+                pass
+    gc.collect()
+
+
 # -- seams to the crypto and model engine (tests may replace these module attributes) ------------------
 def verify_sign1(data, keys_by_kid, revoked):
-    """COSE_Sign1 check -> payload bytes; raises ValueError (cose.CoseError) with a one-line reason."""
-    from mote import cose
-    return cose.verify_sign1(data, keys_by_kid, revoked)
+    """COSE_Sign1 check -> payload bytes; raises ValueError (cose.CoseError) with a one-line reason. The
+    verifier is imported for it and dropped after."""
+    before = loaded()
+    try:
+        from mote import cose
+        return cose.verify_sign1(data, keys_by_kid, revoked)
+    finally:
+        cose = None
+        forget(before)
 
 
 def validate_file(path):
     """mote.mtm_check on the file, imported for it and dropped after (the validator alone in RAM)."""
-    import sys
     gc.collect()
-    from mote import mtm_check
+    before = loaded()
     try:
+        from mote import mtm_check
         mtm_check.check_file(path)
     finally:
-        sys.modules.pop("mote.mtm_check", None)
-        import mote
-        try:
-            del mote.mtm_check
-        except Exception:
-            pass
         mtm_check = None
-        gc.collect()
+        forget(before)
 
 
 def load_model(path):
@@ -286,17 +318,21 @@ class Store:
         return self._set_keys(params, self.keys_seq())
 
     def _set_keys_signed(self, signed):
-        from mote import cose
         from mote.link import Denied
         if not isinstance(signed, (bytes, bytearray)) or len(signed) > MAX_STATEMENT:
             raise StoreError("signed is the COSE_Sign1 bytes of a key list (mote provision --sign KEY)")
         keys, revoked = self.keys()
         if not keys:
             raise Denied("this board trusts no key to check a signed key list with: provision it over serial")
+        before = loaded()
         try:
+            from mote import cose
             p = cose.verify_sign1(bytes(signed), keys, revoked, external_aad=KEYS_AAD)
         except ValueError as e:
             raise Denied("signed key list refused: %s" % e)
+        finally:
+            cose = None
+            forget(before)                  # the verifier is not kept in RAM (verify_sign1)
         if not isinstance(p, dict) or not isinstance(p.get("seq"), int) or isinstance(p.get("seq"), bool):
             raise StoreError("a signed key list is {keys, revoked, seq}")
         cur = self.keys_seq()
@@ -442,6 +478,15 @@ class Store:
             raise StoreError("model in slot %s not run: %s" % (slot, why))
 
     def _trial(self, slot, m):
+        """Load and run the slot's model; the engine imported for it is dropped after (mote.classifier loads
+        it again for a model it runs)."""
+        before = loaded()
+        try:
+            self._trial_run(slot, m)
+        finally:
+            forget(before)
+
+    def _trial_run(self, slot, m):
         canary = _field(m, "canary")
         gc.collect()
         model = load_model(self.path(slot, "bin"))

@@ -219,8 +219,8 @@ class Uploads:
         up = dict(u)
         up["off"] = nm + nb
         up["h"] = h
-        up["fm"] = open(path(slot, "man"), "ab")
-        up["fb"] = open(path(slot, "bin"), "ab")
+        up["fm"] = open(path(slot, "man"), "ab") if nm < mlen else None    # (each open file holds a littlefs
+        up["fb"] = open(path(slot, "bin"), "ab")                           # cache: 1 KiB on rp2)
         up["total"] = u["size"]
         up["unflushed"] = 0
         self.up = up
@@ -274,12 +274,17 @@ class Uploads:
             return end
         if off < mlen:
             k = min(n, mlen - off)
-            u["fm"].write(data[:k] if k < n else data)
+            fm = u["fm"]
+            fm.write(data[:k] if k < n else data)
+            if off + k == mlen:
+                u["fm"] = None
+                fm.close()                        # the manifest is complete: its file (and cache) closed
+            else:
+                fm.flush()
             if k < n:
                 data = memoryview(data)[k:]
                 u["fb"].write(data)
                 u["h"].update(data)
-            u["fm"].flush()
         else:
             u["fb"].write(data)
             u["h"].update(data)

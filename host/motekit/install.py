@@ -176,7 +176,9 @@ def build(board: dict, arch: str | None, source: bool = False, exe: str | None =
                     continue
                 raise InstallError(f"mpy-cross failed on {rel}: {last}")
             plan.files.append(FileSpec("/" + rel[:-3] + ".mpy", out.read_bytes(), rel))
-    plan.files.append(FileSpec("/board.json", json.dumps(board, separators=(",", ":")).encode(), "board file"))
+    from .boards import device_file
+    plan.files.append(FileSpec("/board.json", json.dumps(device_file(board), separators=(",", ":")).encode(),
+                               "board file"))
     return plan
 
 

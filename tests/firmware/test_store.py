@@ -5,7 +5,9 @@ canary, rollback on failure / crash loop / corruption, anti-rollback, resume.
 The signature check is replaced by a stand-in here (these tests are about the store's state machine);
 tests/e2e/test_flash_e2e.py runs the real COSE/Ed25519 path end to end."""
 
-from mpy import absent, run_mpy
+import sys
+
+from mpy import ROOT, VECTORS, absent, run_mpy
 
 PRELUDE = r"""
 import os, sys, json
@@ -456,3 +458,54 @@ assert r["ok"] and slot_blob("a") == data[mlen:], r
 print("OK")
 """ % mlen)
     assert "OK" in out
+
+
+
+JOBS = """
+import sys
+JOBS = ("mote.cose", "mote.ed25519", "mote.sha512", "mote.mtm_check", "mote.infer", "mote.kernels")
+def kept():
+    return [n for n in JOBS if n in sys.modules]
+from mote import store
+from mote.classifier import Classifier
+assert kept() == [], kept()
+try:
+    store.verify_sign1(bytes.fromhex("d28443a10127a10442000058020000" + "40"), {b"\\0\\0": bytes(32)}, [])
+    raise AssertionError("a bad signature passed")
+except ValueError as e:
+    print("refused:", e)
+assert kept() == [], kept()                  # the verifier was imported for the check and dropped after it
+
+class Slots:                                 # the store's side the classifier uses
+    def __init__(self, window):
+        self.window = window
+    def active(self):
+        return {"slot": "a", "name": "hw", "window": self.window}
+    def path(self, slot, ext):
+        return PATH
+c = Classifier(Slots(False))
+print(c.load(50))
+assert c.model is None and kept() == [], kept()   # not a window classifier: nothing runs it, the engine goes
+c = Classifier(Slots(None))
+print(c.load(50))                            # a model it runs: the engine stays while it does
+assert c.model is not None and "mote.infer" in kept(), kept()
+c.unload()                                   # (a commit, a begin): the model goes, and its engine
+assert c.model is None and kept() == [], kept()
+open(PATH, "wb").write(b"MTM1 not a model")
+print(c.load(50))                            # a model that fails to load: no engine left behind
+assert c.model is None and kept() == [], kept()
+print("ok")
+"""
+
+
+def test_verifier_validator_and_trial_engine_are_not_kept_in_ram(tmp_path):
+    """A 192 KiB board holds the verifier (mote.cose + Ed25519 + SHA-512), the validator and the model engine one
+    at a time, not together (measured on the emulated Pico W: tools/bench_mcu.py --upload-heap): each is
+    imported for its job and dropped after it, also when the job fails; the classifier drops an engine whose
+    model it does not run."""
+    sys.path.insert(0, str(ROOT / "host"))
+    from motekit.model.convert import convert
+    convert(VECTORS / "tflite" / "hello_world_int8.tflite").write(tmp_path / "hw.mtm")
+    out = run_mpy(f"PATH = {str(tmp_path / 'hw.mtm')!r}\n" + JOBS).stdout.decode()
+    assert out.rstrip().endswith("ok"), out
+    assert "refused:" in out and "not a window classifier" in out and "load failed" in out, out

@@ -22,7 +22,7 @@ time is added from the transfer's bits at 400 kHz. Wake-up and runtime-start lat
 
 Time = instructions x CPI / clock over the board's assumed CPI range; the single figure is at the harmonic
 middle of the range (the CPI at which the MAC rate is the middle of its range, as ``infer``'s figures).
-``tools/bench_mcu.py --write-boards`` writes them; tests/test_emulated.py recounts and checks the board files.
+``tools/bench_mcu.py --write-boards`` writes them; tests/e2e/test_emulated.py recounts and checks the board files.
 """
 
 from __future__ import annotations
