@@ -39,14 +39,8 @@ if _viper is not None:
 from mote.compat import ticks_diff, ticks_us
 
 BLOB_ALIGN = 16
-# weights="auto": layer weights are loaded into RAM when they, the activations and this margin take at most
-# half of the free heap at load time (gc.mem_free()); otherwise they stay in the file, streamed per layer
-RAM_MARGIN = 16384
-# buffers (activations, streamed-weight and group buffers) above this many bytes are allocated on a heap freed of
-# the decoded header (decoded twice)
-BIG_BUFFERS = 16384
-# streamed layers whose weights exceed this many bytes run in groups of output channels (bounded buffer)
-STREAM_CHUNK = 8192
+# (a large model's thresholds are mote.infer_stream's RAM_MARGIN and BIG_BUFFERS: 16 KB; its names, like every
+# name here, take heap on a board for as long as it runs)
 
 
 _SETS = {"pure": _pure, "viper64": _viper64, "viper32": _viper32, "viper": _viper}
@@ -71,7 +65,7 @@ class ModelError(ValueError):
     pass
 
 
-def validate(path):
+def check_file(path):
     """mote.mtm_check.check_file(path), raising this module's ModelError: the validator imported for a load
     and dropped before the engine allocates anything (~10 KB of heap on a board: loads are rare, RAM is not);
     mote.app imports it once at boot (warm_up), so its names are interned while the heap is young and a later
@@ -93,7 +87,7 @@ def validate(path):
 
 class Model:
     def __init__(self, path, kernels=None, weights="auto", chunk=None, checked=False):
-        """weights: "ram", "stream" (read from the file per layer at every run) or "auto" (see RAM_MARGIN).
+        """weights: "ram", "stream" (read from the file per layer at every run) or "auto" (mote.infer_stream).
         checked: mote.mtm_check.check_file(path) has just passed (mote.store.load_model runs it before
         importing the engine, so validator and engine never take RAM together); otherwise Model checks."""
         self._file = None
@@ -117,29 +111,28 @@ class Model:
             kernels = "viper64" if K is _viper64 else "viper32"
         self.kernels = kernels
         if not checked:     # every size, offset, id and typecode, before any kernel sees them
-            validate(path)
+            check_file(path)
         with open(path, "rb") as f:
             # (the container, header and every op passed mote.mtm_check.check_file just now)
             n = struct.unpack("<I", f.read(8)[4:8])[0]
             start = (8 + n + BLOB_ALIGN - 1) // BLOB_ALIGN * BLOB_ALIGN
             self.weights = "ram"        # (a large model's load sets these: mote.infer_stream)
-            self.ram_bytes = self.streamed_bytes = self.weights_bytes = 0
-            self._wbuf = self._tmp = self._wids = None
-            # a large model (more weights than RAM_MARGIN bytes of file past the header, or activations above
-            # BIG_BUFFERS): mote.infer_stream, imported only then, keeps weights in the file where they do not
-            # fit and allocates the large buffers first, on a heap without the decoded header in it
-            h = None
-            if weights == "ram" or weights == "auto" and f.seek(0, 2) - start <= RAM_MARGIN:
+            self.ram_bytes = self.weights_bytes = 0
+            # a large model (more than 16 KB of file past the header, or of activations): mote.infer_stream,
+            # imported only then, keeps weights in the file where they do not fit and allocates the large buffers
+            # first, on a heap without the decoded header in it
+            h = s = None
+            if weights == "ram" or weights == "auto" and f.seek(0, 2) - start <= 16384:
                 f.seek(8)
                 from mote import cbor
                 h = cbor.loads(f.read(n))
-                if h["arena"] > BIG_BUFFERS:
+                if h["arena"] > 16384:
                     h = None
             if h is None:
                 import gc
                 gc.collect()        # (its code goes low on the heap, not above a decoded header)
-                from mote import infer_stream
-                h = infer_stream.buffers(self, path, f, n, weights, chunk)
+                from mote import infer_stream as s
+                h = s.load(self, path, f, n, weights, chunk)
             else:
                 self.arena = array("b", bytes(max(h["arena"], 1)))
             self.header = h
@@ -155,8 +148,8 @@ class Model:
             self._twb = array("i", bytes(4 * taps)) if taps else None
             self._plan = []
             self._vars = []
-            if self._wids:      # a large model: each constant read when its op is bound
-                blobs = infer_stream.bind_all(self, h, K, f, start, chunk)
+            if s:               # a large model: each constant read when its op is bound
+                blobs = s._bind(self, h, K, f, start, chunk, path)
             else:
                 blobs = []
                 for off, nb, code in h["blobs"]:
@@ -171,7 +164,7 @@ class Model:
             self.ram_bytes += self.weights_bytes + len(self.arena) + scratch + 8 * taps
             if "vars" in h or self._vars:       # resource variables (streaming models), LSTM state
                 from mote import infer_ext
-                infer_ext.bind_vars(self, h.get("vars", ()), blobs)
+                infer_ext._vars(self, h.get("vars", ()), blobs)
         self.inputs = h["inputs"]
         self.outputs = h["outputs"]
         self.pre = h.get("pre")
@@ -212,10 +205,9 @@ class Model:
             x1 = v[p["x1"]] if "x1" in p else blobs[p["x1c"]]      # a constant operand is a blob
             x2 = v[p["x2"]] if "x2" in p else blobs[p["x2c"]]
             geo = p["shape"] + p["st1"] + p["st2"] if "shape" in p else None
-            # SUB is ADD with the second operand's multiplier negated (the rescaling rounds symmetrically)
+            # (SUB is ADD with the second operand's multiplier negated: the rescaling rounds symmetrically)
             return _b(K, "add", (x1, x2, v[p["y"]], p["n"], p["off1"], p["off2"], p["ls"], p["m1"], p["s1"],
-                                 -p["m2"] if p.get("neg2") else p["m2"], p["s2"], p["mo"], p["so"], p["out_zp"],
-                                 p["lo"], p["hi"], geo))
+                                 p["m2"], p["s2"], p["mo"], p["so"], p["out_zp"], p["lo"], p["hi"], geo))
         if kind == "SOFTMAX":
             return _pure.softmax_bind(v[p["x"]], v[p["y"]], p["rows"], p["depth"], p["mult"], p["ls"],
                                       p["diff_min"])
@@ -228,7 +220,7 @@ class Model:
         if kind == "CONCAT":
             return (_pure.concat, ([v[t] for t in p["xs"]], v[p["y"]], p["outer"], p["chunks"]))
         from mote import infer_ext      # the ops of exported models
-        return infer_ext.bind_more(self, kind, p, blobs)
+        return infer_ext._bind(self, kind, p, blobs)
 
 
     def close(self):
@@ -280,7 +272,7 @@ class Model:
         o = self.outputs[0]
         if o.get("dtype") == "float32":       # DEQUANTIZE at the end: 4 little-endian bytes per class
             from mote import infer_ext
-            best, conf = infer_ext.best_f32(out)
+            best, conf = infer_ext.classify(out)
         else:
             best = 0
             for i in range(1, len(out)):

@@ -21,7 +21,7 @@ def _span(g, k):
     return 1 + (g[0] - 1) * g[k] + (g[1] - 1) * g[k + 1] + (g[2] - 1) * g[k + 2] + (g[3] - 1) * g[k + 3]
 
 
-def bind_vars(self, vs, blobs):
+def _vars(self, vs, blobs):
     """Resource variables (streaming models): persistent arena tensors, set to their initial values at load
     and by reset(); they keep their values across run() calls, as the TFLite interpreter does."""
     for t, bi in vs:
@@ -32,7 +32,7 @@ def bind_vars(self, vs, blobs):
     reset(self._vars)
 
 
-def best_f32(out):
+def classify(out):
     # (index, value) of the largest float32 of a DEQUANTIZE output (4 little-endian bytes each)
     import struct
     vals = struct.unpack("<%df" % (len(out) // 4), bytes(out))
@@ -43,7 +43,7 @@ def best_f32(out):
     return best, vals[best]
 
 
-def bind_more(self, kind, p, blobs):
+def _bind(self, kind, p, blobs):
     # ops of exported models (pure kernels); every size and offset is checked here, before any run
     from mote import kernels_ext as X
     v = self._views

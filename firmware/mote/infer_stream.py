@@ -1,12 +1,21 @@
 # mote.infer_stream: what only large models need. Weights kept in the model file and read per layer at every
 # run (Model(weights="stream")): the buffer sizes, and each streamed FC/CONV/DW layer bound as (read its
 # weights, run it), a layer larger than `chunk` bytes as groups of output channels; and buffers above
-# mote.infer.BIG_BUFFERS allocated in one piece without a same-size temporary. Imported only by a model that
+# BIG_BUFFERS allocated in one piece without a same-size temporary. Imported only by a model that
 # streams or has such buffers, so that the others pay no RAM for this code. Results are bit-identical to
 # weights in RAM.
 from array import array
 
 from mote.infer import ModelError, _b, _fill
+
+# weights="auto": layer weights are loaded into RAM when they, the activations and this margin take at most
+# half of the free heap at load time (gc.mem_free()); otherwise they stay in the file, streamed per layer
+RAM_MARGIN = 16384
+# buffers (activations, streamed-weight and group buffers) above this many bytes are allocated on a heap freed of
+# the decoded header (decoded again); mote.infer imports this module for models above either (its literals)
+BIG_BUFFERS = 16384
+# streamed layers whose weights exceed this many bytes run in groups of output channels (bounded buffer)
+STREAM_CHUNK = 8192
 
 
 def alloc(code, nbytes, zero=True):
@@ -88,13 +97,12 @@ def groups(kind, p, nb, chunk):
     return max(1, chunk // k), k, npix
 
 
-def buffers(m, path, f, n, weights, chunk):
+def load(m, path, f, n, weights, chunk):
     """A large model's buffers (mote.infer.Model; f: the model file, its header n bytes; this module imported
     after the first decoded header was let go, into the hole it left): the streaming plan (m.weights, m._wbuf,
     m._tmp, m.streamed_bytes), then the arena and those buffers allocated first, without a same-size
     temporary and, when they are large, on a heap without the decoded header in it (its objects scatter over
     the heap and can leave no 55 KB hole on a 192 KB heap): the header is then decoded again. -> the header."""
-    from mote.infer import BIG_BUFFERS, STREAM_CHUNK
     from mote import cbor
     chunk = chunk or STREAM_CHUNK
     if weights not in ("auto", "ram", "stream") or chunk < 1:
@@ -102,7 +110,6 @@ def buffers(m, path, f, n, weights, chunk):
     f.seek(8)
     h = cbor.loads(f.read(n))
     wids, wmax, tmax, m.weights, m.streamed_bytes = plan(h, weights, chunk)
-    m._wids = (wids, path)
     total = 0
     for e in h["blobs"]:
         total += e[1]
@@ -122,24 +129,22 @@ def buffers(m, path, f, n, weights, chunk):
     return h
 
 
-def bind_all(m, h, K, f, start, chunk):
+def _bind(m, h, K, f, start, chunk, path):
     """Bind a large model's ops in order, each constant read from the file when its op is bound and each op's
     header entry dropped once bound: the decoded header (~20 KB for a 30-op model on a 32-bit port) shrinks
     while the plan grows, so the load's peak stays near its end. -> the blobs (for the variables)."""
-    from mote.infer import STREAM_CHUNK
     chunk = chunk or STREAM_CHUNK
     h["tensors"] = None     # (the views are made: a 100-tensor table is ~4 KB of small lists on a 32-bit port)
     metas = h["blobs"]
     blobs = Blobs(f, metas, start)
-    wids, path = m._wids
-    m._wids = None
+    wids = streamed_ids(h["ops"]) if m.weights == "stream" else {}
     ops = h["ops"]
     h["ops"] = None
     ops.reverse()
     while ops:
         kind, p = ops.pop()
         if kind in ("FC", "CONV", "DW") and p["w"] in wids:
-            bind(m, K, kind, p, blobs, metas[p["w"]], start, chunk, f)
+            bind_layer(m, K, kind, p, blobs, metas[p["w"]], start, chunk, f)
         else:
             m._plan.append(m._bind(K, kind, p, blobs))
         p = None
@@ -152,13 +157,9 @@ def plan(h, weights, chunk):
     """(weight blob ids streamed, weight buffer bytes, CONV group tmp bytes, scheme, streamed bytes): the weight
     blobs of FC/CONV/DW layers can stay in the file, read per layer at every run into one buffer the size of
     the largest layer (group) instead of RAM; weights="auto" keeps them in RAM when they, the activations and
-    mote.infer.RAM_MARGIN take at most half of the free heap (gc.mem_free()), and always when they are small."""
-    from mote.infer import RAM_MARGIN
+    RAM_MARGIN take at most half of the free heap (gc.mem_free()), and always when they are small."""
     ops, metas = h["ops"], h["blobs"]
-    wids = {}
-    for kind, p in ops:
-        if kind in ("FC", "CONV", "DW"):
-            wids[p["w"]] = 1
+    wids = streamed_ids(ops)
     streamed = 0
     for i in wids:
         streamed += metas[i][1]
@@ -171,6 +172,15 @@ def plan(h, weights, chunk):
         return {}, 0, 0, weights, 0
     wmax, tmax = sizes(ops, metas, wids, chunk)
     return wids, wmax, tmax, weights, streamed
+
+
+def streamed_ids(ops):
+    """{blob id: 1} of the weights of FC/CONV/DW layers (what may stay in the file)."""
+    wids = {}
+    for kind, p in ops:
+        if kind in ("FC", "CONV", "DW"):
+            wids[p["w"]] = 1
+    return wids
 
 
 def sizes(ops, metas, wids, chunk):
@@ -213,7 +223,7 @@ def read_bind(f, pos, view):
     return flipped
 
 
-def bind(m, K, kind, p, blobs, meta, start, chunk, f):
+def bind_layer(m, K, kind, p, blobs, meta, start, chunk, f):
     """Append a streamed layer to m's plan: (read weights, run) once, or per group of output channels (f: the
     model file while loading)."""
     wm = memoryview(m._wbuf)

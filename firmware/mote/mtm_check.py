@@ -26,7 +26,6 @@ INT_MIN = -(1 << 31)
 HEADER_MAX = 1 << 20       # a header larger than this is not a model (person_detect's is ~6 KB)
 ARENA_MAX = 1 << 26        # 64 MiB: larger than any board's RAM, still a number the device can compare
 ITEM = {"b": 1, "i": 4}
-DTYPES = ("int8", "uint8", "float32")     # of a model's inputs and outputs (raw bytes in Model.run)
 
 
 def _fail(op, msg):
@@ -68,9 +67,9 @@ class _Ctx:
             _fail(self.op, "missing parameter %s" % key)
         return _int(p[key], key, lo, hi, self.op)
 
-    def geo(self, p, key, n, lo=0):
+    def geo(self, p, key, n, lo=0, hi=GEO_MAX):
         v = p.get(key)
-        _ints(v, key, n, lo, GEO_MAX, self.op)
+        _ints(v, key, n, lo, hi, self.op)
         return v
 
     def t(self, p, key, need):
@@ -95,18 +94,6 @@ class _Ctx:
         if lo > hi:
             _fail(self.op, "lo %d above hi %d" % (lo, hi))
         self.get(p, "out_zp", -128, 127) if "out_zp" in p else None
-
-    def ints(self, v, what, n, lo, hi):
-        return _ints(v, what, n, lo, hi, self.op)
-
-    def list(self, v, what, n):
-        return _list(v, what, n, self.op)
-
-    def fail(self, msg):
-        _fail(self.op, msg)
-
-    def binary(self, p):
-        _binary(self, p)
 
     def rq(self, p, n):
         self.b(p, "b", "i", n)
@@ -205,8 +192,7 @@ def _add_in(c, p, key, n, geo, st):
         _fail(c.op, "missing operand %s" % key)
 
 
-def _binary(c, p):
-    # the operands of ADD, MUL, MAXMIN: two tensors or constant blobs, optionally a 4-D broadcast plan
+def _add(c, p, h):
     n = c.get(p, "n", 1, INT_MAX)
     geo = st1 = st2 = None
     if "shape" in p:
@@ -218,12 +204,6 @@ def _binary(c, p):
     _add_in(c, p, "x1", n, geo, st1)
     _add_in(c, p, "x2", n, geo, st2)
     c.t(p, "y", n)
-
-
-def _add(c, p, h):
-    _binary(c, p)
-    if c.get(p, "neg2", 0, 1) if "neg2" in p else 0:     # SUB: the second multiplier negated
-        c.get(p, "m2", -INT_MAX, INT_MAX)
     for k in ("off1", "off2"):
         c.get(p, k, -255, 255)
     c.get(p, "ls", 0, 30)
@@ -285,36 +265,12 @@ def _concat(c, p, h):
     c.t(p, "y", outer * total)
 
 
-# the ops of exported models (mote.infer_ext) are checked in mote.mtm_check_ext, imported only for a model
-# that has them (compiled from .py, as the sim does, one module twice the size needs a larger heap block)
-_X = None       # that module while it is in use (motekit.model.validate sets it on the host)
-
-
-def _ext(c, p, h):
-    global _X
-    if _X is None:
-        from mote import mtm_check_ext
-        _X = mtm_check_ext
-    _X.CHECKS[c.op[1]](c, p, h)
-
-
-def _drop_ext():
-    global _X
-    if _X is not None:
-        import sys
-        import mote
-        sys.modules.pop("mote.mtm_check_ext", None)
-        try:
-            del mote.mtm_check_ext
-        except (AttributeError, KeyError):
-            pass
-        _X = None
-
-
 # the per-op table: kind -> check(ctx, params, header)
 CHECKS = {"FC": _fc, "CONV": _conv, "DW": _dw, "POOL": _pool, "MEAN": _mean, "ADD": _add, "SOFTMAX": _softmax,
-          "LUT": _lut, "DEQ": _deq, "PAD": _pad, "CONCAT": _concat, "COPY": _ext, "GATHER": _ext,
-          "RESIZE": _ext, "QF": _ext, "MUL": _ext, "MAXMIN": _ext, "LSTM": _ext}
+          "LUT": _lut, "DEQ": _deq, "PAD": _pad, "CONCAT": _concat}
+# (and mote.mtm_check_ext.CHECKS: the ops of exported models, mote.infer_ext's, in a module imported only for a
+# model that has them: compiled from .py (the sim) this one twice the size needed a larger heap block than an
+# upload leaves, and each name a module has takes heap on a board from its first import on)
 
 
 def _io(h, key, tensors):
@@ -328,7 +284,7 @@ def _io(h, key, tensors):
         if tensors[t] < 1:
             raise ModelError("%s tensor #%d is empty" % (key, t))
         dt = d.get("dtype", "int8")
-        if dt not in DTYPES:
+        if dt not in ("int8", "uint8", "float32"):      # raw bytes in and out of Model.run
             raise ModelError("%s dtype %s is not int8, uint8 or float32" % (key, _short(dt)))
         _int(d.get("zp", 0), key + " zero point", 0 if dt == "uint8" else -128, 255 if dt == "uint8" else 127)
         sc = d.get("scale", 1.0)
@@ -337,18 +293,13 @@ def _io(h, key, tensors):
     return ios
 
 
-def _vars(h, tensors, blobs):
-    # resource variables (streaming models): [tensor id, initial value blob id or -1], kept across runs
-    vs = h.get("vars")
-    if vs is None:
-        return
-    for e in _list(vs, "vars", None):
-        t, bi = _list(e, "variable [tensor, initial blob]", 2)
-        t = _int(t, "variable tensor id", 0, len(tensors) - 1)
-        bi = _int(bi, "variable initial blob id", -1, len(blobs) - 1)
-        if bi >= 0 and (blobs[bi][1] != "b" or blobs[bi][0] != tensors[t]):
-            raise ModelError("variable tensor #%d has %d bytes, its initial value (blob #%d) %d '%s' bytes"
-                             % (t, tensors[t], bi, blobs[bi][0], blobs[bi][1]))
+def _ext():
+    from mote import mtm_check_ext as x
+    x.ModelError = ModelError
+    x._add_in = _add_in
+    x._int = _int
+    x._list = _list
+    return x
 
 
 def check(h, file_size=None, data_start=None):
@@ -388,13 +339,16 @@ def check(h, file_size=None, data_start=None):
         if not isinstance(e, list) or len(e) != 2 or not isinstance(e[1], dict):
             raise ModelError("op %d is not [kind, params]" % i)
         fn = CHECKS.get(e[0]) if isinstance(e[0], str) else None
+        if fn is None and isinstance(e[0], str):
+            fn = _ext().CHECKS.get(e[0])
         if fn is None:
             raise ModelError("op %d: unsupported op in model file: %s" % (i, _short(e[0])))
         c.op = (i, e[0])
         fn(c, e[1], h)
     ins = _io(h, "inputs", tensors)
     outs = _io(h, "outputs", tensors)
-    _vars(h, tensors, blobs)
+    if "vars" in h:         # resource variables (streaming models): checked with the exported models' ops
+        _ext().vars(h, tensors, blobs)
     labels = h.get("labels")
     if labels is not None and (not isinstance(labels, list) or not all(isinstance(x, str) for x in labels)):
         raise ModelError("labels must be a list of strings")
@@ -434,15 +388,22 @@ def check_blobs(h, blobs):
 
 def check_file(path):
     """The whole check of a .mtm file without the engine (mote.store runs it before importing mote.infer, so
-    the two never take RAM together): container, header, every op, the blob contents CONTENT reads."""
-    try:
-        return _check_file(path)
-    finally:
-        _drop_ext()
-
-
-def _check_file(path):
+    the two never take RAM together): container, header, every op, the blob contents CONTENT reads. Drops
+    mote.mtm_check_ext after (imported for an exported model's ops)."""
     from mote import cbor
+    try:
+        return _file(path, cbor)
+    finally:
+        import sys
+        import mote
+        sys.modules.pop("mote.mtm_check_ext", None)
+        try:
+            del mote.mtm_check_ext
+        except (AttributeError, KeyError):
+            pass
+
+
+def _file(path, cbor):
     with open(path, "rb") as f:
         head = f.read(8)
         if len(head) < 8 or head[0:4] != b"MTM1":

@@ -33,12 +33,12 @@ def interpreter_overhead(n_ops, n_tensors, n_softmax, word=4):
 # ops of exported models (COPY, GATHER, RESIZE, QF, MUL, MAXMIN, LSTM) or variables. Frozen into the firmware
 # the code costs no heap. (mote.mtm_check, the validator, is not resident: mote.store.load_model imports it for
 # a load and drops it before the engine comes in.)
-ENGINE_CODE_RAM_64 = 40512
-ENGINE_CODE_RAM_32 = 37296
-STREAM_CODE_RAM_64 = 4672
-STREAM_CODE_RAM_32 = 3696
-EXT_CODE_RAM_64 = 11520
-EXT_CODE_RAM_32 = 18016
+ENGINE_CODE_RAM_64 = 40096
+ENGINE_CODE_RAM_32 = 37056
+STREAM_CODE_RAM_64 = 4928
+STREAM_CODE_RAM_32 = 3840
+EXT_CODE_RAM_64 = 11552
+EXT_CODE_RAM_32 = 17968
 BIG_BUFFERS = 16384         # = mote.infer.BIG_BUFFERS
 EXT_KINDS = ("COPY", "GATHER", "RESIZE", "QF", "MUL", "MAXMIN", "LSTM")
 

@@ -535,8 +535,9 @@ def _binary_common(b, op):
 
 
 def _op_sub(b, op):
+    # SUB is ADD with the second operand's multiplier negated (the rescaling rounds symmetrically)
     rec = _op_add(b, op)
-    rec[1]["neg2"] = 1
+    rec[1]["m2"] = -rec[1]["m2"]
     return rec
 
 

@@ -14,10 +14,10 @@ from ..paths import firmware_dir
 RUNNER = r'''
 import sys, gc
 from mote.compat import ticks_diff, ticks_us
-from mote.infer import Model, available_kernels, validate
+from mote.infer import Model, available_kernels, check_file
 def validated(path):
     # as mote.store.load_model does on a board: the validator alone in RAM, dropped, then the engine
-    validate(path)
+    check_file(path)
     gc.collect()
 def main(spec):
     with open(spec) as f:
@@ -50,7 +50,7 @@ def main(spec):
             best = dt if best is None or dt < best else best
         res["runs"][k] = {"outputs": outs, "us": times, "best_us": best, "load_bytes": after - before,
                           "ram_bytes": m.ram_bytes, "weights_bytes": m.weights_bytes, "arena": len(m.arena),
-                          "weights": m.weights, "streamed_bytes": m.streamed_bytes}
+                          "weights": m.weights, "streamed_bytes": getattr(m, "streamed_bytes", 0)}
         m.close()
         del m
     print("@@RESULT@@" + json.dumps(res))
@@ -108,7 +108,7 @@ def _scrub(n):
 def main(path, k, weights, chunk):
     # as mote.store.load_model does on a board: the validator alone in RAM and dropped (its names interned,
     # as mote.app's warm-up at boot leaves them), then the engine
-    infer.validate(path)
+    infer.check_file(path)
     # and the names a load interns (getattr(K, "fc_bind") on a kernel set without it): a new name can grow the
     # interpreter's name table by a whole pool, once per process -- not the model's RAM
     for K in infer._SETS.values():

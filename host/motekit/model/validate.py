@@ -28,11 +28,10 @@ def mtm_check():
         spec = importlib.util.spec_from_file_location("motekit._mtm_check", path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
-        # the exported models' ops are checked in its companion (the device imports it by name when needed)
-        spec = importlib.util.spec_from_file_location("motekit._mtm_check_ext", path.with_name("mtm_check_ext.py"))
-        ext = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(ext)
-        mod._X = ext
+        # the exported models' ops are checked in its companion, which it imports as `mote.mtm_check_ext`
+        # (the firmware's own file: motekit.paths.firmware_module)
+        from ..paths import firmware_module
+        firmware_module("mote.mtm_check_ext")
         _mod = mod
     return _mod
 
