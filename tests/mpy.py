@@ -66,7 +66,8 @@ def interpreter(impl: str) -> tuple[str, list[str]]:
 
 
 # A board's view of the filesystem: `root` mounted at / (its flash) and the firmware tree at /fw, so
-# code that writes /config.json or /models stays inside the test's directory, as on the sim.
+# code that writes /config.json or /models stays inside the test's directory, as on the sim; the `path`
+# directories (fakes, harnesses: tests/firmware/fakes, tests/firmware/harness) at /t0, /t1, ... in front.
 # CircuitPython has no `vfs` module (boards mount with `storage`); its unix port keeps MicroPython's
 # os.mount/os.VfsPosix, which is what the harness uses there (the firmware never mounts).
 ROOT_PRELUDE_CPY = """
@@ -74,8 +75,10 @@ import os, sys
 os.umount('/')
 os.mount(os.VfsPosix({root!r}), '/')
 os.mount(os.VfsPosix({fw!r}), '/fw')
+for _i, _p in enumerate({path!r}):
+    os.mount(os.VfsPosix(_p), '/t%d' % _i)
 os.chdir('/')
-sys.path[:] = ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
+sys.path[:] = ['/t%d' % _i for _i in range(len({path!r}))] + ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
 """
 
 ROOT_PRELUDE = """
@@ -83,8 +86,10 @@ import vfs, os, sys
 vfs.umount('/')
 vfs.mount(vfs.VfsPosix({root!r}), '/')
 vfs.mount(vfs.VfsPosix({fw!r}), '/fw')
+for _i, _p in enumerate({path!r}):
+    vfs.mount(vfs.VfsPosix(_p), '/t%d' % _i)
 os.chdir('/')
-sys.path[:] = ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
+sys.path[:] = ['/t%d' % _i for _i in range(len({path!r}))] + ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
 del vfs
 """
 
@@ -101,7 +106,7 @@ def run_mpy(code: str, *, heap: str = "2M", timeout: float = 120, path=(), check
     exe, lib = interpreter(impl)
     if root is not None:
         prelude = ROOT_PRELUDE_CPY if impl == "circuitpython" else ROOT_PRELUDE
-        code = prelude.format(root=str(root), fw=str(FIRMWARE)) + code
+        code = prelude.format(root=str(root), fw=str(FIRMWARE), path=[str(p) for p in path]) + code
     env = dict(os.environ)
     env["MICROPYPATH"] = os.pathsep.join([*map(str, path), str(FIRMWARE), *lib, ".frozen"])
     proc = subprocess.run([exe, "-X", f"heapsize={heap}", "-c", code], input=stdin,

@@ -1,6 +1,7 @@
 """The application loop and the device link on the real interpreter, with an in-memory serial port."""
 
 import json
+from pathlib import Path
 
 import cbor2
 
@@ -8,41 +9,15 @@ from motekit import frame as hostframe
 from motekit.protocol import BREAK, Status, T
 from mpy import run_mpy
 
-# A board whose serial is a byte queue: the script feeds host frames in and prints what came out (hex).
+# The board in memory (tests/firmware/harness/fakeboard.py): the script's stdin is the host's frames (hex), fed
+# to the board 7 bytes per read; the script prints what came out (hex).
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 HARNESS = """
 import sys, json, binascii, gc, time, micropython
 from mote import compat
 from mote import app, motion
-
-class Serial:
-    def __init__(self, data):
-        self.data = data
-        self.pos = 0
-        self.out = bytearray()
-    def begin(self): pass
-    def end(self): pass
-    def readinto(self, buf):
-        n = min(len(buf), len(self.data) - self.pos, 7)
-        buf[:n] = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return n
-    def write(self, b): self.out.extend(b)
-    def wait(self, ms): time.sleep(ms / 1000)
-
-class Accel:
-    def __init__(self): self.m = motion.Motion(3, 50)
-    def read_into(self, buf, i): self.m.fill(buf, i)
-
-class Board:
-    name = "test"
-    uid = b"\\x01\\x02\\x03\\x04"
-    info = {"link": {"mtu": 256}}
-    def __init__(self, data):
-        self.serial = Serial(data)
-        self.accel = Accel()
-    def reset(self): raise SystemExit
-
-board = Board(binascii.unhexlify(sys.stdin.buffer.read()))
+from fakeboard import Board, Serial
+board = Board(binascii.unhexlify(sys.stdin.buffer.read()), chunk=7)
 a = app.App(board, {"sample_hz": 200, "window": 8, "hop": 4})
 """
 
@@ -50,7 +25,7 @@ a = app.App(board, {"sample_hz": 200, "window": 8, "hop": 4})
 def run_device(frames: bytes, body: str, root=None):
     import tempfile
     with tempfile.TemporaryDirectory(prefix="mote-flash-") as tmp:
-        out = run_mpy(HARNESS + body, stdin=frames.hex().encode(), root=root or tmp)
+        out = run_mpy(HARNESS + body, stdin=frames.hex().encode(), root=root or tmp, path=[HARNESS_DIR])
     return out.stdout.decode()
 
 

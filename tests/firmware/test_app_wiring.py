@@ -6,6 +6,7 @@ hand and the loop's pieces (`_power_tick`, `telemetry`) are driven directly, so 
 
 import json
 import sys
+from pathlib import Path
 
 import cbor2
 import pytest
@@ -17,51 +18,15 @@ from mpy import ROOT, run_mpy
 sys.path.insert(0, str(ROOT / "firmware"))
 from mote import heartbeat  # noqa: E402  (pure Python: the host decodes heartbeats with the same code)
 
+# The board in memory (tests/firmware/harness/fakeboard.py), with a battery the tests set (mV, USB)
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 HARNESS = """
 import sys, json, binascii, gc, time, micropython
 from mote import compat
 from mote import app, motion
-
-class Serial:
-    def __init__(self):
-        self.data = b""
-        self.pos = 0
-        self.out = bytearray()
-    def feed(self, b):
-        self.data = self.data[self.pos:] + b
-        self.pos = 0
-    def begin(self): pass
-    def end(self): pass
-    def readinto(self, buf):
-        n = min(len(buf), len(self.data) - self.pos)
-        buf[:n] = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return n
-    def write(self, b): self.out.extend(b)
-    def wait(self, ms): time.sleep(ms / 1000)
-
-class Accel:
-    def __init__(self): self.m = motion.Motion(3, 50)
-    def read_into(self, buf, i): self.m.fill(buf, i)
-
-class Power:
-    mv = 3950
-    on_usb = False
-    def read_mv(self): return self.mv
-    def usb(self): return self.on_usb
-    def charging(self): return False
-
-class Board:
-    name = "test"
-    uid = b"\\x01\\x02\\x03\\x04"
-    info = {"link": {"mtu": 1024, "kinds": ["usb-cdc"]}, "battery": {"chemistry": "lipo", "internal_mohm": 150}}
-    def __init__(self):
-        self.serial = Serial()
-        self.accel = Accel()
-        self.power = Power()
-    def reset(self): raise SystemExit
-
-board = Board()
+from fakeboard import Board, Serial
+board = Board(info={"link": {"mtu": 1024, "kinds": ["usb-cdc"]},
+                    "battery": {"chemistry": "lipo", "internal_mohm": 150}}, power=True)
 a = app.App(board, {"sample_hz": 50, "window": 50, "hop": 25})
 if WINDOWS:                  # these tests count records: every telemetry() call one (the usb row's reporting)
     a.power.policy.report = lambda: "window"
@@ -81,7 +46,7 @@ RESEND = hostframe.encode(T.HELLO, cbor2.dumps({"resend": True}), seq=1).hex()
 
 
 def run_device(body, root, windows=True):
-    return run_mpy("WINDOWS = %r\n" % windows + HARNESS + body, root=root).stdout.decode()
+    return run_mpy("WINDOWS = %r\n" % windows + HARNESS + body, root=root, path=[HARNESS_DIR]).stdout.decode()
 
 
 def decode(hexout):

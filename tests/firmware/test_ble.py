@@ -7,7 +7,7 @@ from pathlib import Path
 from ble_batch import BATCH_LINK
 from mpy import run_mpy
 
-FAKE = Path(__file__).resolve().parents[1] / "ble_fake"
+FAKE = Path(__file__).resolve().parent / "fakes" / "ble"
 
 PRELUDE = r"""
 import json, errno

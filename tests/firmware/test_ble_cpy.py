@@ -1,6 +1,6 @@
 """mote.hal.ble_cpy (the NUS peripheral on CircuitPython's adafruit_ble) under micropython and under CircuitPython's
 own interpreter (tests/mpy.py), against a fake of the adafruit_ble / _bleio API surface it uses
-(tests/ble_fake/cpy: a fake following the library's documented API, not the library; no radio here)."""
+(tests/firmware/fakes/ble/cpy: a fake following the library's documented API, not the library; no radio here)."""
 
 import json
 from pathlib import Path
@@ -8,7 +8,7 @@ from pathlib import Path
 from ble_batch import BATCH_LINK
 from mpy import run_mpy
 
-CPY = Path(__file__).resolve().parents[1] / "ble_fake" / "cpy"
+CPY = Path(__file__).resolve().parent / "fakes" / "ble" / "cpy"
 
 PRELUDE = r"""
 import json

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from mpy import FIRMWARE, run_mpy
-from test_hal import FAKE_CPY, FAKE_LSM6
+from test_hal import copy_fakes
 
 CPY = pytest.mark.parametrize("impl", ["circuitpython"])
 
@@ -53,7 +53,8 @@ print(json.dumps(res))
     assert (1 << 29) - 65536 <= r["ticks"] < (1 << 29) - 65536 + 5000
 
 
-# Every firmware module, on the board-like surface with the CircuitPython board modules faked (tests/firmware/test_hal.py).
+# Every firmware module, on the board-like surface with the CircuitPython board modules faked
+# (tests/firmware/fakes/hal).
 # MicroPython-only: the mpy HAL (machine); the viper modules must fail (their pure fallbacks are used).
 MICROPYTHON_ONLY = {"mote.hal.mpy"}
 
@@ -69,11 +70,7 @@ def firmware_modules():
 
 @CPY
 def test_every_firmware_module_imports_on_the_board_surface(impl, tmp_path):
-    fakes = tmp_path / "flash" / "fakes"
-    fakes.mkdir(parents=True)
-    (fakes / "fake_lsm6.py").write_text(FAKE_LSM6)
-    for name, text in FAKE_CPY.items():
-        (fakes / name).write_text(text)
+    copy_fakes(tmp_path / "flash" / "fakes", skip=("machine.py",))      # CircuitPython's board modules only
     names = firmware_modules()
     VIPER = {n for n in names if "_viper" in n}      # the house rule: @micropython.viper only in *_viper* modules
     assert "mote.app" in names and "mote.hal.cpy" in names and len(names) > 30

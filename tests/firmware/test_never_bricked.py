@@ -11,7 +11,7 @@ import pytest
 from mpy import ROOT, VECTORS, absent, run_mpy
 from motekit import frame as hostframe
 from motekit.protocol import Status, T
-from test_app import HARNESS, decode_all, req
+from test_app import HARNESS, HARNESS_DIR, decode_all, req
 from test_store import PRELUDE
 
 sys.path.insert(0, str(ROOT / "host"))
@@ -51,7 +51,8 @@ def fill_flash():
 def run_lfs(code, blocks=256, tmp=None, stdin=b""):
     import tempfile
     with tempfile.TemporaryDirectory() as d:
-        return run_mpy(LFS % blocks + code, root=tmp or d, stdin=stdin.hex().encode()).stdout.decode()
+        return run_mpy(LFS % blocks + code, root=tmp or d, stdin=stdin.hex().encode(),
+                       path=[HARNESS_DIR]).stdout.decode()
 
 
 def test_full_flash_never_ends_the_loop(impl):
@@ -114,7 +115,8 @@ print(a.run()); print(binascii.hexlify(board.serial.out).decode())
     import tempfile
     stream = req(1, "infer.status", seq=5) + req(2, "info") + req(3, "repl")
     with tempfile.TemporaryDirectory() as d:
-        out = run_mpy(HARNESS + body, stdin=stream.hex().encode(), root=d).stdout.decode().split()
+        out = run_mpy(HARNESS + body, stdin=stream.hex().encode(), root=d,
+                      path=[HARNESS_DIR]).stdout.decode().split()
     assert out[0] == "stopped"
     frames = decode_all(out[1])
     errs = [cbor2.loads(f.payload) for f in frames if f.type == T.ERROR]
@@ -140,7 +142,8 @@ print(json.dumps({"evs": evs, "cfg": a.cfg, "override": a.power.override,
 """
     import binascii  # noqa: F401
     out = run_mpy(HARNESS.replace('a = app.App(board, {"sample_hz": 200, "window": 8, "hop": 4})',
-                                  "a = app.App(board)") + body, stdin=b"", root=tmp_path).stdout.decode()
+                                  "a = app.App(board)") + body, stdin=b"", root=tmp_path,
+                  path=[HARNESS_DIR]).stdout.decode()
     res = json.loads(out.splitlines()[-1])
     whats = {e[0]: e for e in res["evs"]}
     assert whats["config"][1] == "stored" and "config.json is unreadable" in whats["config"][2], res

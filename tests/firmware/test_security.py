@@ -12,7 +12,7 @@ from motekit.keys import kid_of, raw_public
 from motekit.manifest import build_manifest, sign_key_list, sign_manifest
 from motekit.protocol import T
 from mpy import run_mpy
-from test_app_wiring import HARNESS, decode, tel
+from test_app_wiring import HARNESS, HARNESS_DIR, decode, tel
 
 A, B, C = (Ed25519PrivateKey.generate() for _ in range(3))
 
@@ -142,7 +142,7 @@ a.link.poll()
 a.tel.poll(compat.ticks_ms(), True)
 print(json.dumps({"frames": frames_out(), "active": a.store.pointer()}))
 """ % hostframe.encode(T.HELLO, cbor2.dumps({"resend": True}), seq=1).hex()
-        out = run_mpy("WINDOWS = True\n" + HARNESS + body, root=root).stdout.decode()
+        out = run_mpy("WINDOWS = True\n" + HARNESS + body, root=root, path=[HARNESS_DIR]).stdout.decode()
         r = json.loads(out.strip().splitlines()[-1])
         evs = [{x.get(0): x.get(3) for x in p[4]} for p in tel(decode(r["frames"])) if p[3] == "ev"]
         rec = next((e for e in evs if e.get("from") == "a"), None)
@@ -192,5 +192,6 @@ def test_docs_protocol_requests_table_matches_the_declaration():
 
 def test_the_app_registers_exactly_the_declared_requests(tmp_path):
     from mpy import firmware_module
-    out = run_mpy("WINDOWS = True\n" + HARNESS + "print(json.dumps(sorted(a.link.methods)))", root=tmp_path)
+    out = run_mpy("WINDOWS = True\n" + HARNESS + "print(json.dumps(sorted(a.link.methods)))", root=tmp_path,
+                  path=[HARNESS_DIR])
     assert json.loads(out.stdout.decode().strip().splitlines()[-1]) == sorted(firmware_module("mote.requests").TABLE)
