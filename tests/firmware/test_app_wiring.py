@@ -246,9 +246,10 @@ def demo_model(tmp_path_factory):
     return td / "gesture.mtm"
 
 
+# the app's store with a confirmed model (tests/firmware/harness/appfakes.py)
 STORE_FAKE = """
-a.store.active = lambda: {"slot": "a", "name": "gesture", "version": "1", "seq": 1, "state": "confirmed"}
-a.store.path = lambda slot, ext: "/gesture.mtm"
+from appfakes import store_with
+store_with(a)
 """
 
 
@@ -427,13 +428,9 @@ print(json.dumps(res))
     assert [(r[0], r[1]) for r in tel(decode(res["after"]))] == [(1, s) for s in range(8, n + 1)]
 
 
-# the app's BLE link as far as its sleep decisions look at it: the port's connection and advertising
+# the app's BLE link as far as its sleep decisions look at it (tests/firmware/harness/appfakes.py)
 FAKE_BLE = """
-class P:
-    conn = None
-    advertising = True
-class B:
-    port = P()
+from appfakes import B
 a.ble = B()
 """
 

@@ -4,10 +4,16 @@ import json
 from pathlib import Path
 
 
-from ble_batch import BATCH_LINK
 from mpy import run_mpy
 
 FAKE = Path(__file__).resolve().parent / "fakes" / "ble"
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
+# a BleLink in a batch band, the clock started (tests/firmware/harness/batchlink.py)
+BATCH_LINK = """
+import batchlink
+batchlink.start(port)
+from batchlink import *
+"""
 
 PRELUDE = r"""
 import json, errno
@@ -22,7 +28,7 @@ port = ble_mpy.Port(b, b"\x01\x02\x03\x04\x05\x06\x07\x08", "mote-0102", mtu=185
 
 
 def run(body, **kw):
-    out = run_mpy(PRELUDE + body, path=[FAKE], **kw).stdout.decode()
+    out = run_mpy(PRELUDE + body, path=[FAKE, HARNESS_DIR], **kw).stdout.decode()
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -234,7 +240,7 @@ print(json.dumps({"cfg": b.cfg, "supported": port.bond_supported, "ok": ok, "bon
                   "file": json.load(open(PATH))}))
 """ % str(tmp_path / "ble_bonds.json")
     from mpy import run_mpy
-    out = run_mpy(code, path=[FAKE]).stdout.decode()
+    out = run_mpy(code, path=[FAKE, HARNESS_DIR]).stdout.decode()
     r = json.loads(out.strip().splitlines()[-1])
     assert r["supported"] and r["cfg"]["bond"] is True and r["cfg"]["le_secure"] is True
     assert r["cfg"]["io"] == 3 and r["cfg"]["mitm"] is False          # Just Works (no display, no keys)

@@ -5,10 +5,16 @@ own interpreter (tests/mpy.py), against a fake of the adafruit_ble / _bleio API 
 import json
 from pathlib import Path
 
-from ble_batch import BATCH_LINK
 from mpy import run_mpy
 
 CPY = Path(__file__).resolve().parent / "fakes" / "ble" / "cpy"
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
+# a BleLink in a batch band, the clock started (tests/firmware/harness/batchlink.py)
+BATCH_LINK = """
+import batchlink
+batchlink.start(port)
+from batchlink import *
+"""
 
 PRELUDE = r"""
 import json
@@ -31,7 +37,7 @@ def host_frames():
 
 
 def run(body):
-    out = run_mpy(PRELUDE + body, path=[CPY]).stdout.decode()
+    out = run_mpy(PRELUDE + body, path=[CPY, HARNESS_DIR]).stdout.decode()
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from mpy import FIRMWARE, run_mpy
+from test_app import HARNESS_DIR
 from test_hal import copy_fakes
 
 CPY = pytest.mark.parametrize("impl", ["circuitpython"])
@@ -121,22 +122,7 @@ def test_the_app_survives_a_failing_store_and_radio(tmp_path):
     traceback and carry on, under each interpreter (on CircuitPython sys.print_exception does not exist)."""
     out = run_mpy(r"""
 from mote import app, motion, store, ble
-class Serial:
-    def begin(self): pass
-    def end(self): pass
-    def readinto(self, buf): return 0
-    def write(self, b): pass
-    def wait(self, ms): return False
-class Accel:
-    def __init__(self): self.m = motion.Motion(3, 50)
-    def read_into(self, buf, i): self.m.fill(buf, i)
-class Board:
-    name = "test"
-    uid = b"\x01\x02\x03\x04"
-    info = {"link": {"mtu": 256}}
-    serial = Serial()
-    accel = Accel()
-    def reset(self): raise SystemExit
+from fakeboard import Board             # tests/firmware/harness: a board in memory, nothing on its serial
 def broken(*a):
     raise OSError(5, "flash read failed")
 store.Store.boot = broken
@@ -145,7 +131,7 @@ app._has_radio = lambda: True          # a board with a radio whose start fails
 a = app.App(Board(), {"sample_hz": 50, "window": 8, "hop": 4})
 print("store survived")
 print("ble", a._start_ble())
-""", root=tmp_path).stdout.decode()
+""", root=tmp_path, path=[HARNESS_DIR]).stdout.decode()
     assert out.count("flash read failed") == 2 and out.count("Traceback") == 2, out
     assert "store survived" in out and "ble None" in out
 

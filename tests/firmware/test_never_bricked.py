@@ -18,33 +18,10 @@ sys.path.insert(0, str(ROOT / "host"))
 TFLITE = VECTORS / "tflite"
 
 # littlefs on a RAM block device mounted at / : the board's flash, with a real ENOSPC when it is full
+# (tests/firmware/harness/lfsflash.py; the harness dir is mounted apart, so it stays importable)
 LFS = """
-import vfs as _vfs
-class _RAM:
-    def __init__(s, n, bs=512):
-        s.bs = bs; s.d = bytearray(n * bs)
-    def readblocks(s, b, buf, off=0):
-        a = b * s.bs + off; buf[:] = s.d[a:a + len(buf)]
-    def writeblocks(s, b, buf, off=None):
-        a = b * s.bs + (off or 0); s.d[a:a + len(buf)] = buf
-    def ioctl(s, op, arg):
-        if op == 4: return len(s.d) // s.bs
-        if op == 5: return s.bs
-        if op == 6: return 0
-_bd = _RAM(%d)
-_vfs.VfsLfs2.mkfs(_bd)
-_vfs.umount('/')
-_vfs.mount(_vfs.VfsLfs2(_bd), '/')
-def fill_flash():
-    # a user's file takes every free block (what a runaway log or a huge upload would do)
-    f = open('/junk', 'wb')
-    try:
-        while True:
-            f.write(bytes(512))
-            f.flush()
-    except OSError as e:
-        assert e.args[0] == 28, e
-    f.close()
+from lfsflash import mount, fill_flash
+mount(%d)
 """
 
 
@@ -221,7 +198,7 @@ for i in range(4):
     assert new().boot()["seq"] == 2
 print("OK")
 """
-    out = run_mpy(code).stdout.decode()
+    out = run_mpy(code, path=[HARNESS_DIR]).stdout.decode()
     assert out.strip().endswith("OK"), out
 
 
@@ -276,7 +253,7 @@ print("OK")
 """
     import tempfile
     with tempfile.TemporaryDirectory() as d:
-        out = run_mpy(code, root=d).stdout.decode()
+        out = run_mpy(code, root=d, path=[HARNESS_DIR]).stdout.decode()
     assert out.strip().endswith("OK"), out
     print(out)
 
