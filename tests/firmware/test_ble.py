@@ -368,21 +368,11 @@ print(json.dumps({"log": log}))
     assert log["quiet 250 ms after the window"] == ["off", None, False, 2]
 
 
-PAIRING = r"""
-bluetooth.BONDING = True
-b = bluetooth.BLE(); b.bonding = True
-port = ble_mpy.Port(b, b"\x01" * 8, "mote-0101", store=ble_mpy.BondStore(%r), io=%r)
-prim = Link(port, 1024)
-prim.on("config.set", lambda p: "changed")
-link = ble.BleLink(port, prim)
-def pair_attempt(conn, peer):
-    # what a stack does when a central pairs: the new bond's secret is offered, then the link is encrypted
-    b.connect(conn)
-    ok = b.secret(30, (1, peer, b"ltk-" + peer))
-    b.encrypt(conn, bonded=True)
-    t = port.trusted()
-    link.poll()
-    return [ok, t, port.conn]
+# a bonding port, its bond file and board-file io given (tests/firmware/harness/pairing.py)
+PAIRING = """
+import pairing
+pairing.setup(%r, %r)
+from pairing import *
 """
 
 
