@@ -9,17 +9,17 @@ from motekit import frame as hostframe
 from motekit.protocol import BREAK, Status, T
 from mpy import run_mpy
 
-# The board in memory (tests/firmware/harness/fakeboard.py): the script's stdin is the host's frames (hex), fed
-# to the board 7 bytes per read; the script prints what came out (hex).
+# The app loop on the board in memory (tests/firmware/harness/apploop.py, fakeboard.py): the script's stdin is
+# the host's frames (hex); the script prints what came out (hex).
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"
-HARNESS = """
-import sys, json, binascii, gc, time, micropython
-from mote import compat
-from mote import app, motion
-from fakeboard import Board, Serial
-board = Board(binascii.unhexlify(sys.stdin.buffer.read()), chunk=7)
-a = app.App(board, {"sample_hz": 200, "window": 8, "hop": 4})
-"""
+
+
+def harness(cfg='{"sample_hz": 200, "window": 8, "hop": 4}'):
+    """The prelude that sets the app up with `cfg` (MicroPython source; "None": the app's own config)."""
+    return "import apploop\napploop.setup(%s)\nfrom apploop import *\n" % cfg
+
+
+HARNESS = harness()
 
 
 def run_device(frames: bytes, body: str, root=None):
@@ -114,7 +114,7 @@ a._setup_window()
 for i in range(63):
     a.sample()
 hops = 0
-after = 0
+before = after = 0          # both globals exist before the measurement (a new one could grow the globals dict)
 gc.collect()
 before = gc.mem_free()
 micropython.heap_lock()

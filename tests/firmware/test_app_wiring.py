@@ -18,26 +18,12 @@ from mpy import ROOT, run_mpy
 sys.path.insert(0, str(ROOT / "firmware"))
 from mote import heartbeat  # noqa: E402  (pure Python: the host decodes heartbeats with the same code)
 
-# The board in memory (tests/firmware/harness/fakeboard.py), with a battery the tests set (mV, USB)
+# the app on the board in memory with a battery the tests set (tests/firmware/harness/appwiring.py, fakeboard.py)
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 HARNESS = """
-import sys, json, binascii, gc, time, micropython
-from mote import compat
-from mote import app, motion
-from fakeboard import Board, Serial
-board = Board(info={"link": {"mtu": 1024, "kinds": ["usb-cdc"]},
-                    "battery": {"chemistry": "lipo", "internal_mohm": 150}}, power=True)
-a = app.App(board, {"sample_hz": 50, "window": 50, "hop": 25})
-if WINDOWS:                  # these tests count records: every telemetry() call one (the usb row's reporting)
-    a.power.policy.report = lambda: "window"
-    a.reporter.set_mode("window")
-def frames_out():
-    out = binascii.hexlify(board.serial.out).decode()
-    board.serial.out = bytearray()
-    return out
-def fill_window():
-    for i in range(a.win_n):
-        a.sample()
+import appwiring
+appwiring.setup(WINDOWS)
+from appwiring import *
 """
 
 

@@ -11,7 +11,7 @@ import pytest
 from mpy import ROOT, VECTORS, absent, run_mpy
 from motekit import frame as hostframe
 from motekit.protocol import Status, T
-from test_app import HARNESS, HARNESS_DIR, decode_all, req
+from test_app import HARNESS, HARNESS_DIR, decode_all, harness, req
 from test_store import PRELUDE
 
 sys.path.insert(0, str(ROOT / "host"))
@@ -118,8 +118,7 @@ print(json.dumps({"evs": evs, "cfg": a.cfg, "override": a.power.override,
                   "default": a.power.policy.spec == policy.DEFAULT}))
 """
     import binascii  # noqa: F401
-    out = run_mpy(HARNESS.replace('a = app.App(board, {"sample_hz": 200, "window": 8, "hop": 4})',
-                                  "a = app.App(board)") + body, stdin=b"", root=tmp_path,
+    out = run_mpy(harness("None") + body, stdin=b"", root=tmp_path,
                   path=[HARNESS_DIR]).stdout.decode()
     res = json.loads(out.splitlines()[-1])
     whats = {e[0]: e for e in res["evs"]}
