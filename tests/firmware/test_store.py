@@ -222,39 +222,6 @@ def _host_signed(tmp_path, blob, seq=1, name="up"):
     return len(man), data, z
 
 
-ZPRELUDE = r"""
-def load(name):
-    with open(ROOT + "/" + name, "rb") as f:
-        return f.read()
-
-def zbegin(s, data, mlen, z, wbits=10):
-    sha = sha256(data[mlen:]).digest()
-    return begin(s, data, mlen, enc="deflate", zsize=len(z), wbits=wbits)
-
-def zupload(s, data, mlen, z, step=300, stop=None):
-    r = zbegin(s, data, mlen, z)
-    assert r["enc"] == "deflate" and r["size"] == len(z), r
-    off = r["offset"]
-    while off < len(z):
-        if stop is not None and off >= stop:
-            return off
-        c = z[off:off + step]
-        off = s.uploads.chunk(off, c, crc32(c))
-    return off
-
-def slot_blob(slot):
-    with open(ROOT + "/models/%s.bin" % slot, "rb") as f:
-        return f.read()
-
-def gone(slot):
-    try:
-        os.stat(ROOT + "/models/%s.z" % slot)
-        return False
-    except OSError:
-        return True
-"""
-
-
 def _blob(n=9000):
     import random
     rnd = random.Random(4)
@@ -263,7 +230,7 @@ def _blob(n=9000):
 
 
 def zrun(tmp_path, body):
-    return run(tmp_path, ZPRELUDE + body)
+    return run(tmp_path, body)          # storekit's deflate helpers: load, zbegin, zupload, slot_blob, gone
 
 
 def test_compressed_round_trip(tmp_path, impl):

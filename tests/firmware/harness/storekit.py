@@ -101,3 +101,39 @@ def refused(fn, *words):
             assert w in msg, msg
         return msg
     raise AssertionError("not refused")
+
+
+# -- compressed uploads (enc "deflate"): the test's files under ROOT, the slots' files
+def load(name):
+    with open(ROOT + "/" + name, "rb") as f:
+        return f.read()
+
+
+def zbegin(s, data, mlen, z, wbits=10):
+    sha = sha256(data[mlen:]).digest()
+    return begin(s, data, mlen, enc="deflate", zsize=len(z), wbits=wbits)
+
+
+def zupload(s, data, mlen, z, step=300, stop=None):
+    r = zbegin(s, data, mlen, z)
+    assert r["enc"] == "deflate" and r["size"] == len(z), r
+    off = r["offset"]
+    while off < len(z):
+        if stop is not None and off >= stop:
+            return off
+        c = z[off:off + step]
+        off = s.uploads.chunk(off, c, crc32(c))
+    return off
+
+
+def slot_blob(slot):
+    with open(ROOT + "/models/%s.bin" % slot, "rb") as f:
+        return f.read()
+
+
+def gone(slot):
+    try:
+        os.stat(ROOT + "/models/%s.z" % slot)
+        return False
+    except OSError:
+        return True
