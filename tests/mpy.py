@@ -75,10 +75,8 @@ import os, sys
 os.umount('/')
 os.mount(os.VfsPosix({root!r}), '/')
 os.mount(os.VfsPosix({fw!r}), '/fw')
-for _i, _p in enumerate({path!r}):
-    os.mount(os.VfsPosix(_p), '/t%d' % _i)
-os.chdir('/')
-sys.path[:] = ['/t%d' % _i for _i in range(len({path!r}))] + ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
+{mounts}os.chdir('/')
+sys.path[:] = {front!r} + ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
 """
 
 ROOT_PRELUDE = """
@@ -86,10 +84,8 @@ import vfs, os, sys
 vfs.umount('/')
 vfs.mount(vfs.VfsPosix({root!r}), '/')
 vfs.mount(vfs.VfsPosix({fw!r}), '/fw')
-for _i, _p in enumerate({path!r}):
-    vfs.mount(vfs.VfsPosix(_p), '/t%d' % _i)
-os.chdir('/')
-sys.path[:] = ['/t%d' % _i for _i in range(len({path!r}))] + ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
+{mounts}os.chdir('/')
+sys.path[:] = {front!r} + ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
 del vfs
 """
 
@@ -105,8 +101,10 @@ def run_mpy(code: str, *, heap: str = "2M", timeout: float = 120, path=(), check
     impl = impl or CURRENT
     exe, lib = interpreter(impl)
     if root is not None:
-        prelude = ROOT_PRELUDE_CPY if impl == "circuitpython" else ROOT_PRELUDE
-        code = prelude.format(root=str(root), fw=str(FIRMWARE), path=[str(p) for p in path]) + code
+        prelude, fs = (ROOT_PRELUDE_CPY, "os") if impl == "circuitpython" else (ROOT_PRELUDE, "vfs")
+        front = [f"/t{i}" for i in range(len(path))]
+        mounts = "".join(f"{fs}.mount({fs}.VfsPosix({str(p)!r}), {m!r})\n" for p, m in zip(path, front))
+        code = prelude.format(root=str(root), fw=str(FIRMWARE), mounts=mounts, front=front) + code
     env = dict(os.environ)
     env["MICROPYPATH"] = os.pathsep.join([*map(str, path), str(FIRMWARE), *lib, ".frozen"])
     proc = subprocess.run([exe, "-X", f"heapsize={heap}", "-c", code], input=stdin,
