@@ -66,7 +66,8 @@ def interpreter(impl: str) -> tuple[str, list[str]]:
 
 
 # A board's view of the filesystem: `root` mounted at / (its flash) and the firmware tree at /fw, so
-# code that writes /config.json or /models stays inside the test's directory, as on the sim.
+# code that writes /config.json or /models stays inside the test's directory, as on the sim; the `path`
+# directories (fakes, harnesses: tests/firmware/fakes, tests/firmware/harness) at /t0, /t1, ... in front.
 # CircuitPython has no `vfs` module (boards mount with `storage`); its unix port keeps MicroPython's
 # os.mount/os.VfsPosix, which is what the harness uses there (the firmware never mounts).
 ROOT_PRELUDE_CPY = """
@@ -74,8 +75,8 @@ import os, sys
 os.umount('/')
 os.mount(os.VfsPosix({root!r}), '/')
 os.mount(os.VfsPosix({fw!r}), '/fw')
-os.chdir('/')
-sys.path[:] = ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
+{mounts}os.chdir('/')
+sys.path[:] = {front!r} + ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
 """
 
 ROOT_PRELUDE = """
@@ -83,8 +84,8 @@ import vfs, os, sys
 vfs.umount('/')
 vfs.mount(vfs.VfsPosix({root!r}), '/')
 vfs.mount(vfs.VfsPosix({fw!r}), '/fw')
-os.chdir('/')
-sys.path[:] = ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
+{mounts}os.chdir('/')
+sys.path[:] = {front!r} + ['/fw'] + [p for p in sys.path if p.startswith('/fw')]
 del vfs
 """
 
@@ -100,8 +101,10 @@ def run_mpy(code: str, *, heap: str = "2M", timeout: float = 120, path=(), check
     impl = impl or CURRENT
     exe, lib = interpreter(impl)
     if root is not None:
-        prelude = ROOT_PRELUDE_CPY if impl == "circuitpython" else ROOT_PRELUDE
-        code = prelude.format(root=str(root), fw=str(FIRMWARE)) + code
+        prelude, fs = (ROOT_PRELUDE_CPY, "os") if impl == "circuitpython" else (ROOT_PRELUDE, "vfs")
+        front = [f"/t{i}" for i in range(len(path))]
+        mounts = "".join(f"{fs}.mount({fs}.VfsPosix({str(p)!r}), {m!r})\n" for p, m in zip(path, front))
+        code = prelude.format(root=str(root), fw=str(FIRMWARE), mounts=mounts, front=front) + code
     env = dict(os.environ)
     env["MICROPYPATH"] = os.pathsep.join([*map(str, path), str(FIRMWARE), *lib, ".frozen"])
     proc = subprocess.run([exe, "-X", f"heapsize={heap}", "-c", code], input=stdin,

@@ -1,6 +1,7 @@
 """The application loop and the device link on the real interpreter, with an in-memory serial port."""
 
 import json
+from pathlib import Path
 
 import cbor2
 
@@ -8,49 +9,23 @@ from motekit import frame as hostframe
 from motekit.protocol import BREAK, Status, T
 from mpy import run_mpy
 
-# A board whose serial is a byte queue: the script feeds host frames in and prints what came out (hex).
-HARNESS = """
-import sys, json, binascii, gc, time, micropython
-from mote import compat
-from mote import app, motion
+# The app loop on the board in memory (tests/firmware/harness/apploop.py, fakeboard.py): the script's stdin is
+# the host's frames (hex); the script prints what came out (hex).
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 
-class Serial:
-    def __init__(self, data):
-        self.data = data
-        self.pos = 0
-        self.out = bytearray()
-    def begin(self): pass
-    def end(self): pass
-    def readinto(self, buf):
-        n = min(len(buf), len(self.data) - self.pos, 7)
-        buf[:n] = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return n
-    def write(self, b): self.out.extend(b)
-    def wait(self, ms): time.sleep(ms / 1000)
 
-class Accel:
-    def __init__(self): self.m = motion.Motion(3, 50)
-    def read_into(self, buf, i): self.m.fill(buf, i)
+def harness(cfg='{"sample_hz": 200, "window": 8, "hop": 4}'):
+    """The prelude that sets the app up with `cfg` (MicroPython source; "None": the app's own config)."""
+    return "import apploop\napploop.setup(%s)\nfrom apploop import *\n" % cfg
 
-class Board:
-    name = "test"
-    uid = b"\\x01\\x02\\x03\\x04"
-    info = {"link": {"mtu": 256}}
-    def __init__(self, data):
-        self.serial = Serial(data)
-        self.accel = Accel()
-    def reset(self): raise SystemExit
 
-board = Board(binascii.unhexlify(sys.stdin.buffer.read()))
-a = app.App(board, {"sample_hz": 200, "window": 8, "hop": 4})
-"""
+HARNESS = harness()
 
 
 def run_device(frames: bytes, body: str, root=None):
     import tempfile
     with tempfile.TemporaryDirectory(prefix="mote-flash-") as tmp:
-        out = run_mpy(HARNESS + body, stdin=frames.hex().encode(), root=root or tmp)
+        out = run_mpy(HARNESS + body, stdin=frames.hex().encode(), root=root or tmp, path=[HARNESS_DIR])
     return out.stdout.decode()
 
 
@@ -139,7 +114,7 @@ a._setup_window()
 for i in range(63):
     a.sample()
 hops = 0
-after = 0
+before = after = 0          # both globals exist before the measurement (a new one could grow the globals dict)
 gc.collect()
 before = gc.mem_free()
 micropython.heap_lock()

@@ -6,6 +6,7 @@ hand and the loop's pieces (`_power_tick`, `telemetry`) are driven directly, so 
 
 import json
 import sys
+from pathlib import Path
 
 import cbor2
 import pytest
@@ -17,62 +18,12 @@ from mpy import ROOT, run_mpy
 sys.path.insert(0, str(ROOT / "firmware"))
 from mote import heartbeat  # noqa: E402  (pure Python: the host decodes heartbeats with the same code)
 
+# the app on the board in memory with a battery the tests set (tests/firmware/harness/appwiring.py, fakeboard.py)
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 HARNESS = """
-import sys, json, binascii, gc, time, micropython
-from mote import compat
-from mote import app, motion
-
-class Serial:
-    def __init__(self):
-        self.data = b""
-        self.pos = 0
-        self.out = bytearray()
-    def feed(self, b):
-        self.data = self.data[self.pos:] + b
-        self.pos = 0
-    def begin(self): pass
-    def end(self): pass
-    def readinto(self, buf):
-        n = min(len(buf), len(self.data) - self.pos)
-        buf[:n] = self.data[self.pos:self.pos + n]
-        self.pos += n
-        return n
-    def write(self, b): self.out.extend(b)
-    def wait(self, ms): time.sleep(ms / 1000)
-
-class Accel:
-    def __init__(self): self.m = motion.Motion(3, 50)
-    def read_into(self, buf, i): self.m.fill(buf, i)
-
-class Power:
-    mv = 3950
-    on_usb = False
-    def read_mv(self): return self.mv
-    def usb(self): return self.on_usb
-    def charging(self): return False
-
-class Board:
-    name = "test"
-    uid = b"\\x01\\x02\\x03\\x04"
-    info = {"link": {"mtu": 1024, "kinds": ["usb-cdc"]}, "battery": {"chemistry": "lipo", "internal_mohm": 150}}
-    def __init__(self):
-        self.serial = Serial()
-        self.accel = Accel()
-        self.power = Power()
-    def reset(self): raise SystemExit
-
-board = Board()
-a = app.App(board, {"sample_hz": 50, "window": 50, "hop": 25})
-if WINDOWS:                  # these tests count records: every telemetry() call one (the usb row's reporting)
-    a.power.policy.report = lambda: "window"
-    a.reporter.set_mode("window")
-def frames_out():
-    out = binascii.hexlify(board.serial.out).decode()
-    board.serial.out = bytearray()
-    return out
-def fill_window():
-    for i in range(a.win_n):
-        a.sample()
+import appwiring
+appwiring.setup(WINDOWS)
+from appwiring import *
 """
 
 
@@ -81,7 +32,7 @@ RESEND = hostframe.encode(T.HELLO, cbor2.dumps({"resend": True}), seq=1).hex()
 
 
 def run_device(body, root, windows=True):
-    return run_mpy("WINDOWS = %r\n" % windows + HARNESS + body, root=root).stdout.decode()
+    return run_mpy("WINDOWS = %r\n" % windows + HARNESS + body, root=root, path=[HARNESS_DIR]).stdout.decode()
 
 
 def decode(hexout):
@@ -281,9 +232,10 @@ def demo_model(tmp_path_factory):
     return td / "gesture.mtm"
 
 
+# the app's store with a confirmed model (tests/firmware/harness/appfakes.py)
 STORE_FAKE = """
-a.store.active = lambda: {"slot": "a", "name": "gesture", "version": "1", "seq": 1, "state": "confirmed"}
-a.store.path = lambda slot, ext: "/gesture.mtm"
+from appfakes import store_with
+store_with(a)
 """
 
 
@@ -462,13 +414,9 @@ print(json.dumps(res))
     assert [(r[0], r[1]) for r in tel(decode(res["after"]))] == [(1, s) for s in range(8, n + 1)]
 
 
-# the app's BLE link as far as its sleep decisions look at it: the port's connection and advertising
+# the app's BLE link as far as its sleep decisions look at it (tests/firmware/harness/appfakes.py)
 FAKE_BLE = """
-class P:
-    conn = None
-    advertising = True
-class B:
-    port = P()
+from appfakes import B
 a.ble = B()
 """
 

@@ -4,10 +4,16 @@ import json
 from pathlib import Path
 
 
-from ble_batch import BATCH_LINK
 from mpy import run_mpy
 
-FAKE = Path(__file__).resolve().parents[1] / "ble_fake"
+FAKE = Path(__file__).resolve().parent / "fakes" / "ble"
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
+# a BleLink in a batch band, the clock started (tests/firmware/harness/batchlink.py)
+BATCH_LINK = """
+import batchlink
+batchlink.start(port)
+from batchlink import *
+"""
 
 PRELUDE = r"""
 import json, errno
@@ -22,7 +28,7 @@ port = ble_mpy.Port(b, b"\x01\x02\x03\x04\x05\x06\x07\x08", "mote-0102", mtu=185
 
 
 def run(body, **kw):
-    out = run_mpy(PRELUDE + body, path=[FAKE], **kw).stdout.decode()
+    out = run_mpy(PRELUDE + body, path=[FAKE, HARNESS_DIR], **kw).stdout.decode()
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -234,7 +240,7 @@ print(json.dumps({"cfg": b.cfg, "supported": port.bond_supported, "ok": ok, "bon
                   "file": json.load(open(PATH))}))
 """ % str(tmp_path / "ble_bonds.json")
     from mpy import run_mpy
-    out = run_mpy(code, path=[FAKE]).stdout.decode()
+    out = run_mpy(code, path=[FAKE, HARNESS_DIR]).stdout.decode()
     r = json.loads(out.strip().splitlines()[-1])
     assert r["supported"] and r["cfg"]["bond"] is True and r["cfg"]["le_secure"] is True
     assert r["cfg"]["io"] == 3 and r["cfg"]["mitm"] is False          # Just Works (no display, no keys)
@@ -362,21 +368,11 @@ print(json.dumps({"log": log}))
     assert log["quiet 250 ms after the window"] == ["off", None, False, 2]
 
 
-PAIRING = r"""
-bluetooth.BONDING = True
-b = bluetooth.BLE(); b.bonding = True
-port = ble_mpy.Port(b, b"\x01" * 8, "mote-0101", store=ble_mpy.BondStore(%r), io=%r)
-prim = Link(port, 1024)
-prim.on("config.set", lambda p: "changed")
-link = ble.BleLink(port, prim)
-def pair_attempt(conn, peer):
-    # what a stack does when a central pairs: the new bond's secret is offered, then the link is encrypted
-    b.connect(conn)
-    ok = b.secret(30, (1, peer, b"ltk-" + peer))
-    b.encrypt(conn, bonded=True)
-    t = port.trusted()
-    link.poll()
-    return [ok, t, port.conn]
+# a bonding port, its bond file and board-file io given (tests/firmware/harness/pairing.py)
+PAIRING = """
+import pairing
+pairing.setup(%r, %r)
+from pairing import *
 """
 
 

@@ -1,14 +1,20 @@
 """mote.hal.ble_cpy (the NUS peripheral on CircuitPython's adafruit_ble) under micropython and under CircuitPython's
 own interpreter (tests/mpy.py), against a fake of the adafruit_ble / _bleio API surface it uses
-(tests/ble_fake/cpy: a fake following the library's documented API, not the library; no radio here)."""
+(tests/firmware/fakes/ble/cpy: a fake following the library's documented API, not the library; no radio here)."""
 
 import json
 from pathlib import Path
 
-from ble_batch import BATCH_LINK
 from mpy import run_mpy
 
-CPY = Path(__file__).resolve().parents[1] / "ble_fake" / "cpy"
+CPY = Path(__file__).resolve().parent / "fakes" / "ble" / "cpy"
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
+# a BleLink in a batch band, the clock started (tests/firmware/harness/batchlink.py)
+BATCH_LINK = """
+import batchlink
+batchlink.start(port)
+from batchlink import *
+"""
 
 PRELUDE = r"""
 import json
@@ -31,7 +37,7 @@ def host_frames():
 
 
 def run(body):
-    out = run_mpy(PRELUDE + body, path=[CPY]).stdout.decode()
+    out = run_mpy(PRELUDE + body, path=[CPY, HARNESS_DIR]).stdout.decode()
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from mpy import FIRMWARE, run_mpy
-from test_hal import FAKE_CPY, FAKE_LSM6
+from test_app import HARNESS_DIR
+from test_hal import copy_fakes
 
 CPY = pytest.mark.parametrize("impl", ["circuitpython"])
 
@@ -53,7 +54,8 @@ print(json.dumps(res))
     assert (1 << 29) - 65536 <= r["ticks"] < (1 << 29) - 65536 + 5000
 
 
-# Every firmware module, on the board-like surface with the CircuitPython board modules faked (tests/firmware/test_hal.py).
+# Every firmware module, on the board-like surface with the CircuitPython board modules faked
+# (tests/firmware/fakes/hal).
 # MicroPython-only: the mpy HAL (machine); the viper modules must fail (their pure fallbacks are used).
 MICROPYTHON_ONLY = {"mote.hal.mpy"}
 
@@ -69,11 +71,7 @@ def firmware_modules():
 
 @CPY
 def test_every_firmware_module_imports_on_the_board_surface(impl, tmp_path):
-    fakes = tmp_path / "flash" / "fakes"
-    fakes.mkdir(parents=True)
-    (fakes / "fake_lsm6.py").write_text(FAKE_LSM6)
-    for name, text in FAKE_CPY.items():
-        (fakes / name).write_text(text)
+    copy_fakes(tmp_path / "flash" / "fakes", skip=("machine.py",))      # CircuitPython's board modules only
     names = firmware_modules()
     VIPER = {n for n in names if "_viper" in n}      # the house rule: @micropython.viper only in *_viper* modules
     assert "mote.app" in names and "mote.hal.cpy" in names and len(names) > 30
@@ -124,22 +122,7 @@ def test_the_app_survives_a_failing_store_and_radio(tmp_path):
     traceback and carry on, under each interpreter (on CircuitPython sys.print_exception does not exist)."""
     out = run_mpy(r"""
 from mote import app, motion, store, ble
-class Serial:
-    def begin(self): pass
-    def end(self): pass
-    def readinto(self, buf): return 0
-    def write(self, b): pass
-    def wait(self, ms): return False
-class Accel:
-    def __init__(self): self.m = motion.Motion(3, 50)
-    def read_into(self, buf, i): self.m.fill(buf, i)
-class Board:
-    name = "test"
-    uid = b"\x01\x02\x03\x04"
-    info = {"link": {"mtu": 256}}
-    serial = Serial()
-    accel = Accel()
-    def reset(self): raise SystemExit
+from fakeboard import Board             # tests/firmware/harness: a board in memory, nothing on its serial
 def broken(*a):
     raise OSError(5, "flash read failed")
 store.Store.boot = broken
@@ -148,7 +131,7 @@ app._has_radio = lambda: True          # a board with a radio whose start fails
 a = app.App(Board(), {"sample_hz": 50, "window": 8, "hop": 4})
 print("store survived")
 print("ble", a._start_ble())
-""", root=tmp_path).stdout.decode()
+""", root=tmp_path, path=[HARNESS_DIR]).stdout.decode()
     assert out.count("flash read failed") == 2 and out.count("Traceback") == 2, out
     assert "store survived" in out and "ble None" in out
 

@@ -93,7 +93,7 @@ def test_fuzz_mutated_headers_only_model_error(models):
 def test_sign_refuses_a_non_model_and_unknown_boards(models, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from motekit.signing_cli import sign
+    from motekit.commands.signing import sign
     monkeypatch.setenv("MOTEKIT_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "junk.mtm").write_bytes(b"MTM1" + bytes(range(256)) * 8)

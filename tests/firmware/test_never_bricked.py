@@ -11,47 +11,25 @@ import pytest
 from mpy import ROOT, VECTORS, absent, run_mpy
 from motekit import frame as hostframe
 from motekit.protocol import Status, T
-from test_app import HARNESS, decode_all, req
+from test_app import HARNESS, HARNESS_DIR, decode_all, harness, req
 from test_store import PRELUDE
 
 sys.path.insert(0, str(ROOT / "host"))
 TFLITE = VECTORS / "tflite"
 
 # littlefs on a RAM block device mounted at / : the board's flash, with a real ENOSPC when it is full
+# (tests/firmware/harness/lfsflash.py; the harness dir is mounted apart, so it stays importable)
 LFS = """
-import vfs as _vfs
-class _RAM:
-    def __init__(s, n, bs=512):
-        s.bs = bs; s.d = bytearray(n * bs)
-    def readblocks(s, b, buf, off=0):
-        a = b * s.bs + off; buf[:] = s.d[a:a + len(buf)]
-    def writeblocks(s, b, buf, off=None):
-        a = b * s.bs + (off or 0); s.d[a:a + len(buf)] = buf
-    def ioctl(s, op, arg):
-        if op == 4: return len(s.d) // s.bs
-        if op == 5: return s.bs
-        if op == 6: return 0
-_bd = _RAM(%d)
-_vfs.VfsLfs2.mkfs(_bd)
-_vfs.umount('/')
-_vfs.mount(_vfs.VfsLfs2(_bd), '/')
-def fill_flash():
-    # a user's file takes every free block (what a runaway log or a huge upload would do)
-    f = open('/junk', 'wb')
-    try:
-        while True:
-            f.write(bytes(512))
-            f.flush()
-    except OSError as e:
-        assert e.args[0] == 28, e
-    f.close()
+from lfsflash import mount, fill_flash
+mount(%d)
 """
 
 
 def run_lfs(code, blocks=256, tmp=None, stdin=b""):
     import tempfile
     with tempfile.TemporaryDirectory() as d:
-        return run_mpy(LFS % blocks + code, root=tmp or d, stdin=stdin.hex().encode()).stdout.decode()
+        return run_mpy(LFS % blocks + code, root=tmp or d, stdin=stdin.hex().encode(),
+                       path=[HARNESS_DIR]).stdout.decode()
 
 
 def test_full_flash_never_ends_the_loop(impl):
@@ -114,7 +92,8 @@ print(a.run()); print(binascii.hexlify(board.serial.out).decode())
     import tempfile
     stream = req(1, "infer.status", seq=5) + req(2, "info") + req(3, "repl")
     with tempfile.TemporaryDirectory() as d:
-        out = run_mpy(HARNESS + body, stdin=stream.hex().encode(), root=d).stdout.decode().split()
+        out = run_mpy(HARNESS + body, stdin=stream.hex().encode(), root=d,
+                      path=[HARNESS_DIR]).stdout.decode().split()
     assert out[0] == "stopped"
     frames = decode_all(out[1])
     errs = [cbor2.loads(f.payload) for f in frames if f.type == T.ERROR]
@@ -139,8 +118,8 @@ print(json.dumps({"evs": evs, "cfg": a.cfg, "override": a.power.override,
                   "default": a.power.policy.spec == policy.DEFAULT}))
 """
     import binascii  # noqa: F401
-    out = run_mpy(HARNESS.replace('a = app.App(board, {"sample_hz": 200, "window": 8, "hop": 4})',
-                                  "a = app.App(board)") + body, stdin=b"", root=tmp_path).stdout.decode()
+    out = run_mpy(harness("None") + body, stdin=b"", root=tmp_path,
+                  path=[HARNESS_DIR]).stdout.decode()
     res = json.loads(out.splitlines()[-1])
     whats = {e[0]: e for e in res["evs"]}
     assert whats["config"][1] == "stored" and "config.json is unreadable" in whats["config"][2], res
@@ -218,7 +197,7 @@ for i in range(4):
     assert new().boot()["seq"] == 2
 print("OK")
 """
-    out = run_mpy(code).stdout.decode()
+    out = run_mpy(code, path=[HARNESS_DIR]).stdout.decode()
     assert out.strip().endswith("OK"), out
 
 
@@ -273,7 +252,7 @@ print("OK")
 """
     import tempfile
     with tempfile.TemporaryDirectory() as d:
-        out = run_mpy(code, root=d).stdout.decode()
+        out = run_mpy(code, root=d, path=[HARNESS_DIR]).stdout.decode()
     assert out.strip().endswith("OK"), out
     print(out)
 

@@ -12,7 +12,7 @@ from motekit.keys import kid_of, raw_public
 from motekit.manifest import build_manifest, sign_key_list, sign_manifest
 from motekit.protocol import T
 from mpy import run_mpy
-from test_app_wiring import HARNESS, decode, tel
+from test_app_wiring import HARNESS, HARNESS_DIR, decode, tel
 
 A, B, C = (Ed25519PrivateKey.generate() for _ in range(3))
 
@@ -26,37 +26,14 @@ def keys_json(keys, revoked=(), seq=0):
                        "revoked": [kid(k).hex() for k in revoked], "seq": seq})
 
 
-GATE = r"""
-import json
-from mote import cbor, proto, requests, store, upload
-from mote.link import Link
-class Port:
-    def __init__(self): self.out = bytearray(); self.data = b""
-    def readinto(self, buf):
-        n = min(len(buf), len(self.data)); buf[:n] = self.data[:n]; self.data = self.data[n:]; return n
-    def write(self, b): self.out.extend(b)
-def link_of(trust):
-    l = Link(Port(), 8192)
-    l.trust = lambda: trust
-    upload.register(l, store.Store("sim"))
-    l.on("config.set", lambda p: "changed")
-    l.on("repl", lambda p: "bye")
-    l.on("ble.pair", lambda p: "window")
-    return l
-from mote.frame import Encoder, Decoder
-def ask(l, method, params):
-    l.port.out = bytearray()
-    l.port.data = bytes(Encoder().encode(proto.T_REQUEST, cbor.dumps([1, method, params])))
-    l.poll()
-    got = []
-    d = Decoder(8192, lambda t, f, s, p: got.append(cbor.loads(bytes(p))), lambda: None)
-    d.feed(l.port.out, len(l.port.out))
-    return got[-1]
+# the gate as a central sees it: tests/firmware/harness/gate.py
+GATE = """
+from gate import *
 """
 
 
 def run(code, root):
-    out = run_mpy(GATE + code, root=root).stdout.decode()
+    out = run_mpy(GATE + code, root=root, path=[HARNESS_DIR]).stdout.decode()
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -142,7 +119,7 @@ a.link.poll()
 a.tel.poll(compat.ticks_ms(), True)
 print(json.dumps({"frames": frames_out(), "active": a.store.pointer()}))
 """ % hostframe.encode(T.HELLO, cbor2.dumps({"resend": True}), seq=1).hex()
-        out = run_mpy("WINDOWS = True\n" + HARNESS + body, root=root).stdout.decode()
+        out = run_mpy("WINDOWS = True\n" + HARNESS + body, root=root, path=[HARNESS_DIR]).stdout.decode()
         r = json.loads(out.strip().splitlines()[-1])
         evs = [{x.get(0): x.get(3) for x in p[4]} for p in tel(decode(r["frames"])) if p[3] == "ev"]
         rec = next((e for e in evs if e.get("from") == "a"), None)
@@ -192,5 +169,6 @@ def test_docs_protocol_requests_table_matches_the_declaration():
 
 def test_the_app_registers_exactly_the_declared_requests(tmp_path):
     from mpy import firmware_module
-    out = run_mpy("WINDOWS = True\n" + HARNESS + "print(json.dumps(sorted(a.link.methods)))", root=tmp_path)
+    out = run_mpy("WINDOWS = True\n" + HARNESS + "print(json.dumps(sorted(a.link.methods)))", root=tmp_path,
+                  path=[HARNESS_DIR])
     assert json.loads(out.stdout.decode().strip().splitlines()[-1]) == sorted(firmware_module("mote.requests").TABLE)

@@ -6,109 +6,22 @@ The signature check is replaced by a stand-in here (these tests are about the st
 tests/e2e/test_flash_e2e.py runs the real COSE/Ed25519 path end to end."""
 
 import sys
+from pathlib import Path
 
 from mpy import ROOT, VECTORS, absent, run_mpy
 
+# the store's test kit, a real file run by the interpreter: tests/firmware/harness/storekit.py
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
 PRELUDE = r"""
-import os, sys, json
-from mote.compat import sha256
-from binascii import crc32
-from mote import cbor, store, upload as _upload
-from mote.cbor import Tag
-
-ROOT = "__ROOT__"
-try:
-    os.mkdir(ROOT)
-except OSError:
-    pass
-
-def fake_verify(data, keys, revoked):
-    t = cbor.loads(data)
-    prot, unprot, payload, sig = t.value
-    kid = unprot[4]
-    if kid in revoked:
-        raise ValueError("key %s is revoked" % kid)
-    if kid not in keys:
-        raise ValueError("unknown key")
-    if sig != sha256(keys[kid] + payload).digest():
-        raise ValueError("bad signature")
-    return payload
-
-store.verify_sign1 = fake_verify
-
-class FakeModel:
-    def __init__(self, path):
-        with open(path, "rb") as f:
-            self.b = f.read()
-        if self.b.startswith(b"BAD"):
-            raise ValueError("not a model")
-    def run(self, x):
-        return self.b[:1]
-
-store.load_model = FakeModel
-PK = b"K" * 32
-KID = b"k1"
-
-def signed(blob, seq=1, board="sim", key=PK, kid=KID, canary=True, version="1.0", runtime="mtm1"):
-    m = {"name": "m", "version": version, "seq": seq, "boards": [board], "runtime": runtime,
-         "sha256": sha256(blob).digest(), "size": len(blob)}
-    if canary:
-        m["canary"] = {"in": b"\x01", "out": blob[:1]}
-    payload = cbor.dumps(m, True)
-    man = cbor.dumps(Tag(18, [b"\xa1\x01\x27", {4: kid}, payload, sha256(key + payload).digest()]))
-    return man, man + blob
-
-def new(reserve=None):
-    s = store.Store("sim", root=ROOT + "/models", keys_path=ROOT + "/keys.json")
-    _upload.Uploads(s, reserve)
-    return s
-
-def stage(s, man, step=60):
-    off = 0
-    while off < len(man):
-        c = man[off:off + step]
-        off = s.uploads.manifest([off, c, crc32(c)])
-    return off
-
-def begin(s, data, mlen, sha=None, **kw):
-    stage(s, data[:mlen])
-    p = {"size": len(data), "sha256": sha or sha256(data[mlen:]).digest(), "manifest_len": mlen}
-    p.update(kw)
-    return s.uploads.begin(p)
-
-def upload(s, data, mlen, step=100, stop=None):
-    r = begin(s, data, mlen)
-    off = r["offset"]
-    while off < len(data):
-        if stop is not None and off >= stop:
-            return off
-        c = data[off:off + step]
-        off = s.uploads.chunk(off, c, crc32(c))
-    return off
-
-def flash(s, blob, proven=True, **kw):
-    man, data = signed(blob, **kw)
-    upload(s, data, len(man))
-    r = s.uploads.commit()
-    if proven:
-        s.proven()          # what mote.classifier does once the model has run on the board
-    return r
-
-def refused(fn, *words):
-    try:
-        fn()
-    except Exception as e:
-        msg = str(e)
-        for w in words:
-            assert w in msg, msg
-        return msg
-    raise AssertionError("not refused")
+import storekit
+storekit.use("__ROOT__")
+from storekit import *
 """
 
 
 def run(tmp_path, body):
     code = PRELUDE.replace("__ROOT__", str(tmp_path)) + body
-    return run_mpy(code).stdout.decode()
+    return run_mpy(code, path=[HARNESS_DIR]).stdout.decode()
 
 
 def test_flash_trial_confirm_and_second_slot(tmp_path):
@@ -309,39 +222,6 @@ def _host_signed(tmp_path, blob, seq=1, name="up"):
     return len(man), data, z
 
 
-ZPRELUDE = r"""
-def load(name):
-    with open(ROOT + "/" + name, "rb") as f:
-        return f.read()
-
-def zbegin(s, data, mlen, z, wbits=10):
-    sha = sha256(data[mlen:]).digest()
-    return begin(s, data, mlen, enc="deflate", zsize=len(z), wbits=wbits)
-
-def zupload(s, data, mlen, z, step=300, stop=None):
-    r = zbegin(s, data, mlen, z)
-    assert r["enc"] == "deflate" and r["size"] == len(z), r
-    off = r["offset"]
-    while off < len(z):
-        if stop is not None and off >= stop:
-            return off
-        c = z[off:off + step]
-        off = s.uploads.chunk(off, c, crc32(c))
-    return off
-
-def slot_blob(slot):
-    with open(ROOT + "/models/%s.bin" % slot, "rb") as f:
-        return f.read()
-
-def gone(slot):
-    try:
-        os.stat(ROOT + "/models/%s.z" % slot)
-        return False
-    except OSError:
-        return True
-"""
-
-
 def _blob(n=9000):
     import random
     rnd = random.Random(4)
@@ -350,7 +230,7 @@ def _blob(n=9000):
 
 
 def zrun(tmp_path, body):
-    return run(tmp_path, ZPRELUDE + body)
+    return run(tmp_path, body)          # storekit's deflate helpers: load, zbegin, zupload, slot_blob, gone
 
 
 def test_compressed_round_trip(tmp_path, impl):

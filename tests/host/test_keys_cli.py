@@ -12,9 +12,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from motekit.keys import Keystore, TrustList, kid_of
-from motekit.keys_cli import keys
+from motekit.commands.keys import keys
 from motekit.manifest import split_signed, verify_signed
-from motekit.signing_cli import sign, verify
+from motekit.commands.signing import sign, verify
 
 
 def _model():

@@ -214,7 +214,7 @@ def test_downlink_is_read_only_by_default_and_checks_every_command():
 
 
 def test_relay_allow_cmd_settings(tmp_path):
-    from motekit.relay.cli import _config
+    from motekit.commands.relay import _config
     cfg = _config(("sim",), ("mqtt://h",), None, None, None, None, None, None, None, None, None, ("config.set",))
     assert cfg.allow_cmd == {"config.set"}
     p = tmp_path / "r.toml"

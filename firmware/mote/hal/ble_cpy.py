@@ -20,7 +20,7 @@
 #     forget every bond (clear: _bleio.adapter.erase_bonding()) and says so (docs/security.md).
 #
 # Not run on hardware here: tests/firmware/test_ble_cpy.py runs it under micropython against a fake of the
-# adafruit_ble / _bleio API surface used (tests/ble_fake/cpy).
+# adafruit_ble / _bleio API surface used (tests/firmware/fakes/ble/cpy).
 from mote import ble as _ble
 from mote.hal import ble_mpy as _mpy
 

@@ -207,7 +207,7 @@ def provision(port, ble, sign_key, seq):
     if sign_key:
         from ..keys import Keystore
         from ..manifest import sign_key_list
-        from ..keys_cli import load_private_key
+        from .keys import load_private_key
         key = load_private_key(Keystore(), sign_key)
         params = {"signed": sign_key_list(keys, tl.revoked_kids(), seq or int(time.time()), key)}
     with open_link(port, ble=ble) as link, user_errors():

@@ -194,8 +194,8 @@ def eval_cmd(tflite, inputs, kernels, as_json):
         sys.exit(EXIT_DOES_NOT_FIT)
 
 
-# Signing (COSE_Sign1 manifests) lives in motekit.signing_cli; users find it under `mote model`.
-from ..signing_cli import sign as _sign, verify as _verify  # noqa: E402
+# Signing (COSE_Sign1 manifests) lives in motekit.commands.signing; users find it under `mote model`.
+from ..commands.signing import sign as _sign, verify as _verify  # noqa: E402
 
 model.add_command(_sign, "sign")
 model.add_command(_verify, "verify")

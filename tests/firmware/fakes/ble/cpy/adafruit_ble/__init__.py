@@ -1,5 +1,5 @@
 # A FAKE of adafruit_ble (Adafruit_CircuitPython_BLE) following the library's documented API: BLERadio and
-# BLEConnection, only the members mote.hal.ble_cpy uses. Runs on the fake _bleio (tests/ble_fake/cpy).
+# BLEConnection, only the members mote.hal.ble_cpy uses. Runs on the fake _bleio (tests/firmware/fakes/ble/cpy).
 import _bleio
 
 

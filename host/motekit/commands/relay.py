@@ -8,9 +8,9 @@ import time
 
 import click
 
-from .config import ConfigError, RelayConfig, brokers_from_toml, load_toml, parse_source
-from .sinks import parse_sink
-from .spool import POLICIES, SpoolError
+from ..relay.config import ConfigError, RelayConfig, brokers_from_toml, load_toml, parse_source
+from ..relay.sinks import parse_sink
+from ..relay.spool import POLICIES, SpoolError
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -55,7 +55,7 @@ def relay(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_addr,
     try:
         cfg = _config(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_addr, gateway,
                       username, password, config_file, allow_cmd)
-        from .core import Relay
+        from ..relay.core import Relay
 
         r = Relay(cfg)
     except (ConfigError, SpoolError) as e:
@@ -123,7 +123,7 @@ def _config(sources, brokers, spool, spool_max, spool_policy, fsync, metrics_add
             cfg.metrics = f"127.0.0.1:{cfg.metrics}"
     cfg.gateway = gateway or data.get("gateway")
     cfg.reference_s = float(data.get("reference_s", cfg.reference_s))
-    from .downlink import parse_allow
+    from ..relay.downlink import parse_allow
     allow = list(allow_cmd) or data.get("allow_cmd", [])
     if isinstance(allow, str):
         allow = [allow]

@@ -13,7 +13,7 @@ PASSPHRASE_ENV = "MOTEKIT_KEY_PASSPHRASE"
 def signing_lib():
     """motekit.keys, imported on use: `mote` itself must start without the 'signing' extra."""
     try:
-        from . import keys as lib
+        from .. import keys as lib
     except ImportError as e:
         raise click.ClickException(f"signing needs the cryptography package: pip install 'motekit[signing]' "
                                    f"({e})") from None
@@ -100,7 +100,7 @@ def list_cmd(as_json):
     for kid, (n, _) in sorted(tl.revoked.items()):
         if kid not in mine:
             rows.append({"name": n or None, "kid": kid.hex(), "kind": "public", "status": "revoked"})
-    from .show import emit_json, table
+    from ..show import emit_json, table
     if as_json:
         emit_json({"keystore": str(store.path), "keys": rows})
         return

@@ -13,13 +13,13 @@ from pathlib import Path
 import cbor2
 import click
 
-from . import __version__, seqs
-from .keys_cli import load_private_key, signing_lib
+from .. import __version__, seqs
+from .keys import load_private_key, signing_lib
 
 
 def _manifest_lib():
     signing_lib()  # the one-line error if cryptography is missing
-    from . import manifest
+    from .. import manifest
     return manifest
 
 
@@ -57,12 +57,12 @@ def sign(model, key_ref, output, name, model_version, seq, boards, runtime, labe
     The model must pass the device's own structural checks (firmware/mote/mtm_check.py) and every --board
     must be a known board (boards/NAME.json, or * for any)."""
     blob = _read(model, "model")
-    from .model.validate import mtm_check, validate_mtm
+    from ..model.validate import mtm_check, validate_mtm
     try:
         validate_mtm(blob)
     except mtm_check().ModelError as e:
         raise click.ClickException(f"{model} is not a valid model: {e}") from None
-    from .paths import boards_dir
+    from ..paths import boards_dir
     known = sorted(p.stem for p in boards_dir().glob("*.json") if p.stem != "schema")
     for b in boards:
         if b != "*" and b not in known:

@@ -43,7 +43,7 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
     the battery and the current figures are a SIMULATION from the board file's datasheet numbers.
     """
     from ..progress import Bar
-    from .simulate import simulate as run
+    from ..power.simulate import simulate as run
     try:
         # steps, not bytes: each simulation runs the firmware's code under micropython start to end, so the bar
         # names the step and counts the steps done (no ETA: the steps differ in length, and how many baseline
