@@ -95,6 +95,9 @@ def main(argv=None):
     ap.add_argument("--markdown", action="store_true", help="print the table as markdown")
     ap.add_argument("--no-screen", action="store_true", help="what-if: no screening (every motion is an event)")
     ap.add_argument("--no-fifo", action="store_true", help="what-if: no IMU FIFO (a wake per sample)")
+    ap.add_argument("--no-envelope", action="store_true",
+                    help="what-if: screening without the envelope gate (every window classified)")
+    ap.add_argument("--q", type=float, help="the envelope's percentile cut (motekit.power.calibrate.Q)")
     ap.add_argument("--hours", type=float, default=4.0)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-imu-wake", action="store_true", help="sample in quiet (2 Hz) instead of the IMU wake-up")
@@ -131,6 +134,10 @@ def main(argv=None):
             from motekit.power.simulate import exercise_model
             os.makedirs(os.path.join(tmp, "model"), exist_ok=True)
             models["exercise"] = str(exercise_model(os.path.join(tmp, "model")))
+    env_real = None               # the exercise model's envelope, calibrated on the training half
+    if not a.no_envelope and "exercise" in models:
+        from motekit.power.calibrate import Q, exercise_envelope
+        env_real = exercise_envelope(Q if a.q is None else a.q)
     rows = []
     for board in a.boards.split(","):
         for name, path in traces.items():
@@ -148,7 +155,7 @@ def main(argv=None):
             model = models["exercise"] if name in gen_trace.REAL_KINDS else "demo"
             r = simulate(board, path, imu_wake=not a.no_imu_wake, board_patch=patch, policy=pol, model=model,
                          flicker=a.worst_labels, baseline_report=a.baseline_report, gateway=not a.no_gateway,
-                         screen=not a.no_screen, fifo=not a.no_fifo)
+                         screen=not a.no_screen, fifo=not a.no_fifo, envelope=env_real if name in gen_trace.REAL_KINDS else None)
             ok = r["life_ratio"] >= 3 and r["recall"] >= 0.95
             rows.append({"board": board, "trace": name, "events": r["events"], "life_days": round(r["life_days"], 1),
                          "recall": round(r["recall"], 3), "precision": round(r["precision"], 3),
@@ -157,7 +164,7 @@ def main(argv=None):
                          "imu_wake": r["imu_wake"], "wakes": r["wakes"], "false_wakes": r["false_wakes"],
                          "imu_deep": r["imu_deep"], "boots": r["boots"],
                          "acc_records": r["reported"], "hops": sum(r["labels"].values()),
-                         "looks": r["looks"], "fifo": r["fifo"], "avg_ma": round(r["avg_ma"], 3),
+                         "looks": r["looks"], "gated": r["gated"], "gates": r["gates"], "fifo": r["fifo"], "avg_ma": round(r["avg_ma"], 3),
                          "baseline_avg_ma": round(r["baseline_avg_ma"], 3),
                          "energy": {k: round(v, 3) for k, v in r["energy_by_state"].items() if v >= 0.005},
                          "delay_s": [round(r["detect_delay_s"]["median"] or 0, 2), round(r["detect_delay_s"]["max"] or 0, 2)],
@@ -169,7 +176,7 @@ def main(argv=None):
                       f"rec {x['baseline_recall']:.3f} | {x['ratio']:.2f}x {'OK' if ok else 'MISS'} | "
                       f"{'imu wake' if x['imu_wake'] else 'sw 2 Hz'} {x['wakes']} ({x['false_wakes']} knocks) "
                       f"delay {x['delay_s'][0]:.2f}/{x['delay_s'][1]:.2f} s | acc {x['acc_records']}/{x['hops']} "
-                      f"looks {x['looks']}"
+                      f"looks {x['looks']} gated {x['gated']}/{x['gates']}"
                       f"{' deep, %d boots' % x['boots'] if x['imu_deep'] else ''}", flush=True)
     if a.json:
         print(json.dumps(rows, indent=1))
