@@ -432,7 +432,8 @@ class Policy:
         True when it is an event (a detection). May change the stage and so the rate (compare hz)."""
         if not self.burst or not self.screening():
             return moving
-        if label in self.events and (self.stage == STAGE_EVENT or conf * 100 >= self.min_conf) and self.fits(label):
+        fit = self.fits(label) if label is not None else False     # None: gate() settled it (no envelope fits)
+        if label in self.events and (self.stage == STAGE_EVENT or conf * 100 >= self.min_conf) and fit:
             if self.stage == STAGE_EVENT and label == self.last_label:
                 self.every = self.every * 2 if self.every < EVERY_MAX else EVERY_MAX
             elif self.stage != STAGE_EVENT:
@@ -455,7 +456,10 @@ class Policy:
             self.last_event = now_ms
             return True
         self.last_label = label
-        if self.stage == STAGE_CONFIRM and self.strikes < STRIKES and self.run >= self.confirm - 1:
+        # a stray label one hop short of confirming, or a window below the envelope (the candidate's or every
+        # label's: a squat's share dips under its floor in ~1 window in 20) anywhere in the run: look again
+        miss = self.env is not None and (label is None or label == self.cand)
+        if self.stage == STAGE_CONFIRM and self.strikes < STRIKES and (miss or self.run >= self.confirm - 1):
             self.strikes += 1     # a stray label one hop short of confirming: classify the next hop too
             return False
         self.run = 0

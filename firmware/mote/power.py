@@ -228,6 +228,7 @@ class Power:
         """Before classifying this hop: is it worth it? (mote.policy.gate: the window's cheap features fit some
         event label's envelope.) False settles the hop as not an event (hop() with classified False)."""
         p = self.policy
+        self.gated = False
         if p.band < 0 or not p.burst:
             return True
         if p.gate(win, n):
