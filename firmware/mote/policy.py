@@ -296,6 +296,7 @@ class Policy:
         self.looks = 0
         self.run = 0              # CONFIRM: hops with the candidate event label `cand`
         self.cand = None
+        self.shown = None         # EVENT: the event's label as reported (a new one once it holds 2 classified hops)
         self.strikes = 0          # CONFIRM: other labels seen meanwhile (STRIKES allowed)
         self.feat = [0, 0, 0]     # mote.screen features of the hop gate() last looked at (lin, share, motion)
         self.gated = 0            # hops gate() settled without the classifier
@@ -436,6 +437,7 @@ class Policy:
         if label in self.events and (self.stage == STAGE_EVENT or conf * 100 >= self.min_conf) and fit:
             if self.stage == STAGE_EVENT and label == self.last_label:
                 self.every = self.every * 2 if self.every < EVERY_MAX else EVERY_MAX
+                self.shown = label        # (a new event label shows on its second classified hop in a row)
             elif self.stage != STAGE_EVENT:
                 same = self.stage == STAGE_CONFIRM and label == self.cand
                 self.run = self.run + 1 if same else 1
@@ -448,6 +450,7 @@ class Policy:
                     return False
                 self.every = 1
                 self.nhop = 0
+                self.shown = label
             else:
                 self.every = 1
                 self.nhop = 0

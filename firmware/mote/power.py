@@ -256,13 +256,14 @@ class Power:
             conf = 0.0
         if not classified:
             ev = p.stage == policy.STAGE_EVENT
-            return ev, p.last_label, ev
+            return ev, p.shown if ev else p.last_label, ev
         was = p.stage == policy.STAGE_EVENT
         hz = p.hz
-        ev = p.decide(now_ms, moving, label, conf)
+        p.decide(now_ms, moving, label, conf)
         if p.hz != hz or not p.burst:
             self.changed = True
-        return ev, label, ev or was
+        ev = p.stage == policy.STAGE_EVENT    # a stray label inside an event (HOLD_MS) does not end it on the air
+        return ev, p.shown if ev else label, ev or was
 
     # -- requests -------------------------------------------------------------------------------------
     def get(self):

@@ -610,3 +610,41 @@ print(json.dumps(out))
     assert r["outside"] == [True, False, "rest"]
     assert all(m != "accepted" and "\n" not in m and len(m) < 120 for m in r["bad"]), r["bad"]
     assert r["kept"] == {}
+
+
+def test_an_event_on_the_air_ignores_a_stray_label_and_switches_label_on_the_second_hop():
+    """Power.hop inside an event: a stray non-event label (within HOLD_MS) keeps the event on the air (the same
+    decision, folded by the Reporter: no record), and another event label is shown once it holds two classified
+    hops in a row; the event's end is reported once."""
+    r = mpy_json("""
+import json
+from mote import power, policy
+from mote.report import Reporter
+class Meter:
+    def read_mv(self): return 3950
+    def usb(self): return False
+    def charging(self): return False
+class Board:
+    def __init__(self):
+        self.info = {"sensors": {"imu": {"counts_per_g": 16384}}}
+        self.power = Meter()
+s = power.Power(Board())
+s.tick(0, True)
+s.set_labels(["other", "squat", "lunge"])
+p = s.policy
+p.burst = True; p.stage = policy.STAGE_LOOK; p._rate()
+rep = Reporter(); rep.set_mode("change")
+out = []
+t = 0
+for lab in ("squat", "squat", "squat", "other", "squat", "lunge", "squat", "lunge", "lunge", "other", "other",
+            "other", "other", "other"):
+    t += 500
+    mv, shown, send = s.hop(t, True, lab, True, 0.9)
+    out.append([lab, mv, shown, send, bool(send and rep.hop(t, mv, shown))])
+print(json.dumps(out))
+""")
+    sent = [x for x in r if x[4]]
+    assert [x[2] for x in r[2:8]] == ["squat"] * 6 and r[8][2] == "lunge", r      # a lunge shows on its 2nd hop
+    assert all(x[1] for x in r[2:11]) and r[3][0] == "other" and not r[3][4]        # the stray label: no record
+    assert [(x[1], x[2]) for x in sent] == [(True, "squat"), (True, "lunge"), (False, "other")], sent
+    assert [x[3] for x in r[12:]] == [False, False]                                  # after the end: nothing

@@ -414,8 +414,10 @@ while t < dur:
                 labels_seen[label] = labels_seen.get(label, 0) + 1
             was = p.stage == policy.STAGE_EVENT
             ev = p.decide(t, hop_moving, label, conf)
-            send = ev or was
-            mv = ev
+            mv = p.stage == policy.STAGE_EVENT    # mote.power.Power.hop: what is reported (a stray label inside an
+            send = mv or was                      # event does not end it on the air), the event's label as shown
+            if mv:
+                label = p.shown
             if ev:
                 detections.append(t)
             if not p.burst:
@@ -423,8 +425,8 @@ while t < dur:
                 pending += 0 if p.screening() else REC_EV      # mote.app: no `rate` record while screening
                 rep.reset()
         else:
-            label = p.last_label
             send = mv = p.stage == policy.STAGE_EVENT
+            label = p.shown if mv else p.last_label
             if send:
                 detections.append(t)    # a hop the duty cycle skipped: the stable event decision holds
         if send and rep.hop(t, mv, label):      # mote.power.Power.hop: the decision, not the detector's flag
