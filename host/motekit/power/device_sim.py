@@ -185,6 +185,7 @@ else:
     GATE_MS = SCREEN_COST * tm["inference_ms"]
 gates = 0
 gated = 0
+REPORT_MS = tm.get("report_ms", 0)  # a reported hop's firmware work (derived where the board file has it)
 fifo_m = FifoModel(hop, int((imu_info.get("fifo") or {}).get("samples", 512))) if fifo else None
 
 E = {}
@@ -432,6 +433,8 @@ while t < dur:
         if send and rep.hop(t, mv, label):      # mote.power.Power.hop: the decision, not the detector's flag
             pending += REC_CHG if rep.change else REC_WIN
             reported += 1
+            spend("active", MA["active"], REPORT_MS)          # features + acc record + frame (timing.report_ms)
+            busy += REPORT_MS
         hop_moving = False
     elif since_hop >= hop and full:
         since_hop = 0
@@ -455,6 +458,8 @@ while t < dur:
             if rep.hop(t, hop_moving, label):
                 pending += REC_CHG if rep.change else REC_WIN
                 reported += 1
+                spend("active", MA["active"], REPORT_MS)
+                busy += REPORT_MS
         hop_moving = False
     if radio_on and not gateway:
         spend("radio_adv", ADV_FAST_MA, period)          # advertising for a gateway that never comes
