@@ -385,6 +385,9 @@ c.stage = P.STAGE_LOOK; c._rate()
 out["strike"] = [c.decide(0, True, "squat", 0.9), c.decide(500, True, "squat", 0.9), c.decide(1000, True, "other", 0.9),
                  P.STAGES[c.stage], c.decide(1500, True, "squat", 0.9), P.STAGES[c.stage]]
 c.stage = P.STAGE_LOOK; c._rate()
+out["weak"] = [c.decide(1700, True, "squat", 0.4), P.STAGES[c.stage], c.decide(1800, True, "other", 0.9),
+               P.STAGES[c.stage]]
+c.stage = P.STAGE_LOOK; c._rate()
 out["early"] = [c.decide(2000, True, "squat", 0.9), c.decide(2500, True, "other", 0.9), P.STAGES[c.stage]]
 q = policy.Policy(imu_wake=True); q.update(90); q.set_labels(None)
 out["nolabels"] = [q.screening(), q.decide(0, True, None)]
@@ -399,10 +402,11 @@ print(json.dumps(out))
     assert r["start"] == ["look", 50] and r["infer_look"] is True
     assert r["other"] == [False, "rest", 0, 4000]
     assert r["not_due"] is False and r["due"] == [True, "look", 50, 1]
-    # 0.5 confidence is below min_conf 60 (rest); a new label restarts the confirmation; 3 confident squats in a
-    # row escalate; inside an event another event label is an event at once
-    assert r["seq"] == [[False, "rest"], [False, "confirm"], [False, "confirm"], [False, "confirm"], [True, "event"],
-                        [True, "event"], [True, "event"]], r["seq"]
+    # a look's 0.5 confidence is below min_conf 60: one more hop (it counts for nothing); a new label restarts the
+    # confirmation; 3 confident squats in a row escalate; inside an event another event label is an event at once
+    assert r["seq"] == [[False, "confirm"], [False, "confirm"], [False, "confirm"], [False, "confirm"],
+                        [True, "event"], [True, "event"], [True, "event"]], r["seq"]
+    assert r["weak"] == [False, "confirm", False, "rest"]
     assert r["hops"].count(True) < 8 and r["hops"][-4:].count(True) == 1
     assert r["stray"] == [False, "event"] and r["end"] == [False, "rest", 0]
     assert r["still"] == [False, False, True, 0]
