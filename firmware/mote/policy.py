@@ -45,7 +45,6 @@ except ImportError:
     def const(x):
         return x
 
-from mote import screen
 from mote.compat import TICKS_PERIOD
 
 MODE_SAMPLE = const(0)
@@ -153,27 +152,6 @@ def check_events(ev):
             raise ValueError("events: each label is a string of 1..32 characters")
 
 
-ENV_MAX = const(100000)
-
-
-def check_envelope(env):
-    """The policy's `envelope`: None or {label: [lin_mg, share_pct]}: lin 0..ENV_MAX mg, share 0..100 %, at most
-    MAX_EVENTS labels."""
-    if env is None:
-        return
-    if not isinstance(env, dict) or len(env) > MAX_EVENTS:
-        raise ValueError("envelope must be a map of at most %d labels to [lin_mg, share_pct] (or null)" % MAX_EVENTS)
-    for k in env:
-        v = env[k]
-        if not isinstance(k, str) or not 0 < len(k) <= 32:
-            raise ValueError("envelope: each label is a string of 1..32 characters")
-        if not isinstance(v, list) or len(v) != 2:
-            raise ValueError("envelope %s: a list [lin_mg, share_pct] (the least linear acceleration and its share)" % k)
-        for x, top in ((v[0], ENV_MAX), (v[1], 100)):
-            if not isinstance(x, int) or isinstance(x, bool) or not 0 <= x <= top:
-                raise ValueError("envelope %s: lin_mg 0..%d, share_pct 0..100 (integers)" % (k, ENV_MAX))
-
-
 def check(spec):
     """Validate a full policy map; raise ValueError naming the problem."""
     bands = spec.get("bands")
@@ -192,7 +170,9 @@ def check(spec):
     if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 3:
         raise ValueError("wake_dur must be 0..3 (ODR cycles)")
     check_events(spec.get("events"))
-    check_envelope(spec.get("envelope"))
+    if spec.get("envelope") is not None:
+        from mote import screen           # (only a policy with an envelope pays for its code in RAM)
+        screen.check_envelope(spec["envelope"], MAX_EVENTS)
     c = spec.get("confirm", 1)
     if not isinstance(c, int) or isinstance(c, bool) or not 1 <= c <= 8:
         raise ValueError("confirm must be 1..8 (hops with the same event label)")
@@ -229,8 +209,7 @@ def _shape(override):
             raise ValueError("policy keys are strings")
         v = override[k]
         if k == "envelope":
-            check_envelope(v)         # a map of label -> 4 integers, checked whole (no deeper nesting)
-            continue
+            continue                  # a map of label -> [lin_mg, share_pct]: check() validates it whole
         rows = v if k == "bands" else ([v] if k == "usb" else None)
         if rows is None:
             _plain(v, k)
@@ -299,7 +278,7 @@ class Policy:
         self.cand = None
         self.shown = None         # EVENT: the event's label as reported (a new one once it holds 2 classified hops)
         self.strikes = 0          # CONFIRM: other labels seen meanwhile (STRIKES allowed)
-        self.feat = [0, 0, 0]     # mote.screen features of the hop gate() last looked at (lin, share, motion)
+        self.feat = None          # mote.screen features of the hop gate() last looked at (lin, share, motion)
         self.gated = 0            # hops gate() settled without the classifier
         self._configure()
 
@@ -414,7 +393,7 @@ class Policy:
         if e is None:
             return True
         f = self.feat
-        return f[0] >= e[0] and f[1] >= e[1]
+        return f is None or (f[0] >= e[0] and f[1] >= e[1])
 
     def gate(self, win, n):
         """A hop about to be classified (screening with an envelope): compute the window's mote.screen features
@@ -422,10 +401,9 @@ class Policy:
         not an event, without the classifier (the caller passes label None to decide())."""
         if self.env is None or not self.screening():
             return True
-        screen.features(win, n, self.cpg, self.feat)
-        for e in self.events:
-            if self.fits(e):
-                return True
+        from mote import screen           # imported on the first gated hop only: no RAM on boards without one
+        if screen.gate(self, win, n):
+            return True
         self.gated += 1
         return False
 

@@ -83,3 +83,34 @@ def features(win, n, cpg, out):
     out[MOTION] = motion
     out[SHARE] = lin * 100 // motion if motion > 0 else 0
     return out
+
+
+ENV_MAX = const(100000)
+
+
+def check_envelope(env, max_labels=16):
+    """A policy's `envelope`: {label: [lin_mg, share_pct]}: lin 0..ENV_MAX mg, share 0..100 %, at most max_labels
+    labels (mote.policy.check calls it only for a policy that has one). ValueError names the problem."""
+    if not isinstance(env, dict) or len(env) > max_labels:
+        raise ValueError("envelope must be a map of at most %d labels to [lin_mg, share_pct] (or null)" % max_labels)
+    for k in env:
+        v = env[k]
+        if not isinstance(k, str) or not 0 < len(k) <= 32:
+            raise ValueError("envelope: each label is a string of 1..32 characters")
+        if not isinstance(v, list) or len(v) != 2:
+            raise ValueError("envelope %s: a list [lin_mg, share_pct] (the least linear acceleration and its share)" % k)
+        for x, top in ((v[0], ENV_MAX), (v[1], 100)):
+            if not isinstance(x, int) or isinstance(x, bool) or not 0 <= x <= top:
+                raise ValueError("envelope %s: lin_mg 0..%d, share_pct 0..100 (integers)" % (k, ENV_MAX))
+
+
+def gate(p, win, n):
+    """mote.policy.Policy.gate's work: the window's features into p.feat; True when some event label's envelope
+    fits them."""
+    if p.feat is None:
+        p.feat = [0, 0, 0]
+    features(win, n if n <= MAX_N else MAX_N, p.cpg, p.feat)
+    for e in p.events:
+        if p.fits(e):
+            return True
+    return False
