@@ -480,7 +480,7 @@ class App:
         moving = self.hop_moving
         self.hop_moving = False
         cls = None
-        if self.clf.model is not None and self.power.infer():
+        if self.clf.model is not None and self.power.infer() and self.power.worth(self.win, self.win_n):
             cls = self.clf.run(self.win, self.idx)             # label, conf, lat_ms (or err)
         rep = self.reporter
         label = None

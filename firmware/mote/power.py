@@ -27,6 +27,9 @@
 # model (re)load; per hop s.infer() says whether to classify it and s.hop(now, moving, label, classified)
 # -> (label, report) feeds the decision to the policy and says what the Reporter sees; between looks the
 # policy rests (hz 0) and tick() starts the next look when it is due (s.nap_ms sleeps until then).
+# With the policy's `envelope`, s.worth(win, n) before classifying a hop computes mote.screen's cheap features;
+# False: the window fits no event label, the hop is settled as "not an event" without the classifier (hop() then
+# takes it as a classified hop with no label).
 #
 # A board without board.power (a test harness, a board with no battery sense) is treated as USB-powered:
 # the policy's `usb` row applies (full rate), exactly the behaviour before battery-aware sampling.
@@ -88,6 +91,7 @@ class Power:
         self.usb = self.meter is None
         self.charging = False
         self.changed = False      # a burst started or stopped (set per sample, consumed by the app per loop)
+        self.gated = False        # worth() settled this hop without the classifier
         self.next_tick = 0
         self.load_ma = 0
 
@@ -220,6 +224,18 @@ class Power:
             return True
         return p.burst and p.infer_hop()
 
+    def worth(self, win, n):
+        """Before classifying this hop: is it worth it? (mote.policy.gate: the window's cheap features fit some
+        event label's envelope.) False settles the hop as not an event (hop() with classified False)."""
+        p = self.policy
+        self.gated = False
+        if p.band < 0 or not p.burst:
+            return True
+        if p.gate(win, n):
+            return True
+        self.gated = True
+        return False
+
     def set_labels(self, labels):
         """The loaded model's labels (None: no model): which classes are events (policy `events`)."""
         self.policy.set_labels(labels if isinstance(labels, (list, tuple)) else None)
@@ -231,16 +247,23 @@ class Power:
         skipped stands for the last label; an event's end is reported once."""
         p = self.policy
         if p.band < 0 or not p.burst or not p.screening():
+            self.gated = False
             return moving, label, True
+        if self.gated:
+            self.gated = False            # worth() said no: a classified hop with no event label
+            classified = True
+            label = None
+            conf = 0.0
         if not classified:
             ev = p.stage == policy.STAGE_EVENT
-            return ev, p.last_label, ev
+            return ev, p.shown if ev else p.last_label, ev
         was = p.stage == policy.STAGE_EVENT
         hz = p.hz
-        ev = p.decide(now_ms, moving, label, conf)
+        p.decide(now_ms, moving, label, conf)
         if p.hz != hz or not p.burst:
             self.changed = True
-        return ev, label, ev or was
+        ev = p.stage == policy.STAGE_EVENT    # a stray label inside an event (HOLD_MS) does not end it on the air
+        return ev, p.shown if ev else label, ev or was
 
     # -- requests -------------------------------------------------------------------------------------
     def get(self):
@@ -277,5 +300,5 @@ class Power:
         p = self.policy
         return {"band": p.name(), "mode": policy.MODES[p.mode], "burst": p.burst, "hz": p.hz,
                 "soc": self.soc, "mv": self.mv, "source": battery.SOURCES[self.source()],
-                "transitions": p.transitions, "armed": p.armed, "deep": p.deep, "wakes": p.wakes,
+                "transitions": p.transitions, "armed": p.armed, "deep": p.deep, "wakes": p.wakes, "gated": p.gated,
                 "stage": policy.STAGES[p.stage], "events": list(p.events) if p.events else None, "looks": p.looks}

@@ -533,3 +533,53 @@ print(json.dumps({"before": list(before), "after": list(after), "adv": list(ble.
     assert res["after"][1] is False and 0 <= res["after"][0] <= 100    # on the battery, with an estimate
     soc, status = res["adv"]
     assert soc == min(100, int(res["after"][0] + 0.5)) and status & res["spool"] and not status & res["usb"]
+
+
+def test_the_envelope_gate_spares_the_classifier_in_the_app(tmp_path):
+    """App.telemetry while a battery band screens with an `envelope`: a still window reaches no event label's
+    envelope, so the classifier does not run (a look without motion: the burst ends); a window that moves the body
+    (a vertical bounce) is classified. Power.worth runs on the app's own window."""
+    body = """
+from array import array
+from mote import policy, proto
+class Clf:
+    model = True
+    runs = 0
+    error = None
+    def run(self, win, idx):
+        Clf.runs += 1
+        return [{proto.SENML_N: "label", proto.SENML_VS: "squat"}, {proto.SENML_N: "conf", proto.SENML_V: 0.9}]
+class Bounce:
+    k = 0
+    def read_into(self, buf, i):
+        Bounce.k += 1
+        buf[i] = 0
+        buf[i + 1] = 0
+        buf[i + 2] = 16384 + (4915 if Bounce.k % 12 < 6 else -4915)
+class Still:
+    def read_into(self, buf, i):
+        buf[i] = 0
+        buf[i + 1] = 0
+        buf[i + 2] = 16384
+a.clf = Clf()
+s = a.power
+s.tick(compat.ticks_ms(), True)
+s.set_labels(["other", "squat"])
+p = s.policy
+p.spec = policy.merge(policy.DEFAULT, {"envelope": {"squat": [50, 20]}})
+p._configure()
+res = {}
+for name, acc in (("still", Still()), ("bounce", Bounce())):
+    board.accel = acc
+    p.burst = True; p.stage = policy.STAGE_LOOK; p._rate()
+    p.last_motion = compat.ticks_ms()     # the look just started (mote.policy.due): no quiet timeout yet
+    fill_window()
+    before = Clf.runs
+    a.telemetry()
+    res[name] = [Clf.runs - before, policy.STAGES[p.stage], p.gated]
+print(json.dumps(res))
+"""
+    out = run_device(body, tmp_path, windows=False).splitlines()
+    res = json.loads(out[-1])
+    assert res["still"] == [0, "-", 1]
+    assert res["bounce"] == [1, "confirm", 1]

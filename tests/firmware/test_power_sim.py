@@ -328,3 +328,40 @@ print(json.dumps({"fires": fires, "wakes": f.wakes, "over": g.overruns, "level":
 """).stdout.decode().strip().splitlines()[-1])
     assert r["fires"] == [24, 49, 74, 99] and r["wakes"] == 4
     assert r["over"] == 40 and r["level"] == 60 and r["after"] == 0
+
+
+def test_envelope_is_calibrated_on_the_training_half_and_gates_a_busy_trace(tmp_path, monkeypatch, capsys):
+    """motekit.power.calibrate: the screening envelope comes from the TRAINING half of the exercise recordings only
+    (scrambling the held-out half changes nothing), the policy accepts it, and on the held-out half it keeps the
+    exercises' windows while turning away a good part of the `other` ones. In the simulator the gate settles
+    looks without the classifier: fewer inferences, fewer false events reported, less current on a busy trace."""
+    if not (SHARED_ACCEL / "exercises_m5stickc.csv").exists():
+        pytest.skip("no exercise recordings")
+    from motekit.model import gesture_data as gd
+    from motekit.power import calibrate
+    from motekit.power.simulate import exercise_model, simulate
+    env = calibrate.exercise_envelope()
+    assert sorted(env) == ["jumpingjack", "lunge", "squat"]
+    assert all(len(v) == 2 and all(isinstance(x, int) for x in v) for v in env.values())
+    firmware_module("mote.policy").merge(firmware_module("mote.policy").DEFAULT, {"envelope": env})
+    st = calibrate.screen_stats(env, "test")
+    assert all(st[k]["own"] >= 0.9 for k in env) and st["other"]["pass"] <= 0.8, st
+    real = gd.exercise_recordings()
+
+    def scrambled(path=None):
+        return {k: (v[0], [(1.0, -1.0, 0.0)] * len(v[1])) if gd.exercise_split(k, real) == "test" else v
+                for k, v in real.items()}
+    monkeypatch.setattr(gd, "exercise_recordings", scrambled)
+    assert calibrate.exercise_envelope() == env
+    monkeypatch.undo()
+    calibrate.main(["--json"])
+    assert json.loads(capsys.readouterr().out)["envelope"] == env
+    trace = tmp_path / "busy.csv"
+    gen_trace.write_csv(trace, gen_trace.real("busy", hours=0.5, seed=2))
+    model = exercise_model(tmp_path)
+    on = simulate("feather_nrf52840_sense", str(trace), baseline=False, model=str(model), envelope=env)
+    off = simulate("feather_nrf52840_sense", str(trace), baseline=False, model=str(model), envelope=None)
+    assert on["envelope"] == env and off["envelope"] is None and off["gated"] == 0
+    assert on["gated"] > 0 and on["gates"] >= on["gated"] and 0 < on["gate_ms"] < 20
+    assert sum(on["labels"].values()) < sum(off["labels"].values())
+    assert on["reported"] < off["reported"] and on["precision"] > off["precision"] and on["avg_ma"] < off["avg_ma"]

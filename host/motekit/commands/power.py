@@ -67,6 +67,8 @@ def simulate(board, trace, policy, capacity_mah, hours, seed, plot, no_baseline,
                f"precision {r['precision']:.3f}")
     if r.get("screen"):
         click.echo(f"screening: events {', '.join(r['event_labels'])}; {r['looks']} looks taken"
+                   + (f"; envelope: {r['gated']} of {r['gates']} hops settled without the classifier"
+                      if r.get("envelope") else "")
                    + (f"; IMU FIFO: {r['fifo_wakes']} watermark wakes" if r.get("fifo") else ""))
     if r.get("imu_wake"):
         d = r["detect_delay_s"]

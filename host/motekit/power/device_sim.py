@@ -116,8 +116,8 @@ else:
     win_n = 50                      # the app's default config window
 
 
-def classify(t, hz):
-    """The model's label for the app's window at t: the last win_n samples at the sampling rate."""
+def fill(t, hz):
+    """The app's window at t: the last win_n samples at the sampling rate."""
     per = 1000 // hz
     for k in range(win_n):
         j = ((t - (win_n - 1 - k) * per) * thz // 1000) * 3
@@ -126,6 +126,11 @@ def classify(t, hz):
         win[3 * k] = trace[j]
         win[3 * k + 1] = trace[j + 1]
         win[3 * k + 2] = trace[j + 2]
+
+
+def classify(t, hz):
+    """The model's label for the app's window at t."""
+    fill(t, hz)
     return model.classify(win)
 
 fixed = job.get("fixed_hz")
@@ -168,6 +173,19 @@ FIFO_WAKE_MS = tm.get("gpio_wake_ms", tm["sample_wake_ms"])
 MA_FIFO_WAIT = MA.get("sleep_gpio_wake", MA["light_sleep"])
 IMU_REST_MA = imu_tab[0][1]         # resting between looks: the IMU at its lowest ODR
 looks = 0
+# The envelope gate (mote.policy.gate -> mote.screen.features, plain Python on every port): its cost as a fraction
+# of a pure-kernel inference of the same model, measured on the unix port (tools/bench_power.py --screen-cost:
+# 0.06-0.10 for the 3,696-MAC exercise model; 0.10 taken), at the board's pure-kernel speed (infer.pure MAC/s,
+# derived from instruction counts); without that figure, a fraction of timing.inference_ms.
+SCREEN_COST = 0.10
+_pure = (info.get("infer") or {}).get("pure")
+if model is not None and model.macs and _pure:
+    GATE_MS = SCREEN_COST * model.macs * 1000.0 / _pure
+else:
+    GATE_MS = SCREEN_COST * tm["inference_ms"]
+gates = 0
+gated = 0
+REPORT_MS = tm.get("report_ms", 0)  # a reported hop's firmware work (derived where the board file has it)
 fifo_m = FifoModel(hop, int((imu_info.get("fifo") or {}).get("samples", 512))) if fifo else None
 
 E = {}
@@ -380,15 +398,27 @@ while t < dur:
         label = None
         classified = p.infer_hop()
         if classified:
-            spend("inference", MA["inference"], tm["inference_ms"])
-            busy += tm["inference_ms"]
-            inferences += 1
-            label, conf = classify(t, hz)
-            labels_seen[label] = labels_seen.get(label, 0) + 1
+            conf = 0.0
+            worth = True
+            if p.env is not None:                            # mote.power.Power.worth: the envelope gate first
+                fill(t, hz)
+                spend("active", MA["active"], GATE_MS)
+                busy += GATE_MS
+                gates += 1
+                worth = p.gate(win, win_n)
+                gated += 0 if worth else 1
+            if worth:
+                spend("inference", MA["inference"], tm["inference_ms"])
+                busy += tm["inference_ms"]
+                inferences += 1
+                label, conf = classify(t, hz)
+                labels_seen[label] = labels_seen.get(label, 0) + 1
             was = p.stage == policy.STAGE_EVENT
             ev = p.decide(t, hop_moving, label, conf)
-            send = ev or was
-            mv = ev
+            mv = p.stage == policy.STAGE_EVENT    # mote.power.Power.hop: what is reported (a stray label inside an
+            send = mv or was                      # event does not end it on the air), the event's label as shown
+            if mv:
+                label = p.shown
             if ev:
                 detections.append(t)
             if not p.burst:
@@ -396,13 +426,15 @@ while t < dur:
                 pending += 0 if p.screening() else REC_EV      # mote.app: no `rate` record while screening
                 rep.reset()
         else:
-            label = p.last_label
             send = mv = p.stage == policy.STAGE_EVENT
+            label = p.shown if mv else p.last_label
             if send:
                 detections.append(t)    # a hop the duty cycle skipped: the stable event decision holds
         if send and rep.hop(t, mv, label):      # mote.power.Power.hop: the decision, not the detector's flag
             pending += REC_CHG if rep.change else REC_WIN
             reported += 1
+            spend("active", MA["active"], REPORT_MS)          # features + acc record + frame (timing.report_ms)
+            busy += REPORT_MS
         hop_moving = False
     elif since_hop >= hop and full:
         since_hop = 0
@@ -426,6 +458,8 @@ while t < dur:
             if rep.hop(t, hop_moving, label):
                 pending += REC_CHG if rep.change else REC_WIN
                 reported += 1
+                spend("active", MA["active"], REPORT_MS)
+                busy += REPORT_MS
         hop_moving = False
     if radio_on and not gateway:
         spend("radio_adv", ADV_FAST_MA, period)          # advertising for a gateway that never comes
@@ -470,5 +504,5 @@ print(json.dumps({"rec_bytes": {"window": REC_WIN, "change": REC_CHG, "ev": REC_
                   "timeline": timeline, "events": events, "inferences": inferences, "imu_wake": wake_ok,
                   "wakes": wakes, "false_wakes": false_wakes, "imu_deep": deep_ok, "boots": boots, "armed_s": armed_ms / 1000.0, "wake_times": wake_times,
                   "soc_end": soc_end, "soc_est_end": soc_est_end, "screen": p.events is not None,
-                  "event_labels": list(p.events or ()), "looks": looks, "fifo": fifo, "fifo_wakes": fifo_m.wakes if fifo else 0,
+                  "event_labels": list(p.events or ()), "looks": looks, "gates": gates, "gated": gated, "gate_ms": GATE_MS, "fifo": fifo, "fifo_wakes": fifo_m.wakes if fifo else 0,
                   "rates": rates, "projection": proj}))

@@ -215,14 +215,17 @@ def exercise_model(out_dir) -> Path:
 def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None, plot=None, baseline=True,
              hours=4.0, seed=1, imu_wake=True, imu_deep=True, wake_dur=None, board_patch=None, model="demo",
              flicker=False, baseline_report=None, gateway=True, screen=True, fifo=True, real=None,
-             progress=None) -> dict:
+             envelope="auto", progress=None) -> dict:
     """progress(step): called as each step starts (a name: "building the demo model", "adaptive policy", ...);
     imu_deep=False: light sleep even where the board file allows deep sleep behind the IMU (sleep.imu_deep);
     wake_dur: override the policy's IMU wake-up duration; board_patch: what-if figures (patch_board);
     model: the .mtm classifier on the device ("demo": the demo gesture model; None: no classifier, labels
     are None); flicker: the worst case for change reporting (a new label on every moving hop);
     baseline_report: "change" gives the fixed-rate baseline the same reporting (what-if; default: every hop);
-    gateway=False: no gateway in range, the radio advertises for nobody (both runs; what-if)."""
+    gateway=False: no gateway in range, the radio advertises for nobody (both runs; what-if);
+    envelope: the screening envelope (policy `envelope`) - "auto": with the exercise model, calibrated on the
+    training half of the recordings (motekit.power.calibrate), else none; None: none; a map: that one (a
+    policy that sets `envelope` itself wins)."""
     board = patch_board(boards.load(board_name), board_patch)
     step = progress or (lambda name: None)
     cap = capacity_mah or board["battery"]["capacity_mah"]
@@ -241,6 +244,14 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
         gen_trace.write_csv(trace_path, gen_trace.generate(hours, seed))
     if isinstance(policy, (str, Path)):
         policy = json.loads(Path(policy).read_text())
+    if envelope == "auto":
+        envelope = None
+        if model == "exercise":
+            from .calibrate import exercise_envelope
+            step("calibrating the screening envelope (training half)")
+            envelope = exercise_envelope()
+    if envelope and not (isinstance(policy, dict) and "envelope" in policy):
+        policy = dict(policy or {}, envelope=envelope)
     if model == "demo":
         step("building the demo model")
         model = demo_model(os.path.join(tmpdir, "model"))
@@ -276,6 +287,7 @@ def simulate(board_name: str, trace_path=None, *, policy=None, capacity_mah=None
                "labels": res["labels"],
                # screening (the model's event labels, looks taken) and the IMU FIFO (watermark wakes)
                "screen": res["screen"], "event_labels": res["event_labels"], "looks": res["looks"],
+               "envelope": envelope or None, "gates": res["gates"], "gated": res["gated"], "gate_ms": res["gate_ms"],
                "fifo": res["fifo"], "fifo_wakes": res["fifo_wakes"],
                "detect_delay_s": {"median": delays[len(delays) // 2] if delays else None,
                                   "max": delays[-1] if delays else None}}
