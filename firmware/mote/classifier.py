@@ -80,9 +80,14 @@ class Classifier:
         """Let the running model go, and the engine imported for it (a commit's trial loads its own: a 192 KiB
         board cannot hold two models, the engine and the verifier at once)."""
         m = self.model
-        if m is not None and hasattr(m, "close"):
-            m.close()           # (a model streaming its weights keeps its slot file open)
-        self.model = m = None
+        self.model = None
+        close = getattr(m, "close", None)
+        if close is not None:
+            try:
+                close()                   # (a model that streams its weights keeps its slot file open)
+            except Exception:
+                pass
+        m = close = None
         names = self.engine
         self.engine = ()
         if names:
