@@ -68,8 +68,11 @@ class Classifier:
             self.error = "%s: %s" % (type(e).__name__, e)
             return "load failed: " + self.error
         finally:
-            if self.model is None:          # nothing runs it: the engine imported for it goes (mote.store.forget)
-                m = None
+            if self.model is None:          # nothing runs it: its file closed, the engine imported for it gone
+                close = getattr(m, "close", None)
+                if close is not None:
+                    close()                 # (a model streaming its weights keeps its slot file open)
+                m = close = None
                 forget(before)
         from array import array
         if self.buf is None or len(self.buf) != 3 * win_n:
