@@ -314,10 +314,10 @@ def test_board_timing_is_the_instruction_counts(firmware, demo_mtm, name):
 
 def test_upload_heap_margin_on_pico_w(firmware, demo_mtm):
     """The emulated Pico W (192 KiB heap) takes signed uploads (tools/bench_mcu.py --upload-heap has the figures):
-    two with 16 KB of its heap taken by a ballast at boot (margin measured: 34 KB; before #14: 6 KB, and a second
+    two with 16 KB of its heap taken by a ballast at boot (margin measured: 32 KB; before #14: 6 KB, and a second
     upload's begin failed with the whole /board.json), the second leaving nothing behind (free heap after a
-    collection within 1 KB of the first's); and two while it runs the demo classifier (margin measured: 24 KB,
-    ~6 KB with issue 15's larger engine in a trial merge; before #14 an upload's trial rolled back for RAM)."""
+    collection within 1 KB of the first's); and two while it runs the demo classifier (margin measured: 24 KB;
+    before #14 an upload's trial rolled back for RAM)."""
     from motekit.emu import uploadheap
     r = uploadheap.run(uploads=2, ballast=16384)
     assert r["confirmed"] == 2 and not r["refused"], r["refused"]
