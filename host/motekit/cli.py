@@ -46,7 +46,7 @@ COMMANDS = (
     ("info", "commands.device:info"),
     ("install", "commands.install:install"),
     ("keys", "commands.keys:keys"),
-    ("model", "model.cli:model"),
+    ("model", "commands.model:model"),
     ("monitor", "commands.device:monitor"),
     ("pair", "commands.ble:pair"),
     ("ping", "commands.device:ping"),

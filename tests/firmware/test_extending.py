@@ -120,6 +120,7 @@ def test_one_sorted_command_table():
     from motekit.cli import COMMANDS, main
     names = [n for n, _ in COMMANDS]
     assert names == sorted(names) and len(set(names)) == len(names)
+    assert all(ref.startswith("commands.") for _, ref in COMMANDS), COMMANDS    # every command under commands/
     assert sorted(main.commands) == names
     text = (ROOT / "host" / "motekit" / "cli.py").read_text()
     assert text.count("add_command(") == 1                                # only the table's loop

@@ -59,7 +59,7 @@ def test_crafted_model_refused_in_one_line_on_device_and_host(case, models, tmp_
     assert words in host and "\n" not in host
     from click.testing import CliRunner
 
-    from motekit.model.cli import model
+    from motekit.commands.model import model
     r = CliRunner().invoke(model, ["check", str(p), "--board", "sim"])       # `mote model check BAD.mtm`
     assert r.exit_code == 4 and r.output == f"bad input: {p} fails the device's checks: {host}\n", r.output
     out = run_mpy(f"""

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .convert import UnsupportedModel, convert
-from .tflite_reader import BadInput
+from ..model.convert import UnsupportedModel, convert
+from ..model.tflite_reader import BadInput
 
 # Exit codes of `mote model convert/check/eval` (documented in README.md, "Models"); 2 is click's usage error.
 EXIT_DOES_NOT_FIT = 1      # check: RAM or flash exceeded; eval: outputs differ from the reference
@@ -66,7 +66,7 @@ def convert_cmd(tflite, output, labels):
     c = convert(tflite, labels=lab)
     # never beside the input by default: it may sit in a shared, read-only or someone else's folder
     out = output or str(Path.cwd() / (Path(tflite).stem + ".mtm"))
-    from .validate import mtm_check
+    from ..model.validate import mtm_check
     try:
         n = c.write(out)
     except OSError as e:
@@ -89,7 +89,7 @@ def check_cmd(tflite, board, as_json):
 
     Given a converted MODEL.mtm instead, runs the device's own structural checks on it (what the board runs
     before any kernel) and says whether its input is the board's sample window."""
-    from .check import check
+    from ..model.check import check
     with open(tflite, "rb") as f:
         is_mtm = f.read(4) == b"MTM1"
     if is_mtm:
@@ -144,8 +144,8 @@ def check_cmd(tflite, board, as_json):
 
 def _check_mtm(path, board, as_json):
     from .. import boards
-    from .check import window_fit
-    from .validate import mtm_check, validate_mtm
+    from ..model.check import window_fit
+    from ..model.validate import mtm_check, validate_mtm
     try:
         boards.load(board)
     except Exception as e:          # (an unknown board: one line)
@@ -178,7 +178,7 @@ def _check_mtm(path, board, as_json):
 @_model_errors
 def eval_cmd(tflite, inputs, kernels, as_json):
     """Run the converted model under micropython and the TFLite reference; report mismatches and timing."""
-    from .evaluate import evaluate, load_inputs
+    from ..model.evaluate import evaluate, load_inputs
     arrs = [load_inputs(p) for p in inputs]
     r = evaluate(tflite, arrs, kernels=tuple(k for k in kernels.split(",") if k))
     if as_json:
@@ -195,7 +195,7 @@ def eval_cmd(tflite, inputs, kernels, as_json):
 
 
 # Signing (COSE_Sign1 manifests) lives in motekit.commands.signing; users find it under `mote model`.
-from ..commands.signing import sign as _sign, verify as _verify  # noqa: E402
+from .signing import sign as _sign, verify as _verify  # noqa: E402
 
 model.add_command(_sign, "sign")
 model.add_command(_verify, "verify")
