@@ -35,21 +35,14 @@ def warm_up(names):
     which takes one large contiguous block a fragmented heap may not have (measured: the sim's trial failed
     with MemoryError there, with 200 KB free). Re-importing later adds no names; dropping them now keeps the
     heap of a board without a model as it was."""
-    import sys
-    before = set(sys.modules)
+    from mote import store      # its loaded()/forget() let modules go (store is imported by now anyway)
+    before = store.loaded()
     for n in names:
         try:
             __import__(n)
         except Exception as e:  # never keep the board from booting over it
             print_exception(e)
-    import mote
-    for n in set(sys.modules) - before:
-        sys.modules.pop(n, None)
-        try:
-            delattr(mote, n.split(".")[-1])
-        except Exception:       # (no such attribute: KeyError on MicroPython; a port without delattr)
-            pass
-    gc.collect()
+    store.forget(before)
 
 
 def store_caps():
