@@ -155,14 +155,22 @@ def main(argv=None):
     patch = {"sleep": {"imu_deep": True}} if a.imu_deep else {}
     if a.deep_ma is not None:
         patch["power"] = {"states": {"deep_sleep_imu_wake": {"ma": a.deep_ma, "source": "what-if"}}}
-    pol = None
-    if a.report == "window":
+
+    def override(board):
+        """--report window: the board's own bands (its file's `policy` over DEFAULT) reporting every hop."""
         from mote import policy as fw_policy
-        pol = {"bands": [dict(b, report="window") if b.get("mode", "sample") == "sample" else b
-                         for b in fw_policy.DEFAULT["bands"]]}
+        from motekit import boards
+        spec = fw_policy.for_board(boards.load(board))
+        if a.report != "window":
+            return None
+        return {"bands": [dict(r, report="window") if r.get("mode", "sample") == "sample" else r
+                          for r in spec["bands"]]}
+
+    pols = {board: override(board) for board in a.boards.split(",")}   # (boards load here, not in the threads)
 
     def run(job):
         board, name, sd, path = job
+        pol = pols[board]
         real = name in gen_trace.REAL_KINDS
         r = simulate(board, path, imu_wake=not a.no_imu_wake, board_patch=patch, policy=pol,
                      model=models["exercise"] if real else "demo", flicker=a.worst_labels,

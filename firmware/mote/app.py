@@ -270,7 +270,8 @@ class App:
         if self._boot_ev is not None:
             self.event("model", self._boot_ev[0], self._boot_ev[1][:60])
         from mote import power as _power
-        for what, why in (("config", config.LOAD_ERROR), ("policy", _power.LOAD_ERROR)):
+        for what, why in (("config", config.LOAD_ERROR), ("policy", _power.LOAD_ERROR),
+                          ("policy", _power.BOARD_ERROR)):
             if why:                             # a stored file that did not load: the default runs, said once
                 self.event(what, "stored", ("default: " + why)[:60])
 

@@ -64,6 +64,8 @@ STAGES = ("-", "look", "rest", "event", "confirm")
 STRIKES = const(1)           # CONFIRM tolerates this many other labels between the candidate's (a look's phase
                              # against a slow exercise: lunges gave 82-91 of 91 windows; measured: rp2 recall on
                              # `still` 0.906 -> see docs/power.md)
+UNSURE = const(70)           # % CONFIRM takes a non-event label under this for a strike, not a rest (a slow
+                             # exercise's phase: held-out lunges' "other" hops came at 0.50-0.69; docs/power.md)
 HOLD_MS = const(1500)        # EVENT lasts this long after the last event label (one stray label does not end it)
 EVERY_MAX = const(4)         # duty cycle while an event's label is stable: at most every 4th hop classified
 BACKGROUND = ("idle", "other")   # labels that are not events unless the policy's `events` says otherwise
@@ -236,6 +238,14 @@ def merge(base, override):
             raise ValueError("unknown policy key " + str(k))
         new[k] = override[k]
     return check(new)
+
+
+def for_board(info):
+    """The board's default policy: DEFAULT with the board file's `policy` override (the same shape as
+    /policy.json, which applies over it). A board whose fixed-rate baseline is dear can afford more looks
+    (boards/*.json: measured in docs/power.md). Raises ValueError naming the problem."""
+    o = info.get("policy") if isinstance(info, dict) else None
+    return DEFAULT if o is None else merge(DEFAULT, o)
 
 
 class Policy:
@@ -450,7 +460,8 @@ class Policy:
         # a stray label one hop short of confirming, or a window below the envelope (the candidate's or every
         # label's: a squat's share dips under its floor in ~1 window in 20) anywhere in the run: look again
         miss = self.env is not None and (label is None or label == self.cand)
-        if self.stage == STAGE_CONFIRM and self.strikes < STRIKES and (miss or self.run >= self.confirm - 1):
+        unsure = label is not None and conf * 100 < UNSURE
+        if self.stage == STAGE_CONFIRM and self.strikes < STRIKES and (miss or unsure or self.run >= self.confirm - 1):
             self.strikes += 1     # a stray label one hop short of confirming: classify the next hop too
             return False
         self.run = 0

@@ -46,19 +46,33 @@ MAGIC = 0x6D              # sleep memory: [MAGIC, band + 2, soc (255 unknown), u
 
 
 LOAD_ERROR = None         # why the stored policy was not used (the app reports it as an `ev` record)
+BOARD_ERROR = None        # why the board file's policy was not used (the same)
 
 
-def load_spec():
-    """DEFAULT overridden by /policy.json (a bad stored policy never stops the board: DEFAULT)."""
+def load_spec(base=None):
+    """`base` (the board's policy: policy.for_board; default DEFAULT) overridden by /policy.json (a bad stored
+    policy never stops the board: `base`)."""
     global LOAD_ERROR
     from mote.fs import load_json
+    base = base or policy.DEFAULT
     stored, LOAD_ERROR = load_json(PATH, None)
     if stored is None:
-        return policy.DEFAULT
+        return base
     try:
-        return policy.merge(policy.DEFAULT, stored)
+        return policy.merge(base, stored)
     except (ValueError, KeyError, TypeError) as e:
         LOAD_ERROR = "stored policy refused (%s)" % e
+    return base
+
+
+def board_base(info):
+    """The board file's policy over DEFAULT; a bad one (a hand-edited /board.json) is DEFAULT and a load error."""
+    global BOARD_ERROR
+    BOARD_ERROR = None
+    try:
+        return policy.for_board(info)
+    except (ValueError, KeyError, TypeError) as e:
+        BOARD_ERROR = "board policy refused (%s)" % e
     return policy.DEFAULT
 
 
@@ -75,8 +89,9 @@ class Power:
         b = info.get("battery") if isinstance(info.get("battery"), dict) else {}
         imu = (info.get("sensors") or {}).get("imu") or {}
         self.est = battery.Estimator(b.get("chemistry", "lipo"), b.get("internal_mohm", 150))
-        spec = load_spec()
-        stored = read_json(PATH, None) if LOAD_ERROR is None and spec is not policy.DEFAULT else None
+        self.base = board_base(info)
+        spec = load_spec(self.base)
+        stored = read_json(PATH, None) if LOAD_ERROR is None and spec is not self.base else None
         self.override = stored if isinstance(stored, dict) else {}      # a refused override is not kept
         self.imu_wake = getattr(board, "imu_wake", None)
         self.imu_woke = getattr(board, "imu_woke", None)
@@ -270,7 +285,8 @@ class Power:
         return {"policy": self.policy.spec, "override": self.override, "state": self.state()}
 
     def set(self, params):
-        """policy.set: merge over DEFAULT + the stored override, validate, persist, apply. None resets."""
+        """policy.set: merge over the board's policy + the stored override, validate, persist, apply. None resets
+        (to the board's policy)."""
         if params is None:
             new_override = {}
         else:
@@ -278,7 +294,7 @@ class Power:
                 raise ValueError("policy.set takes a map")
             new_override = dict(self.override)
             new_override.update(params)
-        spec = policy.merge(policy.DEFAULT, new_override)      # raises ValueError naming the problem
+        spec = policy.merge(self.base, new_override)           # raises ValueError naming the problem
         for k in ("hb_s", "quiet_s", "thresh_mg", "hysteresis", "wake_mg", "wake_dur"):
             v = spec[k]
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 86400 or (k == "hb_s" and v < 1):

@@ -67,6 +67,11 @@ def validate(board, where: str = "board") -> dict:
         at = "/".join(str(x) for x in err.absolute_path) or "top level"
         msg = err.message if len(err.message) <= 120 else err.message[:117] + "..."
         raise BoardError(f"{where}: {at}: {msg} (see boards/schema.json)")
+    if isinstance(board.get("policy"), dict):
+        try:                 # the device's own check (mote.policy.merge), so a board never ships one it refuses
+            paths.firmware_module("mote.policy").for_board(board)
+        except (ValueError, KeyError, TypeError) as e:
+            raise BoardError(f"{where}: policy: {e} (the shape of /policy.json: docs/power.md)") from None
     return board
 
 

@@ -8,6 +8,7 @@ setup.py's build step); in a checkout (an editable install, `./dev`) they are th
 import importlib
 import os
 import sys
+import threading
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
@@ -35,13 +36,19 @@ def shared_dir() -> Path:
     return Path(os.environ.get("MOTEKIT_SHARED", REPO.parent / "shared"))
 
 
+_IMPORTING = threading.Lock()
+
+
 def firmware_module(name: str):
     """Import a pure firmware module (e.g. "mote.motion") into this process: the host's tools run the
-    board's own code (its synthetic accelerometer) rather than a copy of it."""
-    if name in sys.modules:
-        return sys.modules[name]
-    sys.path.insert(0, str(firmware_dir()))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.pop(0)
+    board's own code (its synthetic accelerometer) rather than a copy of it. Thread-safe: a second thread
+    waits for the first one's import (tools/bench_power.py loads boards from a thread pool) instead of
+    getting a half-initialised module."""
+    with _IMPORTING:
+        if name in sys.modules:
+            return sys.modules[name]
+        sys.path.insert(0, str(firmware_dir()))
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.pop(0)

@@ -389,6 +389,13 @@ out["weak"] = [c.decide(1700, True, "squat", 0.4), P.STAGES[c.stage], c.decide(1
                P.STAGES[c.stage]]
 c.stage = P.STAGE_LOOK; c._rate()
 out["early"] = [c.decide(2000, True, "squat", 0.9), c.decide(2500, True, "other", 0.9), P.STAGES[c.stage]]
+# an unsure other label (under UNSURE) anywhere in the run is a strike, not a rest; a second one rests
+c.stage = P.STAGE_LOOK; c._rate()
+out["unsure"] = [c.decide(3000, True, "squat", 0.9), c.decide(3500, True, "other", 0.6), P.STAGES[c.stage],
+                 c.decide(4000, True, "squat", 0.9), c.decide(4500, True, "squat", 0.9), P.STAGES[c.stage]]
+c.stage = P.STAGE_LOOK; c._rate()
+out["unsure2"] = [c.decide(5000, True, "squat", 0.9), c.decide(5500, True, "other", 0.6),
+                  c.decide(6000, True, "other", 0.6), P.STAGES[c.stage], P.UNSURE]
 q = policy.Policy(imu_wake=True); q.update(90); q.set_labels(None)
 out["nolabels"] = [q.screening(), q.decide(0, True, None)]
 q.set_labels(["idle", "other"])
@@ -412,6 +419,8 @@ print(json.dumps(out))
     assert r["still"] == [False, False, True, 0]
     assert r["strike"] == [False, False, False, "confirm", True, "event"]
     assert r["early"] == [False, False, "rest"]
+    assert r["unsure"] == [False, False, "confirm", False, True, "event"]
+    assert r["unsure2"] == [False, False, False, "rest", 70]
     assert r["nolabels"] == [False, True] and r["nothing"] is None and r["only"] == ["squat"]
 
 

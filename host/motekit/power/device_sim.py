@@ -142,7 +142,7 @@ if fixed:
         if k not in spec:
             spec[k] = policy.DEFAULT[k]
 else:
-    spec = policy.merge(policy.DEFAULT, job.get("policy") or {})
+    spec = policy.merge(policy.for_board(info), job.get("policy") or {})   # as mote.power: board, then /policy.json
 wake_ok = bool(imu_info.get("int1_pin")) and not fixed and job.get("imu_wake", True) is not False
 deep_ok = wake_ok and bool(info.get("sleep", {}).get("imu_deep", False)) and job.get("imu_deep", True) is not False
 p = policy.Policy(spec, imu_info.get("counts_per_g", 16384), wake_ok, deep_ok)
@@ -499,10 +499,13 @@ if job.get("project") and t > 0 and total > 0:
         for _ in range(8):
             est.update(cell.read_mv(), avg)
         proj.append([hours, int(cell.soc() * 1000), est.soc])
-print(json.dumps({"rec_bytes": {"window": REC_WIN, "change": REC_CHG, "ev": REC_EV, "hb": hb_bytes},
+# streamed, not one string: the lists (timeline, events, rates) of a long busy trace made a >100 KB string that a
+# fragmented heap could not place (MemoryError at the very end of a run)
+json.dump({"rec_bytes": {"window": REC_WIN, "change": REC_CHG, "ev": REC_EV, "hb": hb_bytes},
                   "labels": labels_seen, "reported": reported, "sim_ms": t, "energy_mas": E, "avg_ma": total / t if t else 0.0, "detections": detections,
                   "timeline": timeline, "events": events, "inferences": inferences, "imu_wake": wake_ok,
                   "wakes": wakes, "false_wakes": false_wakes, "imu_deep": deep_ok, "boots": boots, "armed_s": armed_ms / 1000.0, "wake_times": wake_times,
                   "soc_end": soc_end, "soc_est_end": soc_est_end, "screen": p.events is not None,
                   "event_labels": list(p.events or ()), "looks": looks, "gates": gates, "gated": gated, "gate_ms": GATE_MS, "fifo": fifo, "fifo_wakes": fifo_m.wakes if fifo else 0,
-                  "rates": rates, "projection": proj}))
+                  "rates": rates, "projection": proj}, sys.stdout)
+sys.stdout.write("\n")
