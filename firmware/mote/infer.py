@@ -13,6 +13,9 @@
 #              requantization), so it runs on 32-bit ports (RP2040, ESP32, nRF52) and 64-bit ones alike
 #   "viper"    the fastest viper set that imports (viper64, else viper32)
 # The default is "viper" when a viper set imports, else "pure".
+#
+# Each op kind's binder (params and blobs -> a bound kernel call) is one entry of mote.infer_bind.BIND, load-time
+# code Model imports for a load and drops once the plan is bound; the exported models' ops: mote.infer_ext.BIND.
 import struct
 from array import array
 
