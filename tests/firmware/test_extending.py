@@ -17,6 +17,7 @@ import pytest
 from mpy import ROOT, VECTORS, run_mpy
 
 MOTE = str(Path(sys.executable).with_name("mote"))
+HARNESS = Path(__file__).resolve().parent / "harness"
 
 
 class PtyTransport:
@@ -85,10 +86,7 @@ def test_recipe_new_device_request():
     out = run_mpy(r"""
 from mote import cbor, proto, requests
 from mote.link import Link
-class Port:
-    def __init__(self): self.out = bytearray()
-    def readinto(self, buf): return 0
-    def write(self, data): self.out += data
+from gate import Port                   # (tests/firmware/harness: an in-memory port)
 class OpenLink(Link):
     def trust(self): return requests.OPEN
 def ask(link, rid):
@@ -103,7 +101,7 @@ ask(serial, 2)
 ask(radio, 3)
 print(bytes(serial.port.out).hex())
 print(bytes(radio.port.out).hex())
-""").stdout.decode().split()
+""", path=[HARNESS]).stdout.decode().split()
     answers = []
     for hexed in out[-2:]:
         for f in frame.Decoder().feed(bytes.fromhex(hexed)):
