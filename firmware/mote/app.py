@@ -119,7 +119,7 @@ class App:
     def _setup_store(self, board):
         # model store: trial/confirm/rollback and the boot-time hash check run before the link starts
         from mote import store, upload
-        warm_up(("mote.infer", "mote.mtm_check"))
+        warm_up(("mote.infer", "mote.infer_bind", "mote.mtm_check"))
         self.store = store.Store(board.name)
         before = self.store.pointer().get("slot")
         self.store.window = self.cfg["window"]     # a window classifier's trial checks it fits the board's window

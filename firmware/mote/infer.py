@@ -13,6 +13,9 @@
 #              requantization), so it runs on 32-bit ports (RP2040, ESP32, nRF52) and 64-bit ones alike
 #   "viper"    the fastest viper set that imports (viper64, else viper32)
 # The default is "viper" when a viper set imports, else "pure".
+#
+# Each op kind's binder (params and blobs -> a bound kernel call) is one entry of mote.infer_bind.BIND, load-time
+# code Model imports for a load and drops once the plan is bound; the exported models' ops: mote.infer_ext.BIND.
 import struct
 from array import array
 
@@ -70,19 +73,24 @@ def check_file(path):
     and dropped before the engine allocates anything (~10 KB of heap on a board: loads are rare, RAM is not);
     mote.app imports it once at boot (warm_up), so its names are interned while the heap is young and a later
     import never has to grow the interpreter's name table."""
-    import sys
-    import mote
     from mote import mtm_check
     mtm_check.ModelError = ModelError
     try:
         mtm_check.check_file(path)
     finally:
         mtm_check = None
-        sys.modules.pop("mote.mtm_check", None)
-        try:
-            del mote.mtm_check
-        except (AttributeError, KeyError):       # (MicroPython raises KeyError for a missing module attribute)
-            pass
+        _drop("mtm_check")
+
+
+def _drop(name):
+    # let go of the load-time module mote.NAME (its code is freed once nothing else refers to it)
+    import sys
+    import mote
+    sys.modules.pop("mote." + name, None)
+    try:
+        delattr(mote, name)
+    except (AttributeError, KeyError):       # (MicroPython raises KeyError for a missing module attribute)
+        pass
 
 
 class Model:
@@ -97,6 +105,9 @@ class Model:
             self.close()
             self._plan = self.arena = None
             raise ModelError("not enough free RAM to load the model")
+        finally:
+            self._binders = None        # load-time code: the plan holds the kernels it bound
+            _drop("infer_bind")
 
     def _load(self, path, kernels, weights, chunk, checked):
         if kernels is None:
@@ -112,6 +123,9 @@ class Model:
         self.kernels = kernels
         if not checked:     # every size, offset, id and typecode, before any kernel sees them
             check_file(path)
+        from mote.infer_bind import BIND        # (imported before the model's buffers: low on the heap)
+        self._binders = BIND
+        BIND = None
         with open(path, "rb") as f:
             # (the container, header and every op passed mote.mtm_check.check_file just now)
             n = struct.unpack("<I", f.read(8)[4:8])[0]
@@ -176,52 +190,15 @@ class Model:
         self.last_us = 0
 
     def _bind(self, K, kind, p, blobs):
-        v = self._views
-        if kind == "FC":
-            return _b(K, "fc", (v[p["x"]], blobs[p["w"]], blobs[p["b"]], blobs[p["m"]], blobs[p["s"]], v[p["y"]],
-                                p["n_in"], p["n_out"], p["batches"], p["out_zp"], p["lo"], p["hi"]))
-        if kind in ("CONV", "DW"):
-            H, W, C = p["inp"]
-            OH, OW, OC = p["out"]
-            KH, KW = p["k"]
-            common = (H, W, C, OH, OW, OC)
-            geo = (KH, KW, p["stride"][0], p["stride"][1], p["dil"][0], p["dil"][1], p["pad"][0], p["pad"][1])
-            w, b, m, s = blobs[p["w"]], blobs[p["b"]], blobs[p["m"]], blobs[p["s"]]
-            if kind == "CONV":
-                k = KH * KW * C
-                fill = _fill(k, p["in_zp"])
-                return _b(K, "conv", (v[p["x"]], w, b, m, s, v[p["y"]], self._patch, fill) + common + geo
-                          + (p["out_zp"], p["lo"], p["hi"]))
-            return _b(K, "dwconv", (v[p["x"]], w, b, m, s, v[p["y"]], self._tib, self._twb) + common
-                      + (p["mult"],) + geo + (p["in_zp"], p["out_zp"], p["lo"], p["hi"]))
-        if kind == "POOL":
-            H, W, C = p["inp"]
-            OH, OW, _ = p["out"]
-            return _b(K, "pool", (v[p["x"]], v[p["y"]], H, W, C, OH, OW, p["k"][0], p["k"][1], p["stride"][0],
-                                  p["stride"][1], p["pad"][0], p["pad"][1], p["lo"], p["hi"], p["max"]))
-        if kind == "MEAN":
-            return (K.mean, (v[p["x"]], v[p["y"]], p["hw"], p["c"], blobs[p["thr"]]))
-        if kind == "ADD":
-            x1 = v[p["x1"]] if "x1" in p else blobs[p["x1c"]]      # a constant operand is a blob
-            x2 = v[p["x2"]] if "x2" in p else blobs[p["x2c"]]
-            geo = p["shape"] + p["st1"] + p["st2"] if "shape" in p else None
-            # (SUB is ADD with the second operand's multiplier negated: the rescaling rounds symmetrically)
-            return _b(K, "add", (x1, x2, v[p["y"]], p["n"], p["off1"], p["off2"], p["ls"], p["m1"], p["s1"],
-                                 p["m2"], p["s2"], p["mo"], p["so"], p["out_zp"], p["lo"], p["hi"], geo))
-        if kind == "SOFTMAX":
-            return _pure.softmax_bind(v[p["x"]], v[p["y"]], p["rows"], p["depth"], p["mult"], p["ls"],
-                                      p["diff_min"])
-        if kind == "LUT":
-            return (K.lut, (v[p["x"]], v[p["y"]], p["n"], blobs[p["lut"]]))
-        if kind == "DEQ":
-            return (K.deq, (v[p["x"]], v[p["y"]], p["n"], blobs[p["lut"]]))
-        if kind == "PAD":
-            return (_pure.pad, (v[p["x"]], v[p["y"]], p["inp"], p["out"], p["before"], p["value"]))
-        if kind == "CONCAT":
-            return (_pure.concat, ([v[t] for t in p["xs"]], v[p["y"]], p["outer"], p["chunks"]))
-        from mote import infer_ext      # the ops of exported models
-        return infer_ext._bind(self, kind, p, blobs)
-
+        # the op's binder: mote.infer_bind.BIND (held in self._binders while the model loads), else the exported
+        # models' ops (mote.infer_ext.BIND, imported for a model that has them and kept: it runs their state)
+        fn = self._binders.get(kind)
+        if fn is None:
+            from mote import infer_ext      # the ops of exported models: its own table
+            fn = infer_ext.BIND.get(kind)
+            if fn is None:
+                raise ModelError("unsupported op in model file: " + str(kind))
+        return fn(self, K, kind, p, blobs)
 
     def close(self):
         """Release the model file (kept open while weights are streamed from it)."""

@@ -4,7 +4,7 @@
 from array import array
 
 from mote import kernels as _pure
-from mote.infer import ModelError, _SETS, _copy_in
+from mote.infer import ModelError, _copy_in
 
 
 def reset(vs):
@@ -43,60 +43,75 @@ def classify(out):
     return best, vals[best]
 
 
-def _bind(self, kind, p, blobs):
-    # ops of exported models (pure kernels); every size and offset is checked here, before any run
+# --- the binders: BIND[kind](model, kernel set, kind, params, blobs) -> (function, args), one entry per op kind
+# (each op checked first by mote.mtm_check_ext.CHECKS); every size and offset is checked here too, before any run
+
+def _copy(self, K, kind, p, blobs):
     from mote import kernels_ext as X
     v = self._views
     y = v[p["y"]]
-    if kind == "COPY":
-        sh, st, off = p["sh"], p["st"], p["off"]
-        x = v[p["x"]]
-        n = 1
-        top = off
-        for i in range(5):
-            if sh[i] < 1 or st[i] < 0:
-                raise ModelError("bad COPY plan")
-            n *= sh[i]
-            top += (sh[i] - 1) * st[i]
-        if n != len(y) or off < 0 or top >= len(x):
-            raise ModelError("COPY plan outside its tensors")
-        return (ext_viper(self, "copy", X.copy), (x, y, array("i", sh), array("i", st), off))
-    if kind == "GATHER":
-        x = v[p["x"]]
-        idx = p["idx"]
-        outer, axis_n, inner = p["outer"], p["axis_n"], p["inner"]
-        if outer * axis_n * inner != len(x) or outer * len(idx) * inner != len(y) or \
-                any(k < 0 or k >= axis_n for k in idx):
-            raise ModelError("GATHER indices or sizes outside its tensors")
-        return (X.gather, (x, y, outer, axis_n, inner, array("i", idx)))
-    if kind == "RESIZE":
-        x = v[p["x"]]
-        H, W, cb = p["in_hw"][0], p["in_hw"][1], p["cb"]
-        rows, cols = p["rows"], p["cols"]
-        if H * W * cb != len(x) or len(rows) * len(cols) * cb != len(y) or \
-                any(r < 0 or r >= H for r in rows) or any(c < 0 or c >= W for c in cols):
-            raise ModelError("RESIZE map outside its tensors")
-        return (X.resize, (x, y, W, array("i", rows), array("i", cols), cb))
-    if kind == "QF":
-        x = v[p["x"]]
-        thr = blobs[p["thr"]]
-        if len(x) != 4 * p["n"] or len(y) != p["n"] or len(thr) != 255:
-            raise ModelError("QUANTIZE sizes do not match its tensors")
-        return (ext_viper(self, "qf", X.qf), (x, y, p["n"], thr, p["under"], p["over"], p["vu"], p["vo"],
-                                              p["qmin"]))
-    if kind in ("MUL", "MAXMIN"):
-        x1 = v[p["x1"]] if "x1" in p else blobs[p["x1c"]]
-        x2 = v[p["x2"]] if "x2" in p else blobs[p["x2c"]]
-        g = _pure.add_geo(p["n"], p.get("shape") and p["shape"] + p["st1"] + p["st2"])
-        if g[0] * g[1] * g[2] * g[3] != len(y) or _span(g, 4) > len(x1) or _span(g, 8) > len(x2):
-            raise ModelError(kind + " broadcast plan outside its tensors")
-        if kind == "MUL":
-            return (X.mul, (x1, x2, y, g, p["off1"], p["off2"], p["m"], p["s"], p["out_zp"], p["lo"],
-                                p["hi"]))
-        return (X.maxmin, (x1, x2, y, g, p["max"]))
-    if kind == "LSTM":
-        return bind_lstm(self, X, p, blobs)
-    raise ModelError("unsupported op in model file: " + str(kind))
+    sh, st, off = p["sh"], p["st"], p["off"]
+    x = v[p["x"]]
+    n = 1
+    top = off
+    for i in range(5):
+        if sh[i] < 1 or st[i] < 0:
+            raise ModelError("bad COPY plan")
+        n *= sh[i]
+        top += (sh[i] - 1) * st[i]
+    if n != len(y) or off < 0 or top >= len(x):
+        raise ModelError("COPY plan outside its tensors")
+    return (ext_viper(self, "copy", X.copy), (x, y, array("i", sh), array("i", st), off))
+
+
+def _gather(self, K, kind, p, blobs):
+    from mote import kernels_ext as X
+    v = self._views
+    x, y = v[p["x"]], v[p["y"]]
+    idx = p["idx"]
+    outer, axis_n, inner = p["outer"], p["axis_n"], p["inner"]
+    if outer * axis_n * inner != len(x) or outer * len(idx) * inner != len(y) or \
+            any(k < 0 or k >= axis_n for k in idx):
+        raise ModelError("GATHER indices or sizes outside its tensors")
+    return (X.gather, (x, y, outer, axis_n, inner, array("i", idx)))
+
+
+def _resize(self, K, kind, p, blobs):
+    from mote import kernels_ext as X
+    v = self._views
+    x, y = v[p["x"]], v[p["y"]]
+    H, W, cb = p["in_hw"][0], p["in_hw"][1], p["cb"]
+    rows, cols = p["rows"], p["cols"]
+    if H * W * cb != len(x) or len(rows) * len(cols) * cb != len(y) or \
+            any(r < 0 or r >= H for r in rows) or any(c < 0 or c >= W for c in cols):
+        raise ModelError("RESIZE map outside its tensors")
+    return (X.resize, (x, y, W, array("i", rows), array("i", cols), cb))
+
+
+def _qf(self, K, kind, p, blobs):
+    from mote import kernels_ext as X
+    v = self._views
+    x, y = v[p["x"]], v[p["y"]]
+    thr = blobs[p["thr"]]
+    if len(x) != 4 * p["n"] or len(y) != p["n"] or len(thr) != 255:
+        raise ModelError("QUANTIZE sizes do not match its tensors")
+    return (ext_viper(self, "qf", X.qf), (x, y, p["n"], thr, p["under"], p["over"], p["vu"], p["vo"], p["qmin"]))
+
+
+def _binary(self, K, kind, p, blobs):
+    # MUL, MAXMIN: operands and broadcast plan as ADD's
+    from mote import kernels_ext as X
+    v = self._views
+    y = v[p["y"]]
+    x1 = v[p["x1"]] if "x1" in p else blobs[p["x1c"]]
+    x2 = v[p["x2"]] if "x2" in p else blobs[p["x2c"]]
+    g = _pure.add_geo(p["n"], p.get("shape") and p["shape"] + p["st1"] + p["st2"])
+    if g[0] * g[1] * g[2] * g[3] != len(y) or _span(g, 4) > len(x1) or _span(g, 8) > len(x2):
+        raise ModelError(kind + " broadcast plan outside its tensors")
+    if kind == "MUL":
+        return (X.mul, (x1, x2, y, g, p["off1"], p["off2"], p["m"], p["s"], p["out_zp"], p["lo"], p["hi"]))
+    return (X.maxmin, (x1, x2, y, g, p["max"]))
+
 
 def ext_viper(self, name, pure):
     # the viper twin of a kernels_ext kernel under a viper kernel set (same results), else the pure one
@@ -105,7 +120,8 @@ def ext_viper(self, name, pure):
     from mote import kernels_ext_viper
     return getattr(kernels_ext_viper, name)
 
-def bind_lstm(self, X, p, blobs):
+def _lstm(self, K, kind, p, blobs):
+    from mote import kernels_ext as X
     v = self._views
     x, y = v[p["x"]], v[p["y"]]
     T, I = p["T"], p["I"]
@@ -134,7 +150,6 @@ def bind_lstm(self, X, p, blobs):
         raise ModelError("LSTM initial state does not match its sizes")
     self._vars.append((memoryview(h), h0))
     self._vars.append((memoryview(c), array("h", bytes(c0)) if c0 is not None else None))
-    K = _SETS[self.kernels]
     if K is not _pure:      # the viper LSTM (same bits), unless a layer could overflow int32 there
         from mote import kernels_ext_viper as XV
         rq = getattr(K, "_rq", None) or K.rq_limbs
@@ -144,3 +159,7 @@ def bind_lstm(self, X, p, blobs):
             return bound
     return (X.lstm, (x, y, T, I, C, gates[0], gates[1], gates[2], gates[3], h, c, p["cs"], p["clip"], p["ha"],
                      p["hb"], p["hz"], array("b", bytes(C))))
+
+
+BIND = {"COPY": _copy, "GATHER": _gather, "RESIZE": _resize, "QF": _qf, "MUL": _binary, "MAXMIN": _binary,
+        "LSTM": _lstm}

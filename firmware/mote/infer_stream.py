@@ -14,6 +14,8 @@ RAM_MARGIN = 16384
 # buffers (activations, streamed-weight and group buffers) above this many bytes are allocated on a heap freed of
 # the decoded header (decoded again); mote.infer imports this module for models above either (its literals)
 BIG_BUFFERS = 16384
+# the op kinds whose weights `w` may stay in the file (the weight layers; motekit.model.ops: Kind.streamed)
+STREAMED = ("FC", "CONV", "DW")
 # streamed layers whose weights exceed this many bytes run in groups of output channels (bounded buffer)
 STREAM_CHUNK = 8192
 
@@ -143,7 +145,7 @@ def _bind(m, h, K, f, start, chunk, path):
     ops.reverse()
     while ops:
         kind, p = ops.pop()
-        if kind in ("FC", "CONV", "DW") and p["w"] in wids:
+        if kind in STREAMED and p["w"] in wids:
             bind_layer(m, K, kind, p, blobs, metas[p["w"]], start, chunk, f)
         else:
             m._plan.append(m._bind(K, kind, p, blobs))
@@ -178,7 +180,7 @@ def streamed_ids(ops):
     """{blob id: 1} of the weights of FC/CONV/DW layers (what may stay in the file)."""
     wids = {}
     for kind, p in ops:
-        if kind in ("FC", "CONV", "DW"):
+        if kind in STREAMED:
             wids[p["w"]] = 1
     return wids
 
@@ -188,7 +190,7 @@ def sizes(ops, metas, wids, chunk):
     wmax = 0
     tmax = 0
     for kind, p in ops:
-        if kind in ("FC", "CONV", "DW") and p["w"] in wids:
+        if kind in STREAMED and p["w"] in wids:
             nb = metas[p["w"]][1]
             g, k, npix = groups(kind, p, nb, chunk)
             wmax = max(wmax, g * k if g else nb)

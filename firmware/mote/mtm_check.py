@@ -9,8 +9,8 @@
 # What it guarantees: every tensor id and blob id exists; every tensor lies inside the arena; every blob
 # lies inside the file and has the typecode its op reads ('b' int8, 'i' int32); every op's parameters are
 # integers in their range, and every index a kernel (pure, viper32, viper64: raw pointers) can compute
-# from them stays inside the tensors and blobs it is given. An op's check is one entry of CHECKS: a new
-# op adds one function there (and one in mote.infer's binder).
+# from them stays inside the tensors and blobs it is given. An op's check is one entry of CHECKS, its binder
+# one of mote.infer_bind.BIND (same kinds; the host's row: motekit.model.ops, tests/firmware/test_op_table.py).
 #
 # Bounds: geometry values (heights, widths, kernel sizes, strides, dilations, pads) are < 2**15, so the
 # viper kernels' 32-bit index arithmetic cannot wrap; counts are bounded by the tensors they index.

@@ -101,7 +101,7 @@ def drop(names):
             pass
     gc.collect()
 before = set(sys.modules)
-for n in ('mote.infer', 'mote.mtm_check'):      # as mote.app.warm_up at boot: names interned young
+for n in ('mote.infer', 'mote.infer_bind', 'mote.mtm_check'):      # as mote.app.warm_up at boot: names interned young
     __import__(n)
 drop(set(sys.modules) - before)
 try:

@@ -35,7 +35,7 @@ def drop(names):
             pass
     gc.collect()
 before = set(sys.modules)
-for n in ('mote.infer', 'mote.mtm_check'):      # as mote.app.warm_up at boot
+for n in ('mote.infer', 'mote.infer_bind', 'mote.mtm_check'):      # as mote.app.warm_up at boot
     __import__(n)
 drop(set(sys.modules) - before)
 from mote import mtm_check     # as mote.store.load_model: the validator alone, dropped, then the engine

@@ -140,28 +140,12 @@ def test_main_py_prints_a_crash_and_reboots_the_board():
     """firmware/main.py's last line of defence, under each interpreter: the app raises, the traceback is
     printed (mote.compat: no sys.print_exception on CircuitPython), then the board is reset."""
     out = run_mpy(r"""
-import sys
-import mote
-class FakeApp:
-    @staticmethod
-    def main():
-        raise ValueError("bad model header")
-mote.app = FakeApp
-class FakeTime:                       # main.py waits 2 s before the reset: not here
-    @staticmethod
-    def sleep(s):
-        print("sleep", s)
-sys.modules["time"] = FakeTime
-from mote import hal
-class Board:
-    def reset(self):
-        print("reset")
-        raise SystemExit
-hal.load = lambda: Board()
+import crashboot
+crashboot.install()
 try:
     exec(open(%r).read(), {"__name__": "__main__"})
 except SystemExit:
     print("rebooted")
-""" % str(FIRMWARE / "main.py")).stdout.decode()
+""" % str(FIRMWARE / "main.py"), path=[HARNESS_DIR]).stdout.decode()
     assert "Traceback" in out and "ValueError: bad model header" in out, out
     assert out.index("crashed; rebooting") < out.index("sleep 2") < out.index("reset") < out.index("rebooted")

@@ -17,6 +17,7 @@ import pytest
 from mpy import ROOT, VECTORS, run_mpy
 
 MOTE = str(Path(sys.executable).with_name("mote"))
+HARNESS = Path(__file__).resolve().parent / "harness"
 
 
 class PtyTransport:
@@ -85,10 +86,7 @@ def test_recipe_new_device_request():
     out = run_mpy(r"""
 from mote import cbor, proto, requests
 from mote.link import Link
-class Port:
-    def __init__(self): self.out = bytearray()
-    def readinto(self, buf): return 0
-    def write(self, data): self.out += data
+from gate import Port                   # (tests/firmware/harness: an in-memory port)
 class OpenLink(Link):
     def trust(self): return requests.OPEN
 def ask(link, rid):
@@ -103,7 +101,7 @@ ask(serial, 2)
 ask(radio, 3)
 print(bytes(serial.port.out).hex())
 print(bytes(radio.port.out).hex())
-""").stdout.decode().split()
+""", path=[HARNESS]).stdout.decode().split()
     answers = []
     for hexed in out[-2:]:
         for f in frame.Decoder().feed(bytes.fromhex(hexed)):
@@ -124,3 +122,87 @@ def test_one_sorted_command_table():
     assert sorted(main.commands) == names
     text = (ROOT / "host" / "motekit" / "cli.py").read_text()
     assert text.count("add_command(") == 1                                # only the table's loop
+
+
+# --- a new model op: the recipe's example is a toy op, TFLite's ABS (int8, one quantization in and out), added
+# where the recipe says and nowhere else: a row in motekit.model.ops with its lowering, an entry in
+# mote.mtm_check.CHECKS and mote.infer_bind.BIND with its kernel in mote.kernels (in a copy of the firmware);
+# the device then runs it bit-exact with TFLite's reference. (Its docs/model-format.md rows are the step
+# tests/firmware/test_op_table.py holds; a real op adds them.)
+
+ABS_CHECK = '''
+
+def _abs(c, p, h):
+    n = c.get(p, "n", 1, INT_MAX)
+    c.t(p, "x", n)
+    c.t(p, "y", n)
+    c.get(p, "zp", -128, 127)
+
+
+CHECKS["ABS"] = _abs
+'''
+ABS_BIND = '''
+
+def _abs(m, K, kind, p, blobs):
+    return (_pure.absolute, (m._views[p["x"]], m._views[p["y"]], p["n"], p["zp"]))
+
+
+BIND["ABS"] = _abs
+'''
+ABS_KERNEL = '''
+
+def absolute(x, y, n, zp):
+    # |x - zp| + zp, at most 127 (the stored values; input and output share one quantization)
+    for i in range(n):
+        v = x[i] - zp
+        v = (v if v >= 0 else -v) + zp
+        y[i] = v if v < 127 else 127
+'''
+
+
+def _lower_abs(b, op):
+    """The toy's lowering (motekit.model.convert's builder API): one ABS device op."""
+    x, y = op.inputs[0], op.outputs[0]
+    b.need_int8(op, [x, y])
+    X, Y = b.t(x), b.t(y)
+    if X.scale != Y.scale or X.zero_point != Y.zero_point:
+        b.fail(op, "ABS with a requantization (the toy takes one quantization in and out)")
+    return ["ABS", dict(x=x, y=y, n=Y.size, zp=Y.zero_point)]
+
+
+def test_recipe_new_model_op(tmp_path, monkeypatch):
+    import numpy as np
+
+    from motekit.model import ops, ramest, validate
+    from motekit.model.convert import convert
+    from motekit.model.device import run_device
+    from motekit.model.reference import Reference
+    from motekit.model.tflite_writer import TFLiteWriter
+    fw = tmp_path / "firmware"
+    shutil.copytree(ROOT / "firmware", fw)
+    for name, text in (("mtm_check", ABS_CHECK), ("infer_bind", ABS_BIND), ("kernels", ABS_KERNEL)):
+        with open(fw / "mote" / f"{name}.py", "a") as f:
+            f.write(text)
+    monkeypatch.setenv("MOTEKIT_FIRMWARE", str(fw))
+    monkeypatch.setattr(validate, "_mod", None)         # (the host's validator: the firmware copy's)
+    monkeypatch.setitem(ops.KINDS, "ABS", ops.Kind("core"))                        # the recipe's rows
+    monkeypatch.setitem(ops.BUILTINS, "ABS", ops.Builtin(2, _lower_abs, ("ABS",)))
+    w = TFLiteWriter()
+    x = w.tensor("x", [1, 256], scale=0.05, zp=3)
+    y = w.tensor("y", [1, 256], scale=0.05, zp=3)
+    w.op("ABS", [x], [y], version=2)
+    (tmp_path / "abs.tflite").write_bytes(w.finish([x], [y]))
+    c = convert(tmp_path / "abs.tflite")
+    assert [k for k, _ in c.header["ops"]] == ["ABS"] and ramest.estimate(c.header) > 0
+    c.write(tmp_path / "abs.mtm")                       # (validated on the host by the copy's CHECKS)
+    rows = np.arange(-128, 128, dtype=np.int8).reshape(1, 256)
+    want = Reference(tmp_path / "abs.tflite").run(rows)[0].tobytes()
+    res = run_device(tmp_path / "abs.mtm", [[rows.tobytes()]], kernels=("viper", "pure"))
+    for k in ("viper", "pure"):
+        assert bytes.fromhex(res["runs"][k]["outputs"][0][0]) == want, k
+    # and the real firmware refuses the op in one line: it has no ABS until its tables say so
+    monkeypatch.setenv("MOTEKIT_FIRMWARE", str(ROOT / "firmware"))
+    monkeypatch.setattr(validate, "_mod", None)
+    with pytest.raises(validate.ModelError()) as e:
+        c.write(tmp_path / "abs2.mtm")
+    assert "unsupported op in model file: 'ABS'" in str(e.value)

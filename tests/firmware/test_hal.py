@@ -233,16 +233,10 @@ print(json.dumps(res))
 
 WAKE_CODE = """
 import json, gc, micropython
-from fake_lsm6 import LSM6Regs
+from fake_lsm6 import Bus, LSM6Regs
 from mote.imu_lsm6 import LSM6
 imu = LSM6Regs(%s)
-class Bus:                               # the HALs' adapter shape: read(reg, buf), write(reg, int)
-    def __init__(self): self.b1 = bytearray(1)
-    def read(self, reg, buf): imu.read(reg, buf)
-    def write(self, reg, v):
-        self.b1[0] = v
-        imu.write(reg, self.b1)
-acc = LSM6(Bus(), 52, 2)
+acc = LSM6(Bus(imu), 52, 2)                 # (the HALs' adapter shape: read(reg, buf), write(reg, int))
 res = {"ctrl1_0": imu.r[0x10]}
 res["mg"] = acc.wake_on(63)
 r = imu.r
@@ -294,16 +288,10 @@ def test_lsm6_wake_up_detector_registers_rule_and_latch(fakes, tmp_path, who):
 FIFO_CODE = """
 import json, gc, micropython
 from array import array
-from fake_lsm6 import LSM6Regs
+from fake_lsm6 import Bus, LSM6Regs
 from mote.imu_lsm6 import LSM6
 imu = LSM6Regs(%s)
-class Bus:
-    def __init__(self): self.b1 = bytearray(1)
-    def read(self, reg, buf): imu.read(reg, buf)
-    def write(self, reg, v):
-        self.b1[0] = v
-        imu.write(reg, self.b1)
-acc = LSM6(Bus(), 52, 2)
+acc = LSM6(Bus(imu), 52, 2)                 # (the HALs' adapter shape: read(reg, buf), write(reg, int))
 res = {"count_off": acc.fifo_count()}
 res["odr"] = acc.fifo_on(50, 25)
 r = imu.r
@@ -399,38 +387,10 @@ print(json.dumps({"plain": plain, "slices": slices, "w0": w0, "after": after, "w
 
 def test_cpy_hal_sleeps_until_the_imu_pin_alarm(fakes, tmp_path):
     info = board_json("feather_nrf52840_sense")
-    (fakes / "alarm.py").write_text('''
-CALLS = []
-WAKE_PIN = [False]
-class time:
-    class TimeAlarm:
-        def __init__(self, monotonic_time=None): self.t = monotonic_time
-class pin:
-    class PinAlarm:
-        def __init__(self, pin, value=False, edge=False, pull=False): self.pin = pin.n; self.value = value
-def light_sleep_until_alarms(*a):
-    CALLS.append(("light", [type(x).__name__ for x in a], [getattr(x, "pin", None) for x in a]))
-    return a[-1] if WAKE_PIN[0] else a[0]
-def exit_and_deep_sleep_until_alarms(*a): CALLS.append(("deep",))
-''')
-    (fakes / "board.py").write_text((fakes / "board.py").read_text()
-                                    + 'ACCELEROMETER_GYRO_INTERRUPT = _P("ACCELEROMETER_GYRO_INTERRUPT")\n')
-    (fakes / "digitalio.py").write_text('''
-LEVELS = {}
-class Pull:
-    UP = 1
-class DigitalInOut:
-    def __init__(self, pin): self.n = getattr(pin, "n", None); self._v = True
-    @property
-    def value(self): return LEVELS.get(self.n, self._v)
-    @value.setter
-    def value(self, v): self._v = v
-    def switch_to_output(self, value=False): self._v = value
-    def deinit(self): pass
-''')
     code = """
-import json, alarm, digitalio, analogio
+import json, alarm, digitalio, analogio, board
 from fake_lsm6 import DEVICES, LSM6Regs
+board.ACCELEROMETER_GYRO_INTERRUPT = board._P("ACCELEROMETER_GYRO_INTERRUPT")     # the Sense's INT1
 info = json.loads(%r)
 DEVICES[106] = imu = LSM6Regs(0x6A)
 analogio.VALUES["VOLTAGE_MONITOR"] = 39718
@@ -472,26 +432,11 @@ def test_cpy_hal_deep_sleeps_until_the_imu_pin_or_timer(fakes, tmp_path):
     wake_cause() from alarm.wake_alarm; sleep_memory is alarm.sleep_memory. A board whose IMU hangs on a GPIO
     power pin (XIAO: IMU_PWR) has no deepsleep_imu (#10664)."""
     info = board_json("feather_nrf52840_sense")
-    (fakes / "alarm.py").write_text('''
-CALLS = []
-sleep_memory = bytearray(256)
-wake_alarm = None
-class time:
-    class TimeAlarm:
-        def __init__(self, monotonic_time=None): self.t = monotonic_time
-class pin:
-    class PinAlarm:
-        def __init__(self, pin, value=False, edge=False, pull=False): self.pin = pin.n; self.value = value
-def light_sleep_until_alarms(*a): CALLS.append(("light",))
-def exit_and_deep_sleep_until_alarms(*a):
-    CALLS.append(("deep", [type(x).__name__ for x in a], [getattr(x, "pin", None) for x in a],
-                  [getattr(x, "value", None) for x in a]))
-''')
-    (fakes / "board.py").write_text((fakes / "board.py").read_text()
-                                    + 'ACCELEROMETER_GYRO_INTERRUPT = _P("ACCELEROMETER_GYRO_INTERRUPT")\n')
     code = """
 import json, alarm, analogio, board
 from fake_lsm6 import DEVICES, LSM6Regs
+board.ACCELEROMETER_GYRO_INTERRUPT = board._P("ACCELEROMETER_GYRO_INTERRUPT")     # the Sense's INT1
+alarm.sleep_memory = bytearray(256)
 info = json.loads(%r)
 DEVICES[106] = imu = LSM6Regs(0x6A)
 analogio.VALUES["VOLTAGE_MONITOR"] = 39718

@@ -510,8 +510,3 @@ def test_version_too_new_is_named():
         convert(w.finish([x], [y]))
     assert e.value.problems[0].startswith("SOFTMAX v3: version above 2") and "(1 node: node 0 (y))" in \
         e.value.problems[0]
-
-
-def test_every_supported_op_has_a_lowering():
-    from motekit.model import convert as cv
-    assert set(cv._LOWER) == set(cv.SUPPORTED)

@@ -113,24 +113,6 @@ def test_check_says_when_the_input_is_not_the_boards_window():
     assert r["fits"] and "the input is 3072 B, a 50-sample 3-axis window gives 150" in r["window"], r
 
 
-def test_every_op_the_engine_binds_has_a_check():
-    """mote.infer (and mote.infer_ext, the exported models' ops) binds an op only if mote.mtm_check has a check
-    for it (a new op adds one entry to CHECKS)."""
-    import re
-
-    from motekit.model.validate import mtm_check
-    src = (ROOT / "firmware" / "mote" / "infer.py").read_text()
-    bind = src[src.index("def _bind("):src.index("from mote import infer_ext      # the ops of exported models")]
-    src = (ROOT / "firmware" / "mote" / "infer_ext.py").read_text()
-    bind += src[src.index("def _bind("):src.index("raise ModelError(\"unsupported op in model file")]
-    kinds = set(re.findall(r'kind == "(\w+)"', bind))
-    for group in re.findall(r"kind in \(([^)]*)\)", bind):
-        kinds |= set(re.findall(r'"(\w+)"', group))
-    import mote.mtm_check_ext      # (the exported models' ops: imported by mtm_check for a model that has them)
-    checks = set(mtm_check().CHECKS) | set(mote.mtm_check_ext.CHECKS)
-    assert kinds and kinds == checks, (kinds, checks)
-
-
 # --- the ops of exported models (issue 15): each check of mote.mtm_check.CHECKS refuses a crafted model in one
 # line, on the host and on the device (every kernel set), before any kernel runs
 

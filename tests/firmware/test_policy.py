@@ -1,12 +1,15 @@
 """SoC estimation and the policy state machine under MicroPython, driven by a virtual clock."""
 
 import json
+from pathlib import Path
 
 from mpy import run_mpy
 
+HARNESS = Path(__file__).resolve().parent / "harness"      # powerboard.py: the fake boards mote.power drives
+
 
 def mpy_json(code):
-    return json.loads(run_mpy(code).stdout.decode().strip().splitlines()[-1])
+    return json.loads(run_mpy(code, path=[HARNESS]).stdout.decode().strip().splitlines()[-1])
 
 
 def test_soc_curve_and_sag_filter():
@@ -191,23 +194,7 @@ def test_sense_arms_the_board_imu_and_wakes_on_int1(tmp_path):
     r = mpy_json("""
 import json, time
 from mote import power
-class Power:
-    def read_mv(self): return 3950
-    def usb(self): return False
-    def charging(self): return False
-class Board:
-    def __init__(self):
-        self.info = {"sensors": {"imu": {"counts_per_g": 16384, "int1_pin": "P0.11"}}}
-        self.power = Power()
-        self.calls = []
-        self.int1 = False
-        self.fail = False
-    def imu_wake(self, on, mg, dur=None):
-        if self.fail:
-            raise OSError(5)
-        self.calls.append([on, mg, dur])
-    def imu_woke(self):
-        return self.int1
+from powerboard import WakeBoard as Board
 b = Board()
 s = power.Power(b)
 s.tick(0, True)
@@ -258,21 +245,7 @@ try:
     out["bad"] = None
 except ValueError as e:
     out["bad"] = str(e)
-class Power:
-    def read_mv(self): return 3950
-    def usb(self): return False
-    def charging(self): return False
-class Board:
-    def __init__(self, cause=None):
-        self.info = {"sensors": {"imu": {"int1_pin": "P1.11"}}, "sleep": {"imu_deep": True}}
-        self.power = Power()
-        self.calls = []
-        self.sleep_memory = bytearray(8)
-        self.cause = cause
-    def imu_wake(self, on, mg, dur=None): self.calls.append([on, mg, dur])
-    def imu_woke(self): return True
-    def deepsleep_imu(self, ms): self.calls.append(["deep", ms])
-    def wake_cause(self): return self.cause
+from powerboard import DeepBoard as Board
 b = Board()
 s = power.Power(b)
 s.tick(0, True)
@@ -456,14 +429,7 @@ def test_sense_hop_reports_events_only_and_their_end():
     r = mpy_json("""
 import json
 from mote import power, policy
-class Power:
-    def read_mv(self): return 3950
-    def usb(self): return False
-    def charging(self): return False
-class Board:
-    def __init__(self):
-        self.info = {"sensors": {"imu": {"counts_per_g": 16384}}}
-        self.power = Power()
+from powerboard import Board
 b = Board()
 s = power.Power(b)
 s.tick(0, True)
@@ -557,14 +523,7 @@ def test_envelope_gate_settles_hops_without_the_classifier():
 import json, math
 from array import array
 from mote import power, policy
-class Meter:
-    def read_mv(self): return 3950
-    def usb(self): return False
-    def charging(self): return False
-class Board:
-    def __init__(self):
-        self.info = {"sensors": {"imu": {"counts_per_g": 16384}}}
-        self.power = Meter()
+from powerboard import Board
 def win(kind):
     w = array('h', bytes(300))
     for i in range(50):
@@ -633,14 +592,7 @@ def test_an_event_on_the_air_ignores_a_stray_label_and_switches_label_on_the_sec
 import json
 from mote import power, policy
 from mote.report import Reporter
-class Meter:
-    def read_mv(self): return 3950
-    def usb(self): return False
-    def charging(self): return False
-class Board:
-    def __init__(self):
-        self.info = {"sensors": {"imu": {"counts_per_g": 16384}}}
-        self.power = Meter()
+from powerboard import Board
 s = power.Power(Board())
 s.tick(0, True)
 s.set_labels(["other", "squat", "lunge"])

@@ -1,6 +1,9 @@
 """Convert an int8 `.tflite` model into the device model format (`.mtm`, see docs/model-format.md).
 
     convert(tflite_path) -> Converted (header dict + blobs); Converted.write(path)
+
+Which TFLite ops it takes, up to which version, and the function here that lowers each into device ops: one
+row per op in motekit.model.ops.BUILTINS.
 """
 
 import hashlib
@@ -17,51 +20,6 @@ from .tflite_reader import BadModelFile, read_tflite
 MAGIC = b"MTM1"
 FORMAT_VERSION = 1
 BLOB_ALIGN = 16
-
-# op -> highest TFLite op version the device engine implements (int8 only)
-SUPPORTED = {
-    "FULLY_CONNECTED": 9,
-    "CONV_2D": 6,
-    "DEPTHWISE_CONV_2D": 6,
-    "AVERAGE_POOL_2D": 3,
-    "MAX_POOL_2D": 3,
-    "MEAN": 2,
-    "ADD": 2,
-    "RESHAPE": 3,
-    "SOFTMAX": 2,
-    "QUANTIZE": 2,
-    "DEQUANTIZE": 2,
-    "LOGISTIC": 2,
-    "TANH": 2,
-    "PAD": 2,
-    "CONCATENATION": 3,
-    # added for exported models (issue 15)
-    "RELU": 3,
-    "RELU6": 3,
-    "RELU_N1_TO_1": 2,
-    "LEAKY_RELU": 2,
-    "HARD_SWISH": 1,
-    "MUL": 5,
-    "SUB": 3,
-    "MAXIMUM": 4,
-    "MINIMUM": 4,
-    "EXPAND_DIMS": 1,
-    "SQUEEZE": 2,
-    "TRANSPOSE": 5,
-    "STRIDED_SLICE": 5,
-    "SLICE": 5,
-    "SPLIT": 4,
-    "SPLIT_V": 2,
-    "GATHER": 5,
-    "RESIZE_NEAREST_NEIGHBOR": 4,
-    "SHAPE": 1,
-    "PACK": 3,
-    "VAR_HANDLE": 1,
-    "READ_VARIABLE": 1,
-    "ASSIGN_VARIABLE": 1,
-    "CALL_ONCE": 1,
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": 4,
-}
 
 
 class UnsupportedModel(ValueError):
@@ -116,14 +74,15 @@ class Converted:
 
 def check_support(graph):
     """One line per unsupported op and version: 'OP vV: reason (K nodes, first node N (output name))'."""
+    from .ops import BUILTINS
     items = []
     for op in graph.ops:
         where = graph.op_label(op)
-        if op.name not in SUPPORTED:
+        if op.name not in BUILTINS:
             items.append((op.name, op.version, where, "op not supported by the device engine"))
-        elif op.version > SUPPORTED[op.name]:
+        elif op.version > BUILTINS[op.name].version:
             items.append((op.name, op.version, where,
-                          f"version above {SUPPORTED[op.name]}, the highest the device engine implements"))
+                          f"version above {BUILTINS[op.name].version}, the highest the device engine implements"))
     return group_problems(items)
 
 
@@ -796,51 +755,6 @@ def _op_lstm(b, op):
     return ["LSTM", p]
 
 
-# TFLite builtin op -> the function that lowers it into the device's op list
-_LOWER = {
-    "FULLY_CONNECTED": _op_fc,
-    "CONV_2D": lambda b, op: _op_conv(b, op, False),
-    "DEPTHWISE_CONV_2D": lambda b, op: _op_conv(b, op, True),
-    "AVERAGE_POOL_2D": _op_pool,
-    "MAX_POOL_2D": _op_pool,
-    "MEAN": _op_mean,
-    "ADD": _op_add,
-    "SOFTMAX": _op_softmax,
-    "QUANTIZE": _op_quantize_any,
-    "DEQUANTIZE": _op_dequantize_any,
-    "LOGISTIC": _op_lut_act,
-    "TANH": _op_lut_act,
-    "PAD": _op_pad,
-    "CONCATENATION": _op_concat,
-    "RESHAPE": _op_reshape,
-    "RELU": _op_relu_like,
-    "RELU6": _op_relu_like,
-    "RELU_N1_TO_1": _op_relu_like,
-    "LEAKY_RELU": _op_relu_like,
-    "HARD_SWISH": _op_hard_swish,
-    "MUL": _op_mul,
-    "SUB": _op_sub,
-    "MAXIMUM": _op_maxmin,
-    "MINIMUM": _op_maxmin,
-    "EXPAND_DIMS": _op_alias,
-    "SQUEEZE": _op_alias,
-    "TRANSPOSE": _op_transpose,
-    "STRIDED_SLICE": _op_strided_slice,
-    "SLICE": _op_strided_slice,
-    "SPLIT": _op_split,
-    "SPLIT_V": _op_split,
-    "GATHER": _op_gather,
-    "RESIZE_NEAREST_NEIGHBOR": _op_resize_nn,
-    "SHAPE": None,          # folded at convert time (static shapes)
-    "PACK": None,           # folded at convert time (constant inputs)
-    "VAR_HANDLE": _op_var,
-    "READ_VARIABLE": _op_var,
-    "ASSIGN_VARIABLE": _op_var,
-    "CALL_ONCE": _op_var,
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": _op_lstm,
-}
-
-
 def _var_inits(tflite_path, g):
     """Initial values of resource variables: the VAR_HANDLE/ASSIGN_VARIABLE pairs of the other subgraphs
     (the one CALL_ONCE runs). Returns {(container, shared_name): np.ndarray}."""
@@ -922,6 +836,7 @@ _FOLDERS = {
 
 
 def convert(tflite_path, labels=None, name=None, preprocess=None):
+    from .ops import BUILTINS       # each op's version, lowering and device kinds (motekit.model.ops)
     g = read_tflite(tflite_path)
     problems = check_support(g)
     if problems:
@@ -937,7 +852,7 @@ def convert(tflite_path, labels=None, name=None, preprocess=None):
         if op.index in folded:
             continue
         try:
-            lower = _LOWER.get(op.name)
+            lower = BUILTINS[op.name].lower
             if lower is None:
                 raise _Skip("op not supported" if op.name not in ("SHAPE", "PACK")
                             else "inputs are not constant (only shape arithmetic on constants is supported)")

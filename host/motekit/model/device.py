@@ -109,6 +109,10 @@ def main(path, k, weights, chunk):
     # as mote.store.load_model does on a board: the validator alone in RAM and dropped (its names interned,
     # as mote.app's warm-up at boot leaves them), then the engine
     infer.check_file(path)
+    # the binders, load-time code Model imports and drops: their names interned first, as mote.app's warm-up
+    from mote import infer_bind
+    infer_bind = None
+    infer._drop("infer_bind")
     # and the names a load interns (getattr(K, "fc_bind") on a kernel set without it): a new name can grow the
     # interpreter's name table by a whole pool, once per process -- not the model's RAM
     for K in infer._SETS.values():

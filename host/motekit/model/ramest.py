@@ -4,6 +4,10 @@ the streaming buffers, tables built at load), each rounded to the GC's block (4 
 object header, plus the bound op plan. Checked against gc.mem_alloc() on the unix port, 64-bit and 32-bit
 (tests/firmware/test_model_ram.py): within 10 % on every public model, both weight schemes, every kernel set."""
 
+from collections import namedtuple
+
+from .ops import KINDS
+
 RAM_MARGIN = 16384            # mirrors mote.infer
 STREAM_CHUNK = 8192
 CAP = 256                     # mirrors mote.kernels_viper_common
@@ -22,12 +26,17 @@ def scheme(header, weights="auto", free=None):
     """(scheme, streamed blob ids, streamed bytes). weights="auto" decides as mote.infer does at load: in RAM
     when weights + activations + RAM_MARGIN take at most half of `free` (the heap free at load; None: plenty)."""
     metas = header["blobs"]
-    wids = {p["w"] for k, p in header["ops"] if k in ("FC", "CONV", "DW")}
+    wids = {p["w"] for k, p in header["ops"] if KINDS[k].streamed}
     streamed = sum(metas[i][1] for i in wids)
     if weights == "auto":
         weights = "ram" if free is None or streamed <= RAM_MARGIN or \
             streamed + header["arena"] + RAM_MARGIN <= free // 2 else "stream"
     return weights, (wids if weights == "stream" else set()), streamed
+
+
+# what an op's ram rule (motekit.model.ops.Kind.ram) is given: the GC block, buf(n) an array's and tup(n) an
+# n-tuple's heap, the kernel set (viper?), and the set of blob ids the loader does not keep (a rule may add to it)
+Acc = namedtuple("Acc", "blk buf tup viper freed")
 
 
 # object overhead, in machine words, of one bound kernel call (the (function, args) pair, its argument tuple
@@ -57,35 +66,15 @@ def estimate(header, kernels="viper32", weights="auto", chunk=STREAM_CHUNK, word
     sc, taps = header.get("scratch", 0), header.get("taps", 0)
     bufs += (buf(sc) if sc else 0) + (2 * buf(4 * taps) if taps else 0)
     freed = set(wids)               # blobs not kept after load
+    acc = Acc(blk, buf, tup, viper, freed)
     wmax = tmax = 0
     kern = loads = scat = 0
     scratch_k = acc_o = 0
     for kind, p in header["ops"]:
-        if kind not in ("FC", "CONV", "DW"):
+        if not KINDS[kind].streamed:
             kern += 1
-            if kind == "ADD":
-                bufs += 2 * buf(1024) + buf(48)
-            elif kind == "SOFTMAX":
-                bufs += buf(1024)
-            elif kind in ("MUL", "MAXMIN"):
-                bufs += buf(48)
-            elif kind == "COPY":
-                bufs += 2 * buf(20)
-            elif kind == "GATHER":
-                bufs += buf(4 * len(p["idx"]))
-            elif kind == "RESIZE":
-                bufs += buf(4 * len(p["rows"])) + buf(4 * len(p["cols"]))
-            elif kind == "LSTM":
-                C = next(metas[p[f"ebi_{g}"]][1] // 4 for g in "ifco" if f"ebi_{g}" in p)
-                n_g = sum(1 for g in "ifco" if f"wi_{g}" in p)
-                # state h/c, their views and reset entries
-                bufs += buf(C) + buf(2 * C) + 2 * blk + 2 * tup(2)
-                if viper:   # kernels_ext_viper: gates stacked into new arrays, the blobs themselves freed
-                    n, I = n_g * C, p["I"]
-                    bufs += buf(n * I) + buf(n * C) + 7 * buf(4 * n) + buf(2 * n) + 2 * buf(4) + tup(4) + tup(27)
-                    freed.update(p[f"{k}_{g}"] for g in "ifco" if f"wi_{g}" in p for k in ("wi", "wr", "ebi", "ebr"))
-                else:       # gate outputs int16[C] and their tuples, tmp
-                    bufs += n_g * (buf(2 * C) + tup(9)) + tup(4) + buf(C)
+            if KINDS[kind].ram is not None:         # what its binder allocates (motekit.model.ops)
+                bufs += KINDS[kind].ram(p, metas, acc)
             continue
         O = p["n_out"] if kind == "FC" else p["out"][2]
         k = p["n_in"] if kind == "FC" else p["k"][0] * p["k"][1] * p["inp"][2]

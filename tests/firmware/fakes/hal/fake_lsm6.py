@@ -137,4 +137,14 @@ class LSM6Regs:
             self.count -= 1
         self._fifo_status()
 
+
+class Bus:
+    """The HALs' adapter shape on one register map: read(reg, buf), write(reg, int) (mote.imu_lsm6.LSM6's bus)."""
+    def __init__(self, imu): self.imu = imu; self.b1 = bytearray(1)
+    def read(self, reg, buf): self.imu.read(reg, buf)
+    def write(self, reg, v):
+        self.b1[0] = v
+        self.imu.write(reg, self.b1)
+
+
 DEVICES = {}
