@@ -12,15 +12,11 @@ BOARDS = Path(__file__).parents[2] / "boards"
 RUN = """
 import json
 from mote import policy, power
-from fakeboard import Power as Meter
-class Holder:
-    pass
+from powerboard import Board
 def board(pol):
-    b = Holder()
-    b.info = {"sensors": {"imu": {"counts_per_g": 16384}}}
+    b = Board()
     if pol is not None:
         b.info["policy"] = pol
-    b.power = Meter()
     return b
 def looks(p):
     return [r.get("screen_s") for r in p.policy.spec["bands"]]
