@@ -74,6 +74,13 @@ def test_recipe_new_board(tmp_path):
     p = subprocess.run([MOTE, "model", "check", str(model), "--board", "my_board"], capture_output=True, text=True,
                        timeout=120, env=env)
     assert p.returncode == 0 and "my_board" in p.stdout, p.stdout + p.stderr
+    # its own battery policy (optional): the device's merge validates it when the file loads, one line if wrong
+    b["policy"] = {"bands": [dict(r, screen_s=400000) if "screen_s" in r else r for r in b["policy"]["bands"]]}
+    (boards / "my_board.json").write_text(json.dumps(b, indent=1))
+    p = subprocess.run([MOTE, "model", "check", str(model), "--board", "my_board"], capture_output=True, text=True,
+                       timeout=120, env=env)
+    err = p.stderr.strip().splitlines()
+    assert p.returncode != 0 and len(err) == 1 and "my_board.json: policy: " in err[0] and "screen_s" in err[0], err
 
 
 def test_recipe_new_device_request():

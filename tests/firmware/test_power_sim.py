@@ -365,3 +365,9 @@ def test_envelope_is_calibrated_on_the_training_half_and_gates_a_busy_trace(tmp_
     assert on["gated"] > 0 and on["gates"] >= on["gated"] and 0 < on["gate_ms"] < 20
     assert sum(on["labels"].values()) < sum(off["labels"].values())
     assert on["reported"] < off["reported"] and on["precision"] > off["precision"] and on["avg_ma"] < off["avg_ma"]
+    # the simulator runs a board's own policy (its file's `policy`) with the job's override over it, as mote.power
+    # does with /policy.json: pico_w's file looks every 3 s where DEFAULT looks every 4 s
+    bands = firmware_module("mote.policy").DEFAULT["bands"]
+    mine = simulate("pico_w", str(trace), baseline=False, model=str(model), envelope=env)
+    dflt = simulate("pico_w", str(trace), baseline=False, model=str(model), envelope=env, policy={"bands": bands})
+    assert mine["looks"] > dflt["looks"] * 1.15 and mine["avg_ma"] > dflt["avg_ma"], (mine["looks"], dflt["looks"])
