@@ -168,6 +168,10 @@ def check(spec):
     if bands[-1]["soc"] != 0:
         raise ValueError("the last band must start at soc 0")
     _row(spec.get("usb"), True)
+    for k in ("hb_s", "quiet_s", "thresh_mg", "hysteresis", "wake_mg"):
+        v = spec.get(k, 1)
+        if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 86400 or (k == "hb_s" and v < 1):
+            raise ValueError("%s must be an integer 0..86400 (hb_s >= 1)" % k)
     d = spec.get("wake_dur", 0)
     if not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 3:
         raise ValueError("wake_dur must be 0..3 (ODR cycles)")

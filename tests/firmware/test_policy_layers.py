@@ -32,6 +32,10 @@ q.set(None)                                            # reset: back to the boar
 out["reset"] = [looks(q), q.policy.spec["quiet_s"], q.override]
 bad = power.Power(board({"bands": [{"name": "x", "soc": 400}]}))
 out["bad"] = [looks(bad) == [r.get("screen_s") for r in policy.DEFAULT["bands"]], power.BOARD_ERROR]
+out["hostile"] = []
+for pol in ("x", [1, 2], {"bands": [[[[]]]]}, {"bands": [{"name": "n" * 5000}]}, {"hb_s": -1}):
+    h = power.Power(board(pol))                        # a hand-edited /board.json: DEFAULT runs, one line says why
+    out["hostile"].append([h.policy.spec["hb_s"] == policy.DEFAULT["hb_s"], (power.BOARD_ERROR or "")[:22]])
 none = power.Power(board(None))
 out["none"] = [looks(none) == [r.get("screen_s") for r in policy.DEFAULT["bands"]], power.BOARD_ERROR]
 print(json.dumps(out))
@@ -48,4 +52,5 @@ def test_board_policy_is_the_base_under_policy_json(tmp_path):
     assert r["reset"][0] == mine and r["reset"][1] != 9 and r["reset"][2] == {}
     # a board file edited by hand on the flash: DEFAULT runs, and the app says why once (an `ev`)
     assert r["bad"][0] is True and r["bad"][1].startswith("board policy refused (") and "soc" in r["bad"][1]
+    assert r["hostile"] == [[True, "board policy refused ("]] * 5, r["hostile"]
     assert r["none"] == [True, None]
