@@ -65,7 +65,8 @@ STRIKES = const(1)           # CONFIRM tolerates this many other labels between 
                              # against a slow exercise: lunges gave 82-91 of 91 windows; measured: rp2 recall on
                              # `still` 0.906 -> see docs/power.md)
 UNSURE = const(70)           # % CONFIRM takes a non-event label under this for a strike, not a rest (a slow
-                             # exercise's phase: held-out lunges' "other" hops came at 0.50-0.69; docs/power.md)
+                             # exercise's phase: the `other` hops that ended the missed lunges' confirmations came
+                             # at 50-69 % more often than not; docs/power.md "Recall on every placement")
 HOLD_MS = const(1500)        # EVENT lasts this long after the last event label (one stray label does not end it)
 EVERY_MAX = const(4)         # duty cycle while an event's label is stable: at most every 4th hop classified
 BACKGROUND = ("idle", "other")   # labels that are not events unless the policy's `events` says otherwise
@@ -249,7 +250,11 @@ def for_board(info):
     /policy.json, which applies over it). A board whose fixed-rate baseline is dear can afford more looks
     (boards/*.json: measured in docs/power.md). Raises ValueError naming the problem."""
     o = info.get("policy") if isinstance(info, dict) else None
-    return DEFAULT if o is None else merge(DEFAULT, o)
+    if o is None:
+        return DEFAULT
+    if not isinstance(o, dict):
+        raise ValueError("a board's policy is a map like /policy.json")
+    return merge(DEFAULT, o)
 
 
 class Policy:
@@ -466,7 +471,7 @@ class Policy:
         miss = self.env is not None and (label is None or label == self.cand)
         unsure = label is not None and conf * 100 < UNSURE
         if self.stage == STAGE_CONFIRM and self.strikes < STRIKES and (miss or unsure or self.run >= self.confirm - 1):
-            self.strikes += 1     # a stray label one hop short of confirming: classify the next hop too
+            self.strikes += 1     # a stray or unsure label (or one short of confirming): classify the next hop too
             return False
         self.run = 0
         if self.stage == STAGE_EVENT and elapsed(now_ms, self.last_event) < HOLD_MS:
