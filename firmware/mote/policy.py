@@ -93,6 +93,8 @@ CONFIRM = const(3)            # hops (0.5 s apart) with the same event label bef
                              # a wearer's other motion gives 3 in a row in ~7 % of looks, an exercise in ~90 %)
 MIN_CONF = const(60)         # % (measured on the held-out recordings: other motion taken for an exercise in 43 % of
                              # windows at any confidence, 29 % at >= 0.6; exercises keep 93-97 %)
+STRONG = const(45)           # % share: what only 5 % of the training half's `other` windows reach (lunges 60 %,
+                             # jumping jacks 86 %; motekit.power.calibrate prints it for your recordings)
 SCREEN_S = const(4)          # default look interval while motion is not an event (docs/power.md: measured)
 
 DEFAULT = {
@@ -115,6 +117,8 @@ DEFAULT = {
     "confirm": CONFIRM,       # screening: an event needs this many consecutive hops with the same event label
     "min_conf": MIN_CONF,     # screening: ... each with the classifier's confidence >= this (%)
     "envelope": None,         # screening: {event label: [lin_mg, share_pct]} (the least; mote.screen)
+    "strong": STRONG,         # screening with an envelope: an event label on a window whose share is >= this (%)
+                              # counts two hops towards `confirm` (null: never)
 }
 RADIO = ("on", "batch", "off")
 REPORTS = ("window", "change")   # mote.report: every hop's record, or only a changed decision (+ keepalive)
@@ -186,6 +190,9 @@ def check(spec):
     c = spec.get("min_conf", 0)
     if not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= 100:
         raise ValueError("min_conf must be 0..100 (% confidence for an event label)")
+    c = spec.get("strong")
+    if c is not None and (not isinstance(c, int) or isinstance(c, bool) or not 0 <= c <= 100):
+        raise ValueError("strong must be 0..100 (% share of the motion) or null")
     return spec
 
 
@@ -296,6 +303,7 @@ class Policy:
         self.run = 0              # CONFIRM: hops with the candidate event label `cand`
         self.cand = None
         self.shown = None         # EVENT: the event's label as reported (a new one once it holds 2 classified hops)
+        self.weak = 0             # CONFIRM: the candidate's own label under min_conf (neutral, twice)
         self.strikes = 0          # CONFIRM: other labels seen meanwhile (STRIKES allowed)
         self.feat = None          # mote.screen features of the hop gate() last looked at (lin, share, motion)
         self.gated = 0            # hops gate() settled without the classifier
@@ -309,6 +317,7 @@ class Policy:
         self.hyst = s["hysteresis"]
         self.confirm = s.get("confirm", 1)
         self.min_conf = s.get("min_conf", 0)
+        self.strong = s.get("strong")
         self.wake_mg = s.get("wake_mg", 31)
         self.wake_dur = s.get("wake_dur", 0)
         self.env = s.get("envelope")
@@ -438,9 +447,12 @@ class Policy:
                 self.shown = label        # (a new event label shows on its second classified hop in a row)
             elif self.stage != STAGE_EVENT:
                 same = self.stage == STAGE_CONFIRM and label == self.cand
-                self.run = self.run + 1 if same else 1
+                f = self.feat             # a window whose motion is mostly the body moving (share >= strong)
+                w = 2 if f is not None and self.strong is not None and f[1] >= self.strong else 1
+                self.run = self.run + w if same else w        # ... weighs two hops
                 if not same:
                     self.strikes = 0
+                    self.weak = 0
                 self.cand = label
                 self.last_label = label
                 if self.run < self.confirm:
@@ -464,6 +476,9 @@ class Policy:
             self.run = 0
             self.strikes = STRIKES
             self.last_label = label
+            return False
+        if self.stage == STAGE_CONFIRM and label == self.cand and fit and self.weak < 2:
+            self.weak += 1        # the candidate's own label under min_conf: neither for nor against (twice)
             return False
         self.last_label = label
         # a stray label one hop short of confirming, or a window below the envelope (the candidate's or every

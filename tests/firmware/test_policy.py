@@ -369,6 +369,24 @@ out["unsure"] = [c.decide(3000, True, "squat", 0.9), c.decide(3500, True, "other
 c.stage = P.STAGE_LOOK; c._rate()
 out["unsure2"] = [c.decide(5000, True, "squat", 0.9), c.decide(5500, True, "other", 0.6),
                   c.decide(6000, True, "other", 0.6), P.STAGES[c.stage], P.UNSURE]
+# the candidate's own label under min_conf is neither for nor against it (twice); a third one is a strike
+c.stage = P.STAGE_LOOK; c._rate()
+out["neutral"] = [c.decide(7000, True, "squat", 0.9), c.decide(7500, True, "squat", 0.5), c.decide(8000, True, "squat", 0.5),
+               P.STAGES[c.stage], c.decide(8500, True, "squat", 0.9), c.decide(9000, True, "squat", 0.9), P.STAGES[c.stage]]
+c.stage = P.STAGE_LOOK; c._rate()
+out["neutral3"] = [c.decide(9500, True, "squat", 0.9)] + [c.decide(10000 + 500 * k, True, "squat", 0.5) for k in range(4)] \
+               + [P.STAGES[c.stage]]
+# a window whose motion is mostly the body's (mote.screen share >= `strong`) weighs two hops towards `confirm`
+c.stage = P.STAGE_LOOK; c._rate()
+c.feat = [120, P.STRONG, 300]
+out["strong"] = [c.decide(12000, True, "squat", 0.9), P.STAGES[c.stage], c.decide(12500, True, "squat", 0.9),
+                 P.STAGES[c.stage]]
+c.stage = P.STAGE_LOOK; c._rate()
+c.feat = [120, P.STRONG - 1, 300]
+out["notstrong"] = [c.decide(13000, True, "squat", 0.9), c.decide(13500, True, "squat", 0.9), P.STAGES[c.stage]]
+s = policy.Policy(policy.merge(policy.DEFAULT, {"strong": None})); s.update(90); s.set_labels(["other", "squat"])
+s.burst = True; s.stage = P.STAGE_LOOK; s._rate(); s.feat = [120, 90, 300]
+out["strong_off"] = [s.decide(0, True, "squat", 0.9), s.decide(500, True, "squat", 0.9), P.STAGES[s.stage]]
 q = policy.Policy(imu_wake=True); q.update(90); q.set_labels(None)
 out["nolabels"] = [q.screening(), q.decide(0, True, None)]
 q.set_labels(["idle", "other"])
@@ -394,18 +412,23 @@ print(json.dumps(out))
     assert r["early"] == [False, False, "rest"]
     assert r["unsure"] == [False, False, "confirm", False, True, "event"]
     assert r["unsure2"] == [False, False, False, "rest", 70]
+    assert r["neutral"] == [False, False, False, "confirm", False, True, "event"]
+    assert r["neutral3"] == [False, False, False, False, False, "rest"]
+    assert r["strong"] == [False, "confirm", True, "event"]
+    assert r["notstrong"] == [False, False, "confirm"] and r["strong_off"] == [False, False, "confirm"]
     assert r["nolabels"] == [False, True] and r["nothing"] is None and r["only"] == ["squat"]
 
 
 def test_screening_policy_keys_are_validated_and_a_hostile_set_keeps_the_board():
-    """events / confirm / min_conf / screen_s: wrong types, sizes and ranges are one-line ValueErrors; Power.set
+    """events / confirm / min_conf / strong / screen_s and the detector's integers: wrong types, sizes and ranges are one-line ValueErrors; Power.set
     with them changes nothing stored."""
     r = mpy_json("""
 import json
 from mote import policy
 bad = [{"events": "squat"}, {"events": ["x"] * 17}, {"events": [["nested"]]}, {"events": [""]},
        {"events": ["a" * 33]}, {"confirm": 0}, {"confirm": True}, {"confirm": 9}, {"min_conf": 101},
-       {"min_conf": -1}, {"min_conf": 0.5},
+       {"min_conf": -1}, {"min_conf": 0.5}, {"strong": 101}, {"strong": True}, {"strong": "45"}, {"hb_s": 0},
+       {"quiet_s": -5}, {"wake_mg": 10 ** 9}, {"thresh_mg": 1.5},
        {"bands": [dict(policy.DEFAULT["bands"][0], screen_s=-1)] + policy.DEFAULT["bands"][1:]},
        {"bands": [dict(policy.DEFAULT["bands"][0], screen_s="4")] + policy.DEFAULT["bands"][1:]},
        {"bands": [dict(policy.DEFAULT["bands"][0], screen_s=10 ** 30)] + policy.DEFAULT["bands"][1:]}]
@@ -415,11 +438,11 @@ for b in bad:
         policy.merge(policy.DEFAULT, b); out.append("accepted")
     except ValueError as e:
         out.append(str(e))
-ok = policy.merge(policy.DEFAULT, {"events": ["squat", "lunge"], "confirm": 2, "min_conf": 0})
-print(json.dumps({"out": out, "ok": [ok["events"], ok["confirm"], ok["min_conf"]]}))
+ok = policy.merge(policy.DEFAULT, {"events": ["squat", "lunge"], "confirm": 2, "min_conf": 0, "strong": None})
+print(json.dumps({"out": out, "ok": [ok["events"], ok["confirm"], ok["min_conf"], ok["strong"]]}))
 """)
     assert "accepted" not in r["out"] and all("\n" not in m and len(m) < 120 for m in r["out"]), r["out"]
-    assert r["ok"] == [["squat", "lunge"], 2, 0]
+    assert r["ok"] == [["squat", "lunge"], 2, 0, None]
 
 
 def test_sense_hop_reports_events_only_and_their_end():

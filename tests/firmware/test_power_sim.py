@@ -351,11 +351,16 @@ def test_envelope_is_calibrated_on_the_training_half_and_gates_a_busy_trace(tmp_
     def scrambled(path=None):
         return {k: (v[0], [(1.0, -1.0, 0.0)] * len(v[1])) if gd.exercise_split(k, real) == "test" else v
                 for k, v in real.items()}
+    strong = calibrate.strong_share()
     monkeypatch.setattr(gd, "exercise_recordings", scrambled)
-    assert calibrate.exercise_envelope() == env
+    assert calibrate.exercise_envelope() == env and calibrate.strong_share() == strong
     monkeypatch.undo()
     calibrate.main(["--json"])
-    assert json.loads(capsys.readouterr().out)["envelope"] == env
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["envelope"] == env
+    # `strong` (the share only 5 % of the training half's `other` windows reach) is what the policy ships with,
+    # and the scrambled held-out half changes it no more than the envelope
+    assert printed["strong"] == calibrate.strong_share() == firmware_module("mote.policy").STRONG
     trace = tmp_path / "busy.csv"
     gen_trace.write_csv(trace, gen_trace.real("busy", hours=0.5, seed=2))
     model = exercise_model(tmp_path)

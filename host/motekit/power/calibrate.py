@@ -77,6 +77,14 @@ def exercise_envelope(q=Q):
     return envelope({k: v for k, v in feats.items() if k not in ("other", "idle")}, q)
 
 
+def strong_share(q=95, background=("other", "idle")):
+    """The share (%) of the motion that only (100 - q) % of the TRAINING half's background windows reach: a window
+    above it is mostly the body moving, and its event label counts two hops towards `confirm` (policy `strong`;
+    for the exercise recordings 45, mote.policy.STRONG)."""
+    feats = _by_label("train", TRAIN_HOP)
+    return int(_pct([f[1] for k, v in feats.items() if k in background for f in v], q))
+
+
 def fits(env, label, f):
     e = env.get(label)
     return e is None or (f[0] >= e[0] and f[1] >= e[1])
@@ -101,11 +109,13 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     env = exercise_envelope(a.q)
+    strong = strong_share()
     st = {"train": screen_stats(env, "train"), "test": screen_stats(env, "test")}
     if a.json:
-        print(json.dumps({"envelope": env, "stats": st}))
+        print(json.dumps({"envelope": env, "strong": strong, "stats": st}))
         return
     print("envelope (policy.json \"envelope\", from the training half): " + json.dumps(env))
+    print(f"strong (policy.json \"strong\": a share only 5 % of the training half's other windows reach): {strong}")
     for split in ("train", "test"):
         for lab, s in st[split].items():
             own = "" if s["own"] is None else f", inside its own envelope {s['own']:.3f}"
