@@ -321,6 +321,7 @@ class Policy:
         self.wake_mg = s.get("wake_mg", 31)
         self.wake_dur = s.get("wake_dur", 0)
         self.env = s.get("envelope")
+        self.feat = None          # (a policy.set that drops the envelope leaves no stale features behind)
         self.set_labels(self.labels)
 
     def set_labels(self, labels):
@@ -448,7 +449,8 @@ class Policy:
             elif self.stage != STAGE_EVENT:
                 same = self.stage == STAGE_CONFIRM and label == self.cand
                 f = self.feat             # a window whose motion is mostly the body moving (share >= strong)
-                w = 2 if f is not None and self.strong is not None and f[1] >= self.strong else 1
+                w = 2 if self.env is not None and f is not None and self.strong is not None and f[1] >= self.strong \
+                    else 1                # (feat is this hop's only with an envelope: gate() computed it)
                 self.run = self.run + w if same else w        # ... weighs two hops
                 if not same:
                     self.strikes = 0

@@ -376,7 +376,10 @@ out["neutral"] = [c.decide(7000, True, "squat", 0.9), c.decide(7500, True, "squa
 c.stage = P.STAGE_LOOK; c._rate()
 out["neutral3"] = [c.decide(9500, True, "squat", 0.9)] + [c.decide(10000 + 500 * k, True, "squat", 0.5) for k in range(4)] \
                + [P.STAGES[c.stage]]
-# a window whose motion is mostly the body's (mote.screen share >= `strong`) weighs two hops towards `confirm`
+# a window whose motion is mostly the body's (mote.screen share >= `strong`, computed by the envelope's gate)
+# weighs two hops towards `confirm`
+c = policy.Policy(policy.merge(policy.DEFAULT, {"envelope": {"squat": [0, 0]}}), imu_wake=True); c.update(90)
+c.set_labels(["other", "squat"]); c.burst = True
 c.stage = P.STAGE_LOOK; c._rate()
 c.feat = [120, P.STRONG, 300]
 out["strong"] = [c.decide(12000, True, "squat", 0.9), P.STAGES[c.stage], c.decide(12500, True, "squat", 0.9),
@@ -387,6 +390,12 @@ out["notstrong"] = [c.decide(13000, True, "squat", 0.9), c.decide(13500, True, "
 s = policy.Policy(policy.merge(policy.DEFAULT, {"strong": None})); s.update(90); s.set_labels(["other", "squat"])
 s.burst = True; s.stage = P.STAGE_LOOK; s._rate(); s.feat = [120, 90, 300]
 out["strong_off"] = [s.decide(0, True, "squat", 0.9), s.decide(500, True, "squat", 0.9), P.STAGES[s.stage]]
+# features left from an envelope a policy.set dropped are not this hop's: they weigh nothing
+d = policy.Policy(policy.merge(policy.DEFAULT, {"envelope": {"squat": [0, 0]}})); d.update(90)
+d.set_labels(["other", "squat"]); d.burst = True; d.stage = P.STAGE_LOOK; d._rate(); d.feat = [120, 90, 300]
+d.spec = policy.merge(policy.DEFAULT, {"envelope": None}); d._configure()
+d.stage = P.STAGE_LOOK; d._rate()
+out["stale"] = [d.feat, d.decide(0, True, "squat", 0.9), d.decide(500, True, "squat", 0.9), P.STAGES[d.stage]]
 q = policy.Policy(imu_wake=True); q.update(90); q.set_labels(None)
 out["nolabels"] = [q.screening(), q.decide(0, True, None)]
 q.set_labels(["idle", "other"])
@@ -416,6 +425,7 @@ print(json.dumps(out))
     assert r["neutral3"] == [False, False, False, False, False, "rest"]
     assert r["strong"] == [False, "confirm", True, "event"]
     assert r["notstrong"] == [False, False, "confirm"] and r["strong_off"] == [False, False, "confirm"]
+    assert r["stale"] == [None, False, False, "confirm"]
     assert r["nolabels"] == [False, True] and r["nothing"] is None and r["only"] == ["squat"]
 
 
